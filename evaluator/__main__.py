@@ -1,0 +1,5 @@
+"""`python -m evaluator` is the `evaluator` command (the --workers children start this way)."""
+
+from evaluator.cli import main
+
+main()

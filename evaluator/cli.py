@@ -1,0 +1,69 @@
+"""The `evaluator` command line: one group, subcommands loaded lazily.
+
+Lazy loading keeps `evaluator gate` instant in a CI step and lets the image that only evaluates skip the
+report and pipeline extras: a subcommand's module is imported only when that subcommand runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import click
+
+# name -> "module:attribute" of a click.Command. Each module owns one concern.
+SUBCOMMANDS: dict[str, str] = {
+    "run": "evaluator.commands.run:run",
+    "aggregate": "evaluator.commands.aggregate:aggregate",
+    "gate": "evaluator.commands.gate:gate",
+    "serve-demo-model": "evaluator.commands.demo:serve_demo_model",
+    "demo": "evaluator.commands.demo:demo",
+    "report": "evaluator.reporting.cli:report",
+    "trend": "evaluator.reporting.cli:trend",
+    "plan": "evaluator.reporting.cli:plan",
+    "doctor": "evaluator.doctor:doctor",
+    "webhook": "evaluator.webhook.cli:webhook",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(SUBCOMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = SUBCOMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attribute = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                return None  # not built in this installation
+            raise
+        command: Any = getattr(module, attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{target} is not a click command")
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="ai-eval-factory")
+def main() -> None:
+    """Evaluate LLMs at scale: shard a suite, run shards concurrently, merge, gate.
+
+    \b
+    The contract (see docs/contract.md):
+      evaluator run SUITE.yaml --out DIR      one shard (JOB_COMPLETION_INDEX in a pod)
+      evaluator aggregate DIR --out REPORT    merge every shard, record every problem
+      evaluator gate REPORT                   0 pass, 1 fail, 2 input error
+
+    \b
+    Exit codes: 0 ok, 1 gate failed, 2 usage or input error, 3 bad shard, 4 infrastructure failure.
+    """
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""What every command shares: error handling that never shows a traceback for a user mistake, and logging."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import click
+
+from evaluator.errors import EvaluatorError, InputError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def handle_errors(function: Callable[P, R]) -> Callable[P, R]:
+    """Turns an EvaluatorError into its message on stderr and its exit code."""
+
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        except EvaluatorError as exc:
+            for line in exc.message.splitlines():
+                click.echo(f"error: {line}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
+    )
+    for noisy in ("httpx", "httpcore", "openai", "deepeval", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def git_commit(start: Path) -> str:
+    """The commit being evaluated, for the run id and the report; 'unknown' outside a repository."""
+    try:
+        completed = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=start, capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return completed.stdout.strip() if completed.returncode == 0 else "unknown"
+
+
+def read_report(path: Path) -> dict[str, Any]:
+    """Loads a REPORT.json written by `evaluator aggregate`, with a clear error for anything else."""
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: report not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read report ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(content, dict) or content.get("schema") != "evaluator.report/v1":
+        raise InputError(f"{path}: field 'schema': not an evaluator report (expected 'evaluator.report/v1')")
+    return content

@@ -1,0 +1,252 @@
+"""`evaluator run`: one shard, exactly as a pod of the Indexed Job runs it, or W local shards as W processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from evaluator.commands.common import git_commit, handle_errors, setup_logging
+from evaluator.dataset import Case, load_dataset
+from evaluator.errors import EXIT_BAD_SHARD, EXIT_INFRASTRUCTURE, EXIT_INPUT_ERROR, InputError, location
+from evaluator.sharding import assign, index_from_environment, shard_count_for
+from evaluator.suite import LoadedSuite, load_suite
+
+log = logging.getLogger("evaluator.run")
+
+
+@click.command(context_settings={"show_default": True})
+@click.argument("suite_file", metavar="SUITE.yaml", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    "out",
+    envvar="EVAL_OUT_DIR",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Results folder; each shard writes OUT/shard-NNNNN/. Re-using it resumes. [env: EVAL_OUT_DIR]",
+)
+@click.option(
+    "--shard-index",
+    type=click.IntRange(min=0),
+    default=None,
+    help="This shard's index. [default: $JOB_COMPLETION_INDEX, as the Indexed Job sets it, else 0]",
+)
+@click.option(
+    "--total-shards",
+    envvar="EVAL_TOTAL_SHARDS",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Number of shards (the Job's completions). [env: EVAL_TOTAL_SHARDS; default 1, or --workers]",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Run the shards on this machine, W processes at a time, each given JOB_COMPLETION_INDEX "
+    "like the Job controller does (completions = --total-shards, parallelism = W).",
+)
+@click.option(
+    "--run-id",
+    envvar="EVAL_RUN_ID",
+    default=None,
+    help="Ties the shards of one run together. [env: EVAL_RUN_ID; default <suite-hash>-<commit>]",
+)
+@click.option(
+    "--commit",
+    envvar="EVAL_COMMIT",
+    default=None,
+    help="Commit under evaluation. [env: EVAL_COMMIT; default: git rev-parse HEAD]",
+)
+@click.option(
+    "--sharding",
+    envvar="EVAL_SHARDING",
+    type=click.Choice(["contiguous", "balanced", "many"]),
+    default=None,
+    help="Assignment of cases to shards. [env: EVAL_SHARDING; default: the suite's]",
+)
+@click.option(
+    "--timings",
+    envvar="EVAL_TIMINGS",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A previous REPORT.json whose per-case durations drive 'balanced' sharding. [env: EVAL_TIMINGS]",
+)
+@click.option(
+    "--retry-errors/--keep-errors",
+    default=True,
+    help="On resume, re-run cases that ended in an infrastructure error.",
+)
+@click.option("-v", "--verbose", count=True, help="More log output.")
+@click.option("-q", "--quiet", is_flag=True, help="Warnings and errors only.")
+@handle_errors
+def run(
+    suite_file: Path,
+    out: Path,
+    shard_index: int | None,
+    total_shards: int | None,
+    workers: int | None,
+    run_id: str | None,
+    commit: str | None,
+    sharding: str | None,
+    timings: Path | None,
+    retry_errors: bool,
+    verbose: int,
+    quiet: bool,
+) -> None:
+    """Evaluate one shard of SUITE.yaml into OUT.
+
+    \b
+    In a pod of the Indexed Job:   evaluator run /suite/suite.yaml --out /results
+        (JOB_COMPLETION_INDEX, EVAL_TOTAL_SHARDS and EVAL_RUN_ID come from the Job)
+    On a laptop, one shard:        evaluator run suite.yaml --out out --shard-index 2 --total-shards 8
+    On a laptop, all shards:       evaluator run suite.yaml --out out --workers 4
+
+    Finished cases are never run twice: re-running with the same OUT resumes where the shard stopped.
+
+    \b
+    Exit codes: 0 shard finished (quality failures included), 2 bad suite/dataset/flag,
+    3 bad shard (retrying cannot help), 4 infrastructure failure (retrying may help).
+    """
+    setup_logging(verbose, quiet)
+    loaded = load_suite(suite_file)
+    cases = load_dataset(loaded.dataset_path, loaded.suite.dataset_format)
+    check_cases(loaded, cases)
+    mode = sharding or loaded.suite.sharding.mode
+    chunk = loaded.suite.sharding.chunk_size
+    total = shard_count_for(mode, len(cases), total_shards or workers, chunk)
+    commit = commit or git_commit(suite_file.resolve().parent)
+    run_id = run_id or f"{loaded.suite_hash[:12]}-{commit[:12]}"
+    if workers is not None:
+        if shard_index is not None:
+            raise InputError("--workers runs every shard; do not combine it with --shard-index")
+        code = run_local_workers(suite_file, out, workers, total, run_id, commit, mode, timings, retry_errors)
+        sys.exit(code)
+    index = index_from_environment(shard_index)
+    if index is None:
+        if total > 1:
+            raise InputError(f"which shard of {total}? pass --shard-index, set JOB_COMPLETION_INDEX, or use --workers")
+        index = 0
+    durations = read_timings(timings) if mode == "balanced" else None
+    plan = assign(cases, index, total, mode, durations=durations, chunk_size=chunk)
+
+    from evaluator.engine.runner import RunIdentity, ShardRunner
+
+    identity = RunIdentity(run_id=run_id, commit=commit, suite_hash=loaded.suite_hash, suite_name=loaded.suite.name)
+    log.info("run %s, suite %s, commit %s", run_id, loaded.suite.name, commit[:12])
+    asyncio.run(ShardRunner(loaded, plan, identity, out).run(retry_errors=retry_errors))
+
+
+def check_cases(loaded: LoadedSuite, cases: list[Case]) -> None:
+    """Every case has what its metrics need: a user mistake found before the first call, not mid-run."""
+    from evaluator.engine.metrics import required_fields
+
+    suite = loaded.suite
+    for spec in suite.metrics:
+        for field in required_fields(spec):
+            for case in cases:
+                if getattr(case, field) is None:
+                    raise InputError(
+                        f"{location(str(loaded.dataset_path), case.line, field)}: required by metric "
+                        f"'{spec.key}' but missing"
+                    )
+    if suite.target is None:
+        for case in cases:
+            if case.actual_output is None:
+                raise InputError(
+                    f"{location(str(loaded.dataset_path), case.line, 'actual_output')}: missing, and the suite "
+                    f"has no 'target' to generate it"
+                )
+
+
+def read_timings(path: Path | None) -> dict[str, float]:
+    """Per-case durations from a previous report, for longest-first balancing."""
+    if path is None:
+        raise InputError("'balanced' sharding needs --timings PREVIOUS_REPORT.json (or EVAL_TIMINGS)")
+    from evaluator.commands.common import read_report
+
+    report = read_report(path)
+    return {
+        str(c["case_id"]): float(c["duration_s"])
+        for c in report.get("cases", [])
+        if isinstance(c, dict) and c.get("duration_s") is not None
+    }
+
+
+def run_local_workers(
+    suite_file: Path,
+    out: Path,
+    workers: int,
+    total: int,
+    run_id: str,
+    commit: str,
+    mode: str,
+    timings: Path | None,
+    retry_errors: bool,
+) -> int:
+    """Completions = total, parallelism = workers: start index i when a slot frees, like the Job controller."""
+    command = [sys.executable, "-m", "evaluator", "run", str(suite_file), "--out", str(out), "--run-id", run_id,
+               "--commit", commit, "--sharding", mode]  # fmt: skip
+    if timings is not None:
+        command += ["--timings", str(timings)]
+    if not retry_errors:
+        command.append("--keep-errors")
+    log.info("run %s: %d shards, %d at a time, into %s", run_id, total, workers, out)
+    pending = list(range(total))
+    running: dict[int, subprocess.Popen[bytes]] = {}
+    codes: dict[int, int] = {}
+    started = time.monotonic()
+
+    def stop_children(signum: int, _frame: Any) -> None:
+        for process in running.values():
+            process.send_signal(signum)
+
+    previous = {s: signal.signal(s, stop_children) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while pending or running:
+            while pending and len(running) < workers:
+                index = pending.pop(0)
+                env = {**os.environ, "JOB_COMPLETION_INDEX": str(index), "EVAL_TOTAL_SHARDS": str(total)}
+                running[index] = subprocess.Popen(command, env=env)
+            for index, process in list(running.items()):
+                code = process.poll()
+                if code is not None:
+                    codes[index] = code
+                    del running[index]
+                    if code:
+                        log.warning("shard %d exited with %d", index, code)
+            time.sleep(0.05)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    log.info("all %d shards ended in %.1fs", total, time.monotonic() - started)
+    print_run_summary(out, total)
+    failed = {i: c for i, c in codes.items() if c}
+    if not failed:
+        return 0
+    click.echo(f"failed shards: {json.dumps(failed)}", err=True)
+    for code in (EXIT_INPUT_ERROR, EXIT_BAD_SHARD):
+        if code in failed.values():
+            return code
+    return EXIT_INFRASTRUCTURE
+
+
+def print_run_summary(out: Path, total: int) -> None:
+    """The terminal table after a local multi-shard run (same as `evaluator aggregate` prints)."""
+    from evaluator.aggregate import aggregate
+    from evaluator.commands.aggregate import print_summary
+
+    try:
+        report = aggregate(out, expect_shards=total)
+    except InputError as exc:
+        click.echo(f"no summary: {exc.message}", err=True)
+        return
+    print_summary(report)

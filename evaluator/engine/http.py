@@ -1,0 +1,223 @@
+"""A lean OpenAI-compatible chat client: one keep-alive session and one adaptive limit per endpoint.
+
+Why not the openai SDK: measured here it peaks near 290 calls/s on 2 cores, far below what one evaluator pod
+must drive; a thin aiohttp path does several times better. Every call is recorded (type, latency, attempts,
+tokens, error) into the case that made it, through a context variable, so judge calls made deep inside DeepEval
+are attributed to the right case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+
+from evaluator.engine.limiter import AdaptiveLimiter
+
+RETRIABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+OVERLOAD_STATUS = {429, 503}
+
+
+@dataclass(slots=True)
+class CallRecord:
+    """What one logical call cost: the last attempt's latency, all attempts, tokens, and the final error."""
+
+    type: str
+    latency_s: float = 0.0
+    total_s: float = 0.0
+    attempts: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    status: int | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class ChatResult:
+    text: str
+    record: CallRecord
+
+
+class CallError(Exception):
+    """A call that failed after its retries; `kind` is what the report groups errors by."""
+
+    def __init__(self, kind: str, message: str, record: CallRecord | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.record = record
+
+
+# The list of calls of the case being evaluated in the current task.
+current_calls: contextvars.ContextVar[list[CallRecord] | None] = contextvars.ContextVar("current_calls", default=None)
+
+
+def redact_url(url: str) -> str:
+    """Drops credentials from a URL before it reaches a log line."""
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        host = parts.hostname or ""
+        if parts.port:
+            host += f":{parts.port}"
+        parts = parts._replace(netloc=host)
+    return urlunsplit(parts)
+
+
+@dataclass
+class RetryPolicy:
+    max_attempts: int = 6
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+    timeout_s: float = 120.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Exponential backoff with full jitter; never earlier than the server's Retry-After."""
+        backoff = random.uniform(0, min(self.backoff_max_s, self.backoff_base_s * (2 ** (attempt - 1))))
+        if retry_after is not None:
+            return max(retry_after, backoff) + random.uniform(0, 0.1 * max(retry_after, 0.1))
+        return backoff
+
+
+@dataclass
+class EndpointStats:
+    calls: int = 0
+    attempts: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+
+
+class ChatClient:
+    """Chat completions against one base URL; safe to share by every task of one event loop."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None,
+        limiter: AdaptiveLimiter,
+        retry: RetryPolicy,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._url = f"{self.base_url}/chat/completions"
+        self._headers = {"Content-Type": "application/json"}
+        if api_key:
+            self._headers["Authorization"] = f"Bearer {api_key}"
+        self.limiter = limiter
+        self.retry = retry
+        self.stats = EndpointStats()
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> ChatClient:
+        connector = aiohttp.TCPConnector(limit=self.limiter.maximum + 8, ttl_dns_cache=300, keepalive_timeout=60)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=self.retry.timeout_s),
+            skip_auto_headers=("User-Agent",),
+            json_serialize=json.dumps,
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def chat(
+        self,
+        call_type: str,
+        body: dict[str, Any],
+    ) -> ChatResult:
+        """POSTs one chat completion with retries; raises CallError when it finally fails."""
+        assert self._session is not None, "use 'async with ChatClient(...)'"
+        payload = json.dumps(body).encode()
+        record = CallRecord(type=call_type)
+        calls = current_calls.get()
+        if calls is not None:
+            calls.append(record)
+        self.stats.calls += 1
+        started = time.perf_counter()
+        kind, message = "connection", "no attempt made"
+        for attempt in range(1, self.retry.max_attempts + 1):
+            record.attempts = attempt
+            self.stats.attempts += 1
+            retry_after: float | None = None
+            await self.limiter.acquire()
+            sent = time.perf_counter()
+            try:
+                async with self._session.post(self._url, data=payload, headers=self._headers) as response:
+                    raw = await response.read()
+                    status = response.status
+                    if status in OVERLOAD_STATUS:
+                        retry_after = _parse_retry_after(response.headers.get("Retry-After"))
+            except TimeoutError:
+                status, kind, message = 0, "timeout", f"no answer within {self.retry.timeout_s:g}s"
+            except aiohttp.ClientError as exc:
+                status, kind, message = 0, "connection", f"{type(exc).__name__}: {exc}"
+            finally:
+                self.limiter.release()
+            record.latency_s = time.perf_counter() - sent
+            record.status = status or None
+            key = str(status) if status else kind
+            self.stats.by_status[key] = self.stats.by_status.get(key, 0) + 1
+            if status == 200:
+                try:
+                    text = _parse_completion(raw, record)
+                except ValueError as exc:
+                    kind, message = "invalid_response", str(exc)
+                else:
+                    self.limiter.on_success()
+                    record.total_s = time.perf_counter() - started
+                    return ChatResult(text=text, record=record)
+            elif status:
+                kind, message = _classify(status, raw)
+                if status not in RETRIABLE_STATUS:
+                    break
+            if status in OVERLOAD_STATUS or kind == "timeout":
+                self.limiter.on_overload()
+            if attempt < self.retry.max_attempts:
+                await asyncio.sleep(self.retry.delay(attempt, retry_after))
+        record.total_s = time.perf_counter() - started
+        record.error = kind
+        raise CallError(kind, f"{call_type} call to {redact_url(self.base_url)}: {message}", record)
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # HTTP-date form: fall back to our own backoff
+
+
+def _classify(status: int, raw: bytes) -> tuple[str, str]:
+    detail = raw[:200].decode("utf-8", "replace").strip()
+    if status == 429:
+        return "rate_limited", f"HTTP 429 {detail}"
+    if status >= 500:
+        return "http_5xx", f"HTTP {status} {detail}"
+    return "http_4xx", f"HTTP {status} {detail}"
+
+
+def _parse_completion(raw: bytes, record: CallRecord) -> str:
+    try:
+        data = json.loads(raw)
+        message = data["choices"][0]["message"]
+        text = message.get("content") or ""
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        raise ValueError(f"not an OpenAI chat completion: {raw[:120]!r}") from None
+    usage = data.get("usage") or {}
+    record.prompt_tokens = int(usage.get("prompt_tokens") or 0)
+    record.completion_tokens = int(usage.get("completion_tokens") or 0)
+    if not isinstance(text, str):
+        raise ValueError("completion content is not a string")
+    return text

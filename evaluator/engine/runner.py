@@ -1,0 +1,360 @@
+"""One shard, one asyncio loop: resume from disk, evaluate the rest concurrently, write as we go.
+
+The loop keeps about twice as many cases in flight as the endpoints accept calls, so the adaptive limiters, not
+the case scheduler, decide the pace: the evaluator runs as fast as the server answers and no faster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from deepeval.test_case import LLMTestCase
+
+from evaluator.dataset import Case
+from evaluator.engine.http import CallError, CallRecord, ChatClient, RetryPolicy, current_calls, redact_url
+from evaluator.engine.judge import ChatJudge, NoJudge
+from evaluator.engine.limiter import AdaptiveLimiter
+from evaluator.engine.metrics import MetricFactory, score
+from evaluator.errors import BadShardError, InfrastructureError
+from evaluator.results import (
+    MANIFEST_FILE,
+    MANIFEST_SCHEMA,
+    RESULT_SCHEMA,
+    RESULTS_FILE,
+    ResultWriter,
+    file_sha256,
+    read_manifest,
+    read_results,
+    shard_dir,
+    truncate_torn_tail,
+    write_json_atomic,
+)
+from evaluator.sharding import ShardPlan
+from evaluator.suite import Endpoint, LoadedSuite
+
+log = logging.getLogger("evaluator.run")
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """What ties the shards of one run together."""
+
+    run_id: str
+    commit: str
+    suite_hash: str
+    suite_name: str
+
+
+@dataclass
+class ShardOutcome:
+    index: int
+    assigned: int
+    resumed: int
+    evaluated: int
+    passed: int
+    failed: int
+    errored: int
+    wall_time_s: float
+    endpoint_stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def error_rate(self) -> float:
+        return self.errored / self.assigned if self.assigned else 0.0
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class ShardRunner:
+    """Evaluates the cases of one shard plan into `out/shard-NNNNN/`."""
+
+    def __init__(self, loaded: LoadedSuite, plan: ShardPlan, identity: RunIdentity, out: Path) -> None:
+        self.loaded = loaded
+        self.suite = loaded.suite
+        self.plan = plan
+        self.identity = identity
+        self.folder = shard_dir(out, plan.index)
+        self.results_path = self.folder / RESULTS_FILE
+        self.manifest_path = self.folder / MANIFEST_FILE
+
+    # --- resume -------------------------------------------------------------------------------------------
+    def _finished_on_disk(self) -> dict[str, dict[str, Any]]:
+        """Last record per case from a previous attempt; refuses a folder that belongs to another run."""
+        on_disk = read_results(self.results_path)
+        corrupt = [p for p in on_disk.problems if not p.message.startswith("truncated")]
+        if corrupt:
+            first = corrupt[0]
+            raise BadShardError(
+                f"{self.results_path}:{first.line}: {first.message}; the shard cannot resume safely "
+                f"(move the file away to start this shard over)"
+            )
+        if on_disk.torn_tail:
+            log.warning("%s: cutting a torn last line left by a killed run", self.results_path)
+            truncate_torn_tail(self.results_path, on_disk.valid_bytes)
+        assigned = {c.id for c in self.plan.cases}
+        latest: dict[str, dict[str, Any]] = {}
+        for record, line in zip(on_disk.records, on_disk.lines, strict=True):
+            for key, expected in (
+                ("run_id", self.identity.run_id),
+                ("suite_hash", self.identity.suite_hash),
+                ("total_shards", self.plan.total),
+            ):
+                if record.get(key) != expected:
+                    raise BadShardError(
+                        f"{self.results_path}:{line}: field '{key}' is {record.get(key)!r}, this run has "
+                        f"{expected!r}; use a fresh --out folder for a new run"
+                    )
+            if record["case_id"] not in assigned:
+                raise BadShardError(
+                    f"{self.results_path}:{line}: case {record['case_id']!r} is not assigned to shard "
+                    f"{self.plan.index} (was the sharding mode changed?)"
+                )
+            latest[record["case_id"]] = record
+        return latest
+
+    # --- run ----------------------------------------------------------------------------------------------
+    async def run(self, *, retry_errors: bool = True) -> ShardOutcome:
+        started_wall = time.monotonic()
+        started_at = now_iso()
+        log.info("%s", self.plan.describe())
+        latest = self._finished_on_disk()
+        done = {cid for cid, r in latest.items() if not (retry_errors and r.get("error"))}
+        todo = [c for c in self.plan.cases if c.id not in done]
+        if done:
+            log.info(
+                "shard %d: resuming, %d cases already finished, %d to go",
+                self.plan.index,
+                len(done),
+                len(todo),
+            )
+        if todo or not self.manifest_path.exists():
+            self.manifest_path.unlink(missing_ok=True)  # the manifest must never vouch for a file still growing
+        stats: dict[str, Any] = {}
+        if todo:
+            stats = await self._evaluate(todo, latest)
+        elif (manifest := read_manifest(self.manifest_path)) is not None:
+            log.info("shard %d: already complete", self.plan.index)
+            counts = manifest["counts"]
+            return ShardOutcome(
+                self.plan.index, counts["cases"], len(done), 0, counts["passed"], counts["failed"],
+                counts["errored"], 0.0,
+            )  # fmt: skip
+        final = [latest[c.id] for c in self.plan.cases if c.id in latest]
+        passed = sum(1 for r in final if r["success"])
+        errored = sum(1 for r in final if r.get("error"))
+        outcome = ShardOutcome(
+            index=self.plan.index,
+            assigned=len(self.plan.cases),
+            resumed=len(done),
+            evaluated=len(todo),
+            passed=passed,
+            failed=len(final) - passed - errored,
+            errored=errored,
+            wall_time_s=time.monotonic() - started_wall,
+            endpoint_stats=stats,
+        )
+        self._write_manifest(outcome, started_at)
+        log.info(
+            "shard %d: done in %.1fs: %d passed, %d failed, %d errored",
+            self.plan.index, outcome.wall_time_s, passed, outcome.failed, errored,
+        )  # fmt: skip
+        budget = self.suite.gate.error_budget
+        if outcome.errored and outcome.error_rate > budget:
+            raise InfrastructureError(
+                f"shard {self.plan.index}: {errored} of {outcome.assigned} cases errored "
+                f"({outcome.error_rate:.1%} > error budget {budget:.1%}); re-run the shard to retry them"
+            )
+        return outcome
+
+    def _write_manifest(self, outcome: ShardOutcome, started_at: str) -> None:
+        if not self.results_path.exists():
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.results_path.touch()
+        write_json_atomic(
+            self.manifest_path,
+            {
+                "schema": MANIFEST_SCHEMA,
+                "run_id": self.identity.run_id,
+                "suite_hash": self.identity.suite_hash,
+                "suite_name": self.identity.suite_name,
+                "commit": self.identity.commit,
+                "shard_index": self.plan.index,
+                "total_shards": self.plan.total,
+                "sharding": self.plan.mode,
+                "gate": self.suite.gate.model_dump(mode="json"),
+                "case_ids": [c.id for c in self.plan.cases],
+                "counts": {
+                    "cases": outcome.assigned,
+                    "passed": outcome.passed,
+                    "failed": outcome.failed,
+                    "errored": outcome.errored,
+                },
+                "results_sha256": file_sha256(self.results_path),
+                "started_at": started_at,
+                "finished_at": now_iso(),
+                "wall_time_s": round(outcome.wall_time_s, 3),
+                "endpoints": outcome.endpoint_stats,
+            },
+        )
+
+    async def _evaluate(self, todo: list[Case], latest: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        concurrency = self.suite.concurrency
+        retry = RetryPolicy(
+            max_attempts=concurrency.max_attempts,
+            backoff_base_s=concurrency.backoff_base_s,
+            backoff_max_s=concurrency.backoff_max_s,
+            timeout_s=concurrency.request_timeout_s,
+        )
+        clients: dict[str, ChatClient] = {}
+        for endpoint in (self.suite.target, self.suite.judge):
+            if endpoint is not None and endpoint.base_url not in clients:
+                limiter = AdaptiveLimiter(concurrency.max_calls_per_endpoint, concurrency.min_calls_per_endpoint)
+                clients[endpoint.base_url] = ChatClient(
+                    endpoint.base_url, api_key=endpoint.api_key(), limiter=limiter, retry=retry
+                )
+        for client in clients.values():
+            await client.__aenter__()
+        try:
+            target = clients[self.suite.target.base_url] if self.suite.target else None
+            judge = ChatJudge(clients[self.suite.judge.base_url], self.suite.judge) if self.suite.judge else NoJudge()
+            factory = MetricFactory(self.suite.metrics, judge)
+            in_flight = concurrency.max_cases_in_flight or 2 * sum(c.limiter.maximum for c in clients.values())
+            progress = _Progress(self.plan.index, len(todo))
+            pending = iter(todo)
+            with ResultWriter(self.results_path) as writer:
+
+                async def worker() -> None:
+                    for case in pending:
+                        record = await self._evaluate_case(case, target, factory)
+                        writer.write(record)
+                        latest[case.id] = record
+                        progress.tick(record, clients)
+
+                await asyncio.gather(*(worker() for _ in range(max(1, min(in_flight, len(todo))))))
+        finally:
+            for client in clients.values():
+                await client.__aexit__()
+        return {
+            redact_url(url): {
+                "calls": c.stats.calls,
+                "attempts": c.stats.attempts,
+                "by_status": c.stats.by_status,
+                "peak_in_flight": c.limiter.peak_in_flight,
+                "final_limit": round(c.limiter.limit, 1),
+                "limit_decreases": c.limiter.decreases,
+            }
+            for url, c in clients.items()
+        }
+
+    async def _evaluate_case(self, case: Case, target: ChatClient | None, factory: MetricFactory) -> dict[str, Any]:
+        calls: list[CallRecord] = []
+        token = current_calls.set(calls)
+        started_at, started = now_iso(), time.perf_counter()
+        error: dict[str, str] | None = None
+        metrics: dict[str, Any] = {}
+        actual = case.actual_output
+        try:
+            if actual is None:
+                if target is None or self.suite.target is None:
+                    error = {"kind": "config", "message": "case has no actual_output and the suite no target"}
+                else:
+                    try:
+                        actual = (await target.chat("target", _target_body(self.suite.target, case))).text
+                    except CallError as exc:
+                        error = {"kind": exc.kind, "message": exc.message}
+            if error is None and actual is not None:
+                test_case = LLMTestCase(
+                    input=case.input,
+                    actual_output=actual,
+                    expected_output=case.expected_output,
+                    context=list(case.context) if case.context is not None else None,
+                    retrieval_context=list(case.retrieval_context) if case.retrieval_context is not None else None,
+                )
+                specs = self.suite.metrics
+                outcomes = await asyncio.gather(*(score(factory.build(spec), spec, test_case) for spec in specs))
+                for spec, outcome in zip(specs, outcomes, strict=True):
+                    metrics[spec.key] = outcome.as_dict()
+                    if outcome.error and error is None:
+                        error = {
+                            "kind": outcome.error_kind or "metric",
+                            "message": f"{spec.key}: {outcome.error}",
+                        }
+        finally:
+            current_calls.reset(token)
+        success = error is None and all(m["success"] for m in metrics.values())
+        return {
+            "schema": RESULT_SCHEMA,
+            "run_id": self.identity.run_id,
+            "suite_hash": self.identity.suite_hash,
+            "commit": self.identity.commit,
+            "shard_index": self.plan.index,
+            "total_shards": self.plan.total,
+            "case_id": case.id,
+            "case_index": case.index,
+            "input": case.input,
+            "expected_output": case.expected_output,
+            "actual_output": actual,
+            "metrics": metrics,
+            "calls": [c.as_dict() for c in calls],
+            "success": success,
+            "error": error,
+            "duration_s": round(time.perf_counter() - started, 6),
+            "started_at": started_at,
+            "finished_at": now_iso(),
+        }
+
+
+def _target_body(target: Any, case: Case) -> dict[str, Any]:
+    prompt = target.prompt_template.format(
+        input=case.input,
+        context="\n".join(case.context or ()),
+        retrieval_context="\n".join(case.retrieval_context or ()),
+    )
+    messages = [{"role": "user", "content": prompt}]
+    if target.system_prompt:
+        messages.insert(0, {"role": "system", "content": target.system_prompt})
+    body: dict[str, Any] = {
+        "model": target.model,
+        "messages": messages,
+        "max_tokens": target.max_tokens,
+        "temperature": target.temperature,
+        **target.extra_body,
+    }
+    if target.seed is not None:
+        body["seed"] = target.seed
+    return body
+
+
+class _Progress:
+    """A log line every ~10% or 15 s: done, rate, errors, current limits."""
+
+    def __init__(self, index: int, total: int) -> None:
+        self.index, self.total = index, total
+        self.done = self.errors = 0
+        self.started = self.last = time.monotonic()
+        self.step = max(1, total // 10)
+
+    def tick(self, record: dict[str, Any], clients: dict[str, ChatClient]) -> None:
+        self.done += 1
+        self.errors += 1 if record.get("error") else 0
+        now = time.monotonic()
+        if self.done % self.step and now - self.last < 15 and self.done != self.total:
+            return
+        self.last = now
+        rate = self.done / max(now - self.started, 1e-9)
+        limits = ", ".join(f"{c.limiter.limit:.0f}" for c in clients.values())
+        log.info(
+            "shard %d: %d/%d cases, %.1f cases/s, %d errored, concurrency limit %s",
+            self.index, self.done, self.total, rate, self.errors, limits,
+        )  # fmt: skip
+
+
+def endpoint_label(endpoint: Endpoint) -> str:
+    return f"{endpoint.model} at {redact_url(endpoint.base_url)}"

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Creates .venv and installs the project with the extras named in $EXTRAS, pinned by constraints.txt.
+# Idempotent and quick on a warm machine: it re-installs only when pyproject.toml or constraints.txt changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+EXTRAS="${EXTRAS:-demo,report,dev}"
+VENV="${VENV:-.venv}"
+# llama.cpp builds portably (the default build uses -march=native, which breaks on other CPUs).
+export CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON}"
+export DEEPEVAL_TELEMETRY_OPT_OUT=1
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+if [ ! -x "$VENV/bin/uv" ]; then
+  "$VENV/bin/pip" install --quiet "uv==0.13.9"
+fi
+stamp="$VENV/.installed-$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)-${EXTRAS//,/_}"
+if [ ! -f "$stamp" ]; then
+  # uv does not read pip.conf: hand it the machine's own index configuration, never a hard-coded host.
+  uv_args=()
+  for url in $(pip config get global.extra-index-url 2>/dev/null || true); do
+    case "$url" in file://*) [ -d "${url#file://}" ] || continue ;; esac
+    uv_args+=(--extra-index-url "$url")
+  done
+  for dir in $(pip config get global.find-links 2>/dev/null || true); do [ -d "$dir" ] && uv_args+=(--find-links "$dir"); done
+  UV_INDEX_STRATEGY=unsafe-best-match "$VENV/bin/uv" pip install --python "$VENV/bin/python" \
+    "${uv_args[@]}" -c constraints.txt -e ".[${EXTRAS}]"
+  touch "$stamp"
+fi
