@@ -144,6 +144,18 @@ MetricSpec = Annotated[
 ]
 
 LLM_METRICS = frozenset({"answer_relevancy", "faithfulness", "hallucination", "g_eval"})
+REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
+    "exact_match": ("expected_output",),
+    "faithfulness": ("retrieval_context",),
+    "hallucination": ("context",),
+}
+
+
+def required_fields(spec: MetricSpec) -> tuple[str, ...]:
+    """Dataset fields a metric needs besides input and actual_output (checked before any call is made)."""
+    if isinstance(spec, GEval):
+        return tuple(p for p in spec.evaluation_params if p not in ("input", "actual_output"))
+    return REQUIRED_FIELDS.get(spec.type, ())
 
 
 class Gate(_Strict):

@@ -19,7 +19,7 @@ from evaluator.commands.common import git_commit, handle_errors, setup_logging
 from evaluator.dataset import Case, load_dataset
 from evaluator.errors import EXIT_BAD_SHARD, EXIT_INFRASTRUCTURE, EXIT_INPUT_ERROR, InputError, location
 from evaluator.sharding import assign, index_from_environment, shard_count_for
-from evaluator.suite import LoadedSuite, load_suite
+from evaluator.suite import LoadedSuite, load_suite, required_fields
 
 log = logging.getLogger("evaluator.run")
 
@@ -147,8 +147,6 @@ def run(
 
 def check_cases(loaded: LoadedSuite, cases: list[Case]) -> None:
     """Every case has what its metrics need: a user mistake found before the first call, not mid-run."""
-    from evaluator.engine.metrics import required_fields
-
     suite = loaded.suite
     for spec in suite.metrics:
         for field in required_fields(spec):

@@ -24,12 +24,6 @@ from pydantic import BaseModel, create_model
 
 from evaluator import suite as s
 
-REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
-    "exact_match": ("expected_output",),
-    "faithfulness": ("retrieval_context",),
-    "hallucination": ("context",),
-}
-
 _JSON_TYPES: dict[str, Any] = {
     "string": str,
     "integer": int,
@@ -57,12 +51,6 @@ class MetricOutcome:
             "reason": self.reason,
             "error": self.error,
         }
-
-
-def required_fields(spec: s.MetricSpec) -> tuple[str, ...]:
-    if isinstance(spec, s.GEval):
-        return tuple(p for p in spec.evaluation_params if p not in ("input", "actual_output"))
-    return REQUIRED_FIELDS.get(spec.type, ())
 
 
 def schema_model(name: str, schema: dict[str, Any]) -> type[BaseModel]:

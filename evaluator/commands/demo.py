@@ -1,0 +1,117 @@
+"""`evaluator demo`: the whole contract end to end on this machine, with a real small LLM on 127.0.0.1.
+
+Starts the built-in model server, runs the example suite as several local shards (each a separate process given
+JOB_COMPLETION_INDEX, as in the Kubernetes Job), aggregates, writes the reports and applies the gate.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from evaluator.commands.common import git_commit, handle_errors, setup_logging
+from evaluator.errors import EXIT_GATE_FAILED, InputError
+
+EXAMPLE_SUITE = Path(__file__).resolve().parent.parent / "examples" / "demo" / "suite.yaml"
+
+
+@click.command()
+@click.option(
+    "--suite",
+    "suite_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=EXAMPLE_SUITE,
+    show_default="the built-in example",
+    help="Suite to run against the built-in model.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo-out"),
+    show_default=True,
+    help="Results folder (shards, report.json, reports). Re-using it resumes.",
+)
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Local shards.")
+@click.option("--fresh", is_flag=True, help="Delete OUT first instead of resuming.")
+@handle_errors
+def demo(suite_file: Path, out: Path, workers: int, fresh: bool) -> None:
+    """Run the example suite end to end against the built-in model (no GPU, no cluster).
+
+    SmolLM2-135M answers and judges: the scores are meaningless, the point is the pipeline (shards, resume,
+    aggregate, reports, gate). The suite's gate is in 'warn' mode. Point the same suite at vLLM with
+    EVAL_TARGET_BASE_URL / EVAL_JUDGE_BASE_URL for real scores.
+    """
+    setup_logging()
+    from evaluator.aggregate import aggregate
+    from evaluator.commands.run import run_local_workers
+    from evaluator.gate import judge
+    from evaluator.localmodel import serve_model
+    from evaluator.results import write_json_atomic
+    from evaluator.suite import load_suite
+
+    if fresh and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    loaded = load_suite(suite_file)
+    commit = git_commit(Path.cwd())
+    run_id = f"{loaded.suite_hash[:12]}-{commit[:12]}"
+    started = time.monotonic()
+    with serve_model(log_file=out / "model-server.log") as base_url:
+        click.echo(f"built-in model serving at {base_url}", err=True)
+        os.environ["EVAL_TARGET_BASE_URL"] = base_url
+        os.environ["EVAL_JUDGE_BASE_URL"] = base_url
+        code = run_local_workers(suite_file, out, workers, workers, run_id, commit,
+                                 loaded.suite.sharding.mode, None, True)  # fmt: skip
+    if code:
+        click.echo(f"shards failed (exit {code}); see the log above; re-run to resume", err=True)
+    report_path = out / "report.json"
+    report = aggregate(out, expect_shards=workers)
+    write_json_atomic(report_path, report)
+    written = _write_reports(report, out)
+    verdict = judge(report)
+    click.echo(f"\nreport: {report_path}" + "".join(f"\n{kind}: {path}" for kind, path in written), err=True)
+    click.echo(f"demo finished in {time.monotonic() - started:.0f}s", err=True)
+    if not verdict.passed:
+        for reason in verdict.reasons:
+            click.echo(f"  - {reason}", err=True)
+    if code:
+        sys.exit(code)
+    if verdict.blocks:
+        sys.exit(EXIT_GATE_FAILED)
+    click.echo("gate: " + ("PASS" if verdict.passed else "WARN (mode 'warn': not blocking)"), err=True)
+
+
+def _write_reports(report: dict[str, object], out: Path) -> list[tuple[str, Path]]:
+    """HTML/Markdown/JUnit when the reporting extra is installed; the JSON report alone otherwise."""
+    try:
+        from evaluator.reporting import api
+    except ImportError:
+        return []
+    try:
+        return api.write_all(report, out)
+    except Exception as exc:  # a report renderer must not hide the run's verdict
+        click.echo(f"reports not written: {exc}", err=True)
+        return []
+
+
+@click.command("serve-demo-model")
+@click.option("--port", type=int, default=8080, show_default=True)
+@handle_errors
+def serve_demo_model(port: int) -> None:
+    """Serve the built-in SmolLM2-135M on 127.0.0.1:PORT (OpenAI-compatible) until interrupted."""
+    from evaluator.localmodel import serve_model
+
+    if port < 1 or port > 65535:
+        raise InputError(f"--port must be 1..65535, got {port}")
+    with serve_model(port=port) as base_url:
+        click.echo(f"serving {base_url} (Ctrl-C to stop)")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass

@@ -1,0 +1,49 @@
+"""Helpers shared by tests: write suites, make cases, read shard records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_suite(
+    folder: Path,
+    cases: list[dict[str, Any]],
+    *,
+    base_url: str = "http://127.0.0.1:9/v1",
+    metrics: list[dict[str, Any]] | None = None,
+    **overrides: Any,
+) -> Path:
+    """A suite + JSONL dataset in `folder`; returns the suite path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "data.jsonl").write_text("".join(json.dumps(c) + "\n" for c in cases))
+    suite: dict[str, Any] = {
+        "name": "t",
+        "dataset": "data.jsonl",
+        "target": {"base_url": base_url, "model": "stub-model"},
+        "judge": {"base_url": base_url, "model": "stub-model", "structured_output": "json_schema"},
+        "metrics": metrics or [{"type": "answer_relevancy", "threshold": 0.5}],
+        "gate": {"min_pass_rate": 0.5, "error_budget": 0.05},
+        "concurrency": {"max_calls_per_endpoint": 16, "backoff_base_s": 0.05, "backoff_max_s": 0.5},
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(suite.get(key), dict):
+            suite[key] = {**suite[key], **value}
+        else:
+            suite[key] = value
+    path = folder / "suite.yaml"
+    path.write_text(yaml.safe_dump(suite, sort_keys=False))
+    return path
+
+
+def cases(count: int, **fields: Any) -> list[dict[str, Any]]:
+    return [{"id": f"c{i:04d}", "input": f"question {i}?", "expected_output": "ok", **fields} for i in range(count)]
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
