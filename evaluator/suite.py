@@ -76,6 +76,7 @@ class Judge(Endpoint):
 
 
 EvalParam = Literal["input", "actual_output", "expected_output", "context", "retrieval_context"]
+_DEFAULT_EVAL_PARAMS: tuple[EvalParam, ...] = ("input", "actual_output")
 
 
 class _Metric(_Strict):
@@ -135,7 +136,7 @@ class GEval(_Metric):
     evaluation_steps: list[str] = Field(
         min_length=1, description="Fixed steps: reproducible scores and one judge call fewer per case."
     )
-    evaluation_params: list[EvalParam] = Field(default_factory=lambda: ["input", "actual_output"])
+    evaluation_params: list[EvalParam] = Field(default_factory=lambda: list(_DEFAULT_EVAL_PARAMS))
 
 
 MetricSpec = Annotated[

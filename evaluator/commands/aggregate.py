@@ -17,8 +17,8 @@ def print_summary(report: dict[str, Any]) -> None:
     try:
         from evaluator.reporting.terminal import print_summary as rich_summary
     except ImportError:
-        rich_summary = None
-    if rich_summary is not None:
+        pass
+    else:
         rich_summary(report)
         return
     totals = report["totals"]

@@ -122,7 +122,9 @@ def run(
     check_cases(loaded, cases)
     mode = sharding or loaded.suite.sharding.mode
     chunk = loaded.suite.sharding.chunk_size
-    total = shard_count_for(mode, len(cases), total_shards or workers, chunk)
+    total = total_shards if total_shards is not None else shard_count_for(mode, len(cases), workers, chunk)
+    durations = read_timings(timings) if mode == "balanced" else None
+    assign(cases, 0, total, mode, durations=durations, chunk_size=chunk)  # validates before any shard starts
     commit = commit or git_commit(suite_file.resolve().parent)
     run_id = run_id or f"{loaded.suite_hash[:12]}-{commit[:12]}"
     if workers is not None:
@@ -135,7 +137,6 @@ def run(
         if total > 1:
             raise InputError(f"which shard of {total}? pass --shard-index, set JOB_COMPLETION_INDEX, or use --workers")
         index = 0
-    durations = read_timings(timings) if mode == "balanced" else None
     plan = assign(cases, index, total, mode, durations=durations, chunk_size=chunk)
 
     from evaluator.engine.runner import RunIdentity, ShardRunner

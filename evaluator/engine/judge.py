@@ -85,7 +85,7 @@ def parse_structured(text: str, schema: type[BaseModel]) -> Any:
         return text
 
 
-class ChatJudge(_JudgeCalls, DeepEvalBaseLLM):
+class ChatJudge(_JudgeCalls, DeepEvalBaseLLM):  # type: ignore[no-untyped-call]
     """The judge model that every LLM-judged metric of a shard shares."""
 
     def __init__(self, client: ChatClient, config: Judge) -> None:
@@ -94,7 +94,7 @@ class ChatJudge(_JudgeCalls, DeepEvalBaseLLM):
         super().__init__(config.model)
 
 
-class NoJudge(DeepEvalBaseLLM):
+class NoJudge(DeepEvalBaseLLM):  # type: ignore[no-untyped-call]
     """Stands in where a suite has no judge; deterministic metrics never call it."""
 
     def __init__(self) -> None:

@@ -1,0 +1,84 @@
+"""The chat client against a real local server: Retry-After honoured, errors classified, attempts recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from evaluator.engine.http import CallError, ChatClient, RetryPolicy, current_calls
+from evaluator.engine.limiter import AdaptiveLimiter
+from evaluator.testing.stub_server import running_stub
+
+BODY = {"model": "stub-model", "messages": [{"role": "user", "content": "Answer with exactly: hi"}]}
+
+
+def client(base_url: str, **retry: float) -> ChatClient:
+    policy = RetryPolicy(**{"max_attempts": 4, "backoff_base_s": 0.01, "backoff_max_s": 0.05, **retry})  # type: ignore[arg-type]
+    return ChatClient(base_url, api_key="sk-test", limiter=AdaptiveLimiter(8), retry=policy)
+
+
+def test_success_records_tokens_and_latency() -> None:
+    async def scenario() -> None:
+        async with running_stub(latency=0.02, api_key="sk-test") as server, client(server.base_url) as chat:
+            calls: list = []
+            current_calls.set(calls)
+            result = await chat.chat("target", BODY)
+            assert result.text == "hi"
+            assert calls == [result.record]
+            assert result.record.attempts == 1 and result.record.latency_s >= 0.02
+            assert result.record.prompt_tokens > 0 and result.record.completion_tokens > 0
+
+    asyncio.run(scenario())
+
+
+def test_retry_after_is_honoured() -> None:
+    async def scenario() -> None:
+        async with running_stub(rate_429=1.0, retry_after=0.3) as server, client(server.base_url) as chat:
+            started = time.perf_counter()
+            with pytest.raises(CallError) as failure:
+                await chat.chat("judge", BODY)
+            elapsed = time.perf_counter() - started
+            assert failure.value.kind == "rate_limited"
+            assert failure.value.record is not None and failure.value.record.attempts == 4
+            assert elapsed >= 3 * 0.3  # three waits of at least Retry-After between four attempts
+            assert chat.limiter.limit < 8  # and the limit was cut
+
+    asyncio.run(scenario())
+
+
+def test_client_errors_are_not_retried_and_keys_are_not_echoed() -> None:
+    async def scenario() -> None:
+        async with running_stub(api_key="sk-other") as server, client(server.base_url) as chat:
+            with pytest.raises(CallError) as failure:
+                await chat.chat("target", BODY)
+            assert failure.value.kind == "http_4xx" and failure.value.record is not None
+            assert failure.value.record.attempts == 1
+            assert "sk-test" not in failure.value.message
+
+    asyncio.run(scenario())
+
+
+def test_timeouts_are_classified_and_retried() -> None:
+    async def scenario() -> None:
+        async with (
+            running_stub(rate_hang=1.0, hang_seconds=5) as server,
+            client(server.base_url, timeout_s=0.2) as chat,
+        ):
+            with pytest.raises(CallError) as failure:
+                await chat.chat("target", BODY)
+            assert failure.value.kind == "timeout" and failure.value.record is not None
+            assert failure.value.record.attempts == 4
+
+    asyncio.run(scenario())
+
+
+def test_unreachable_server_is_a_connection_error() -> None:
+    async def scenario() -> None:
+        async with client("http://127.0.0.1:9/v1") as chat:
+            with pytest.raises(CallError) as failure:
+                await chat.chat("target", BODY)
+            assert failure.value.kind == "connection"
+
+    asyncio.run(scenario())
