@@ -172,3 +172,30 @@ def test_quality_failures_fail_the_gate_without_errors(tmp_path: Path, stub: str
     gate = evaluator_cli("gate", str(report))
     assert gate.returncode == 1 and "quality: pass rate 30.0%" in gate.stderr
     assert evaluator_cli("gate", str(report), "--mode", "warn").returncode == 0
+
+
+def test_api_keys_reach_the_server_but_never_results_or_logs(tmp_path: Path, evaluator_cli) -> None:
+    secret = "sk-live-7f3a9c1d5e"
+    base_url, stop = run_stub_in_process(api_key=secret)
+    try:
+        suite = write_suite(
+            tmp_path,
+            cases(5),
+            base_url=base_url,
+            target={"api_key_env": "TARGET_KEY"},
+            judge={"api_key_env": "JUDGE_KEY"},
+        )
+        out = tmp_path / "out"
+        env = {"TARGET_KEY": secret, "JUDGE_KEY": secret}
+        done = evaluator_cli("run", str(suite), "--out", str(out), "-v", "-v", env=env, subprocess=True)
+        assert done.returncode == 0, done.stderr
+        assert get_stats(base_url)["by_status"] == {"200": 20}  # the key was accepted on every call
+        written = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
+        assert secret.encode() not in written
+        assert secret not in done.stderr + done.stdout
+        refused = evaluator_cli(
+            "run", str(suite), "--out", str(tmp_path / "o2"), env={"TARGET_KEY": "wrong", "JUDGE_KEY": "wrong"}
+        )
+        assert refused.returncode == 4 and "wrong" not in refused.stderr
+    finally:
+        stop()
