@@ -1,0 +1,141 @@
+"""The stack's typed ComponentResources. Each registers exactly the dicts its builder returns."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pulumi
+from factory import manifests
+from factory.settings import RunSettings, StackSettings
+from factory.typed import resource
+
+TOKEN = "ai-eval-factory:cluster"
+
+
+class _Manifests(pulumi.ComponentResource):
+    """A component made of manifest dicts; keeps them (`.manifests`) and their resources (`.resources`)."""
+
+    def __init__(self, kind: str, name: str, opts: pulumi.ResourceOptions | None) -> None:
+        super().__init__(f"{TOKEN}:{kind}", name, None, opts)
+        self.manifests: list[manifests.Manifest] = []
+        self.resources: dict[str, pulumi.CustomResource] = {}
+        self.options: dict[str, pulumi.ResourceOptions] = {}
+
+    def _add(self, objs: list[manifests.Manifest], **options: Any) -> None:
+        child = pulumi.ResourceOptions(parent=self, **options)
+        for obj in objs:
+            key = f"{obj['kind']}/{obj['metadata']['name']}"
+            self.manifests.append(obj)
+            self.resources[key] = resource(obj, child)
+            self.options[key] = child
+
+
+class EvalWorkspace(_Manifests):
+    """The namespace (restricted Pod Security), the evaluator's identity, its results volume."""
+
+    def __init__(self, name: str, s: StackSettings, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("EvalWorkspace", name, opts)
+        self._add([manifests.namespace(s)])
+        ns = pulumi.ResourceOptions(depends_on=[self.resources[f"Namespace/{s.namespace}"]])
+        self._add(
+            [
+                manifests.service_account(s, manifests.EVAL_SERVICE_ACCOUNT),
+                manifests.eval_network_policy(s),
+                manifests.results_pvc(s),
+            ],
+            depends_on=ns.depends_on,
+        )
+        self.namespace = pulumi.Output.from_input(s.namespace)
+        self.register_outputs({"namespace": self.namespace})
+
+
+class GpuDevicePlugin(_Manifests):
+    """NVIDIA k8s-device-plugin DaemonSet and its config file (time-slicing as a stack option)."""
+
+    def __init__(self, name: str, s: StackSettings, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("GpuDevicePlugin", name, opts)
+        self._add(manifests.device_plugin(s))
+        self.register_outputs({})
+
+
+class ModelCache(_Manifests):
+    """The PVC holding the Hugging Face cache: weights survive restarts and never go into images."""
+
+    def __init__(self, name: str, s: StackSettings, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("ModelCache", name, opts)
+        pvc = manifests.model_cache_pvc(s)
+        self._add([pvc])
+        self.claim_name = pulumi.Output.from_input(pvc["metadata"]["name"])
+        self.register_outputs({"claimName": self.claim_name})
+
+
+class VllmServer(_Manifests):
+    """vLLM Deployment + Service `vllm` (+ HPA), and the HF token Secret when one is configured."""
+
+    def __init__(
+        self,
+        name: str,
+        s: StackSettings,
+        hf_token: pulumi.Input[str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("VllmServer", name, opts)
+        if hf_token is not None:
+            self._add([manifests.hf_token_secret(s, pulumi.Output.secret(hf_token))])
+        self._add(manifests.vllm(s))
+        self.service_name = pulumi.Output.from_input("vllm")
+        self.base_url = pulumi.Output.from_input(s.vllm_base_url)
+        self.register_outputs({"serviceName": self.service_name, "baseUrl": self.base_url})
+
+
+class EvalApiKeys(_Manifests):
+    """Optional API keys for the target and the judge, read by the evaluator pods as env (optional refs)."""
+
+    def __init__(
+        self,
+        name: str,
+        s: StackSettings,
+        keys: Mapping[str, pulumi.Input[str]],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("EvalApiKeys", name, opts)
+        self._add([manifests.eval_keys_secret(s, {k: pulumi.Output.secret(v) for k, v in keys.items()})])
+        self.register_outputs({})
+
+
+class EvalJob(_Manifests):
+    """One run's suite ConfigMap and Indexed Job. Pulumi waits for the Job and replaces it on change."""
+
+    def __init__(self, name: str, s: StackSettings, run: RunSettings, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("EvalJob", name, opts)
+        self._add([manifests.suite_configmap(s, run)], delete_before_replace=True)
+        cm = self.resources[f"ConfigMap/{manifests.suite_configmap_name(run.run_id)}"]
+        # Fixed names: the old Job must go before its replacement can be created.
+        self._add([manifests.eval_job(s, run.run_id, run.commit)], delete_before_replace=True, depends_on=[cm])
+        self.job = self.resources[f"Job/{manifests.eval_job_name(run.run_id)}"]
+        self.job_name = pulumi.Output.from_input(manifests.eval_job_name(run.run_id))
+        self.register_outputs({"jobName": self.job_name})
+
+
+class EvalGate(_Manifests):
+    """`evaluator aggregate` then `evaluator gate`, created only once the EvalJob has finished."""
+
+    def __init__(
+        self, name: str, s: StackSettings, run: RunSettings, after: EvalJob, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__("EvalGate", name, opts)
+        self._add(
+            [manifests.aggregate_job(s, run.run_id, run.commit)], delete_before_replace=True, depends_on=[after.job]
+        )
+        self.job_name = pulumi.Output.from_input(manifests.aggregate_job_name(run.run_id))
+        self.register_outputs({"jobName": self.job_name})
+
+
+class ArgoEvalTemplate(_Manifests):
+    """The Argo Workflows WorkflowTemplate (prepare, evaluate models, aggregate, gate) and its RBAC."""
+
+    def __init__(self, name: str, s: StackSettings, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("ArgoEvalTemplate", name, opts)
+        self._add(manifests.argo(s))
+        self.register_outputs({})

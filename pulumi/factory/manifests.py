@@ -1,0 +1,755 @@
+"""Every Kubernetes object of the factory, built once as plain data (dicts), no Pulumi import.
+
+The Pulumi components turn these dicts into typed resources; `render` dumps them as YAML for
+`kubectl apply` and for the schema and security checks. Checkov findings that are accepted on purpose
+are suppressed here, next to the object, with the reason (`checkov.io/skipN` annotations).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import yaml
+
+from factory.settings import RunSettings, StackSettings
+
+Manifest = dict[str, Any]
+
+PART_OF = "ai-eval-factory"
+EVALUATOR_UID = 10001
+VLLM_UID = 10002
+VLLM_PORT = 8000
+RESULTS_MOUNT = "/results"
+SUITE_MOUNT = "/suite"
+DEVICE_PLUGIN_NAMESPACE = "kube-system"
+EVAL_SERVICE_ACCOUNT = "evaluator"
+VLLM_SERVICE_ACCOUNT = "vllm"
+# The evaluator's exit codes (docs/contract.md) and what the Job does with them.
+EXIT_CONFIG_ERROR = 2  # FailJob: every shard would fail the same way
+EXIT_BAD_SHARD = 3  # FailIndex: retrying this shard cannot help
+
+# Accepted checkov findings, with the reason written once and reused.
+_WHY_TAG_NOT_DIGEST = "images are pinned to a release tag from stack config; a digest is also accepted there"
+_WHY_PULL_POLICY = "IfNotPresent: pinned tags never move, and dev (minikube) uses locally loaded images"
+_WHY_SECRET_ENV = "the consumer reads this credential from the environment only (HF_TOKEN / EVAL_*_API_KEY)"
+
+
+def labels(component: str, **extra: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": component, "app.kubernetes.io/part-of": PART_OF, **extra}
+
+
+def _skips(*pairs: tuple[str, str]) -> dict[str, str]:
+    """Checkov inline suppressions: `checkov.io/skipN: CHECK_ID=reason`."""
+    return {f"checkov.io/skip{i}": f"{check}={reason}" for i, (check, reason) in enumerate(pairs, start=1)}
+
+
+def _meta(name: str, namespace: str | None, component: str, annotations: dict[str, str] | None = None) -> Manifest:
+    meta: Manifest = {"name": name, "labels": labels(component)}
+    if namespace is not None:
+        meta["namespace"] = namespace
+    if annotations:
+        meta["annotations"] = annotations
+    return meta
+
+
+def _restricted_container_security() -> Manifest:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _pod_security(uid: int) -> Manifest:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "fsGroup": uid,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# --- namespace and accounts ---------------------------------------------------------------------
+
+
+def namespace(s: StackSettings) -> Manifest:
+    """The factory's namespace, enforcing the `restricted` Pod Security Standard on every pod in it."""
+    meta = _meta(s.namespace, None, "namespace")
+    meta["labels"] |= {
+        "pod-security.kubernetes.io/enforce": "restricted",
+        "pod-security.kubernetes.io/enforce-version": "latest",
+    }
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
+
+
+def service_account(s: StackSettings, name: str) -> Manifest:
+    """A dedicated identity without an API token: neither vLLM nor the evaluator talks to the API server."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _meta(name, s.namespace, name),
+        "automountServiceAccountToken": False,
+    }
+
+
+# --- GPU device plugin ------------------------------------------------------------------------------
+
+
+def device_plugin_config(s: StackSettings) -> str:
+    """The plugin's config file; time-slicing only when more than one replica per GPU is asked for."""
+    dp = s.device_plugin
+    config: Manifest = {"version": "v1", "flags": {"migStrategy": "none", "failOnInitError": True}}
+    if dp.time_slicing_replicas > 1:
+        config["sharing"] = {
+            "timeSlicing": {
+                "renameByDefault": False,
+                "failRequestsGreaterThanOne": dp.fail_requests_greater_than_one,
+                "resources": [{"name": "nvidia.com/gpu", "replicas": dp.time_slicing_replicas}],
+            }
+        }
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def device_plugin(s: StackSettings) -> list[Manifest]:
+    """NVIDIA k8s-device-plugin as upstream's static DaemonSet, plus a config file from a ConfigMap."""
+    config_text = device_plugin_config(s)
+    cm = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta("nvidia-device-plugin-config", DEVICE_PLUGIN_NAMESPACE, "nvidia-device-plugin"),
+        "data": {"config.yaml": config_text},
+    }
+    pod_labels = labels("nvidia-device-plugin")
+    ds = {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": _meta(
+            "nvidia-device-plugin",
+            DEVICE_PLUGIN_NAMESPACE,
+            "nvidia-device-plugin",
+            _skips(
+                ("CKV_K8S_8", "the upstream device plugin exposes no health endpoint; kubelet re-registers it"),
+                ("CKV_K8S_9", "the upstream device plugin exposes no readiness endpoint"),
+                ("CKV_K8S_23", "must run as root to create its socket in the kubelet's device-plugins dir"),
+                ("CKV_K8S_40", "runs as root (see CKV_K8S_23)"),
+                ("CKV_K8S_22", "upstream image writes its state at runtime; the filesystem stays writable"),
+                ("CKV_K8S_43", _WHY_TAG_NOT_DIGEST),
+                ("CKV_K8S_15", _WHY_PULL_POLICY),
+            ),
+        ),
+        "spec": {
+            "selector": {"matchLabels": pod_labels},
+            "updateStrategy": {"type": "RollingUpdate"},
+            "template": {
+                "metadata": {
+                    "labels": pod_labels,
+                    # A config change rolls the pods, which read the file only at start.
+                    "annotations": {"ai-eval-factory/config-sha": _digest(config_text)},
+                },
+                "spec": {
+                    "priorityClassName": "system-node-critical",
+                    "automountServiceAccountToken": False,
+                    "tolerations": [
+                        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+                        {"key": "CriticalAddonsOnly", "operator": "Exists"},
+                    ],
+                    "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [
+                        {
+                            "name": "nvidia-device-plugin-ctr",
+                            "image": s.device_plugin.image,
+                            "imagePullPolicy": "IfNotPresent",
+                            "env": [
+                                {"name": "CONFIG_FILE", "value": "/config/config.yaml"},
+                                {"name": "FAIL_ON_INIT_ERROR", "value": "true"},
+                            ],
+                            "resources": {
+                                "requests": {"cpu": "50m", "memory": "64Mi"},
+                                "limits": {"cpu": "200m", "memory": "256Mi"},
+                            },
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                            "volumeMounts": [
+                                {"name": "device-plugin", "mountPath": "/var/lib/kubelet/device-plugins"},
+                                {"name": "config", "mountPath": "/config", "readOnly": True},
+                            ],
+                        }
+                    ],
+                    "volumes": [
+                        {"name": "device-plugin", "hostPath": {"path": "/var/lib/kubelet/device-plugins"}},
+                        {"name": "config", "configMap": {"name": "nvidia-device-plugin-config"}},
+                    ],
+                },
+            },
+        },
+    }
+    # The plugin talks to the kubelet over a unix socket only: it accepts no network connection.
+    no_ingress = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta("nvidia-device-plugin-no-ingress", DEVICE_PLUGIN_NAMESPACE, "nvidia-device-plugin"),
+        "spec": {"podSelector": {"matchLabels": dict(pod_labels)}, "policyTypes": ["Ingress"]},
+    }
+    return [cm, ds, no_ingress]
+
+
+# --- storage ----------------------------------------------------------------------------------------
+
+
+def _pvc(s: StackSettings, name: str, component: str, size: str, mode: str, storage_class: str | None) -> Manifest:
+    spec: Manifest = {"accessModes": [mode], "resources": {"requests": {"storage": size}}}
+    if storage_class:
+        spec["storageClassName"] = storage_class
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": _meta(name, s.namespace, component),
+        "spec": spec,
+    }
+
+
+def model_cache_pvc(s: StackSettings) -> Manifest:
+    """Model weights live on a volume (never in images), so a restart does not download them again."""
+    v = s.model_cache
+    return _pvc(s, "model-cache", "model-cache", v.size, v.access_mode, v.storage_class)
+
+
+def results_pvc(s: StackSettings) -> Manifest:
+    """Shared by every shard of every run: DIR/<run-id>/shard-NNNNN/ (the evaluator makes the folders)."""
+    v = s.results
+    return _pvc(s, "eval-results", "eval-results", v.size, v.access_mode, v.storage_class)
+
+
+def hf_token_secret(s: StackSettings, token: Any) -> Manifest:
+    """Built only by `pulumi up` from `pulumi config set --secret hfToken`; `render` never writes it."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _meta(s.hf_token_secret, s.namespace, "vllm"),
+        "type": "Opaque",
+        "stringData": {"HF_TOKEN": token},
+    }
+
+
+def eval_keys_secret(s: StackSettings, keys: dict[str, Any]) -> Manifest:
+    """Built only by `pulumi up` from `pulumi config set --secret evalTargetApiKey/evalJudgeApiKey`."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _meta(s.eval_keys_secret, s.namespace, "evaluator"),
+        "type": "Opaque",
+        "stringData": keys,
+    }
+
+
+# --- vLLM -------------------------------------------------------------------------------------------
+
+
+def vllm_args(s: StackSettings) -> list[str]:
+    v = s.vllm
+    return [
+        v.model,
+        "--revision",
+        v.revision,
+        "--served-model-name",
+        v.served_model_name,
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(VLLM_PORT),
+        "--max-model-len",
+        str(v.max_model_len),
+        "--gpu-memory-utilization",
+        str(v.gpu_memory_utilization),
+        "--tensor-parallel-size",
+        str(v.gpus),
+    ]
+
+
+def vllm_deployment(s: StackSettings) -> Manifest:
+    """One vLLM server with an explicit GPU limit: without it vLLM silently falls back to the CPU."""
+    v = s.vllm
+    pod_labels = labels("vllm")
+    probe = {"httpGet": {"path": "/health", "port": "http"}, "timeoutSeconds": 5}
+    gpu = str(v.gpus)
+    spec: Manifest = {
+        # Recreate: the old pod must free the GPU before the new one can be scheduled.
+        "strategy": {"type": "Recreate"},
+        "revisionHistoryLimit": 3,
+        "selector": {"matchLabels": pod_labels},
+        "template": {
+            "metadata": {"labels": pod_labels},
+            "spec": {
+                "serviceAccountName": VLLM_SERVICE_ACCOUNT,
+                "automountServiceAccountToken": False,
+                # A Service named `vllm` would inject VLLM_PORT=tcp://..., which vLLM reads as its own setting.
+                "enableServiceLinks": False,
+                "securityContext": _pod_security(VLLM_UID),
+                "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+                "terminationGracePeriodSeconds": 60,
+                "containers": [
+                    {
+                        "name": "vllm",
+                        "image": v.image,
+                        "imagePullPolicy": "IfNotPresent",
+                        "command": ["vllm", "serve"],
+                        "args": vllm_args(s),
+                        "ports": [{"name": "http", "containerPort": VLLM_PORT, "protocol": "TCP"}],
+                        "env": [
+                            {"name": "HF_HOME", "value": "/models/hf"},
+                            {"name": "HOME", "value": "/tmp"},
+                            # The UID has no passwd entry: getpass.getuser() (torch caches) reads USER first.
+                            {"name": "USER", "value": "vllm"},
+                            {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
+                            {"name": "DO_NOT_TRACK", "value": "1"},
+                            {
+                                "name": "HF_TOKEN",
+                                "valueFrom": {
+                                    "secretKeyRef": {"name": s.hf_token_secret, "key": "HF_TOKEN", "optional": True}
+                                },
+                            },
+                        ],
+                        "resources": {
+                            "requests": {"nvidia.com/gpu": gpu, "cpu": v.cpu, "memory": v.memory},
+                            "limits": {"nvidia.com/gpu": gpu, "cpu": v.cpu, "memory": v.memory},
+                        },
+                        # Model loading and CUDA graph capture take minutes: a long startup budget,
+                        # after which liveness takes over with a short one.
+                        "startupProbe": probe
+                        | {"periodSeconds": 10, "failureThreshold": max(1, v.startup_budget_seconds // 10)},
+                        "readinessProbe": probe | {"periodSeconds": 10, "failureThreshold": 3},
+                        "livenessProbe": probe | {"periodSeconds": 20, "failureThreshold": 3},
+                        "securityContext": _restricted_container_security(),
+                        "volumeMounts": [
+                            {"name": "model-cache", "mountPath": "/models"},
+                            {"name": "dshm", "mountPath": "/dev/shm"},
+                            {"name": "tmp", "mountPath": "/tmp"},
+                        ],
+                    }
+                ],
+                "volumes": [
+                    {"name": "model-cache", "persistentVolumeClaim": {"claimName": "model-cache"}},
+                    # PyTorch's shared memory for tensor-parallel workers; the runtime default is 64Mi.
+                    {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": v.shm_size}},
+                    {"name": "tmp", "emptyDir": {"sizeLimit": "10Gi"}},
+                ],
+            },
+        },
+    }
+    if not v.hpa.enabled:
+        spec["replicas"] = 1  # with an HPA, the HPA owns the replica count
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(
+            "vllm",
+            s.namespace,
+            "vllm",
+            _skips(
+                ("CKV_K8S_35", _WHY_SECRET_ENV),
+                ("CKV_K8S_43", _WHY_TAG_NOT_DIGEST),
+                ("CKV_K8S_15", _WHY_PULL_POLICY),
+            ),
+        ),
+        "spec": spec,
+    }
+
+
+def vllm_service(s: StackSettings) -> Manifest:
+    """Stable name `vllm`: the evaluator reaches http://vllm.<namespace>.svc:8000/v1."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta("vllm", s.namespace, "vllm"),
+        "spec": {
+            "type": s.vllm.service_type,
+            "selector": labels("vllm"),
+            "ports": [{"name": "http", "port": VLLM_PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def vllm_network_policy(s: StackSettings) -> Manifest:
+    """Only pods of the factory's namespace may call vLLM."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta("vllm-ingress", s.namespace, "vllm"),
+        "spec": {
+            "podSelector": {"matchLabels": labels("vllm")},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"podSelector": {}}], "ports": [{"port": VLLM_PORT, "protocol": "TCP"}]}],
+        },
+    }
+
+
+def vllm_hpa(s: StackSettings) -> Manifest:
+    """Scale on queued requests (vLLM's `vllm:num_requests_waiting`, exposed by a metrics adapter)."""
+    h = s.vllm.hpa
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _meta("vllm", s.namespace, "vllm"),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "vllm"},
+            "minReplicas": h.min_replicas,
+            "maxReplicas": h.max_replicas,
+            "metrics": [
+                {
+                    "type": "Pods",
+                    "pods": {
+                        "metric": {"name": "vllm_num_requests_waiting"},
+                        "target": {"type": "AverageValue", "averageValue": str(h.target_waiting_requests)},
+                    },
+                }
+            ],
+        },
+    }
+
+
+def vllm(s: StackSettings) -> list[Manifest]:
+    objs = [service_account(s, VLLM_SERVICE_ACCOUNT), vllm_deployment(s), vllm_service(s), vllm_network_policy(s)]
+    if s.vllm.hpa.enabled:
+        objs.append(vllm_hpa(s))
+    return objs
+
+
+def eval_network_policy(s: StackSettings) -> Manifest:
+    """Evaluator pods accept no connections; they only call the target and the judge."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta("evaluator-no-ingress", s.namespace, "evaluator"),
+        "spec": {"podSelector": {"matchLabels": labels("evaluator")}, "policyTypes": ["Ingress"]},
+    }
+
+
+def long_lived(s: StackSettings) -> list[Manifest]:
+    """What `pulumi up` keeps running between runs (the HF token Secret aside, see hf_token_secret)."""
+    objs: list[Manifest] = [namespace(s)]
+    if s.device_plugin.enabled:
+        objs += device_plugin(s)
+    objs += [model_cache_pvc(s), results_pvc(s), service_account(s, EVAL_SERVICE_ACCOUNT), eval_network_policy(s)]
+    objs += vllm(s)
+    return objs
+
+
+# --- one evaluation run ----------------------------------------------------------------------------
+
+
+def suite_configmap_name(run_id: str) -> str:
+    return f"suite-{run_id}"
+
+
+def eval_job_name(run_id: str) -> str:
+    return f"eval-{run_id}"
+
+
+def aggregate_job_name(run_id: str) -> str:
+    return f"aggregate-{run_id}"
+
+
+def out_dir(run_id: str) -> str:
+    return f"{RESULTS_MOUNT}/{run_id}"
+
+
+def suite_configmap(s: StackSettings, run: RunSettings) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(suite_configmap_name(run.run_id), s.namespace, "evaluator"),
+        "data": {"suite.yaml": run.suite_text},
+    }
+
+
+def _evaluator_env(s: StackSettings, run_id: str, commit: str, target_base_url: str) -> list[Manifest]:
+    env: list[Manifest] = [
+        # JOB_COMPLETION_INDEX is set by the Job controller itself (docs/contract.md).
+        {"name": "EVAL_TOTAL_SHARDS", "value": str(s.eval.shards)},
+        {"name": "EVAL_RUN_ID", "value": run_id},
+        {"name": "EVAL_COMMIT", "value": commit},
+        {"name": "EVAL_OUT_DIR", "value": out_dir(run_id)},
+        {"name": "EVAL_SHARDING", "value": s.eval.sharding},
+        {"name": "EVAL_TARGET_BASE_URL", "value": target_base_url},
+        # CPU workers: an NVIDIA runtime set as the node default must expose no GPU to them.
+        {"name": "NVIDIA_VISIBLE_DEVICES", "value": "void"},
+        {"name": "HOME", "value": "/tmp"},
+        {"name": "USER", "value": "evaluator"},
+        {"name": "DEEPEVAL_TELEMETRY_OPT_OUT", "value": "1"},
+    ]
+    if s.eval.judge_base_url:
+        env.append({"name": "EVAL_JUDGE_BASE_URL", "value": s.eval.judge_base_url})
+    for key in ("EVAL_TARGET_API_KEY", "EVAL_JUDGE_API_KEY"):
+        env.append(
+            {"name": key, "valueFrom": {"secretKeyRef": {"name": s.eval_keys_secret, "key": key, "optional": True}}}
+        )
+    return env
+
+
+def _evaluator_container(s: StackSettings, name: str, command: list[str], env: list[Manifest]) -> Manifest:
+    return {
+        "name": name,
+        "image": s.eval.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": command,
+        # DeepEval writes its `.deepeval/` folder into the working directory; the root filesystem is read-only.
+        "workingDir": "/tmp",
+        "env": env,
+        # CPU and memory only: the evaluator calls models over HTTP and never needs a GPU.
+        "resources": {
+            "requests": {"cpu": s.eval.cpu, "memory": s.eval.memory},
+            "limits": {"cpu": s.eval.cpu, "memory": s.eval.memory},
+        },
+        "securityContext": _restricted_container_security(),
+        "volumeMounts": [
+            {"name": "suite", "mountPath": SUITE_MOUNT, "readOnly": True},
+            {"name": "results", "mountPath": RESULTS_MOUNT},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+
+
+def _evaluator_pod(s: StackSettings, suite_name: str, containers: list[Manifest], init: list[Manifest]) -> Manifest:
+    spec: Manifest = {
+        "restartPolicy": "Never",
+        "serviceAccountName": EVAL_SERVICE_ACCOUNT,
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": _pod_security(EVALUATOR_UID),
+        "containers": containers,
+        "volumes": [
+            {"name": "suite", "configMap": {"name": suite_name}},
+            {"name": "results", "persistentVolumeClaim": {"claimName": "eval-results"}},
+            {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+        ],
+    }
+    if init:
+        spec["initContainers"] = init
+    return spec
+
+
+_JOB_SKIPS = (
+    ("CKV_K8S_35", _WHY_SECRET_ENV),
+    ("CKV_K8S_43", _WHY_TAG_NOT_DIGEST),
+    ("CKV_K8S_15", _WHY_PULL_POLICY),
+)
+
+
+def eval_job(
+    s: StackSettings, run_id: str, commit: str, target_base_url: str | None = None, suite_name: str | None = None
+) -> Manifest:
+    """The Indexed Job of docs/contract.md: one pod per shard, exit codes mapped to podFailurePolicy."""
+    e = s.eval
+    command = ["evaluator", "run", f"{SUITE_MOUNT}/suite.yaml", "--out", "$(EVAL_OUT_DIR)"]
+    env = _evaluator_env(s, run_id, commit, target_base_url or s.vllm_base_url)
+    pod_labels = labels("evaluator", **{"ai-eval-factory/run-id": run_id})
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _meta(eval_job_name(run_id), s.namespace, "evaluator", _skips(*_JOB_SKIPS))
+        | {"labels": pod_labels},
+        "spec": {
+            "completionMode": "Indexed",
+            "completions": e.shards,
+            "parallelism": min(e.parallelism, e.shards),
+            "backoffLimitPerIndex": e.backoff_limit_per_index,
+            "maxFailedIndexes": e.max_failed_indexes,
+            "activeDeadlineSeconds": e.active_deadline_seconds,
+            "ttlSecondsAfterFinished": e.ttl_seconds_after_finished,
+            "podFailurePolicy": {
+                "rules": [
+                    # Evictions, preemption, node drains: not the shard's fault, do not count it.
+                    {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+                    {
+                        "action": "FailJob",
+                        "onExitCodes": {"containerName": "evaluator", "operator": "In", "values": [EXIT_CONFIG_ERROR]},
+                    },
+                    {
+                        "action": "FailIndex",
+                        "onExitCodes": {"containerName": "evaluator", "operator": "In", "values": [EXIT_BAD_SHARD]},
+                    },
+                ]
+            },
+            "template": {
+                "metadata": {"labels": pod_labels},
+                "spec": _evaluator_pod(
+                    s,
+                    suite_name or suite_configmap_name(run_id),
+                    [_evaluator_container(s, "evaluator", command, env)],
+                    [],
+                ),
+            },
+        },
+    }
+
+
+def aggregate_job(s: StackSettings, run_id: str, commit: str, suite_name: str | None = None) -> Manifest:
+    """Merge every shard, then judge: `aggregate` as the init container, `gate` as the result.
+
+    Two containers instead of a shell `&&`, so the image needs no shell and each step keeps its exit code.
+    The Job's success is the gate's verdict; it never retries (a failed gate is not transient).
+    """
+    out = out_dir(run_id)
+    report = f"{out}/report.json"
+    env = _evaluator_env(s, run_id, commit, s.vllm_base_url)
+    aggregate = ["evaluator", "aggregate", out, "--out", report, "--expect-shards", str(s.eval.shards)]
+    gate = ["evaluator", "gate", report, "--mode", s.eval.gate_mode]
+    pod_labels = labels("evaluator", **{"ai-eval-factory/run-id": run_id})
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _meta(aggregate_job_name(run_id), s.namespace, "evaluator", _skips(*_JOB_SKIPS))
+        | {"labels": pod_labels},
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": 900,
+            "ttlSecondsAfterFinished": s.eval.ttl_seconds_after_finished,
+            "template": {
+                "metadata": {"labels": pod_labels},
+                "spec": _evaluator_pod(
+                    s,
+                    suite_name or suite_configmap_name(run_id),
+                    [_evaluator_container(s, "gate", gate, env)],
+                    [_evaluator_container(s, "aggregate", aggregate, env)],
+                ),
+            },
+        },
+    }
+
+
+def run_manifests(s: StackSettings, run: RunSettings) -> list[Manifest]:
+    """One run, applied in this order: suite, shards; then, once the shards are done, the aggregation."""
+    return [
+        suite_configmap(s, run),
+        eval_job(s, run.run_id, run.commit),
+        aggregate_job(s, run.run_id, run.commit),
+    ]
+
+
+# --- Argo Workflows ---------------------------------------------------------------------------------
+
+ARGO_RUN_ID = "{{workflow.parameters.run-id}}"
+ARGO_COMMIT = "{{workflow.parameters.commit}}"
+ARGO_SERVICE_ACCOUNT = "argo-eval"
+
+
+def argo_rbac(s: StackSettings) -> list[Manifest]:
+    """What the workflow's pods may do: create the run's ConfigMap and Jobs, report their results to Argo."""
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": _meta(ARGO_SERVICE_ACCOUNT, s.namespace, "argo-eval"),
+        "rules": [
+            {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "patch"]},
+            {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "watch", "create"]},
+            {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]},
+        ],
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": _meta(ARGO_SERVICE_ACCOUNT, s.namespace, "argo-eval"),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": ARGO_SERVICE_ACCOUNT},
+        "subjects": [{"kind": "ServiceAccount", "name": ARGO_SERVICE_ACCOUNT, "namespace": s.namespace}],
+    }
+    account = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _meta(ARGO_SERVICE_ACCOUNT, s.namespace, "argo-eval"),
+    }
+    return [account, role, binding]
+
+
+def workflow_template(s: StackSettings) -> Manifest:
+    """The design's next step as a DAG: prepare the suite, evaluate each model as an Indexed Job,
+    aggregate, gate.
+
+    Each model's Job and aggregation come from the same builders as the kubectl path, with the run id
+    `<run-id>-<model>` so that every model's results land in their own folder.
+    """
+    n = s.eval.shards
+    suite_name = f"suite-{ARGO_RUN_ID}"
+    suite_cm = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": suite_name, "namespace": s.namespace, "labels": labels("evaluator")},
+        # base64: a one-line parameter survives Argo's text substitution into this YAML unchanged.
+        "binaryData": {"suite.yaml": "{{workflow.parameters.suite-b64}}"},
+    }
+    templates: list[Manifest] = [
+        {"name": "prepare", "resource": {"action": "apply", "manifest": yaml.safe_dump(suite_cm, sort_keys=False)}}
+    ]
+    tasks: list[Manifest] = [{"name": "prepare", "template": "prepare"}]
+    for model in s.argo.models:
+        run_id = f"{ARGO_RUN_ID}-{model.name}"
+        job = eval_job(s, run_id, ARGO_COMMIT, target_base_url=model.base_url, suite_name=suite_name)
+        templates.append(
+            {
+                "name": f"evaluate-{model.name}",
+                # A failed Job never reaches `succeeded == shards`; the step then ends at this deadline
+                # (the Job's own plus a margin) and the aggregation reports the missing shards.
+                "activeDeadlineSeconds": s.eval.active_deadline_seconds + 300,
+                "resource": {
+                    "action": "create",
+                    "setOwnerReference": True,
+                    "successCondition": f"status.succeeded > {n - 1}",
+                    "manifest": yaml.safe_dump(job, sort_keys=False),
+                },
+            }
+        )
+        pod = aggregate_job(s, run_id, ARGO_COMMIT, suite_name=suite_name)["spec"]["template"]["spec"]
+        for step, container in (("aggregate", pod["initContainers"][0]), ("gate", pod["containers"][0])):
+            templates.append(
+                {
+                    "name": f"{step}-{model.name}",
+                    "metadata": {"labels": labels("evaluator")},
+                    "securityContext": pod["securityContext"],
+                    "automountServiceAccountToken": False,
+                    "volumes": pod["volumes"],
+                    "container": container,
+                }
+            )
+        evaluate = f"evaluate-{model.name}"
+        tasks += [
+            {"name": evaluate, "template": evaluate, "depends": "prepare"},
+            {
+                "name": f"aggregate-{model.name}",
+                "template": f"aggregate-{model.name}",
+                # Aggregate whatever the shards left, even after a failed Job: the report names the gaps.
+                "depends": f"{evaluate}.Succeeded || {evaluate}.Failed || {evaluate}.Errored",
+            },
+            {"name": f"gate-{model.name}", "template": f"gate-{model.name}", "depends": f"aggregate-{model.name}"},
+        ]
+    templates.insert(0, {"name": "main", "dag": {"tasks": tasks}})
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "WorkflowTemplate",
+        "metadata": _meta("eval-release", s.namespace, "evaluator"),
+        "spec": {
+            "entrypoint": "main",
+            "serviceAccountName": ARGO_SERVICE_ACCOUNT,
+            "arguments": {
+                "parameters": [
+                    {"name": "run-id", "description": "DNS-label run id, e.g. <suite-hash[:12]>-<commit[:12]>"},
+                    {"name": "commit", "description": "the git commit under evaluation"},
+                    {"name": "suite-b64", "description": "the suite YAML, base64-encoded (base64 -w0 suite.yaml)"},
+                ]
+            },
+            "podGC": {"strategy": "OnWorkflowSuccess"},
+            "templates": templates,
+        },
+    }
+
+
+def argo(s: StackSettings) -> list[Manifest]:
+    return [*argo_rbac(s), workflow_template(s)]

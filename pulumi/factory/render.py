@@ -1,0 +1,102 @@
+"""`python -m factory.render`: write a stack's manifests as plain YAML, one file per object.
+
+For `kubectl apply` users, for the release pipeline (one run per commit: `--run-id/--commit/--suite`),
+and for the offline checks (kubernetes-validate, checkov). Reads the same settings and builders as
+`pulumi up`; secrets are never rendered (the HF token Secret is created by `pulumi up` or by hand).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import yaml
+
+from factory import manifests
+from factory.settings import SettingsError, load_stack, make_run
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+class _NoAliasDumper(yaml.SafeDumper):
+    """Plain YAML for humans and kubectl: no `&id001` anchors where builders share a dict."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True
+
+
+def dump(obj: manifests.Manifest) -> str:
+    return yaml.dump(obj, Dumper=_NoAliasDumper, sort_keys=False, width=4096)
+
+
+def file_name(index: int, obj: manifests.Manifest) -> str:
+    return f"{index:03d}-{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"
+
+
+def write_group(out: Path, objs: list[manifests.Manifest]) -> list[Path]:
+    """One object per file, numbered so that `kubectl apply -f DIR` applies them in order."""
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob("*.yaml"):
+        stale.unlink()
+    written = []
+    for i, obj in enumerate(objs, start=1):
+        path = out / file_name(i * 10, obj)
+        path.write_text(dump(obj), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def render(
+    stack: str,
+    out: Path,
+    project_dir: Path = PROJECT_DIR,
+    run_id: str | None = None,
+    commit: str | None = None,
+    suite: Path | None = None,
+) -> dict[str, list[Path]]:
+    """Render `stack/` (long-lived), `argo/` (when enabled) and `run/<run-id>/` (when a run is given)."""
+    settings = load_stack(project_dir, stack)
+    groups = {"stack": write_group(out / "stack", manifests.long_lived(settings))}
+    if settings.argo.enabled:
+        groups["argo"] = write_group(out / "argo", manifests.argo(settings))
+    if run_id is not None or commit is not None or suite is not None:
+        if run_id is None or commit is None or suite is None:
+            raise SettingsError("a run needs all of --run-id, --commit and --suite")
+        run = make_run(run_id, commit, suite)
+        groups["run"] = write_group(out / "run" / run_id, manifests.run_manifests(settings, run))
+    return groups
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--stack", required=True, type=click.Choice(["dev", "prod"]), help="Pulumi stack whose config to use.")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output dir.")
+@click.option("--run-id", help="Render one evaluation run with this id (a DNS label, <= 40 characters).")
+@click.option("--commit", help="The git commit the run evaluates.")
+@click.option("--suite", type=click.Path(dir_okay=False, path_type=Path), help="The run's suite YAML.")
+@click.option(
+    "--project-dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=PROJECT_DIR,
+    show_default=True,
+    help="Folder holding Pulumi.<stack>.yaml.",
+)
+def main(stack: str, out: Path, run_id: str | None, commit: str | None, suite: Path | None, project_dir: Path) -> None:
+    """Write the manifests of STACK as YAML under OUT (stack/, argo/, run/<run-id>/)."""
+    try:
+        groups = render(stack, out, project_dir, run_id, commit, suite)
+    except SettingsError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    for name, paths in groups.items():
+        click.echo(f"{name}: {len(paths)} object(s) in {paths[0].parent if paths else out / name}")
+    if "run" in groups:
+        run_dir = groups["run"][0].parent
+        click.echo(
+            f"launch: kubectl apply -f {groups['run'][0]} -f {groups['run'][1]}; wait for the Job to finish;"
+            f" then kubectl apply -f {groups['run'][2]} (see pulumi/README.md, {run_dir})"
+        )
+
+
+if __name__ == "__main__":
+    main()

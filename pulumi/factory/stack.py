@@ -1,0 +1,77 @@
+"""The Pulumi program: read the stack's config once, then declare the components on its own provider."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pulumi_kubernetes as k8s
+
+import pulumi
+from factory import components
+from factory.settings import PROJECT, RunSettings, SettingsError, StackSettings, make_run, parse
+
+_STRING_KEYS = ("environment", "kubeContext", "namespace")
+_OBJECT_KEYS = ("devicePlugin", "modelCache", "results", "vllm", "eval", "argo")
+_SECRET_KEYS = {"hfToken": None, "evalTargetApiKey": "EVAL_TARGET_API_KEY", "evalJudgeApiKey": "EVAL_JUDGE_API_KEY"}
+
+
+def read_settings(config: pulumi.Config, stack: str) -> StackSettings:
+    """The plain config, parsed by the same code `render` uses on Pulumi.<stack>.yaml."""
+    raw: dict[str, Any] = {}
+    for key in _STRING_KEYS:
+        if (value := config.get(key)) is not None:
+            raw[key] = value
+    for key in _OBJECT_KEYS:
+        if (obj := config.get_object(key)) is not None:
+            raw[key] = obj
+    return parse(raw, stack, f"Pulumi.{stack}.yaml ({PROJECT} config)")
+
+
+def read_run(config: pulumi.Config, project_dir: Path) -> RunSettings | None:
+    """An optional run owned by the stack (dev smoke runs); the release pipeline renders runs instead."""
+    run = config.get_object("evalRun")
+    if run is None:
+        return None
+    if not isinstance(run, dict) or not {"runId", "commit", "suiteFile"} <= run.keys():
+        raise SettingsError(f"{PROJECT}:evalRun: expected {{runId, commit, suiteFile}}, got {run!r}")
+    return make_run(str(run["runId"]), str(run["commit"]), project_dir / str(run["suiteFile"]))
+
+
+def deploy(project_dir: Path) -> dict[str, Any]:
+    """Declare everything for the current stack; returns the components (for tests and exports)."""
+    config = pulumi.Config()
+    stack = pulumi.get_stack()
+    s = read_settings(config, stack)
+    # An explicit provider bound to the stack's kube context: nothing lands on the wrong cluster,
+    # whatever the ambient KUBECONFIG's current context is.
+    provider = k8s.Provider(f"k8s-{stack}", context=s.kube_context)
+    opts = pulumi.ResourceOptions(provider=provider)
+    out: dict[str, Any] = {"provider": provider, "settings": s}
+    out["workspace"] = workspace = components.EvalWorkspace("workspace", s, opts)
+    after_ns = pulumi.ResourceOptions(provider=provider, depends_on=[workspace])
+    if s.device_plugin.enabled:
+        out["device_plugin"] = components.GpuDevicePlugin("gpu-device-plugin", s, opts)
+    out["model_cache"] = components.ModelCache("model-cache", s, after_ns)
+    out["vllm"] = vllm = components.VllmServer(
+        "vllm",
+        s,
+        hf_token=config.get_secret("hfToken"),
+        opts=pulumi.ResourceOptions(provider=provider, depends_on=[workspace, out["model_cache"]]),
+    )
+    keys = {env: value for key, env in _SECRET_KEYS.items() if env and (value := config.get_secret(key)) is not None}
+    if keys:
+        out["eval_keys"] = components.EvalApiKeys("eval-api-keys", s, keys, after_ns)
+    if s.argo.enabled:
+        out["argo"] = components.ArgoEvalTemplate("argo-eval", s, after_ns)
+    run = read_run(config, project_dir)
+    if run is not None:
+        run_opts = pulumi.ResourceOptions(provider=provider, depends_on=[workspace, vllm])
+        out["eval_job"] = job = components.EvalJob(f"eval-{run.run_id}", s, run, run_opts)
+        out["eval_gate"] = components.EvalGate(f"gate-{run.run_id}", s, run, job, run_opts)
+        pulumi.export("evalJob", job.job_name)
+        pulumi.export("evalGateJob", out["eval_gate"].job_name)
+    pulumi.export("namespace", workspace.namespace)
+    pulumi.export("vllmService", vllm.service_name)
+    pulumi.export("vllmBaseUrl", vllm.base_url)
+    return out

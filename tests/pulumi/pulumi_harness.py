@@ -1,0 +1,106 @@
+"""Shared helpers for the Pulumi stack tests (imported by the test modules; conftest.py puts it on sys.path).
+
+The Pulumi engine, the CLI, the Kubernetes provider plugin and an API server cannot run here: the
+program runs for real under `pulumi.runtime.set_mocks` (the boundary mocked is the engine's resource
+monitor), which records every resource registration with its exact inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PULUMI_DIR = Path(__file__).resolve().parents[2] / "pulumi"
+if str(PULUMI_DIR) not in sys.path:
+    sys.path.insert(0, str(PULUMI_DIR))
+
+from pulumi.runtime import config as pulumi_config  # noqa: E402
+
+import pulumi  # noqa: E402
+
+PROJECT = "ai-eval-factory"
+SECRET_SIG = "4dabf18193072939515e22adb298388d"  # the engine's marker of a secret value
+SUITE_TEXT = "name: smoke\ncases:\n  - id: c1\n    input: hi\n"
+
+
+@dataclass
+class Registration:
+    typ: str
+    name: str
+    inputs: dict[str, Any]
+    provider: str | None
+
+
+@dataclass
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Records every resource the program registers; returns its inputs as its state."""
+
+    registered: list[Registration] = field(default_factory=list)
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        self.registered.append(Registration(args.typ, args.name, args.inputs, args.provider))
+        return f"{args.name}-id", args.inputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+        return {}
+
+    def by_name(self, name: str) -> Registration:
+        found = [r for r in self.registered if r.name == name]
+        assert len(found) == 1, f"{name}: registered {len(found)} times; names: {[r.name for r in self.registered]}"
+        return found[0]
+
+    def of_type(self, typ: str) -> list[Registration]:
+        return [r for r in self.registered if r.typ == typ]
+
+
+def unwrap(value: Any, path: str = "", secrets: list[str] | None = None) -> Any:
+    """Drop the engine's secret wrappers, collecting the paths of the values that were secret."""
+    if isinstance(value, dict):
+        if value.get(SECRET_SIG) == "1b47061264138c4ac30d75fd1eb44270":
+            if secrets is not None:
+                secrets.append(path)
+            return unwrap(value["value"], path, secrets)
+        return {k: unwrap(v, f"{path}.{k}" if path else k, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v, f"{path}[{i}]", secrets) for i, v in enumerate(value)]
+    return value
+
+
+def stack_config(stack: str) -> dict[str, Any]:
+    """The plain config of Pulumi.<stack>.yaml, without the project prefix."""
+    doc = yaml.safe_load((PULUMI_DIR / f"Pulumi.{stack}.yaml").read_text())
+    return {k.split(":", 1)[1]: v for k, v in doc["config"].items()}
+
+
+def configure(stack: str, config: dict[str, Any], secrets: dict[str, str] | None = None) -> RecordingMocks:
+    """Install fresh mocks and the stack's config (secrets marked secret, as `config set --secret` does)."""
+    mocks = RecordingMocks()
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
+    values = {f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
+    secrets = secrets or {}
+    values |= {f"{PROJECT}:{k}": v for k, v in secrets.items()}
+    pulumi_config.set_all_config(values, secret_keys=[f"{PROJECT}:{k}" for k in secrets])
+    return mocks
+
+
+def run_program(
+    stack: str, config: dict[str, Any], secrets: dict[str, str] | None = None
+) -> tuple[RecordingMocks, dict[str, Any]]:
+    """Run factory.stack.deploy for `stack` with this config under mocks; wait for every registration."""
+    from factory.stack import deploy
+
+    mocks = configure(stack, config, secrets)
+    result: dict[str, Any] = {}
+
+    @pulumi.runtime.test
+    def program() -> pulumi.Output[Any]:
+        result.update(deploy(PULUMI_DIR))
+        return pulumi.Output.all(*[r.urn for r in result.values() if isinstance(r, pulumi.Resource)])
+
+    program()
+    return mocks, result
