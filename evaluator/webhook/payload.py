@@ -1,0 +1,104 @@
+"""The one event that starts a release: a pull request merged into the release branch.
+
+Input is GitHub's `pull_request` webhook payload (our release-trigger workflow sends the same shape), already
+authenticated. A valid delivery that is not a release merge (opened, closed unmerged, another base branch)
+is `Ignored`, not an error; a body whose fields have the wrong type or format is a PayloadError naming the
+field.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from evaluator.webhook.errors import PayloadError
+
+DEFAULT_RELEASE_BRANCHES: tuple[str, ...] = ("release", "release/*")
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+_REF = re.compile(r"^[A-Za-z0-9._/-]{1,255}$")
+_REPO = re.compile(r"^[A-Za-z0-9._-]{1,100}/[A-Za-z0-9._-]{1,100}$")
+
+
+@dataclass(frozen=True)
+class ReleaseParams:
+    """What the pipeline needs: the merge commit to build and the PR to comment on."""
+
+    commit: str
+    pr_number: int
+    base_ref: str
+    head_ref: str
+    repository: str
+    delivery_id: str
+
+    def as_env(self) -> dict[str, str]:
+        """Upper-case names as the Jenkinsfile and scripts read them."""
+        return {key.upper(): str(value) for key, value in asdict(self).items()}
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """Authentic, but not a release merge: nothing to build."""
+
+    reason: str
+
+
+def _obj(value: Any, field: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise PayloadError(f"{field}: expected an object, got {type(value).__name__}")
+    return value
+
+
+def _str(parent: Mapping[str, Any], key: str, field: str, pattern: re.Pattern[str] | None = None) -> str:
+    value = parent.get(key)
+    if not isinstance(value, str):
+        raise PayloadError(f"{field}: expected a string, got {type(value).__name__}")
+    if pattern is not None and not pattern.fullmatch(value):
+        raise PayloadError(f"{field}: {value[:80]!r} is not in the expected format")
+    return value
+
+
+def filter_release(
+    event: str | None,
+    payload: Any,
+    delivery_id: str,
+    release_branches: Sequence[str] = DEFAULT_RELEASE_BRANCHES,
+) -> ReleaseParams | Ignored:
+    """Turn an authenticated delivery into pipeline parameters, or say why it starts nothing."""
+    if event is not None and event != "pull_request":
+        return Ignored(f"event {event!r} is not pull_request")
+    body = _obj(payload, "body")
+    action = body.get("action")
+    if not isinstance(action, str):
+        raise PayloadError(f"action: expected a string, got {type(action).__name__}")
+    if action != "closed":
+        return Ignored(f"action {action!r} is not 'closed'")
+    pr = _obj(body.get("pull_request"), "pull_request")
+    merged = pr.get("merged")
+    if not isinstance(merged, bool):
+        raise PayloadError(f"pull_request.merged: expected a boolean, got {type(merged).__name__}")
+    if not merged:
+        return Ignored("pull request was closed without merging")
+    base_ref = _str(_obj(pr.get("base"), "pull_request.base"), "ref", "pull_request.base.ref", _REF)
+    if not any(fnmatch.fnmatchcase(base_ref, pattern) for pattern in release_branches):
+        return Ignored(f"base branch {base_ref!r} is not a release branch ({', '.join(release_branches)})")
+    head_ref = _str(_obj(pr.get("head"), "pull_request.head"), "ref", "pull_request.head.ref", _REF)
+    commit = _str(pr, "merge_commit_sha", "pull_request.merge_commit_sha", _SHA)
+    number = body.get("number", pr.get("number"))
+    if isinstance(number, bool) or not isinstance(number, int) or number <= 0:
+        raise PayloadError(f"number: expected a positive integer, got {number!r}"[:120])
+    repo = _obj(body.get("repository"), "repository")
+    repository = _str(repo, "full_name", "repository.full_name", _REPO)
+    return ReleaseParams(
+        commit=commit,
+        pr_number=number,
+        base_ref=base_ref,
+        head_ref=head_ref,
+        repository=repository,
+        delivery_id=delivery_id,
+    )

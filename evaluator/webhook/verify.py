@@ -1,0 +1,120 @@
+"""The whole check, in the order that keeps unauthenticated input away from everything else.
+
+1. signature over the raw bytes (nothing is parsed before it passes);
+2. JSON parse;
+3. timestamp freshness (required for our own sender; GitHub's own deliveries carry none);
+4. the timestamp and delivery id inside the signed body, when present, must equal the headers (a header
+   alone is not signed, so without this binding a captured body could be re-sent with a fresh timestamp);
+5. replay: the delivery id is recorded atomically, a second use is refused;
+6. the release filter.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evaluator.webhook.errors import ConfigError, PayloadError, StaleError
+from evaluator.webhook.payload import DEFAULT_RELEASE_BRANCHES, Ignored, ReleaseParams, filter_release
+from evaluator.webhook.replay import ReplayStore, check_delivery_id
+from evaluator.webhook.signature import verify_signature
+
+TRIGGER_KEY = "release_trigger"  # where our sender puts the signed copy of delivery id and timestamp
+_TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One HTTP delivery as received: raw body and the headers that matter."""
+
+    body: bytes
+    signature: str | None
+    delivery_id: str | None
+    event: str | None = "pull_request"
+    timestamp: str | None = None
+
+
+@dataclass(frozen=True)
+class VerifierConfig:
+    """Secret and policy. `max_age_s` also bounds how far in the future a timestamp may be (clock skew)."""
+
+    secret: bytes
+    require_timestamp: bool = True
+    max_age_s: int = 300
+    max_skew_s: int = 60
+    release_branches: Sequence[str] = field(default=DEFAULT_RELEASE_BRANCHES)
+
+    def __post_init__(self) -> None:
+        if not self.secret:
+            raise ConfigError("the webhook secret is empty")
+        if self.max_age_s <= 0 or self.max_skew_s < 0:
+            raise ConfigError("max age must be positive and clock skew non-negative")
+
+
+def read_secret(path: Path) -> bytes:
+    """The secret file's bytes without a trailing newline; a clear error when missing or empty."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the webhook secret: {exc.strerror or exc}") from None
+    secret = data.rstrip(b"\r\n")
+    if not secret:
+        raise ConfigError(f"{path}: the webhook secret file is empty")
+    return secret
+
+
+def check_timestamp(timestamp: str | None, now: float, config: VerifierConfig) -> int | None:
+    """Unix seconds within [now - max_age, now + skew]; None when absent and not required."""
+    if timestamp is None or timestamp == "":
+        if config.require_timestamp:
+            raise StaleError("missing timestamp header (X-Release-Timestamp)")
+        return None
+    if not _TIMESTAMP.fullmatch(timestamp.strip()):
+        raise StaleError("timestamp must be integer Unix seconds")
+    value = int(timestamp.strip())
+    if value < now - config.max_age_s:
+        raise StaleError(f"timestamp is {int(now - value)} s old (limit {config.max_age_s} s)")
+    if value > now + config.max_skew_s:
+        raise StaleError(f"timestamp is {int(value - now)} s in the future (limit {config.max_skew_s} s)")
+    return value
+
+
+def _check_binding(payload: Any, delivery_id: str, timestamp: int | None, config: VerifierConfig) -> None:
+    if not isinstance(payload, Mapping) or TRIGGER_KEY not in payload:
+        if config.require_timestamp:
+            raise PayloadError(f"{TRIGGER_KEY}: the signed body must carry the delivery id and timestamp")
+        return
+    trigger = payload[TRIGGER_KEY]
+    if not isinstance(trigger, Mapping):
+        raise PayloadError(f"{TRIGGER_KEY}: expected an object")
+    if trigger.get("delivery") != delivery_id:
+        raise PayloadError(f"{TRIGGER_KEY}.delivery does not match the delivery id header")
+    signed_ts = trigger.get("timestamp")
+    if timestamp is None or isinstance(signed_ts, bool) or signed_ts != timestamp:
+        raise StaleError(f"{TRIGGER_KEY}.timestamp does not match the timestamp header")
+
+
+def verify_delivery(
+    delivery: Delivery,
+    config: VerifierConfig,
+    store: ReplayStore | None,
+    now: float,
+) -> ReleaseParams | Ignored:
+    """Raise a WebhookError for anything that must not start the pipeline; else filter the event."""
+    verify_signature(config.secret, delivery.body, delivery.signature)
+    delivery_id = check_delivery_id(delivery.delivery_id)
+    try:
+        payload = json.loads(delivery.body)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise PayloadError(f"body is not valid JSON: {exc}") from None
+    timestamp = check_timestamp(delivery.timestamp, now, config)
+    _check_binding(payload, delivery_id, timestamp, config)
+    if store is not None:
+        if store.window_s < config.max_age_s + config.max_skew_s:
+            raise ConfigError("the replay window must cover the timestamp max age plus clock skew")
+        store.remember(delivery_id, now)
+    return filter_release(delivery.event, payload, delivery_id, config.release_branches)

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Cluster path: render this run's manifests (pulumi/factory/render.py: suite ConfigMap, Indexed Job,
+# aggregate Job) with the run id and commit, point them at the image built for the commit, apply, and wait
+# for the Job WITHOUT hanging: `kubectl wait` for Complete and for Failed run in parallel, the first to
+# return decides, the other is killed. Then the aggregate Job, then the results are copied out.
+# Exit: 0 complete, 4 Job failed or timed out (infrastructure: see the Job's description in logs/), 2 bad input.
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+
+rid="$(run_id)"
+image="$(image_ref)"
+stack="${PULUMI_STACK:-dev}"
+ns="${EVAL_NAMESPACE:-}"  # default: the namespace the stack renders into
+job_timeout="${EVAL_JOB_TIMEOUT:-6000s}"
+render_dir="$RENDER_DIR"
+KUBECTL="${KUBECTL:-kubectl}"
+PYTHON="${PYTHON:-$VENV/bin/python}"
+
+# wait_job NAME: 0 when the Job completes, 4 when it fails or the wait times out. Never hangs longer than
+# $job_timeout: both waiters carry the timeout, and whichever returns first ends the other.
+wait_job() {
+  local job="$1" complete_pid failed_pid winner rc
+  "$KUBECTL" --namespace "$ns" wait --for=condition=complete "job/$job" --timeout="$job_timeout" >/dev/null 2>&1 &
+  complete_pid=$!
+  "$KUBECTL" --namespace "$ns" wait --for=condition=failed "job/$job" --timeout="$job_timeout" >/dev/null 2>&1 &
+  failed_pid=$!
+  set +e
+  wait -n -p winner "$complete_pid" "$failed_pid"
+  rc=$?
+  set -e
+  kill "$complete_pid" "$failed_pid" 2>/dev/null || true
+  wait "$complete_pid" "$failed_pid" 2>/dev/null || true
+  if [ "$winner" = "$complete_pid" ] && [ "$rc" -eq 0 ]; then
+    log "job/$job complete"
+    return 0
+  fi
+  if [ "$winner" = "$failed_pid" ] && [ "$rc" -eq 0 ]; then
+    log "job/$job failed"
+  else
+    log "job/$job: no verdict within $job_timeout (or kubectl failed, exit $rc)"
+  fi
+  return 4
+}
+
+render() {
+  rm -rf "$render_dir"
+  (cd "$WORKSPACE/pulumi" && "$PYTHON" -m factory.render --stack "$stack" --out "$render_dir" \
+    --run-id "$rid" --commit "$COMMIT" --suite "$WORKSPACE/$EVAL_SUITE") >&2
+  # The stack config names the image repository; this run uses the image built for this commit.
+  "$PYTHON" "$(dirname "$0")/set-image.py" "$image" "$render_dir/run/$rid"/*.yaml
+}
+
+main() {
+  render
+  mapfile -t files < <(find "$render_dir/run/$rid" -maxdepth 1 -name '*.yaml' | sort)
+  [ "${#files[@]}" -eq 3 ] || die 2 "expected 3 rendered run manifests (suite, eval Job, aggregate Job), got ${#files[@]}"
+  if [ -z "$ns" ]; then ns="$("$PYTHON" "$(dirname "$0")/set-image.py" --print-namespace "${files[1]}")"; fi
+  echo "$ns" >"$render_dir/namespace"  # for collect-logs.sh
+  mkdir -p "$RESULTS_DIR"
+  # aggregate.sh expects exactly as many shards as the Job has completions (the stack's eval.shards).
+  "$PYTHON" "$(dirname "$0")/set-image.py" --print-completions "${files[1]}" >"$RESULTS_DIR/.expected-shards"
+  "$KUBECTL" apply -f "${files[0]}" -f "${files[1]}"
+  local eval_rc=0 agg_rc=0
+  wait_job "eval-$rid" || eval_rc=$?
+  # Aggregate even after a failed Job: the report records which shards are missing and the gate fails.
+  "$KUBECTL" apply -f "${files[2]}"
+  wait_job "aggregate-$rid" || agg_rc=$?
+  collect
+  if [ "$eval_rc" -ne 0 ]; then exit "$eval_rc"; fi
+  log "aggregate Job exit verdict: $agg_rc (the pipeline's Gate stage judges the copied report)"
+}
+
+# Copy DIR/<run-id> off the results volume through a short-lived pod that mounts it read-only.
+collect() {
+  local claim pod="collect-$rid"
+  claim="$("$PYTHON" "$(dirname "$0")/set-image.py" --print-claim "${files[1]}")"
+  "$KUBECTL" --namespace "$ns" delete pod "$pod" --ignore-not-found --wait=true >/dev/null
+  "$KUBECTL" --namespace "$ns" run "$pod" --image "$image" --restart Never --command \
+    --overrides "{\"spec\":{\"volumes\":[{\"name\":\"results\",\"persistentVolumeClaim\":{\"claimName\":\"$claim\",\"readOnly\":true}}],\"containers\":[{\"name\":\"$pod\",\"image\":\"$image\",\"command\":[\"sleep\",\"600\"],\"volumeMounts\":[{\"name\":\"results\",\"mountPath\":\"/results\",\"readOnly\":true}]}]}}" \
+    -- sleep 600 >/dev/null
+  "$KUBECTL" --namespace "$ns" wait --for=condition=Ready "pod/$pod" --timeout=120s >/dev/null
+  mkdir -p "$RESULTS_DIR"
+  "$KUBECTL" --namespace "$ns" cp "$pod:/results/$rid/." "$RESULTS_DIR/" || log "copying results failed"
+  "$KUBECTL" --namespace "$ns" delete pod "$pod" --wait=false >/dev/null || true
+}
+
+if [ "${1:-}" = "--wait-only" ]; then
+  # For tests and manual use: wait for one Job with the same non-hanging logic.
+  ns="${ns:-default}"
+  wait_job "${2:?--wait-only JOB}"
+  exit $?
+fi
+main

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Single-host path: `evaluator run SUITE --out DIR --workers W` inside the image built for this commit,
+# started as a sibling container by the host's daemon. No bind mount (a path in the Jenkins container is
+# not a path on the host): the suite goes in and the results come out with `docker cp`.
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+
+image="$(image_ref)"
+rid="$(run_id)"
+name="eval-$rid"
+suite_dir="$(cd "$WORKSPACE/$(dirname "$EVAL_SUITE")" && pwd)"
+suite_file="$(basename "$EVAL_SUITE")"
+
+docker rm --force "$name" >/dev/null 2>&1 || true
+gpu_args=()
+if [ -n "${EVAL_GPUS:-}" ]; then gpu_args=(--gpus "$EVAL_GPUS"); fi
+# -e NAME (without =value) passes the variable from this environment without echoing its value.
+docker create --name "$name" --network host "${gpu_args[@]}" \
+  -e EVAL_RUN_ID="$rid" -e EVAL_COMMIT="$COMMIT" \
+  -e EVAL_TARGET_BASE_URL -e EVAL_TARGET_API_KEY -e EVAL_JUDGE_BASE_URL -e EVAL_JUDGE_API_KEY \
+  "$image" run "/work/suite/$suite_file" --out /work/out --workers "$EVAL_WORKERS" >/dev/null
+docker cp "$suite_dir/." "$name:/work/suite/"
+
+set +e
+docker start --attach "$name"
+rc=$?
+set -e
+mkdir -p "$RESULTS_DIR"
+docker cp "$name:/work/out/." "$RESULTS_DIR/" || log "no results to copy out of $name"
+docker rm "$name" >/dev/null
+log "evaluator run exited $rc"
+exit "$rc"

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Build evaluator/Dockerfile for real on a machine without an image registry, and smoke-test the image.
+# Starts a private dockerd (own socket and data root, no bridge/iptables changes), makes the python base
+# from the Debian 12 rootfs of scripts/debian-rootfs.sh plus Debian's python3-venv, builds the image with
+# PyPI reached through the host network (the host's CA bundle is copied in for pip), then checks that the
+# image runs `evaluator --version` as uid 10001. Takes a few minutes (pip installs the runtime deps).
+# Not part of the Jenkins pipeline (that uses the host's daemon and the real python base image).
+# usage: scripts/ci-pipeline/verify-evaluator-image.sh        exit 0 when the image builds and runs
+set -euo pipefail
+
+repo="$(cd "$(dirname "$0")/../.." && pwd)"
+work="$(mktemp -d /tmp/verify-evaluator-image.XXXXXX)"
+export DOCKER_HOST="unix://$work/docker.sock" DOCKER_BUILDKIT=0 DOCKER_CONFIG="$work/client"
+log() { echo "verify-evaluator-image: $*" >&2; }
+
+cleanup() {
+  if [ -s "$work/docker.pid" ]; then
+    kill "$(cat "$work/docker.pid")" 2>/dev/null || true
+    for _ in $(seq 30); do [ -e "$work/docker.pid" ] || break; sleep 1; done
+  fi
+  awk -v w="$work" 'index($2, w) == 1 { print $2 }' /proc/mounts | sort -r | while read -r mountpoint; do umount -l "$mountpoint" || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+rootfs="$("$repo/scripts/debian-rootfs.sh")"
+dockerd --data-root "$work/data" --exec-root "$work/exec" --pidfile "$work/docker.pid" --host "$DOCKER_HOST" \
+  --bridge none --iptables=false --ip6tables=false --ip-masq=false >"$work/dockerd.log" 2>&1 &
+for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+docker info >/dev/null || { tail -20 "$work/dockerd.log" >&2; exit 1; }
+
+docker import "$rootfs" local/debian12:rootfs >/dev/null
+mkdir -p "$work/pybase"
+cp /etc/ssl/certs/ca-certificates.crt "$work/pybase/host-ca.crt"
+cat >"$work/pybase/Dockerfile" <<'EOD'
+FROM local/debian12:rootfs
+RUN apt-get update && apt-get install -y --no-install-recommends python3-venv \
+    && ln -s /usr/bin/python3 /usr/local/bin/python && rm -rf /var/lib/apt/lists/*
+COPY host-ca.crt /etc/ssl/certs/ca-certificates.crt
+ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt
+EOD
+log "python base from the Debian 12 rootfs"
+docker build --quiet --network host --tag local/python:3.11-debian12 "$work/pybase" >/dev/null
+log "building evaluator/Dockerfile"
+docker build --network host --build-arg PYTHON_IMAGE=local/python:3.11-debian12 \
+  --file "$repo/evaluator/Dockerfile" --tag ai-eval-factory/evaluator:verify "$repo" >"$work/build.log" 2>&1 \
+  || { tail -40 "$work/build.log" >&2; exit 1; }
+version="$(docker run --rm --network none ai-eval-factory/evaluator:verify --version)"
+uid="$(docker run --rm --network none --entrypoint id ai-eval-factory/evaluator:verify -u)"
+size="$(docker image inspect --format '{{.Size}}' ai-eval-factory/evaluator:verify)"
+[ "$uid" = 10001 ] || { log "image runs as uid $uid, expected 10001"; exit 1; }
+log "ok: $version, uid $uid, $((size / 1024 / 1024)) MiB"
