@@ -58,14 +58,15 @@ def judge(report: dict[str, Any], *, mode: str | None = None, baseline: dict[str
 def _against_baseline(
     report: dict[str, Any], baseline: dict[str, Any], gate: Gate, verdict: Verdict, fail: Any
 ) -> None:
-    tolerance = gate.regression_tolerance
-    current, previous = report.get("metrics") or {}, baseline.get("metrics") or {}
-    for name in sorted(set(current) & set(previous)):
-        now, then = current[name].get("mean"), previous[name].get("mean")
-        if now is None or then is None:
-            continue
-        drop = then - now
-        if tolerance is not None and drop > tolerance:
-            fail(f"regression: metric {name} mean fell {drop:.3f} ({then:.3f} -> {now:.3f}), tolerance {tolerance:.3f}")
-        else:
-            verdict.notes.append(f"metric {name}: {then:.3f} -> {now:.3f}")
+    """Case-matched comparison (the same one the PR comment shows), held to the suite's regression tolerance."""
+    from evaluator.reporting.baseline import compare
+
+    if gate.regression_tolerance is None:
+        verdict.notes.append("baseline given but the suite's gate sets no regression_tolerance: not gating on it")
+    comparison = compare(report, baseline, gate.regression_tolerance or 0.0)
+    for delta in comparison.metrics:
+        if delta.mean_delta is not None:
+            verdict.notes.append(f"metric {delta.name}: mean {delta.mean_delta:+.3f} vs baseline")
+    if gate.regression_tolerance is not None:
+        for reason in comparison.reasons():
+            fail(f"regression: {reason}")

@@ -189,6 +189,8 @@ class ShardRunner:
                 "total_shards": self.plan.total,
                 "sharding": self.plan.mode,
                 "gate": self.suite.gate.model_dump(mode="json"),
+                "suite_path": str(self.loaded.path),
+                "max_calls_per_endpoint": self.suite.concurrency.max_calls_per_endpoint,
                 "case_ids": [c.id for c in self.plan.cases],
                 "counts": {
                     "cases": outcome.assigned,

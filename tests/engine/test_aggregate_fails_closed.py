@@ -137,3 +137,20 @@ def test_resume_refuses_a_folder_of_another_run(run_copy: Path, evaluator_cli, g
     )
     assert done.returncode == 3
     assert "field 'run_id' is 'good', this run has 'new'" in done.stderr
+
+
+def test_gate_blocks_a_regression_against_the_baseline(good_run: Path, tmp_path: Path, evaluator_cli) -> None:
+    baseline = tmp_path / "baseline.json"
+    assert evaluator_cli("aggregate", str(good_run), "--out", str(baseline), "-q").returncode == 0
+    data = [{"id": f"c{i}", "input": f"q{i}", "expected_output": "a", "actual_output": "a" if i >= 2 else "b"}
+            for i in range(20)]  # fmt: skip
+    suite = write_suite(tmp_path / "new", data, metrics=[{"type": "exact_match"}], target=None, judge=None,
+                        gate={"min_pass_rate": 0.5, "regression_tolerance": 0.05})  # fmt: skip
+    out = tmp_path / "new" / "out"
+    assert evaluator_cli("run", str(suite), "--out", str(out)).returncode == 0
+    current = tmp_path / "current.json"
+    assert evaluator_cli("aggregate", str(out), "--out", str(current), "-q").returncode == 0
+    assert evaluator_cli("gate", str(current)).returncode == 0  # 90% pass: fine on its own
+    gated = evaluator_cli("gate", str(current), "--baseline", str(baseline))
+    assert gated.returncode == 1
+    assert "regression: metric exact_match dropped more than 0.05" in gated.stderr

@@ -1,0 +1,167 @@
+"""JUnit XML for Jenkins' `junit` step: one testcase per evaluation case and metric.
+
+Shape (valid against the junit-4.xsd that Jenkins' JUnit parsers accept; see tests/reporting/schemas/):
+one <testsuite> per shard carrying run id, commit and shard as <properties> (the schema allows properties on a
+suite only), quality failures as <failure> with the judge's reason, infrastructure errors as <error> (Jenkins
+counts them apart), and one extra <testsuite name="...aggregate"> with an <error> per recorded problem (a
+missing shard must turn the build red even though it has no cases).
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from typing import Any
+
+from evaluator.reporting.fields import case_error, int_list, items, num, opt_num, section
+
+# XML 1.0 forbids most control characters; LLM output contains them.
+_INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _clean(value: Any, limit: int = 20_000) -> str:
+    text = _INVALID_XML.sub("\ufffd", "" if value is None else str(value))
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _classname(suite: str, metric: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", suite) or "suite"
+    return f"evaluator.{safe}.{metric}"
+
+
+def _metric_names(report: dict[str, Any]) -> list[str]:
+    names = set(section(report, "metrics")) | set(section(section(report, "gate"), "thresholds"))
+    return sorted(names)
+
+
+def _testcase(case: dict[str, Any], metric: str, suite: str) -> tuple[ET.Element, str]:
+    """The <testcase> of one case and metric, and its outcome: pass, failure or error."""
+    el = ET.Element(
+        "testcase",
+        {
+            "name": _clean(case.get("case_id")),
+            "classname": _classname(suite, metric),
+            "time": f"{num(case.get('duration_s')):.3f}",
+        },
+    )
+    err = case_error(case)
+    entry = case.get("metrics", {}).get(metric)
+    details = f"input: {_clean(case.get('input'), 4000)}\nactual_output: {_clean(case.get('actual_output'), 4000)}"
+    if err is not None:
+        kind = _clean(err.get("kind", "error"))
+        ET.SubElement(el, "error", {"type": kind, "message": _clean(err.get("message"), 1000)}).text = details
+        outcome = "error"
+    elif not isinstance(entry, dict):
+        ET.SubElement(el, "error", {"type": "not_evaluated", "message": f"metric {metric} has no result"})
+        outcome = "error"
+    elif entry.get("error"):
+        ET.SubElement(el, "error", {"type": "metric", "message": _clean(entry.get("error"), 1000)}).text = details
+        outcome = "error"
+    elif not entry.get("success"):
+        score, threshold = opt_num(entry.get("score")), opt_num(entry.get("threshold"))
+        message = f"{metric} score {score if score is None else round(score, 4)} below threshold {threshold}"
+        reason = _clean(entry.get("reason")) or "(the judge gave no reason)"
+        ET.SubElement(el, "failure", {"type": "quality", "message": message}).text = f"{reason}\n\n{details}"
+        outcome = "failure"
+    else:
+        outcome = "pass"
+    return el, outcome
+
+
+def _properties(parent: ET.Element, props: dict[str, Any]) -> None:
+    el = ET.SubElement(parent, "properties")
+    for name, value in props.items():
+        ET.SubElement(el, "property", {"name": name, "value": _clean(value)})
+
+
+def build(report: dict[str, Any]) -> ET.Element:
+    """The <testsuites> tree for report."""
+    suite = str(section(report, "suite").get("name") or "suite")
+    run_id, commit = str(report.get("run_id", "")), str(report.get("commit") or "")
+    shards = section(report, "shards")
+    total_shards = num(shards.get("expected"))
+    metrics = _metric_names(report)
+    by_shard: dict[int, list[dict[str, Any]]] = {}
+    for case in items(report, "cases"):
+        by_shard.setdefault(int(num(case.get("shard"), -1)), []).append(case)
+    root = ET.Element("testsuites", {"name": f"evaluator {suite}"})
+    totals = {"tests": 0, "failures": 0, "errors": 0}
+    time_total = 0.0
+    wall = {int(num(p.get("index"), -1)): num(p.get("wall_time_s")) for p in items(shards, "per_shard")}
+    started = {int(num(p.get("index"), -1)): str(p.get("started_at") or "") for p in items(shards, "per_shard")}
+    for shard in sorted(by_shard):
+        ts = ET.SubElement(root, "testsuite", {"name": f"{suite}.shard-{shard:05d}"})
+        _properties(
+            ts,
+            {
+                "run_id": run_id,
+                "commit": commit,
+                "shard": shard,
+                "total_shards": int(total_shards),
+                "suite": suite,
+                "suite_hash": section(report, "suite").get("hash", ""),
+            },
+        )
+        counts = {"tests": 0, "failure": 0, "error": 0}
+        for case in sorted(by_shard[shard], key=lambda c: (num(c.get("case_index")), str(c.get("case_id")))):
+            names = metrics or sorted(case.get("metrics", {}))
+            for metric in names:
+                el, outcome = _testcase(case, metric, suite)
+                ts.append(el)
+                counts["tests"] += 1
+                if outcome in counts:
+                    counts[outcome] += 1
+        shard_time = wall.get(shard) or sum(num(c.get("duration_s")) for c in by_shard[shard])
+        ts.set("tests", str(counts["tests"]))
+        ts.set("failures", str(counts["failure"]))
+        ts.set("errors", str(counts["error"]))
+        ts.set("skipped", "0")
+        ts.set("time", f"{shard_time:.3f}")
+        if started.get(shard):
+            ts.set("timestamp", started[shard][:19])
+        totals["tests"] += counts["tests"]
+        totals["failures"] += counts["failure"]
+        totals["errors"] += counts["error"]
+        time_total = max(time_total, shard_time)
+    problems = items(report, "problems")
+    unlisted = sorted(
+        set(int_list(shards.get("missing")) + int_list(shards.get("incomplete")))
+        - {int(num(p.get("shard"), -1)) for p in problems}
+    )
+    if problems or unlisted:
+        ts = ET.SubElement(root, "testsuite", {"name": f"{suite}.aggregate"})
+        _properties(ts, {"run_id": run_id, "commit": commit, "shard": "all", "total_shards": int(total_shards)})
+        n = 0
+        for p in problems:
+            where = ", ".join(
+                f"{k} {p[k]}" for k in ("shard", "file", "line") if p.get(k) is not None and p.get(k) != ""
+            )
+            el = ET.SubElement(
+                ts,
+                "testcase",
+                {"name": f"{p.get('kind', 'problem')} {where}".strip(), "classname": "evaluator.aggregate"},
+            )
+            ET.SubElement(el, "error", {"type": _clean(p.get("kind", "problem")), "message": _clean(p.get("message"))})
+            n += 1
+        for shard in unlisted:
+            el = ET.SubElement(ts, "testcase", {"name": f"shard {shard}", "classname": "evaluator.aggregate"})
+            ET.SubElement(el, "error", {"type": "missing_shard", "message": f"shard {shard} has no results"})
+            n += 1
+        ts.set("tests", str(n))
+        ts.set("failures", "0")
+        ts.set("errors", str(n))
+        ts.set("skipped", "0")
+        ts.set("time", "0")
+        totals["tests"] += n
+        totals["errors"] += n
+    for key, value in totals.items():
+        root.set(key, str(value))
+    root.set("time", f"{num(section(report, 'totals').get('wall_time_s')) or time_total:.3f}")
+    return root
+
+
+def render(report: dict[str, Any]) -> str:
+    """The JUnit XML document as text (UTF-8 declared)."""
+    root = build(report)
+    ET.indent(root, space=" ")
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -1,0 +1,550 @@
+"""A local OpenAI-compatible server with controllable latency and faults, for volume/fault tests and bench/.
+
+It stands in for an inference server (vLLM, llama.cpp) where the real one cannot produce the load or the
+failures a test needs. It binds 127.0.0.1 only. Behaviour is set by `Controls` (constructor, CLI flags, or at
+runtime by `POST /_control`) and is reproducible: whether a call fails is drawn from a hash of (seed, request
+body, how many times that body was seen), so a retry of the same request gets a fresh draw and the same run
+gives the same faults whatever the order of concurrent calls. Only the concurrency ceiling depends on timing.
+
+Endpoints: `GET /health`, `GET /v1/models`, `POST /v1/chat/completions` (non-streaming), `GET /_stats`,
+`GET|POST /_control`, `POST /_reset`.
+
+Answers: with `response_format` `{"type": "json_object", "schema": S}` or
+`{"type": "json_schema", "json_schema": {"schema": S}}` the content is a small JSON document valid against S
+(see `schema_instance`; a message containing `stub-verdict: no` makes a judge look unsatisfied); otherwise the
+text after `Answer with exactly:` in the last user message, or the fixed `answer`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import json
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any
+
+from aiohttp import web
+
+from evaluator.testing.schema_instance import SchemaError, instance_for
+
+HOST = "127.0.0.1"
+DEFAULT_ANSWER = "The stub model answers: ok."
+_EXACT = re.compile(r"Answer with exactly:[ \t]*(.*?)[ \t]*$", re.MULTILINE)
+_VERDICT = re.compile(r"stub-verdict:\s*([A-Za-z]+)")
+_SCHEMA_CACHE_MAX = 4096
+_U64 = float(2**64)
+
+
+@dataclasses.dataclass
+class Controls:
+    """What the server does; every field can be changed at runtime through `POST /_control`."""
+
+    latency: float = 0.0  # seconds added to every admitted call
+    jitter: float = 0.0  # extra latency, uniform in [0, jitter), drawn deterministically
+    rate_429: float = 0.0  # fraction of admitted calls answered 429 with Retry-After (immediately)
+    retry_after: float = 1.0  # seconds put in Retry-After (429 faults and the ceiling)
+    rate_500: float = 0.0  # fraction answered 500 (after the latency)
+    rate_hang: float = 0.0  # fraction that sleep `hang_seconds` before answering (past any sane timeout)
+    hang_seconds: float = 3600.0
+    max_concurrency: int = 0  # calls in flight above this get 429 at once; 0 = no ceiling
+    seed: int = 0
+    answer: str = DEFAULT_ANSWER  # default text answer
+    model: str = "stub-model"  # listed by /v1/models
+    api_key: str | None = None  # when set, require `Authorization: Bearer <api_key>`
+
+    def update(self, changes: Mapping[str, Any]) -> None:
+        """Apply `changes` after validating all of them; a bad one raises ValueError naming the field."""
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        staged = dataclasses.asdict(self)
+        for name, value in changes.items():
+            if name not in fields:
+                raise ValueError(f"unknown control {name!r} (known: {', '.join(sorted(fields))})")
+            staged[name] = _coerce(name, value, staged[name])
+        _validate(staged)
+        for name, value in staged.items():
+            setattr(self, name, value)
+
+
+def _coerce(name: str, value: Any, current: Any) -> Any:
+    if name == "api_key":
+        if value is None or isinstance(value, str):
+            return value
+        raise ValueError(f"control {name!r} must be a string or null")
+    if name in ("answer", "model"):
+        if isinstance(value, str):
+            return value
+        raise ValueError(f"control {name!r} must be a string")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"control {name!r} must be a number, got {value!r}")
+    if isinstance(current, int):
+        if float(value) != int(value):
+            raise ValueError(f"control {name!r} must be an integer, got {value!r}")
+        return int(value)
+    return float(value)
+
+
+def _validate(values: Mapping[str, Any]) -> None:
+    for name in ("latency", "jitter", "retry_after", "hang_seconds", "max_concurrency"):
+        if values[name] < 0:
+            raise ValueError(f"control {name!r} must be >= 0, got {values[name]!r}")
+    rates = ("rate_429", "rate_500", "rate_hang")
+    for name in rates:
+        if not 0.0 <= values[name] <= 1.0:
+            raise ValueError(f"control {name!r} must be within [0, 1], got {values[name]!r}")
+    if sum(values[name] for name in rates) > 1.0 + 1e-9:
+        raise ValueError("controls rate_429 + rate_500 + rate_hang must not exceed 1")
+
+
+@dataclasses.dataclass
+class Stats:
+    """Counters of chat-completion calls (health/models/control calls are not counted)."""
+
+    total: int = 0
+    by_status: Counter[str] = dataclasses.field(default_factory=Counter)
+    by_model: Counter[str] = dataclasses.field(default_factory=Counter)
+    # rate_limited, server_error, hang (injected by rate) and ceiling (over max_concurrency)
+    faults: Counter[str] = dataclasses.field(default_factory=Counter)
+    cancelled: int = 0  # handlers cancelled because the client went away (e.g. its timeout)
+    in_flight: int = 0
+    max_in_flight: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "by_status": dict(self.by_status),
+            "by_model": dict(self.by_model),
+            "faults": dict(self.faults),
+            "cancelled": self.cancelled,
+            "in_flight": self.in_flight,
+            "max_in_flight": self.max_in_flight,
+        }
+
+
+def _error(status: int, message: str, kind: str, headers: Mapping[str, str] | None = None) -> web.Response:
+    body = json.dumps({"error": {"message": message, "type": kind, "param": None, "code": kind}})
+    return web.Response(status=status, text=body, content_type="application/json", headers=headers)
+
+
+def _text_of(content: Any) -> str:
+    """Text of a message's content: a string or OpenAI's list of parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [p.get("text") for p in content if isinstance(p, dict)]
+        return " ".join(p for p in parts if isinstance(p, str))
+    return ""
+
+
+def _format_seconds(seconds: float) -> str:
+    return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
+
+
+class StubServer:
+    """The aiohttp application plus its state; `start()`/`stop()` run it on the current event loop."""
+
+    def __init__(self, controls: Controls | None = None, **changes: Any) -> None:
+        self.controls = controls or Controls()
+        self.controls.update(changes)
+        self.stats = Stats()
+        self._attempts: dict[bytes, int] = {}
+        self._schema_cache: dict[tuple[str, str], tuple[str, int]] = {}
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_get("/health", self._health)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/chat/completions", self._chat)
+        app.router.add_get("/_stats", self._stats)
+        app.router.add_get("/_control", self._get_control)
+        app.router.add_post("/_control", self._post_control)
+        app.router.add_post("/_reset", self._reset)
+        return app
+
+    async def start(self, port: int = 0) -> str:
+        """Bind 127.0.0.1:`port` (0 = any free port) and return the OpenAI base URL (`.../v1`)."""
+        # handler_cancellation: a client that gives up (timeout) frees its slot, as with a real server.
+        runner = web.AppRunner(self.app(), access_log=None, handler_cancellation=True, shutdown_timeout=0.5)
+        await runner.setup()
+        site = web.TCPSite(runner, HOST, port, shutdown_timeout=0.5, backlog=1024)
+        await site.start()
+        server = site._server
+        assert isinstance(server, asyncio.base_events.Server)
+        self.port = int(server.sockets[0].getsockname()[1])
+        self._runner = runner
+        return self.base_url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self.port}/v1"
+
+    # -- control endpoints -------------------------------------------------------------------------------
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def _models(self, request: web.Request) -> web.Response:
+        model = {"id": self.controls.model, "object": "model", "created": 0, "owned_by": "stub"}
+        return web.json_response({"object": "list", "data": [model]})
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        return web.json_response(self.stats.as_json())
+
+    async def _get_control(self, request: web.Request) -> web.Response:
+        return web.json_response(dataclasses.asdict(self.controls))
+
+    async def _post_control(self, request: web.Request) -> web.Response:
+        try:
+            changes = await request.json()
+            if not isinstance(changes, dict):
+                raise ValueError("body must be a JSON object of control values")
+            self.controls.update(changes)
+        except ValueError as exc:  # json.JSONDecodeError is a ValueError
+            return _error(400, str(exc), "invalid_request_error")
+        return web.json_response(dataclasses.asdict(self.controls))
+
+    async def _reset(self, request: web.Request) -> web.Response:
+        """Zero the counters and forget attempt history (the next run starts a fresh fault sequence)."""
+        in_flight = self.stats.in_flight
+        self.stats = Stats(in_flight=in_flight, max_in_flight=in_flight)
+        self._attempts.clear()
+        return web.json_response(self.stats.as_json())
+
+    # -- chat completions ----------------------------------------------------------------------------------
+    async def _chat(self, request: web.Request) -> web.Response:
+        # Always through self.stats (never a local alias): POST /_reset may swap it while calls are in flight.
+        self.stats.total += 1
+        body = await request.read()
+        controls = self.controls
+        if controls.max_concurrency and self.stats.in_flight >= controls.max_concurrency:
+            self.stats.faults["ceiling"] += 1
+            return self._count(self._rate_limited("server is at its concurrency limit"))
+        self.stats.in_flight += 1
+        self.stats.max_in_flight = max(self.stats.max_in_flight, self.stats.in_flight)
+        try:
+            return self._count(await self._admitted(request, body, controls))
+        except asyncio.CancelledError:
+            self.stats.cancelled += 1
+            raise
+        finally:
+            self.stats.in_flight -= 1
+
+    def _count(self, response: web.Response) -> web.Response:
+        self.stats.by_status[str(response.status)] += 1
+        return response
+
+    def _rate_limited(self, message: str) -> web.Response:
+        headers = {"Retry-After": _format_seconds(self.controls.retry_after)}
+        return _error(429, message, "rate_limit_exceeded", headers)
+
+    async def _admitted(self, request: web.Request, body: bytes, controls: Controls) -> web.Response:
+        expected = None if controls.api_key is None else f"Bearer {controls.api_key}"
+        if expected is not None and request.headers.get("Authorization") != expected:
+            return _error(401, "invalid API key", "invalid_api_key")
+        try:
+            payload = json.loads(body)
+            if not isinstance(payload, dict):
+                raise ValueError("body must be a JSON object")
+            messages = payload["messages"]
+            if not isinstance(messages, list) or not messages:
+                raise ValueError("'messages' must be a non-empty list")
+        except (ValueError, KeyError) as exc:
+            return _error(400, f"invalid request: {exc}", "invalid_request_error")
+        if payload.get("stream"):
+            return _error(400, "the stub server does not stream", "invalid_request_error")
+        model = str(payload.get("model", controls.model))
+        self.stats.by_model[model] += 1
+
+        fault, spread = self._draw(body, controls)
+        if fault < controls.rate_429:
+            self.stats.faults["rate_limited"] += 1
+            return self._rate_limited("rate limited by the stub (injected fault)")
+        delay = controls.latency + controls.jitter * spread
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if fault < controls.rate_429 + controls.rate_500:
+            self.stats.faults["server_error"] += 1
+            return _error(500, "internal error (injected fault)", "server_error")
+        if fault < controls.rate_429 + controls.rate_500 + controls.rate_hang:
+            self.stats.faults["hang"] += 1
+            await asyncio.sleep(controls.hang_seconds)
+        try:
+            content, completion_tokens = self._content(payload, messages)
+        except SchemaError as exc:
+            return _error(400, f"response_format schema: {exc}", "invalid_request_error")
+        prompt_tokens = sum(len(_text_of(m.get("content")).split()) for m in messages if isinstance(m, dict))
+        return web.Response(
+            text=json.dumps(
+                {
+                    "id": f"chatcmpl-stub-{self.stats.total}",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": content},
+                            "logprobs": None,
+                            "finish_reason": "stop",
+                        }
+                    ],
+                    "usage": {
+                        "prompt_tokens": prompt_tokens,
+                        "completion_tokens": completion_tokens,
+                        "total_tokens": prompt_tokens + completion_tokens,
+                    },
+                }
+            ),
+            content_type="application/json",
+        )
+
+    def _draw(self, body: bytes, controls: Controls) -> tuple[float, float]:
+        """Two uniforms in [0, 1) from (seed, body, attempt number of this body): reproducible faults."""
+        digest = hashlib.blake2b(body, digest_size=16, key=str(controls.seed).encode()).digest()
+        attempt = self._attempts.get(digest, 0)
+        self._attempts[digest] = attempt + 1
+        mixed = hashlib.blake2b(digest + attempt.to_bytes(8, "little"), digest_size=16).digest()
+        return int.from_bytes(mixed[:8], "little") / _U64, int.from_bytes(mixed[8:], "little") / _U64
+
+    def _content(self, payload: Mapping[str, Any], messages: Sequence[Any]) -> tuple[str, int]:
+        response_format = payload.get("response_format")
+        schema = _requested_schema(response_format)
+        if schema is None:
+            answer = self._text_answer(messages)
+            wants_json = isinstance(response_format, dict) and response_format.get("type") != "text"
+            if wants_json:  # JSON asked for, but no schema given
+                answer = json.dumps({"answer": answer})
+            return answer, len(answer.split())
+        texts = [_text_of(m.get("content")) for m in messages if isinstance(m, dict)]
+        match = None
+        for text in texts:
+            match = _VERDICT.search(text) or match
+        verdict = match.group(1).lower() if match else "yes"
+        key = (json.dumps(schema), verdict)
+        cached = self._schema_cache.get(key)
+        if cached is None:
+            document = json.dumps(instance_for(schema, verdict))
+            cached = (document, len(document.split()))
+            if len(self._schema_cache) >= _SCHEMA_CACHE_MAX:
+                self._schema_cache.clear()
+            self._schema_cache[key] = cached
+        return cached
+
+    def _text_answer(self, messages: Sequence[Any]) -> str:
+        for message in reversed(messages):
+            if isinstance(message, dict) and message.get("role") == "user":
+                match = _EXACT.search(_text_of(message.get("content")))
+                if match:
+                    return match.group(1)
+                break
+        return self.controls.answer
+
+
+def _requested_schema(response_format: Any) -> dict[str, Any] | None:
+    if not isinstance(response_format, dict):
+        return None
+    kind = response_format.get("type")
+    schema: Any = None
+    if kind == "json_object":
+        schema = response_format.get("schema")
+    elif kind == "json_schema":
+        wrapper = response_format.get("json_schema")
+        schema = wrapper.get("schema") if isinstance(wrapper, dict) else None
+    return schema if isinstance(schema, dict) else None
+
+
+# -- ways to run it ------------------------------------------------------------------------------------------
+@contextlib.asynccontextmanager
+async def running_stub(**controls: Any) -> AsyncIterator[StubServer]:
+    """Run a stub on the current loop for the duration of the block; yields the server (see `.base_url`)."""
+    server = StubServer(**controls)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+def run_stub_in_thread(**controls: Any) -> tuple[str, Callable[[], None]]:
+    """Start a stub on its own loop in a daemon thread; return (base_url, stop)."""
+    server = StubServer(**controls)
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    failure: list[BaseException] = []
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(server.start())
+        except BaseException as exc:
+            failure.append(exc)
+            ready.set()
+            loop.close()
+            return
+        ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(server.stop())
+            loop.close()
+
+    thread = threading.Thread(target=serve, name="stub-server", daemon=True)
+    thread.start()
+    if not ready.wait(30):
+        raise RuntimeError("stub server did not start within 30 s")
+    if failure:
+        raise RuntimeError(f"stub server failed to start: {failure[0]}") from failure[0]
+
+    def stop() -> None:
+        if thread.is_alive():
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(30)
+
+    return server.base_url, stop
+
+
+def run_stub_in_process(**controls: Any) -> tuple[str, Callable[[], None]]:
+    """Start a stub as a separate Python process (own GIL, like a real server); return (base_url, stop)."""
+    argv = [sys.executable, "-m", "evaluator.testing.stub_server", "--port", "0"]
+    Controls().update(controls)  # fail here, in the caller, on a bad control
+    for name, value in controls.items():
+        if value is None:
+            continue
+        argv += [f"--{name.replace('_', '-')}", str(value)]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    line = process.stdout.readline().strip()
+    if not line.startswith("http://"):
+        process.kill()
+        process.wait()
+        raise RuntimeError(f"stub server process did not report its URL (got {line!r})")
+
+    def stop() -> None:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+    return line, stop
+
+
+def _root(base_url: str) -> str:
+    root = base_url.rstrip("/")
+    return root[: -len("/v1")] if root.endswith("/v1") else root
+
+
+def get_stats(base_url: str) -> dict[str, Any]:
+    """Counters of a running stub (blocking HTTP; for tests)."""
+    with urllib.request.urlopen(f"{_root(base_url)}/_stats", timeout=10) as response:
+        result: dict[str, Any] = json.load(response)
+    return result
+
+
+def set_controls(base_url: str, **changes: Any) -> dict[str, Any]:
+    """Change a running stub's controls (blocking HTTP; for tests); returns the controls now in force."""
+    request = urllib.request.Request(
+        f"{_root(base_url)}/_control",
+        data=json.dumps(changes).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        result: dict[str, Any] = json.load(response)
+    return result
+
+
+def reset_stats(base_url: str) -> None:
+    """Zero a running stub's counters and attempt history (blocking HTTP; for tests)."""
+    request = urllib.request.Request(f"{_root(base_url)}/_reset", data=b"{}", method="POST")
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+
+
+# -- command line ----------------------------------------------------------------------------------------
+_HELP = {
+    "latency": "seconds added to every admitted call",
+    "jitter": "extra latency, uniform in [0, JITTER), drawn deterministically",
+    "rate_429": "fraction of calls answered 429 with Retry-After, at once",
+    "retry_after": "seconds sent in Retry-After (429 faults and the ceiling)",
+    "rate_500": "fraction of calls answered 500, after the latency",
+    "rate_hang": "fraction of calls that sleep --hang-seconds before answering",
+    "hang_seconds": "how long a hanging call sleeps",
+    "max_concurrency": "calls in flight above this get 429 at once (0 = no ceiling)",
+    "seed": "seed of the reproducible fault draws",
+    "answer": "default text answer",
+    "model": "model id listed by /v1/models",
+    "api_key": "require 'Authorization: Bearer API_KEY'",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    defaults = Controls()
+    parser = argparse.ArgumentParser(
+        prog="python -m evaluator.testing.stub_server",
+        description="OpenAI-compatible stub server on 127.0.0.1 with controllable latency and faults. "
+        "Prints its base URL on the first line of stdout, then serves until SIGINT/SIGTERM.",
+    )
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0 = any free port)")
+    for field in dataclasses.fields(Controls):
+        default = getattr(defaults, field.name)
+        kind: Callable[[str], Any] = str if field.name in ("answer", "model", "api_key") else type(default)
+        flag = f"--{field.name.replace('_', '-')}"
+        parser.add_argument(
+            flag, dest=field.name, type=kind, default=default, help=f"{_HELP[field.name]} (%(default)s)"
+        )
+    return parser
+
+
+async def _serve(port: int, controls: dict[str, Any]) -> None:
+    server = StubServer(**controls)
+    await server.start(port)
+    print(server.base_url, flush=True)
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, done.set)
+    await done.wait()
+    await server.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = vars(_parser().parse_args(argv))
+    port = args.pop("port")
+    try:
+        Controls().update(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_serve(port, args))
+    except OSError as exc:
+        print(f"error: cannot bind {HOST}:{port}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

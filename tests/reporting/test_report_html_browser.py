@@ -1,0 +1,64 @@
+"""The HTML report opened in a real headless Chromium: every plot drawn, the case table searchable, no network."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from evaluator.reporting import html
+from evaluator.reporting.baseline import compare
+from tests.reporting.chromium_helper import dump_dom, plots_in, png_pixels, screenshot
+from tests.reporting.report_factory import make_report, set_score
+
+PLOTS = ("plot-scores", "plot-baseline", "plot-latency", "plot-shards")
+ROW = re.compile(r'<tr class="(?:passed|failed|errored)"[^>]*>')
+
+pytestmark = pytest.mark.browser
+
+
+def assert_rendered(page: Path, tmp_path: Path, *, query: str, matching: int, total: int, shot: bool) -> str:
+    """Plots drawn, the search (given in the URL fragment, as typed in the box) filtered, screenshot not blank.
+
+    Shared by the fixture test below and the test on a real aggregate (test_report_real_aggregate.py).
+    """
+    assert not re.search(r"<script[^>]+src=|<link[^>]+href=\"?https?:", page.read_text(encoding="utf-8")), (
+        "the report must load nothing from the network"
+    )
+    dom = dump_dom(page, fragment=f"q={query}")
+    found = plots_in(dom)
+    for plot in PLOTS:
+        assert found.svgs.get(plot, 0) >= 1, f"{plot}: plotly drew no svg.main-svg"
+        assert found.traces.get(plot, 0) >= 1, f"{plot}: no trace drawn"
+    rows = ROW.findall(dom)
+    assert len(rows) == total
+    assert len([r for r in rows if "display: none" not in r]) == matching
+    assert f"{matching} of {total} cases" in dom
+    if shot:
+        assert_screenshot_drawn(screenshot(page, tmp_path / "report.png"))
+    return dom
+
+
+def assert_screenshot_drawn(png: Path) -> None:
+    """Not blank, and plotly's trace colour present: the plots are on screen, not only in the DOM."""
+    width, height, pixels = png_pixels(png)
+    assert (width, height) == (1024, 1536)
+    step = len(pixels[0]) // width
+    sampled = [row[x : x + 3] for row in pixels[::4] for x in range(0, len(row), step * 4)]
+    assert len(set(sampled)) > 50, "the screenshot is nearly uniform: nothing was drawn"
+    # Plotly's first trace colour (#636efa) filling histogram bars: the plots are drawn, not just the text.
+    plotly_blue = sum(1 for p in sampled if abs(p[0] - 99) < 12 and abs(p[1] - 110) < 12 and abs(p[2] - 250) < 6)
+    assert plotly_blue > 200, f"only {plotly_blue} sampled pixels in plotly's trace colour"
+
+
+def test_html_report_renders_every_plot_offline_and_searches(tmp_path: Path) -> None:
+    base = make_report(300, total_shards=6, seed=1)
+    cur = make_report(300, total_shards=6, seed=1, missing_shards=(4,), errored_every=40, straggler_shard=2)
+    cur = set_score(cur, "case-00007", "answer_relevancy", 0.05)
+    page = tmp_path / "report.html"
+    page.write_text(html.render(cur, base, compare(cur, base, 0.05)), encoding="utf-8")
+    # case-0003x: ten cases, all in shard 0.
+    # The screenshot is taken on the real aggregate's report (test_report_real_aggregate.py); one is enough.
+    dom = assert_rendered(page, tmp_path, query="case-0003", matching=10, total=len(cur["cases"]), shot=False)
+    assert "straggler" in dom and "case-00007" in dom
