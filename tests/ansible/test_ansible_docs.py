@@ -1,0 +1,35 @@
+"""Every role documents what it takes: defaults, argument specs and the README table name the same variables."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from ansible_harness import ANSIBLE_DIR
+
+ROLES = ["wsl", "docker_engine", "nvidia_container_toolkit", "minikube", "ci_stack"]
+
+
+def test_the_roles_are_there():
+    assert sorted(p.name for p in (ANSIBLE_DIR / "roles").iterdir() if p.is_dir()) == sorted(ROLES)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_defaults_specs_and_readme_agree(role):
+    base = ANSIBLE_DIR / "roles" / role
+    defaults = yaml.safe_load((base / "defaults" / "main.yml").read_text()) or {}
+    options = yaml.safe_load((base / "meta" / "argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
+    assert set(defaults) == set(options), "defaults/main.yml and meta/argument_specs.yml disagree"
+    assert all(name.startswith(f"{role}_") for name in options), "role variables carry the role's prefix"
+    readme = (base / "README.md").read_text()
+    missing = [name for name in options if f"| `{name}` |" not in readme]
+    assert not missing, f"README.md's variables table lacks {missing}"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_tasks_split_one_file_per_concern(role):
+    tasks = ANSIBLE_DIR / "roles" / role / "tasks"
+    main = yaml.safe_load((tasks / "main.yml").read_text())
+    files = {p.name for p in tasks.glob("*.yml")} - {"main.yml"}
+    assert len(files) >= 2
+    referenced = yaml.safe_dump(main)
+    assert all(name in referenced for name in files), "a task file is not imported from main.yml"
