@@ -182,9 +182,7 @@ class StubServer:
         await runner.setup()
         site = web.TCPSite(runner, HOST, port, shutdown_timeout=0.5, backlog=1024)
         await site.start()
-        server = site._server
-        assert isinstance(server, asyncio.base_events.Server)
-        self.port = int(server.sockets[0].getsockname()[1])
+        self.port = int(runner.addresses[0][1])  # the port the OS chose when asked for 0
         self._runner = runner
         return self.base_url
 

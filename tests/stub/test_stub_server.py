@@ -1,0 +1,299 @@
+"""The stub server over real HTTP on 127.0.0.1: answers, faults, the ceiling, runtime control, counters."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from deepeval.metrics.answer_relevancy import schema as relevancy
+from deepeval.metrics.faithfulness import schema as faithfulness
+from deepeval.metrics.hallucination import schema as hallucination
+
+from evaluator.testing.stub_server import (
+    StubServer,
+    get_stats,
+    reset_stats,
+    run_stub_in_process,
+    run_stub_in_thread,
+    running_stub,
+    set_controls,
+)
+
+
+def run(test: Callable[[StubServer, aiohttp.ClientSession], Awaitable[None]], **controls: Any) -> None:
+    """Run `test` against a fresh stub on a fresh loop (no pytest-asyncio needed)."""
+
+    async def main() -> None:
+        async with running_stub(**controls) as stub, aiohttp.ClientSession() as session:
+            await test(stub, session)
+
+    asyncio.run(main())
+
+
+def chat_body(text: str, **extra: Any) -> dict[str, Any]:
+    return {"model": "judge-1", "messages": [{"role": "user", "content": text}], **extra}
+
+
+async def post(session: aiohttp.ClientSession, stub: StubServer, body: dict[str, Any]) -> tuple[int, Any, Any]:
+    async with session.post(f"{stub.base_url}/chat/completions", json=body) as response:
+        return response.status, await response.json(), response.headers
+
+
+def test_health_and_models() -> None:
+    async def check(stub: StubServer, session: aiohttp.ClientSession) -> None:
+        async with session.get(stub.base_url.removesuffix("/v1") + "/health") as response:
+            assert response.status == 200 and (await response.json()) == {"status": "ok"}
+        async with session.get(f"{stub.base_url}/models") as response:
+            assert (await response.json())["data"][0]["id"] == "my-model"
+
+    run(check, model="my-model")
+
+
+def test_text_answers_default_and_exact_with_word_usage() -> None:
+    async def check(stub: StubServer, session: aiohttp.ClientSession) -> None:
+        status, body, _ = await post(session, stub, chat_body("What is two plus two?"))
+        assert status == 200 and body["object"] == "chat.completion"
+        assert body["choices"][0]["message"] == {"role": "assistant", "content": "fixed answer here"}
+        assert body["usage"] == {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+        assert body["model"] == "judge-1"
+        exact = chat_body("Question?\nAnswer with exactly: Paris, France  \nThanks")
+        status, body, _ = await post(session, stub, exact)
+        assert body["choices"][0]["message"]["content"] == "Paris, France"
+
+    run(check, answer="fixed answer here")
+
+
+SCHEMAS = [
+    relevancy.Statements,
+    relevancy.Verdicts,
+    faithfulness.Truths,
+    faithfulness.Verdicts,
+    hallucination.Verdicts,
+]
+
+
+@pytest.mark.parametrize("model", SCHEMAS, ids=lambda m: f"{m.__module__.split('.')[-2]}.{m.__name__}")
+def test_schema_constrained_answers_validate_in_both_request_styles(model: Any) -> None:
+    schema = model.model_json_schema()
+
+    async def check(stub: StubServer, session: aiohttp.ClientSession) -> None:
+        styles = [
+            {"type": "json_object", "schema": schema},  # llama.cpp style
+            {
+                "type": "json_schema",
+                "json_schema": {"name": model.__name__, "schema": schema, "strict": True},
+            },
+        ]
+        for response_format in styles:
+            body = chat_body("Judge this. Answer with exactly: not json", response_format=response_format)
+            status, answer, _ = await post(session, stub, body)
+            assert status == 200
+            parsed = model.model_validate_json(answer["choices"][0]["message"]["content"])
+            if "verdicts" in schema["properties"]:
+                assert parsed.verdicts[0].verdict == "yes"
+        body = chat_body("stub-verdict: no", response_format=styles[0])
+        _, answer, _ = await post(session, stub, body)
+        parsed = model.model_validate_json(answer["choices"][0]["message"]["content"])
+        if "verdicts" in schema["properties"]:
+            assert parsed.verdicts[0].verdict == "no"
+
+    run(check)
+
+
+def test_json_mode_without_schema_is_still_json() -> None:
+    async def check(stub: StubServer, session: aiohttp.ClientSession) -> None:
+        _, body, _ = await post(session, stub, chat_body("hi", response_format={"type": "json_object"}))
+        assert json.loads(body["choices"][0]["message"]["content"]) == {"answer": "The stub model answers: ok."}
+
+    run(check)
+
+
+async def statuses(stub: StubServer, session: aiohttp.ClientSession, n: int) -> list[tuple[int, str | None]]:
+    results = await asyncio.gather(*(post(session, stub, chat_body(f"case {i}")) for i in range(n)))
+    return [(status, headers.get("Retry-After")) for status, _, headers in results]
+
+
+def test_fault_fractions_retry_after_and_stats() -> None:
+    async def check(stub: StubServer, session: aiohttp.ClientSession) -> None:
+        seen = await statuses(stub, session, 400)
+        counts = Counter(status for status, _ in seen)
+        assert 50 <= counts[429] <= 110, counts  # 20 % of 400 = 80
+        assert 20 <= counts[500] <= 60, counts  # 10 % of 400 = 40
+        assert counts[200] + counts[429] + counts[500] == 400
+        assert {retry for status, retry in seen if status == 429} == {"2"}
+        stats = await (await session.get(stub.base_url.removesuffix("/v1") + "/_stats")).json()
+        assert stats["total"] == 400 and stats["in_flight"] == 0
+        assert stats["by_status"] == {str(k): v for k, v in counts.items()}
+        assert stats["faults"] == {"rate_limited": counts[429], "server_error": counts[500]}
+        assert stats["by_model"] == {"judge-1": 400}
+        assert 1 < stats["max_in_flight"] <= 400
+
+    run(check, rate_429=0.2, rate_500=0.1, retry_after=2, latency=0.05)
+
+
+def test_faults_are_reproducible_from_the_seed_and_retries_get_fresh_draws() -> None:
+    def sequence(seed: int) -> list[int]:
+        out: list[int] = []
+
+        async def check(stub: StubServer, session: aiohttp.ClientSession) -> None:
+            for i in range(60):  # sequential: the body, not the order, decides
+                out.append((await post(session, stub, chat_body(f"case {i % 20}")))[0])
+
+        run(check, rate_429=0.3, rate_500=0.2, seed=seed)
+        return out
+
+    first = sequence(7)
+    assert first == sequence(7)
+    assert first != sequence(8)
+    # the same body seen again (a retry) is drawn afresh: not every repeat of a failing body fails
+    repeats = [first[i::20] for i in range(20)]
+    assert any(len(set(r)) > 1 for r in repeats)
+
+
+def test_concurrency_ceiling_rejects_at_once_with_retry_after() -> None:
+    async def check(stub: StubServer, session: aiohttp.ClientSession) -> None:
+        seen = await statuses(stub, session, 20)
+        assert Counter(status for status, _ in seen) == {200: 5, 429: 15}
+        assert all(retry == "1" for status, retry in seen if status == 429)
+        assert stub.stats.max_in_flight == 5 and stub.stats.faults["ceiling"] == 15
+
+    run(check, latency=0.5, max_concurrency=5)
+
+
+def test_hung_call_is_freed_when_the_client_gives_up() -> None:
+    async def check(stub: StubServer, session: aiohttp.ClientSession) -> None:
+        url = f"{stub.base_url}/chat/completions"
+        with pytest.raises(asyncio.TimeoutError):
+            async with session.post(url, json=chat_body("x"), timeout=aiohttp.ClientTimeout(total=0.3)):
+                pass
+        for _ in range(100):  # the server notices the closed connection shortly after
+            if stub.stats.cancelled:
+                break
+            await asyncio.sleep(0.05)
+        assert stub.stats.faults["hang"] == 1 and stub.stats.cancelled == 1 and stub.stats.in_flight == 0
+
+    run(check, rate_hang=1.0)
+
+
+def test_runtime_control_changes_behaviour_and_rejects_bad_values() -> None:
+    async def check(stub: StubServer, session: aiohttp.ClientSession) -> None:
+        root = stub.base_url.removesuffix("/v1")
+        assert (await post(session, stub, chat_body("a")))[0] == 200
+        async with session.post(f"{root}/_control", json={"rate_500": 1.0}) as response:
+            assert response.status == 200 and (await response.json())["rate_500"] == 1.0
+        assert (await post(session, stub, chat_body("b")))[0] == 500
+        for bad, field in (
+            ({"rate_500": 1.5}, "rate_500"),
+            ({"nope": 1}, "nope"),
+            ({"latency": "x"}, "latency"),
+        ):
+            async with session.post(f"{root}/_control", json=bad) as response:
+                assert response.status == 400
+                assert field in (await response.json())["error"]["message"]
+        assert stub.controls.rate_500 == 1.0  # a rejected change leaves the controls untouched
+        async with session.post(f"{root}/_control", json={"rate_429": 0.5, "rate_500": 0.6}) as response:
+            assert response.status == 400
+
+    run(check)
+
+
+def test_reset_during_a_call_keeps_in_flight_right() -> None:
+    async def check(stub: StubServer, session: aiohttp.ClientSession) -> None:
+        root = stub.base_url.removesuffix("/v1")
+        call = asyncio.ensure_future(post(session, stub, chat_body("slow")))
+        for _ in range(200):  # until the server holds the call
+            if stub.stats.in_flight:
+                break
+            await asyncio.sleep(0.01)
+        async with session.post(f"{root}/_reset") as response:
+            stats = await response.json()
+            assert stats["in_flight"] == 1 and stats["total"] == 0
+        assert (await call)[0] == 200
+        assert stub.stats.in_flight == 0 and stub.stats.by_status == {"200": 1}
+
+    run(check, latency=0.3)
+
+
+def test_bad_requests_and_api_key() -> None:
+    async def check(stub: StubServer, session: aiohttp.ClientSession) -> None:
+        url = f"{stub.base_url}/chat/completions"
+        async with session.post(url, json=chat_body("x")) as response:
+            assert response.status == 401
+        auth = {"Authorization": "Bearer sekrit"}
+        async with session.post(url, data=b"{not json", headers=auth) as response:
+            assert response.status == 400 and "invalid request" in (await response.json())["error"]["message"]
+        async with session.post(url, json={"messages": []}, headers=auth) as response:
+            assert response.status == 400
+        async with session.post(url, json=chat_body("x", stream=True), headers=auth) as response:
+            assert response.status == 400
+        async with session.post(url, json=chat_body("x"), headers=auth) as response:
+            assert response.status == 200
+
+    run(check, api_key="sekrit")
+
+
+def test_thread_runner_and_blocking_helpers() -> None:
+    base_url, stop = run_stub_in_thread(rate_429=0.0)
+    try:
+        assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1")
+        set_controls(base_url, rate_429=1.0, retry_after=3)
+
+        async def one() -> int:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(f"{base_url}/chat/completions", json=chat_body("x")) as response,
+            ):
+                assert response.headers["Retry-After"] == "3"
+                return response.status
+
+        assert asyncio.run(one()) == 429
+        assert get_stats(base_url)["by_status"] == {"429": 1}
+        reset_stats(base_url)
+        assert get_stats(base_url)["total"] == 0
+    finally:
+        stop()
+
+
+def test_cli_process_prints_url_and_serves() -> None:
+    base_url, stop = run_stub_in_process(latency=0.01, max_concurrency=8, seed=3)
+    try:
+        assert base_url.startswith("http://127.0.0.1:")
+        assert get_stats(base_url)["total"] == 0
+    finally:
+        stop()
+
+
+def test_cli_rejects_bad_controls_without_traceback() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "evaluator.testing.stub_server", "--rate-429", "1.5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "rate_429" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("question", "score"), [("What is 2+2?", 1.0), ("What is 2+2? stub-verdict: no", 0.0)])
+def test_deepeval_metric_runs_against_the_stub(question: str, score: float) -> None:
+    """DeepEval's own OpenAI model class (structured outputs through the openai SDK) judges via the stub."""
+    from deepeval.metrics import AnswerRelevancyMetric
+    from deepeval.models import GPTModel
+    from deepeval.test_case import LLMTestCase
+
+    base_url, stop = run_stub_in_thread()
+    try:
+        judge = GPTModel(model="gpt-4o-mini", base_url=base_url, api_key="stub-key")
+        metric = AnswerRelevancyMetric(model=judge, threshold=0.5, async_mode=True)
+        metric.measure(LLMTestCase(input=question, actual_output="Four."), _show_indicator=False)
+        assert metric.score == score and metric.success is (score >= 0.5)
+        assert get_stats(base_url)["by_status"] == {"200": 3}  # statements, verdicts, reason
+    finally:
+        stop()
