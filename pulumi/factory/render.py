@@ -1,12 +1,17 @@
 """`python -m factory.render`: write a stack's manifests as plain YAML, one file per object.
 
-For `kubectl apply` users, for the release pipeline (one run per commit: `--run-id/--commit/--suite`),
-and for the offline checks (kubernetes-validate, checkov). Reads the same settings and builders as
-`pulumi up`; secrets are never rendered (the HF token Secret is created by `pulumi up` or by hand).
+For `kubectl apply` users, for the release pipeline (one run per commit: `--run-id/--commit/--suite`,
+`--image` for the image built from that commit), and for the offline checks (kubernetes-validate, checkov).
+A run also gets `run/<run-id>.json` beside its folder: what a launcher needs (namespace, Job names, shard
+count, results claim) read from the rendered objects, so no script parses the manifests again. Reads the
+same settings and builders as `pulumi up`; secrets are never rendered (the HF token Secret is created by
+`pulumi up` or by hand).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -14,7 +19,7 @@ import click
 import yaml
 
 from factory import manifests
-from factory.settings import SettingsError, load_stack, make_run
+from factory.settings import SettingsError, StackSettings, image_is_pinned, load_stack, make_run
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -47,6 +52,30 @@ def write_group(out: Path, objs: list[manifests.Manifest]) -> list[Path]:
     return written
 
 
+def with_run_image(settings: StackSettings, image: str) -> StackSettings:
+    """The stack names the evaluator image; a release run evaluates the image it just built."""
+    if not image_is_pinned(image):
+        raise SettingsError(f"--image: {image!r} must be pinned to a version tag or digest (never latest)")
+    return dataclasses.replace(settings, eval=dataclasses.replace(settings.eval, image=image))
+
+
+def launch_plan(objs: list[manifests.Manifest], files: list[Path]) -> dict[str, object]:
+    """Facts about a rendered run, taken from its objects: suite ConfigMap, eval Job, aggregate Job."""
+    suite, eval_job, aggregate_job = objs
+    pod = eval_job["spec"]["template"]["spec"]
+    claims = [v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v]
+    return {
+        "namespace": eval_job["metadata"]["namespace"],
+        "suite_configmap": suite["metadata"]["name"],
+        "eval_job": eval_job["metadata"]["name"],
+        "aggregate_job": aggregate_job["metadata"]["name"],
+        "completions": eval_job["spec"]["completions"],
+        "results_claim": claims[0],
+        "image": pod["containers"][0]["image"],
+        "files": [str(f) for f in files],
+    }
+
+
 def render(
     stack: str,
     out: Path,
@@ -54,17 +83,22 @@ def render(
     run_id: str | None = None,
     commit: str | None = None,
     suite: Path | None = None,
+    image: str | None = None,
 ) -> dict[str, list[Path]]:
     """Render `stack/` (long-lived), `argo/` (when enabled) and `run/<run-id>/` (when a run is given)."""
     settings = load_stack(project_dir, stack)
     groups = {"stack": write_group(out / "stack", manifests.long_lived(settings))}
     if settings.argo.enabled:
         groups["argo"] = write_group(out / "argo", manifests.argo(settings))
-    if run_id is not None or commit is not None or suite is not None:
+    if run_id is not None or commit is not None or suite is not None or image is not None:
         if run_id is None or commit is None or suite is None:
             raise SettingsError("a run needs all of --run-id, --commit and --suite")
         run = make_run(run_id, commit, suite)
-        groups["run"] = write_group(out / "run" / run_id, manifests.run_manifests(settings, run))
+        run_settings = with_run_image(settings, image) if image is not None else settings
+        objs = manifests.run_manifests(run_settings, run)
+        groups["run"] = write_group(out / "run" / run_id, objs)
+        plan = launch_plan(objs, groups["run"])
+        (out / "run" / f"{run_id}.json").write_text(json.dumps(plan, indent=2) + "\n", encoding="utf-8")
     return groups
 
 
@@ -74,6 +108,7 @@ def render(
 @click.option("--run-id", help="Render one evaluation run with this id (a DNS label, <= 40 characters).")
 @click.option("--commit", help="The git commit the run evaluates.")
 @click.option("--suite", type=click.Path(dir_okay=False, path_type=Path), help="The run's suite YAML.")
+@click.option("--image", help="Evaluator image for this run (default: the stack's eval.image), e.g. built per commit.")
 @click.option(
     "--project-dir",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
@@ -81,10 +116,18 @@ def render(
     show_default=True,
     help="Folder holding Pulumi.<stack>.yaml.",
 )
-def main(stack: str, out: Path, run_id: str | None, commit: str | None, suite: Path | None, project_dir: Path) -> None:
-    """Write the manifests of STACK as YAML under OUT (stack/, argo/, run/<run-id>/)."""
+def main(
+    stack: str,
+    out: Path,
+    run_id: str | None,
+    commit: str | None,
+    suite: Path | None,
+    image: str | None,
+    project_dir: Path,
+) -> None:
+    """Write the manifests of STACK as YAML under OUT (stack/, argo/, run/<run-id>/ and run/<run-id>.json)."""
     try:
-        groups = render(stack, out, project_dir, run_id, commit, suite)
+        groups = render(stack, out, project_dir, run_id, commit, suite, image)
     except SettingsError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Cluster path: render this run's manifests (pulumi/factory/render.py: suite ConfigMap, Indexed Job,
-# aggregate Job) with the run id and commit, point them at the image built for the commit, apply, and wait
+# aggregate Job) with the run id, the commit and the image built for it, apply, and wait
 # for the Job WITHOUT hanging: `kubectl wait` for Complete and for Failed run in parallel, the first to
 # return decides, the other is killed. Then the aggregate Job, then the results are copied out.
 # Exit: 0 complete, 4 Job failed or timed out (infrastructure: see the Job's description in logs/), 2 bad input.
@@ -45,26 +45,29 @@ wait_job() {
 render() {
   rm -rf "$render_dir"
   (cd "$WORKSPACE/pulumi" && "$PYTHON" -m factory.render --stack "$stack" --out "$render_dir" \
-    --run-id "$rid" --commit "$COMMIT" --suite "$WORKSPACE/$EVAL_SUITE") >&2
-  # The stack config names the image repository; this run uses the image built for this commit.
-  "$PYTHON" "$(dirname "$0")/set-image.py" "$image" "$render_dir/run/$rid"/*.yaml
+    --run-id "$rid" --commit "$COMMIT" --suite "$WORKSPACE/$EVAL_SUITE" --image "$image") >&2
+}
+
+# plan KEY: one fact about the rendered run from render's run/<run-id>.json (namespace, completions, ...).
+plan() {
+  "$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$render_dir/run/$rid.json" "$1"
 }
 
 main() {
   render
   mapfile -t files < <(find "$render_dir/run/$rid" -maxdepth 1 -name '*.yaml' | sort)
   [ "${#files[@]}" -eq 3 ] || die 2 "expected 3 rendered run manifests (suite, eval Job, aggregate Job), got ${#files[@]}"
-  if [ -z "$ns" ]; then ns="$("$PYTHON" "$(dirname "$0")/set-image.py" --print-namespace "${files[1]}")"; fi
+  if [ -z "$ns" ]; then ns="$(plan namespace)"; fi
   echo "$ns" >"$render_dir/namespace"  # for collect-logs.sh
   mkdir -p "$RESULTS_DIR"
   # aggregate.sh expects exactly as many shards as the Job has completions (the stack's eval.shards).
-  "$PYTHON" "$(dirname "$0")/set-image.py" --print-completions "${files[1]}" >"$RESULTS_DIR/.expected-shards"
+  plan completions >"$RESULTS_DIR/.expected-shards"
   "$KUBECTL" apply -f "${files[0]}" -f "${files[1]}"
   local eval_rc=0 agg_rc=0
-  wait_job "eval-$rid" || eval_rc=$?
+  wait_job "$(plan eval_job)" || eval_rc=$?
   # Aggregate even after a failed Job: the report records which shards are missing and the gate fails.
   "$KUBECTL" apply -f "${files[2]}"
-  wait_job "aggregate-$rid" || agg_rc=$?
+  wait_job "$(plan aggregate_job)" || agg_rc=$?
   collect
   if [ "$eval_rc" -ne 0 ]; then exit "$eval_rc"; fi
   log "aggregate Job exit verdict: $agg_rc (the pipeline's Gate stage judges the copied report)"
@@ -73,7 +76,7 @@ main() {
 # Copy DIR/<run-id> off the results volume through a short-lived pod that mounts it read-only.
 collect() {
   local claim pod="collect-$rid"
-  claim="$("$PYTHON" "$(dirname "$0")/set-image.py" --print-claim "${files[1]}")"
+  claim="$(plan results_claim)"
   "$KUBECTL" --namespace "$ns" delete pod "$pod" --ignore-not-found --wait=true >/dev/null
   "$KUBECTL" --namespace "$ns" run "$pod" --image "$image" --restart Never --command \
     --overrides "{\"spec\":{\"volumes\":[{\"name\":\"results\",\"persistentVolumeClaim\":{\"claimName\":\"$claim\",\"readOnly\":true}}],\"containers\":[{\"name\":\"$pod\",\"image\":\"$image\",\"command\":[\"sleep\",\"600\"],\"volumeMounts\":[{\"name\":\"results\",\"mountPath\":\"/results\",\"readOnly\":true}]}]}}" \

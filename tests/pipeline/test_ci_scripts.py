@@ -1,5 +1,5 @@
-"""The scripts the Jenkinsfile calls: shellcheck-clean, parameter checks, the image rewrite of rendered
-manifests, and the Job wait that never hangs. kubectl is a stand-in here (no API server can run on this
+"""The scripts the Jenkinsfile calls: shellcheck-clean, parameter checks, the cluster path from render to
+results, and the Job wait that never hangs. kubectl is a stand-in here (no API server can run on this
 machine): it answers `wait --for=condition=X` the way a real Job in that state would."""
 
 from __future__ import annotations
@@ -68,36 +68,6 @@ def test_check_params_accepts_and_compares_the_checkout(tmp_path: Path) -> None:
     assert run("check-params.sh", "--head", env=GOOD | {"COMMIT": head}, cwd=tmp_path).returncode == 0
     other = run("check-params.sh", "--head", env=GOOD, cwd=tmp_path)
     assert other.returncode == 2 and "checked out" in other.stderr
-
-
-def test_set_image_points_every_job_container_at_the_commit_image(tmp_path: Path) -> None:
-    job = {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": "eval-r1"},
-        "spec": {
-            "template": {
-                "spec": {
-                    "initContainers": [{"name": "a", "image": "old:1"}],
-                    "containers": [{"name": "b", "image": "old:1"}],
-                    "volumes": [{"name": "results", "persistentVolumeClaim": {"claimName": "eval-results"}}],
-                }
-            }
-        },
-    }
-    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "suite"}, "data": {"x": "old:1"}}
-    (tmp_path / "010.yaml").write_text(yaml.safe_dump(config))
-    (tmp_path / "020.yaml").write_text(yaml.safe_dump(job))
-    script = str(SCRIPTS / "set-image.py")
-    image = f"ai-eval-factory/evaluator:{MERGE_SHA}"
-    subprocess.run(["python3", script, image, str(tmp_path / "010.yaml"), str(tmp_path / "020.yaml")], check=True)
-    spec = yaml.safe_load((tmp_path / "020.yaml").read_text())["spec"]["template"]["spec"]
-    assert [c["image"] for c in spec["initContainers"] + spec["containers"]] == [image, image]
-    assert yaml.safe_load((tmp_path / "010.yaml").read_text()) == config
-    claim = subprocess.run(
-        ["python3", script, "--print-claim", str(tmp_path / "020.yaml")], capture_output=True, text=True
-    )
-    assert claim.stdout.strip() == "eval-results"
 
 
 FAKE_KUBECTL = """#!/usr/bin/env bash

@@ -200,6 +200,42 @@ def test_render_rejects_bad_run_arguments(tmp_path: Path, extra: list[str], mess
     assert "Traceback" not in result.output
 
 
+def test_a_run_image_overrides_the_stack_and_the_launch_plan_reads_the_rendered_run(tmp_path: Path) -> None:
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE_TEXT)
+    image = f"registry.example:5000/ai-eval-factory/evaluator:{COMMIT}"
+    args = ["--stack", "prod", "--out", str(tmp_path / "out"), "--run-id", RUN_ID, "--commit", COMMIT]
+    result = CliRunner().invoke(render.main, [*args, "--suite", str(suite), "--image", image])
+    assert result.exit_code == 0, result.output
+    run_docs = [d for _, d in docs(tmp_path / "out" / "run")]
+    jobs = [d for d in run_docs if d["kind"] == "Job"]
+    assert {c["image"] for j in jobs for c in j["spec"]["template"]["spec"]["containers"]} == {image}
+    stack_images = {c["image"] for _, d in docs(tmp_path / "out" / "stack") for c in _containers(d)}
+    assert image not in stack_images  # the long-lived objects keep the stack's config
+    plan = json.loads((tmp_path / "out" / "run" / f"{RUN_ID}.json").read_text())
+    settings = load_stack(PULUMI_DIR, "prod")
+    assert plan["namespace"] == settings.namespace
+    assert (plan["eval_job"], plan["aggregate_job"]) == (f"eval-{RUN_ID}", f"aggregate-{RUN_ID}")
+    assert plan["completions"] == settings.eval.shards
+    assert plan["results_claim"] == "eval-results"
+    assert plan["image"] == image
+
+
+def test_a_floating_run_image_is_refused(tmp_path: Path) -> None:
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE_TEXT)
+    args = ["--stack", "dev", "--out", str(tmp_path / "o"), "--run-id", "r1", "--commit", COMMIT]
+    result = CliRunner().invoke(render.main, [*args, "--suite", str(suite), "--image", "evaluator:latest"])
+    assert result.exit_code == 2
+    assert "--image: 'evaluator:latest' must be pinned" in result.output
+
+
+def _containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = doc.get("spec", {})
+    pod = spec.get("template", {}).get("spec", {}) if isinstance(spec, dict) else {}
+    return list(pod.get("containers", []))
+
+
 def test_render_names_the_file_and_field_of_a_bad_stack(tmp_path: Path) -> None:
     text = (PULUMI_DIR / "Pulumi.dev.yaml").read_text().replace("vllm/vllm-openai:v0.11.0", "vllm/vllm-openai")
     (tmp_path / "Pulumi.dev.yaml").write_text(text)
