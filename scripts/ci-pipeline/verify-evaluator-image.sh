@@ -3,7 +3,8 @@
 # Starts a private dockerd (own socket and data root, no bridge/iptables changes), makes the python base
 # from the Debian 12 rootfs of scripts/debian-rootfs.sh plus Debian's python3-venv, builds the image with
 # PyPI reached through the host network (the host's CA bundle is copied in for pip), then checks that the
-# image runs `evaluator --version` as uid 10001. Takes a few minutes (pip installs the runtime deps).
+# image runs as uid 10001 and, with no network at all, runs the contract: two shards of a suite with
+# pre-recorded answers (no model call), aggregate, gate. Takes a few minutes (pip installs the runtime deps).
 # Not part of the Jenkins pipeline (that uses the host's daemon and the real python base image).
 # usage: scripts/ci-pipeline/verify-evaluator-image.sh        exit 0 when the image builds and runs
 set -euo pipefail
@@ -49,4 +50,38 @@ version="$(docker run --rm --network none ai-eval-factory/evaluator:verify --ver
 uid="$(docker run --rm --network none --entrypoint id ai-eval-factory/evaluator:verify -u)"
 size="$(docker image inspect --format '{{.Size}}' ai-eval-factory/evaluator:verify)"
 [ "$uid" = 10001 ] || { log "image runs as uid $uid, expected 10001"; exit 1; }
-log "ok: $version, uid $uid, $((size / 1024 / 1024)) MiB"
+
+# The Indexed Job contract inside the image: JOB_COMPLETION_INDEX picks the shard, as in a pod.
+mkdir -p "$work/suite"
+cat >"$work/suite/suite.yaml" <<'EOD'
+name: image-smoke
+dataset: cases.jsonl
+metrics:
+  - type: exact_match
+gate:
+  min_pass_rate: 1.0
+  error_budget: 0.0
+  mode: block
+EOD
+for i in 1 2 3 4; do
+  printf '{"id": "c%s", "input": "%s + 1?", "expected_output": "%s", "actual_output": "%s"}\n' "$i" "$i" "$((i + 1))" "$((i + 1))"
+done >"$work/suite/cases.jsonl"
+container="verify-evaluator-$$"
+docker create --name "$container" --network none --entrypoint sh ai-eval-factory/evaluator:verify -c '
+  set -e
+  for index in 0 1; do
+    JOB_COMPLETION_INDEX=$index EVAL_TOTAL_SHARDS=2 evaluator run /work/suite/suite.yaml --out /work/out --run-id smoke
+  done
+  evaluator aggregate /work/out --out /work/out/report.json --expect-shards 2
+  evaluator gate /work/out/report.json' >/dev/null
+docker cp "$work/suite/." "$container:/work/suite/"
+if ! docker start --attach "$container" >"$work/contract.log" 2>&1; then
+  tail -40 "$work/contract.log" >&2
+  log "shard -> aggregate -> gate failed inside the image"
+  exit 1
+fi
+docker cp "$container:/work/out/report.json" "$work/report.json"
+docker rm "$container" >/dev/null
+cases="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["totals"]["cases"])' "$work/report.json")"
+[ "$cases" = 4 ] || { log "the aggregate counted $cases cases, expected 4"; exit 1; }
+log "ok: $version, uid $uid, $((size / 1024 / 1024)) MiB; 2 shards, $cases cases, gate passed offline"

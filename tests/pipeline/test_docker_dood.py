@@ -7,7 +7,7 @@ the contract the Jenkins container relies on:
 - scripts/ci-pipeline/run-local-eval.sh runs `evaluator run` in the commit's image as a sibling container,
   moving the suite in and the results out with `docker cp` (no bind mount), and passes the exit code on.
 
-The evaluator image itself is not built here: its python base image cannot be pulled (it is linted).
+The evaluator image itself is built and run in test_evaluator_image.py; here a stand-in keeps this test fast.
 """
 
 from __future__ import annotations
