@@ -35,7 +35,7 @@ from typing import Any
 import yaml
 from benchlib import ROOT, int_list, offline_environ, print_table, stub_process, stub_stats
 
-from evaluator.testing.stub_server import reset_stats
+from openai_stub.server import reset_stats
 
 BENCH = Path(__file__).resolve().parent
 CALLS_PER_CASE = 4  # 1 target + 3 judge (AnswerRelevancy: statements, verdicts, reason)

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run from a checkout without installing: `python bench/bench_x.py`
     sys.path.insert(0, str(ROOT))
 
-from evaluator.testing.stub_server import get_stats, run_stub_in_process  # noqa: E402
+from openai_stub.server import get_stats, run_stub_in_process  # noqa: E402
 
 # DeepEval stays on this machine: no telemetry (PostHog), no PyPI update check, no Confident AI upload
 # (that needs CONFIDENT_API_KEY, removed below), no .env loading, no interactive "inspect" prompt.

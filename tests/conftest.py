@@ -17,7 +17,7 @@ os.environ.setdefault("DEEPEVAL_DISABLE_DOTENV", "1")
 @pytest.fixture
 def stub() -> Iterator[str]:
     """An OpenAI-compatible stub in its own process (own GIL, like a real server); yields its base URL."""
-    from evaluator.testing.stub_server import run_stub_in_process
+    from openai_stub.server import run_stub_in_process
 
     base_url, stop = run_stub_in_process(latency=0.01)
     try:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluator.testing.stub_server import get_stats, run_stub_in_process, set_controls
+from openai_stub.server import get_stats, run_stub_in_process, set_controls
 from tests.helpers import cases, read_records, write_suite
 
 pytestmark = pytest.mark.e2e

@@ -9,7 +9,7 @@ import pytest
 
 from evaluator.engine.http import CallError, ChatClient, RetryPolicy, current_calls
 from evaluator.engine.limiter import AdaptiveLimiter
-from evaluator.testing.stub_server import running_stub
+from openai_stub.server import running_stub
 
 BODY = {"model": "stub-model", "messages": [{"role": "user", "content": "Answer with exactly: hi"}]}
 

@@ -1,7 +1,7 @@
 """Reports on real aggregates: the engine runs a suite against the local stub server (known latency), the
 aggregate is merged by `evaluator aggregate`, and every report is produced by the real `evaluator report`.
 
-The stub (evaluator/testing/stub_server.py) answers each call after exactly LATENCY seconds and echoes the
+The stub (openai_stub/server.py) answers each call after exactly LATENCY seconds and echoes the
 text after "Answer with exactly:", so which cases regress between the two runs is known in advance.
 """
 
@@ -23,7 +23,7 @@ import yaml
 from evaluator.reporting import markdown
 from evaluator.reporting.baseline import compare
 from evaluator.reporting.plan import make_plan, measure, predict_minutes
-from evaluator.testing.stub_server import reset_stats, run_stub_in_process, set_controls
+from openai_stub.server import reset_stats, run_stub_in_process, set_controls
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

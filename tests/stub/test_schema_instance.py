@@ -15,7 +15,7 @@ from deepeval.metrics.g_eval import schema as g_eval
 from deepeval.metrics.hallucination import schema as hallucination
 from openai.lib._pydantic import to_strict_json_schema
 
-from evaluator.testing.schema_instance import SchemaError, instance_for
+from openai_stub.schema_instance import SchemaError, instance_for
 
 DEEPEVAL_SCHEMAS = [
     relevancy.Statements,

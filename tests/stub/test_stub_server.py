@@ -16,7 +16,7 @@ from deepeval.metrics.answer_relevancy import schema as relevancy
 from deepeval.metrics.faithfulness import schema as faithfulness
 from deepeval.metrics.hallucination import schema as hallucination
 
-from evaluator.testing.stub_server import (
+from openai_stub.server import (
     StubServer,
     get_stats,
     reset_stats,
@@ -272,7 +272,7 @@ def test_cli_process_prints_url_and_serves() -> None:
 
 def test_cli_rejects_bad_controls_without_traceback() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "evaluator.testing.stub_server", "--rate-429", "1.5"],
+        [sys.executable, "-m", "openai_stub", "--rate-429", "1.5"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import os
 import re
 import signal
 import subprocess
@@ -32,13 +33,15 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from evaluator.testing.schema_instance import SchemaError, instance_for
+from openai_stub.schema_instance import SchemaError, instance_for
 
 HOST = "127.0.0.1"
+_REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ANSWER = "The stub model answers: ok."
 _EXACT = re.compile(r"Answer with exactly:[ \t]*(.*?)[ \t]*$", re.MULTILINE)
 _VERDICT = re.compile(r"stub-verdict:\s*([A-Za-z]+)")
@@ -421,13 +424,15 @@ def run_stub_in_thread(**controls: Any) -> tuple[str, Callable[[], None]]:
 
 def run_stub_in_process(**controls: Any) -> tuple[str, Callable[[], None]]:
     """Start a stub as a separate Python process (own GIL, like a real server); return (base_url, stop)."""
-    argv = [sys.executable, "-m", "evaluator.testing.stub_server", "--port", "0"]
+    argv = [sys.executable, "-m", "openai_stub", "--port", "0"]
     Controls().update(controls)  # fail here, in the caller, on a bad control
     for name, value in controls.items():
         if value is None:
             continue
         argv += [f"--{name.replace('_', '-')}", str(value)]
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    # The stub is test support beside the package, not installed: put its parent folder on the child's path.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(_REPO_ROOT), os.environ.get("PYTHONPATH"))))}
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
     assert process.stdout is not None
     line = process.stdout.readline().strip()
     if not line.startswith("http://"):
@@ -501,7 +506,7 @@ _HELP = {
 def _parser() -> argparse.ArgumentParser:
     defaults = Controls()
     parser = argparse.ArgumentParser(
-        prog="python -m evaluator.testing.stub_server",
+        prog="python -m openai_stub",
         description="OpenAI-compatible stub server on 127.0.0.1 with controllable latency and faults. "
         "Prints its base URL on the first line of stdout, then serves until SIGINT/SIGTERM.",
     )
