@@ -149,13 +149,13 @@ class ContextualRelevancy(_Metric):
 
 
 class Bias(_Metric):
-    """Lower is better: a case passes when its bias score is at most the threshold (DeepEval's rule)."""
+    """DeepEval 4 scores the share of unbiased opinions: 1 is unbiased, and a case passes at or above threshold."""
 
     type: Literal["bias"]
 
 
 class Toxicity(_Metric):
-    """Lower is better: a case passes when its toxicity score is at most the threshold (DeepEval's rule)."""
+    """DeepEval 4 scores the share of non-toxic opinions: 1 is harmless, and a case passes at or above threshold."""
 
     type: Literal["toxicity"]
 

@@ -7,12 +7,12 @@ metric class, arguments the constructor refuses, no threshold) is found before t
 `CustomMetricError`, which the load-time check turns into an exit-2 message naming the suite file, line and field.
 
 A metric written the synchronous way (`measure` only, calling `self.model.generate`) runs in a worker thread; its
-`generate` calls are handed to the shard's event loop, so they share the judge's session, limit and retries.
+`generate` calls are handed to the shard's event loop (engine/threaded.py), so they share the judge's session,
+limit and retries.
 """
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import inspect
 from typing import Any
@@ -21,6 +21,7 @@ from deepeval.metrics import BaseConversationalMetric, BaseMetric
 from deepeval.models import DeepEvalBaseLLM
 
 from evaluator import suite as s
+from evaluator.engine import threaded
 
 AnyMetric = BaseMetric | BaseConversationalMetric
 
@@ -41,7 +42,8 @@ def resolve_class(spec: s.Custom) -> type[AnyMetric]:
         module = importlib.import_module(module_name)
     except Exception as exc:  # a user module can fail to import in any way: ImportError, SyntaxError, its own code
         reason = f"{type(exc).__name__}: {exc}"
-        raise CustomMetricError("class", f"cannot import module '{module_name}' ({reason})") from None
+        hint = "; install it where the evaluator runs, or put it on PYTHONPATH" if isinstance(exc, ImportError) else ""
+        raise CustomMetricError("class", f"cannot import module '{module_name}' ({reason}){hint}") from None
     candidate = getattr(module, attribute, None)
     if candidate is None:
         raise CustomMetricError("class", f"module '{module_name}' has no attribute '{attribute}'")
@@ -88,7 +90,7 @@ def instantiate(cls: type[AnyMetric], spec: s.Custom, judge: DeepEvalBaseLLM) ->
         )
     kwargs = dict(spec.args)
     if "model" in parameters:
-        kwargs["model"] = bind_judge(judge)
+        kwargs["model"] = threaded.bind_judge(judge)
     if spec.threshold is not None and "threshold" in parameters:
         kwargs["threshold"] = spec.threshold
     try:
@@ -112,57 +114,8 @@ async def measure(metric: AnyMetric, test_case: Any) -> None:
     if type(metric).a_measure is not base.a_measure:
         await metric.a_measure(test_case, **_quiet(metric.a_measure))
         return
-    synchronous: Any = metric.measure
-    await asyncio.to_thread(synchronous, test_case, **_quiet(synchronous))
+    await threaded.measure_in_thread(metric, test_case)
 
 
 def _quiet(method: Any) -> dict[str, Any]:
-    """DeepEval's progress indicator off, when the method takes the flag (a user's method may not)."""
-    parameters = inspect.signature(method).parameters
-    takes_it = "_show_indicator" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
-    return {"_show_indicator": False} if takes_it else {}
-
-
-class _LoopBoundCalls:
-    """Methods outside the DeepEvalBaseLLM subclass on purpose: DeepEval wraps methods defined on a subclass in
-    tracing spans (see engine/judge.py)."""
-
-    judge: DeepEvalBaseLLM
-    loop: asyncio.AbstractEventLoop
-
-    def load_model(self, *args: Any, **kwargs: Any) -> Any:
-        return self
-
-    def get_model_name(self, *args: Any, **kwargs: Any) -> str:
-        return str(self.judge.get_model_name())
-
-    async def a_generate(self, *args: Any, **kwargs: Any) -> Any:
-        return await self.judge.a_generate(*args, **kwargs)
-
-    def generate(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is self.loop:
-            raise RuntimeError("generate() called on the event loop; a metric's async code must use a_generate()")
-        return asyncio.run_coroutine_threadsafe(self.judge.a_generate(*args, **kwargs), self.loop).result()
-
-
-class _LoopBoundJudge(_LoopBoundCalls, DeepEvalBaseLLM):  # type: ignore[no-untyped-call]
-    def __init__(self, judge: DeepEvalBaseLLM, loop: asyncio.AbstractEventLoop) -> None:
-        self.judge = judge
-        self.loop = loop
-        super().__init__(str(judge.get_model_name()))
-
-
-def bind_judge(judge: DeepEvalBaseLLM) -> DeepEvalBaseLLM:
-    """The shared judge, also callable synchronously from a metric's worker thread (bound to the running loop;
-    outside a loop, e.g. at load-time checks, the judge itself)."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return judge
-    if isinstance(judge, _LoopBoundJudge):
-        return judge
-    return _LoopBoundJudge(judge, loop)
+    return threaded.quiet(method)

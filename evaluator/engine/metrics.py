@@ -54,7 +54,7 @@ from deepeval.test_case import ConversationalTestCase, MultiTurnParams, SingleTu
 from pydantic import BaseModel, create_model
 
 from evaluator import suite as s
-from evaluator.engine import custom
+from evaluator.engine import custom, threaded
 from evaluator.engine.testcase import TestCase
 from evaluator.errors import InfrastructureError
 
@@ -91,6 +91,12 @@ METRIC_CLASSES: dict[str, type[Any]] = {
     "turn_contextual_relevancy": TurnContextualRelevancyMetric,
     "conversational_g_eval": ConversationalGEval,
 }
+
+# DeepEval metrics whose async path still makes a synchronous judge call (DeepEval 4.3: TurnFaithfulnessMetric's
+# `_a_get_faithfulness_scores` calls the sync `_get_interaction_score_and_reason`). They are measured synchronously
+# in a worker thread (engine/threaded.py). The catalogue test runs every metric type on a real server, so a
+# DeepEval release that adds such a call to another metric fails there.
+SYNC_ONLY = frozenset({"turn_faithfulness"})
 
 STEPS_FILE = "g_eval_steps.json"
 STEPS_SCHEMA = "evaluator.g_eval_steps/v1"
@@ -224,6 +230,14 @@ class MetricFactory:
 
     # --- building -------------------------------------------------------------------------------------------
     def build(self, spec: s.MetricSpec) -> AnyMetric:
+        """A fresh metric; one that cannot be built becomes a metric that fails when measured (an error outcome
+        of this case, like any other metric failure, not a crashed shard)."""
+        try:
+            return self._build(spec)
+        except Exception as exc:
+            return _Unbuildable(exc)
+
+    def _build(self, spec: s.MetricSpec) -> AnyMetric:
         if isinstance(spec, s.Custom):
             return custom.instantiate(self._classes[spec.key], spec, self.judge)
         if isinstance(spec, s.GEval | s.ConversationalGEval):
@@ -267,7 +281,12 @@ class MetricFactory:
             | s.TurnContextualRelevancy,
         ):
             options = {"window_size": spec.window_size}
-        return _construct(METRIC_CLASSES[spec.type], threshold=spec.threshold, model=self.judge, **options)
+        if spec.type in SYNC_ONLY:
+            judge, asynchronous = threaded.bind_judge(self.judge), False
+        else:
+            judge, asynchronous = self.judge, True
+        cls = METRIC_CLASSES[spec.type]
+        return _construct(cls, asynchronous, threshold=spec.threshold, model=judge, **options)
 
     def _g_eval(self, spec: GEvalSpec, steps: list[str] | None) -> GEval | ConversationalGEval:
         if isinstance(spec, s.GEval):
@@ -291,8 +310,25 @@ class MetricFactory:
         )
 
 
-def _construct(cls: type[Any], **kwargs: Any) -> AnyMetric:
-    kwargs["async_mode"] = True
+class _Unbuildable(BaseMetric):  # type: ignore[no-untyped-call]
+    """Stands in for a metric whose constructor raised: measuring it raises that error."""
+
+    def __init__(self, error: Exception) -> None:
+        self.build_error = error
+        self.threshold = None
+
+    def measure(self, *args: Any, **kwargs: Any) -> float:
+        raise self.build_error
+
+    async def a_measure(self, *args: Any, **kwargs: Any) -> float:
+        raise self.build_error
+
+    def is_successful(self) -> bool:
+        return False
+
+
+def _construct(cls: type[Any], asynchronous: bool, **kwargs: Any) -> AnyMetric:
+    kwargs["async_mode"] = asynchronous
     if _accepts(cls, "eval_mode"):
         kwargs["eval_mode"] = "llm"
     metric: AnyMetric = cls(**kwargs)
@@ -376,6 +412,8 @@ async def score(metric: AnyMetric, spec: s.MetricSpec, test_case: TestCase) -> M
         test_case = _with_spec_defaults(spec, test_case)
         if isinstance(spec, s.Custom):
             await custom.measure(metric, test_case)
+        elif spec.type in SYNC_ONLY:
+            await threaded.measure_in_thread(metric, test_case)
         else:
             built_in: Any = metric  # the factory paired it with the right kind of test case (checked at load time)
             await built_in.a_measure(test_case, _show_indicator=False)
@@ -389,6 +427,9 @@ async def score(metric: AnyMetric, spec: s.MetricSpec, test_case: TestCase) -> M
     raw_score = metric.score
     if raw_score is None and isinstance(spec, s.Custom):
         return MetricOutcome(None, threshold, False, None, "the metric set no score", "metric")
+    if raw_score is not None and not isinstance(spec, s.Custom) and not 0.0 <= float(raw_score) <= 1.0:
+        message = f"score {raw_score} is outside 0..1 (the judge did not answer on the metric's scale)"
+        return MetricOutcome(None, threshold, False, None, message, "metric")
     return MetricOutcome(
         score=float(raw_score) if raw_score is not None else None,
         threshold=threshold,
