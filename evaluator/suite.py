@@ -193,6 +193,29 @@ class ToolCorrectness(_Metric):
     )
 
 
+class ArgumentCorrectness(_Metric):
+    type: Literal["argument_correctness"]
+
+
+class PiiLeakage(_Metric):
+    type: Literal["pii_leakage"]
+
+
+class NonAdvice(_Metric):
+    type: Literal["non_advice"]
+    advice_types: list[str] = Field(min_length=1, description="Kinds of advice the answer must not give.")
+
+
+class Misuse(_Metric):
+    type: Literal["misuse"]
+    domain: str = Field(min_length=1, description="The domain the assistant is meant for.")
+
+
+class RoleViolation(_Metric):
+    type: Literal["role_violation"]
+    role: str = Field(min_length=1, description="The role the assistant must keep.")
+
+
 class TaskCompletion(_Metric):
     type: Literal["task_completion"]
     task: str | None = Field(default=None, description="The task; when absent the judge infers it from the input.")
@@ -246,6 +269,11 @@ class GoalAccuracy(_Metric):
 class TopicAdherence(_Metric):
     type: Literal["topic_adherence"]
     relevant_topics: list[str] = Field(min_length=1)
+
+
+class ToolUse(_Metric):
+    type: Literal["tool_use"]
+    available_tools: list[ToolSpec] = Field(min_length=1)
 
 
 class TurnFaithfulness(_Metric):
@@ -304,9 +332,10 @@ class Custom(_Metric):
 MetricSpec = Annotated[
     ExactMatch | PatternMatch | JsonCorrectness | AnswerRelevancy | Faithfulness | Hallucination
     | ContextualPrecision | ContextualRecall | ContextualRelevancy | Bias | Toxicity | Summarization
-    | PromptAlignment | ToolCorrectness | TaskCompletion | GEval
+    | PromptAlignment | ToolCorrectness | ArgumentCorrectness | TaskCompletion | PiiLeakage | NonAdvice | Misuse
+    | RoleViolation | GEval
     | ConversationCompleteness | KnowledgeRetention | RoleAdherence | TurnRelevancy | GoalAccuracy | TopicAdherence
-    | TurnFaithfulness | TurnContextualPrecision | TurnContextualRecall | TurnContextualRelevancy
+    | ToolUse | TurnFaithfulness | TurnContextualPrecision | TurnContextualRecall | TurnContextualRelevancy
     | ConversationalGEval | Custom,
     Field(discriminator="type"),
 ]  # fmt: skip
@@ -316,15 +345,16 @@ MetricSpec = Annotated[
 LLM_METRICS = frozenset({
     "answer_relevancy", "faithfulness", "hallucination", "g_eval", "contextual_precision", "contextual_recall",
     "contextual_relevancy", "bias", "toxicity", "summarization", "prompt_alignment", "task_completion",
+    "argument_correctness", "pii_leakage", "non_advice", "misuse", "role_violation",
     "conversation_completeness", "knowledge_retention", "role_adherence", "turn_relevancy", "goal_accuracy",
-    "topic_adherence", "turn_faithfulness", "turn_contextual_precision", "turn_contextual_recall",
+    "topic_adherence", "tool_use", "turn_faithfulness", "turn_contextual_precision", "turn_contextual_recall",
     "turn_contextual_relevancy", "conversational_g_eval",
 })  # fmt: skip
 
 # Metrics scored on a conversation (DeepEval's ConversationalTestCase), not on one input/output pair.
 CONVERSATIONAL_METRICS = frozenset({
     "conversation_completeness", "knowledge_retention", "role_adherence", "turn_relevancy", "goal_accuracy",
-    "topic_adherence", "turn_faithfulness", "turn_contextual_precision", "turn_contextual_recall",
+    "topic_adherence", "tool_use", "turn_faithfulness", "turn_contextual_precision", "turn_contextual_recall",
     "turn_contextual_relevancy", "conversational_g_eval",
 })  # fmt: skip
 
@@ -349,12 +379,18 @@ REQUIRED_PARAMS: dict[str, tuple[str, ...]] = {
     "prompt_alignment": ("input", "actual_output"),
     "tool_correctness": ("input", "tools_called", "expected_tools"),
     "task_completion": ("input", "actual_output"),
+    "argument_correctness": ("input", "tools_called"),
+    "pii_leakage": ("input", "actual_output"),
+    "non_advice": ("input", "actual_output"),
+    "misuse": ("input", "actual_output"),
+    "role_violation": ("input", "actual_output"),
     "conversation_completeness": ("content", "role"),
     "knowledge_retention": ("content", "role"),
     "role_adherence": ("content", "role", "chatbot_role"),
     "turn_relevancy": ("content", "role"),
     "goal_accuracy": ("role", "content"),
     "topic_adherence": ("role", "content"),
+    "tool_use": ("role", "content"),
     "turn_faithfulness": ("role", "content", "retrieval_context"),
     "turn_contextual_precision": ("role", "content", "retrieval_context", "expected_outcome"),
     "turn_contextual_recall": ("role", "content", "retrieval_context", "expected_outcome"),

@@ -20,6 +20,7 @@ from typing import Any
 
 from deepeval.metrics import (
     AnswerRelevancyMetric,
+    ArgumentCorrectnessMetric,
     BaseConversationalMetric,
     BaseMetric,
     BiasMetric,
@@ -35,12 +36,17 @@ from deepeval.metrics import (
     HallucinationMetric,
     JsonCorrectnessMetric,
     KnowledgeRetentionMetric,
+    MisuseMetric,
+    NonAdviceMetric,
     PatternMatchMetric,
+    PIILeakageMetric,
     PromptAlignmentMetric,
     RoleAdherenceMetric,
+    RoleViolationMetric,
     SummarizationMetric,
     TaskCompletionMetric,
     ToolCorrectnessMetric,
+    ToolUseMetric,
     TopicAdherenceMetric,
     ToxicityMetric,
     TurnContextualPrecisionMetric,
@@ -78,6 +84,11 @@ METRIC_CLASSES: dict[str, type[Any]] = {
     "prompt_alignment": PromptAlignmentMetric,
     "tool_correctness": ToolCorrectnessMetric,
     "task_completion": TaskCompletionMetric,
+    "argument_correctness": ArgumentCorrectnessMetric,
+    "pii_leakage": PIILeakageMetric,
+    "non_advice": NonAdviceMetric,
+    "misuse": MisuseMetric,
+    "role_violation": RoleViolationMetric,
     "g_eval": GEval,
     "conversation_completeness": ConversationCompletenessMetric,
     "knowledge_retention": KnowledgeRetentionMetric,
@@ -85,6 +96,7 @@ METRIC_CLASSES: dict[str, type[Any]] = {
     "turn_relevancy": TurnRelevancyMetric,
     "goal_accuracy": GoalAccuracyMetric,
     "topic_adherence": TopicAdherenceMetric,
+    "tool_use": ToolUseMetric,
     "turn_faithfulness": TurnFaithfulnessMetric,
     "turn_contextual_precision": TurnContextualPrecisionMetric,
     "turn_contextual_recall": TurnContextualRecallMetric,
@@ -271,6 +283,14 @@ class MetricFactory:
             options = {"task": spec.task}
         elif isinstance(spec, s.TopicAdherence):
             options = {"relevant_topics": list(spec.relevant_topics)}
+        elif isinstance(spec, s.ToolUse):
+            options = {"available_tools": [_tool_call(t) for t in spec.available_tools]}
+        elif isinstance(spec, s.NonAdvice):
+            options = {"advice_types": list(spec.advice_types)}
+        elif isinstance(spec, s.Misuse):
+            options = {"domain": spec.domain}
+        elif isinstance(spec, s.RoleViolation):
+            options = {"role": spec.role}
         elif isinstance(
             spec,
             s.ConversationCompleteness

@@ -28,6 +28,8 @@ MISSING: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
      "data.jsonl:2: field 'tools_called': required by metric 'tool_correctness' but missing"),
     ("tool_correctness-expected", {"type": "tool_correctness"}, single_turn_case("b", expected_tools=None),
      "data.jsonl:2: field 'expected_tools': required by metric 'tool_correctness' but missing"),
+    ("argument_correctness", {"type": "argument_correctness"}, single_turn_case("b", tools_called=None),
+     "data.jsonl:2: field 'tools_called': required by metric 'argument_correctness' but missing"),
     ("g_eval-params", {"type": "g_eval", "name": "uses_tools", "criteria": "c",
                        "evaluation_params": ["input", "actual_output", "expected_tools"]},
      single_turn_case("b", expected_tools=None),
