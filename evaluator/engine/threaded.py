@@ -10,7 +10,10 @@ so the calls still share the endpoint's keep-alive session, adaptive limit, retr
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import inspect
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from deepeval.models import DeepEvalBaseLLM
@@ -23,9 +26,25 @@ def quiet(method: Any) -> dict[str, Any]:
     return {"_show_indicator": False} if takes_it else {}
 
 
+# Threads spend their time waiting for judge calls on the loop, so there are many: asyncio's default executor
+# (cpu count + 4 threads) would cap such metrics at a handful of cases in flight, below the adaptive limit.
+MAX_THREADS = 64
+_executor: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=MAX_THREADS, thread_name_prefix="sync-metric")
+    return _executor
+
+
 async def measure_in_thread(metric: Any, test_case: Any) -> None:
-    """`metric.measure(test_case)` in a worker thread (its model must come from `bind_judge`)."""
-    await asyncio.to_thread(metric.measure, test_case, **quiet(metric.measure))
+    """`metric.measure(test_case)` in a worker thread (its model must come from `bind_judge`); the case's context
+    (its call records) goes with it, as with `asyncio.to_thread`."""
+    context = contextvars.copy_context()
+    call = functools.partial(context.run, metric.measure, test_case, **quiet(metric.measure))
+    await asyncio.get_running_loop().run_in_executor(_pool(), call)
 
 
 class _LoopBoundCalls:

@@ -152,3 +152,23 @@ def test_a_metric_that_fails_to_build_in_the_shard_is_an_error_outcome_not_a_cra
     assert record["error"]["message"].startswith("FailsInTheShardMetric: ")
     assert "ValueError: cannot be built in a shard" in record["error"]["message"]
     assert record["metrics"]["exact_match"]["success"] is True  # the other metrics of the case still ran
+
+
+def test_synchronous_metrics_keep_many_judge_calls_in_flight(tmp_path: Path, evaluator_cli) -> None:
+    """A sync-only metric runs in worker threads that wait on the loop's judge calls: there must be enough of them
+    for the endpoint's limit (16 here), not asyncio's default handful (CPU count + 4)."""
+    from openai_stub.server import run_stub_in_process
+
+    base_url, stop = run_stub_in_process(latency=0.3)
+    try:
+        cases = [single_turn_case(f"c{i:02d}", actual_output="Paris.") for i in range(48)]
+        metrics = [{"type": "custom", "class": f"{PKG}:JudgedPolitenessMetric"}]
+        suite = write_suite(tmp_path, cases, base_url=base_url, metrics=metrics, target=None)
+        done = evaluator_cli("run", str(suite), "--out", str(tmp_path / "out"))
+        assert done.returncode == 0, done.stderr
+    finally:
+        stop()
+    manifest = json.loads((tmp_path / "out" / "shard-00000" / "manifest.json").read_text())
+    (endpoint,) = manifest["endpoints"].values()
+    assert endpoint["calls"] == 48
+    assert endpoint["peak_in_flight"] >= 12, endpoint
