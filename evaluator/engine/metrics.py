@@ -180,7 +180,7 @@ class MetricFactory:
             for i, spec in enumerate(specs)
             if isinstance(spec, s.JsonCorrectness)
         }
-        self._classes = {spec.key: custom.resolve_class(spec) for spec in specs if isinstance(spec, s.Custom)}
+        self._classes: dict[str, type[AnyMetric]] = {}  # custom metric classes, imported on first use
         self.generated_steps: dict[str, list[str]] = {}
 
     # --- G-Eval steps from criteria ------------------------------------------------------------------------
@@ -251,7 +251,10 @@ class MetricFactory:
 
     def _build(self, spec: s.MetricSpec) -> AnyMetric:
         if isinstance(spec, s.Custom):
-            return custom.instantiate(self._classes[spec.key], spec, self.judge)
+            cls = self._classes.get(spec.key)
+            if cls is None:
+                cls = self._classes[spec.key] = custom.resolve_class(spec)
+            return custom.instantiate(cls, spec, self.judge)
         if isinstance(spec, s.GEval | s.ConversationalGEval):
             steps = spec.evaluation_steps or self.generated_steps.get(spec.key)
             if not steps:
