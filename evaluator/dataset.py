@@ -2,6 +2,11 @@
 
 Users bring DeepEval datasets unchanged (`EvaluationDataset.save_as("json" | "csv" | "jsonl")`). A case without
 an `id` gets one derived from its content, so a re-run, a resumed shard and a baseline all agree on identity.
+
+Two kinds of case, as in DeepEval: a single-turn case (`input`, optionally `actual_output`, contexts and tool
+calls: an `LLMTestCase`) and a conversational case (DeepEval's `ConversationalGolden` shape: `scenario` and recorded
+`turns`: a `ConversationalTestCase`). Tool calls and turns are parsed with DeepEval's own `ToolCall` and `Turn`
+models here, at load time, so a malformed one is an error naming its file, line and field, not a mid-run failure.
 """
 
 from __future__ import annotations
@@ -14,18 +19,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from evaluator.errors import InputError, location
 
 LIST_FIELDS = ("context", "retrieval_context")
 TEXT_FIELDS = ("input", "expected_output", "actual_output")
-KNOWN_FIELDS = {"id", *TEXT_FIELDS, *LIST_FIELDS}
+TOOL_FIELDS = ("tools_called", "expected_tools")
+# A conversational case (DeepEval's ConversationalGolden/ConversationalTestCase): `turns` makes a case one.
+CONVERSATION_TEXT_FIELDS = ("scenario", "expected_outcome", "chatbot_role", "user_description")
+KNOWN_FIELDS = {"id", *TEXT_FIELDS, *LIST_FIELDS, *TOOL_FIELDS, "turns", *CONVERSATION_TEXT_FIELDS}
 # Present in DeepEval's exports; carried through untouched.
 DEEPEVAL_EXTRA_FIELDS = {
     "name",
     "comments",
     "source_file",
-    "tools_called",
-    "expected_tools",
+    "persona",
+    "expected_labels",
     "token_cost",
     "input_token_count",
     "output_token_count",
@@ -48,12 +58,33 @@ class Case:
     actual_output: str | None = None
     context: tuple[str, ...] | None = None
     retrieval_context: tuple[str, ...] | None = None
+    # DeepEval `ToolCall`s: what the system under test called (recorded), and what it should have called.
+    tools_called: tuple[Any, ...] | None = None
+    expected_tools: tuple[Any, ...] | None = None
+    # A conversational case: DeepEval `Turn`s, recorded. Its `actual_output` is the transcript (for the reports).
+    turns: tuple[Any, ...] | None = None
+    scenario: str | None = None
+    expected_outcome: str | None = None
+    chatbot_role: str | None = None
+    user_description: str | None = None
+
+    @property
+    def conversational(self) -> bool:
+        return self.turns is not None
 
 
 def content_id(fields: dict[str, Any]) -> str:
-    """A short, stable id from the fields that define a case."""
-    canonical = json.dumps({k: fields.get(k) for k in ("input", "expected_output", *LIST_FIELDS)}, sort_keys=True)
+    """A short, stable id from the fields that define a case (fields added later count only when present, so the
+    ids of existing datasets do not change)."""
+    identity = {k: fields.get(k) for k in ("input", "expected_output", *LIST_FIELDS)}
+    identity.update({k: fields[k] for k in ("turns", "scenario", *TOOL_FIELDS) if fields.get(k) is not None})
+    canonical = json.dumps(identity, sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def transcript(turns: tuple[Any, ...]) -> str:
+    """A conversation as text, one `role: content` line per turn: what the reports show as its output."""
+    return "\n".join(f"{turn.role}: {turn.content}" for turn in turns)
 
 
 def load_dataset(path: Path, fmt: str | None = None) -> list[Case]:
@@ -106,8 +137,11 @@ def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
 
 def _csv_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
     reader = csv.DictReader(text.splitlines(keepends=True))
-    if not reader.fieldnames or "input" not in reader.fieldnames:
-        raise InputError(f"{location(str(path), 1, 'input')}: the CSV header must have an 'input' column")
+    if not reader.fieldnames or not {"input", "turns"} & set(reader.fieldnames):
+        raise InputError(
+            f"{location(str(path), 1, 'input')}: the CSV header must have an 'input' column "
+            f"(or 'turns', for conversations)"
+        )
     for row in reader:
         if None in row:
             raise InputError(f"{location(str(path), reader.line_num)}: more cells than header columns")
@@ -116,6 +150,15 @@ def _csv_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
             value = parsed.get(field)
             if isinstance(value, str):
                 parsed[field] = _csv_list(path, reader.line_num, field, value)
+        for field in (*TOOL_FIELDS, "turns"):  # DeepEval's CSV export writes these as JSON cells
+            value = parsed.get(field)
+            if isinstance(value, str):
+                try:
+                    parsed[field] = json.loads(value)
+                except json.JSONDecodeError as exc:
+                    raise InputError(
+                        f"{location(str(path), reader.line_num, field)}: invalid JSON ({exc.msg})"
+                    ) from None
         yield reader.line_num, parsed
 
 
@@ -169,12 +212,10 @@ def _to_case(path: Path, line: int, row: dict[str, Any], index: int) -> Case:
         raise InputError(
             f"{location(str(path), line, unknown[0])}: unknown field (known: {', '.join(sorted(KNOWN_FIELDS))})"
         )
-    value = row.get("input")
-    if not isinstance(value, str) or not value.strip():
-        raise InputError(f"{location(str(path), line, 'input')}: required, must be a non-empty string")
-    for field in ("expected_output", "actual_output"):
+    where = _Where(path, line)
+    for field in (*TEXT_FIELDS, *CONVERSATION_TEXT_FIELDS):
         if row.get(field) is not None and not isinstance(row[field], str):
-            raise InputError(f"{location(str(path), line, field)}: must be a string")
+            raise InputError(f"{where(field)}: must be a string")
     lists: dict[str, tuple[str, ...] | None] = {}
     for field in LIST_FIELDS:
         items = row.get(field)
@@ -183,12 +224,20 @@ def _to_case(path: Path, line: int, row: dict[str, Any], index: int) -> Case:
         elif isinstance(items, list) and all(isinstance(i, str) for i in items):
             lists[field] = tuple(items)
         else:
-            raise InputError(f"{location(str(path), line, field)}: must be a list of strings")
+            raise InputError(f"{where(field)}: must be a list of strings")
     case_id = row.get("id")
     if case_id is None:
         case_id = content_id(row)
     elif not isinstance(case_id, str | int) or isinstance(case_id, bool) or str(case_id).strip() == "":
-        raise InputError(f"{location(str(path), line, 'id')}: must be a non-empty string or integer")
+        raise InputError(f"{where('id')}: must be a non-empty string or integer")
+    if row.get("turns") is not None:
+        return _conversation(where, row, str(case_id), index, lists["context"])
+    for field in CONVERSATION_TEXT_FIELDS:
+        if row.get(field) is not None:
+            raise InputError(f"{where(field)}: only a conversational case (one with 'turns') has this field")
+    value = row.get("input")
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"{where('input')}: required, must be a non-empty string")
     return Case(
         id=str(case_id),
         index=index,
@@ -198,4 +247,101 @@ def _to_case(path: Path, line: int, row: dict[str, Any], index: int) -> Case:
         actual_output=row.get("actual_output"),
         context=lists["context"],
         retrieval_context=lists["retrieval_context"],
+        tools_called=_tool_calls(where, "tools_called", row.get("tools_called")),
+        expected_tools=_tool_calls(where, "expected_tools", row.get("expected_tools")),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Where:
+    path: Path
+    line: int
+
+    def __call__(self, field: str) -> str:
+        return location(str(self.path), self.line, field)
+
+
+def _conversation(
+    where: _Where, row: dict[str, Any], case_id: str, index: int, context: tuple[str, ...] | None
+) -> Case:
+    """A conversational case: recorded turns, scored as DeepEval's ConversationalTestCase."""
+    hints = {
+        "actual_output": "its answers are the assistant turns",
+        "expected_output": "use 'expected_outcome'",
+        "retrieval_context": "put it on the assistant turns",
+        "tools_called": "put it on the assistant turns",
+        "expected_tools": "not scored for conversations",
+    }
+    for field, hint in hints.items():
+        if row.get(field) is not None:
+            raise InputError(f"{where(field)}: a conversational case (one with 'turns') has no such field ({hint})")
+    turns = _turns(where, row["turns"])
+    if not any(turn.role == "assistant" for turn in turns):
+        raise InputError(
+            f"{where('turns')}: no assistant turn; the evaluator scores recorded conversations (the target does not "
+            f"generate assistant turns), so record the assistant's answers in 'turns'"
+        )
+    scenario = row.get("scenario")
+    first_user = next((turn.content for turn in turns if turn.role == "user"), None)
+    title = scenario if scenario and scenario.strip() else first_user or turns[0].content
+    return Case(
+        id=case_id,
+        index=index,
+        line=where.line,
+        input=title,
+        actual_output=transcript(turns),
+        context=context,
+        turns=turns,
+        scenario=scenario,
+        expected_outcome=row.get("expected_outcome"),
+        chatbot_role=row.get("chatbot_role"),
+        user_description=row.get("user_description"),
+    )
+
+
+def _turns(where: _Where, value: Any) -> tuple[Any, ...]:
+    from deepeval.test_case import Turn
+
+    if not isinstance(value, list) or not value:
+        raise InputError(f"{where('turns')}: must be a non-empty list of turns ({{'role': ..., 'content': ...}})")
+    turns = []
+    for number, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise InputError(f"{where(f'turns[{number}]')}: must be an object with 'role' and 'content'")
+        if item.get("role") not in ("user", "assistant"):
+            raise InputError(f"{where(f'turns[{number}].role')}: must be 'user' or 'assistant'")
+        if not isinstance(item.get("content"), str):
+            raise InputError(f"{where(f'turns[{number}].content')}: required, must be a string")
+        for field in ("mcp_tools_called", "mcp_resources_called", "mcp_prompts_called"):
+            if item.get(field) is not None:
+                raise InputError(f"{where(f'turns[{number}].{field}')}: MCP calls are not supported")
+        try:
+            turns.append(Turn.model_validate(item))
+        except ValidationError as exc:
+            raise InputError(_pydantic_error(where, f"turns[{number}]", exc)) from None
+    return tuple(turns)
+
+
+def _tool_calls(where: _Where, field: str, value: Any) -> tuple[Any, ...] | None:
+    """DeepEval `ToolCall`s from a list of objects ({"name": ..., "input_parameters": {...}, "output": ...})."""
+    if value is None:
+        return None
+    from deepeval.test_case import ToolCall
+
+    if not isinstance(value, list):
+        raise InputError(f"{where(field)}: must be a list of tool calls ({{'name': ..., 'input_parameters': ...}})")
+    calls = []
+    for number, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise InputError(f"{where(f'{field}[{number}]')}: must be an object with at least 'name'")
+        try:
+            calls.append(ToolCall.model_validate(item))
+        except ValidationError as exc:
+            raise InputError(_pydantic_error(where, f"{field}[{number}]", exc)) from None
+    return tuple(calls)
+
+
+def _pydantic_error(where: _Where, prefix: str, exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    suffix = ".".join(str(p) for p in first["loc"])
+    return f"{where(f'{prefix}.{suffix}' if suffix else prefix)}: {first['msg']}"

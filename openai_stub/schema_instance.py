@@ -4,7 +4,7 @@ The stub server answers schema-constrained judge calls (DeepEval's pydantic sche
 that metric code runs its real parsing path. The result is deterministic and biased by a "verdict": with the
 default `yes` a judge looks satisfied (enums prefer "yes", booleans true, unbounded numbers 10, bounded
 numbers their maximum); with `no` it looks unsatisfied (enums prefer "no", booleans false, numbers their
-minimum).
+minimum). DeepEval schemas whose unbounded number is a 0..1 score (`_UNIT_SCALE`) get 1 or 0 instead.
 """
 
 from __future__ import annotations
@@ -23,6 +23,16 @@ _STRING_FORMATS: dict[str, str] = {
     "uri": "http://127.0.0.1/",
     "uuid": "00000000-0000-4000-8000-000000000000",
 }
+
+
+# DeepEval judge schemas whose unbounded number is a 0..1 score (their prompts ask for that scale, unlike G-Eval's
+# 0..10 `ReasonScore`): (schema title, property) → 1.0 for a satisfied judge, 0.0 for an unsatisfied one.
+_UNIT_SCALE: frozenset[tuple[str, str]] = frozenset({
+    ("TaskCompletionVerdict", "verdict"),
+    ("GoalScore", "score"),
+    ("PlanScore", "score"),
+    ("ToolSelectionScore", "score"),
+})  # fmt: skip
 
 
 class SchemaError(ValueError):
@@ -99,7 +109,13 @@ class _Builder:
         if kind == "object":
             properties: dict[str, Any] = schema.get("properties", {})
             required: list[str] = schema.get("required", [])
-            return {name: self.build(properties.get(name, {}), depth + 1) for name in required}
+            title = str(schema.get("title", ""))
+            return {
+                name: (0.0 if self.negative else 1.0)
+                if (title, name) in _UNIT_SCALE
+                else self.build(properties.get(name, {}), depth + 1)
+                for name in required
+            }
         if kind == "array":
             return self.build_array(schema, depth)
         if kind == "string":

@@ -19,7 +19,7 @@ from evaluator.commands.common import git_commit, handle_errors, setup_logging
 from evaluator.dataset import Case, load_dataset
 from evaluator.errors import EXIT_BAD_SHARD, EXIT_INFRASTRUCTURE, EXIT_INPUT_ERROR, InputError, location
 from evaluator.sharding import assign, index_from_environment, shard_count_for
-from evaluator.suite import LoadedSuite, load_suite, required_fields
+from evaluator.suite import LoadedSuite, load_suite
 
 log = logging.getLogger("evaluator.run")
 
@@ -148,15 +148,10 @@ def run(
 
 def check_cases(loaded: LoadedSuite, cases: list[Case]) -> None:
     """Every case has what its metrics need: a user mistake found before the first call, not mid-run."""
+    from evaluator.engine.checks import check_metrics  # imports DeepEval and any custom metric: only when running
+
+    check_metrics(loaded, cases)
     suite = loaded.suite
-    for spec in suite.metrics:
-        for field in required_fields(spec):
-            for case in cases:
-                if getattr(case, field) is None:
-                    raise InputError(
-                        f"{location(str(loaded.dataset_path), case.line, field)}: required by metric "
-                        f"'{spec.key}' but missing"
-                    )
     if suite.target is None:
         for case in cases:
             if case.actual_output is None:

@@ -14,13 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from deepeval.test_case import LLMTestCase
-
 from evaluator.dataset import Case
 from evaluator.engine.http import CallError, CallRecord, ChatClient, RetryPolicy, current_calls, redact_url
 from evaluator.engine.judge import ChatJudge, NoJudge
 from evaluator.engine.limiter import AdaptiveLimiter
 from evaluator.engine.metrics import MetricFactory, score
+from evaluator.engine.testcase import build_test_case
 from evaluator.errors import BadShardError, InfrastructureError
 from evaluator.results import (
     MANIFEST_FILE,
@@ -227,6 +226,7 @@ class ShardRunner:
             target = clients[self.suite.target.base_url] if self.suite.target else None
             judge = ChatJudge(clients[self.suite.judge.base_url], self.suite.judge) if self.suite.judge else NoJudge()
             factory = MetricFactory(self.suite.metrics, judge)
+            await factory.prepare(self.folder, run_id=self.identity.run_id, suite_hash=self.identity.suite_hash)
             in_flight = concurrency.max_cases_in_flight or 2 * sum(c.limiter.maximum for c in clients.values())
             progress = _Progress(self.plan.index, len(todo))
             pending = iter(todo)
@@ -272,13 +272,7 @@ class ShardRunner:
                     except CallError as exc:
                         error = {"kind": exc.kind, "message": exc.message}
             if error is None and actual is not None:
-                test_case = LLMTestCase(
-                    input=case.input,
-                    actual_output=actual,
-                    expected_output=case.expected_output,
-                    context=list(case.context) if case.context is not None else None,
-                    retrieval_context=list(case.retrieval_context) if case.retrieval_context is not None else None,
-                )
+                test_case = build_test_case(case, actual)
                 specs = self.suite.metrics
                 outcomes = await asyncio.gather(*(score(factory.build(spec), spec, test_case) for spec in specs))
                 for spec, outcome in zip(specs, outcomes, strict=True):
