@@ -50,6 +50,20 @@ def base_image() -> tuple[str, str]:
     return tarball, image
 
 
+@pytest.fixture(scope="session")
+def vendor_repos(base_image) -> str:
+    """Stand-ins for Docker's and NVIDIA's signed apt repositories: built once per machine (cached in .cache/)."""
+    done = subprocess.run(
+        ["bash", str(ANSIBLE_DIR / "molecule" / "vendor-repos" / "build.sh")],
+        env=tool_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    return done.stdout.strip()
+
+
 def test_scenarios_exist():
     assert "default" in SCENARIOS
 
@@ -67,14 +81,19 @@ def test_rootfs_script_is_safe_to_call_concurrently(base_image):
 
 @pytest.mark.timeout(1800)
 @pytest.mark.parametrize("scenario", SCENARIOS)
-def test_molecule_scenario(scenario, base_image):
+def test_molecule_scenario(scenario, base_image, vendor_repos):
     tarball, image = base_image
     molecule = tool("molecule")
     assert molecule, "molecule is not installed: pip install -e '.[ansible]'"
     result = subprocess.run(
         [molecule, "test", "--scenario-name", scenario],
         cwd=ANSIBLE_DIR,
-        env=tool_env(CONTAINERS_CONF=str(CONTAINERS_CONF), MOLECULE_IMAGE=image, ROOTFS_TARBALL=tarball),
+        env=tool_env(
+            CONTAINERS_CONF=str(CONTAINERS_CONF),
+            MOLECULE_IMAGE=image,
+            ROOTFS_TARBALL=tarball,
+            VENDOR_REPOS=vendor_repos,
+        ),
         capture_output=True,
         text=True,
         timeout=1700,
@@ -84,5 +103,18 @@ def test_molecule_scenario(scenario, base_image):
     # molecule fails the run on a second converge with changes; make sure both steps really ran.
     for step in ("converge", "idempotence", "verify"):
         assert re.search(rf"{step}: Executed: Successful", output), f"{step} did not run: {output[-4000:]}"
+    if scenario == "default":
+        check = step_output(output, "check")
+        # --check on the converged host: nothing would change, and the probes really ran (no claim unchecked).
+        assert re.search(r"factory-debian12\s*:.*\bchanged=0\b", check), check[-6000:]
+        assert "docker: daemon reachable" in check, check[-6000:]
+        assert "NVIDIA Container Toolkit skipped" not in check, check[-6000:]
     leaked = [secret for secret in SECRETS if secret in output]
     assert not leaked, "a secret reached Ansible's output: a task lacks no_log"
+
+
+def step_output(output: str, step: str) -> str:
+    """The part of molecule's output that one step (converge, idempotence, check, ...) printed."""
+    match = re.search(rf"{step}: Executing\n(.*?){step}: Executed", output, re.S)
+    assert match, f"{step} did not run"
+    return match.group(1)
