@@ -7,7 +7,7 @@
 # The packages carry the real names. Where Debian ships the real software they carry it: docker-ce,
 # docker-ce-cli and containerd.io are Debian 12's docker.io, containerd and runc repackaged (Docker's packages
 # conflict with those names, so they cannot merely depend on them: the role removes them), docker-compose-plugin
-# runs Debian's docker-compose. Where nothing real can run here (no GPU), the stand-in says so in its own output:
+# carries Debian's docker-compose (v1) code. Where nothing real can run here (no GPU), the stand-in says so in its own output:
 # nvidia-ctk edits daemon.json exactly as NVIDIA's does, and `nvidia-ctk --version` names itself a stand-in.
 #
 # usage: ansible/molecule/vendor-repos/build.sh      prints the directory on stdout (cached under .cache/)
@@ -20,7 +20,7 @@ repo="$(cd "$here/../../.." && pwd)"
 cache="${ROOTFS_CACHE_DIR:-$repo/.cache}"
 codename=bookworm
 arch=amd64
-debian_packages=(docker.io containerd runc)
+debian_packages=(docker.io containerd runc docker-compose)
 
 log() { echo "vendor-repos: $*" >&2; }
 
@@ -122,10 +122,14 @@ Description: STAND-IN for Docker's docker-ce: Debian 12's dockerd, repackaged by
 mkdir -p "$work/pkg/docker-compose-plugin/usr/libexec/docker/cli-plugins" \
   "$work/pkg/docker-buildx-plugin/usr/libexec/docker/cli-plugins"
 install -m 0755 "$here/standins/docker-compose" "$work/pkg/docker-compose-plugin/usr/libexec/docker/cli-plugins/"
+# Debian's compose (v1) code inside the plugin, in a private folder: the role removes the docker-compose package.
+dpkg-deb -x "$work/debs"/docker-compose_*.deb "$work/compose"
+mkdir -p "$work/pkg/docker-compose-plugin/usr/libexec/docker/compose-v1"
+cp -a "$work/compose/usr/lib/python3/dist-packages/compose" "$work/pkg/docker-compose-plugin/usr/libexec/docker/compose-v1/"
 install -m 0755 "$here/standins/docker-buildx" "$work/pkg/docker-buildx-plugin/usr/libexec/docker/cli-plugins/"
 build docker-compose-plugin "2.0.0-1~standin~debian.12~$codename" \
-  "Depends: docker-compose, docker-ce-cli
-Description: STAND-IN for Docker's docker-compose-plugin: runs Debian 12's docker-compose (v1)
+  "Depends: docker-ce-cli, python3, python3-docker, python3-dockerpty, python3-docopt, python3-dotenv, python3-jsonschema, python3-requests, python3-texttable, python3-websocket, python3-yaml, python3-distro
+Description: STAND-IN for Docker's docker-compose-plugin: Debian 12's docker-compose (v1) code inside
  Built by ansible/molecule/vendor-repos/build.sh; not Docker's package."
 build docker-buildx-plugin "0.0.0-1~standin~debian.12~$codename" \
   "Depends: docker-ce-cli
