@@ -194,3 +194,21 @@ def test_gpu_smoke_test_does_not_demand_a_newer_driver(tmp_path):
     result = play_locally(tmp_path, playbook, variables)
     assert result.returncode == 0, result.stdout[-4000:]
     assert "GPU visible in Docker" in result.stdout
+
+
+# --- the interpreter of deb822_repository --------------------------------------------------------------------------
+
+
+def test_deb822_repository_runs_where_apt_installed_python3_debian():
+    # The local inventory runs modules with the project's virtualenv Python, which has no python3-debian; the
+    # roles install it with apt into the system Python, so the module must run there (Molecule runs this path
+    # with a virtualenv interpreter for real).
+    tasks = [
+        task
+        for path in ANSIBLE_DIR.glob("roles/*/tasks/*.yml")
+        for task in yaml.safe_load(path.read_text()) or []
+        if "ansible.builtin.deb822_repository" in task
+    ]
+    assert len(tasks) == 2
+    for task in tasks:
+        assert task.get("vars", {}).get("ansible_python_interpreter", "").endswith("_apt_python }}"), task["name"]
