@@ -32,6 +32,8 @@ if [ "$(sed -n "s/^VERSION_CODENAME=//p" /etc/os-release)" != "$codename" ]; the
   exit 3
 fi
 
+# A machine whose apt lists were never downloaded knows no package yet.
+apt-cache show --no-all-versions "${debian_packages[@]}" >/dev/null 2>&1 || apt-get update -qq >&2
 # The cache key: this recipe and the Debian versions it repackages.
 versions="$(apt-cache show --no-all-versions "${debian_packages[@]}" | grep -E '^(Package|Version):' | tr '\n' ' ')"
 key="$(cat "$0" "$here"/standins/* | sha256sum | cut -c1-8)$(echo "$versions" | sha256sum | cut -c1-4)"
