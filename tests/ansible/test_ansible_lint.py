@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from ansible_harness import ANSIBLE_DIR, tool, tool_env
+from ansible_harness import ANSIBLE_DIR, REPO, tool, tool_env
 
 
 def _tool(name: str) -> str:
@@ -31,7 +31,8 @@ def test_ansible_lint_production_profile():
     result = subprocess.run(
         [_tool("ansible-lint"), "--profile", "production", "--offline", "--nocolor"],
         cwd=ANSIBLE_DIR,
-        env=tool_env(),
+        # The repository's one Ansible configuration (roles_path), as ansible-playbook reads it from the root.
+        env=tool_env(ANSIBLE_CONFIG=str(REPO / "ansible.cfg")),
         capture_output=True,
         text=True,
         timeout=600,

@@ -50,6 +50,20 @@ def base_image() -> tuple[str, str]:
     return tarball, image
 
 
+@pytest.fixture(scope="session")
+def vendor_repos(base_image) -> str:
+    """Stand-ins for Docker's and NVIDIA's signed apt repositories: built once per machine (cached in .cache/)."""
+    done = subprocess.run(
+        ["bash", str(ANSIBLE_DIR / "molecule" / "vendor-repos" / "build.sh")],
+        env=tool_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    return done.stdout.strip()
+
+
 def test_scenarios_exist():
     assert "default" in SCENARIOS
 
@@ -67,22 +81,42 @@ def test_rootfs_script_is_safe_to_call_concurrently(base_image):
 
 @pytest.mark.timeout(1800)
 @pytest.mark.parametrize("scenario", SCENARIOS)
-def test_molecule_scenario(scenario, base_image):
+def test_molecule_scenario(scenario, base_image, vendor_repos, tmp_path):
     tarball, image = base_image
     molecule = tool("molecule")
     assert molecule, "molecule is not installed: pip install -e '.[ansible]'"
     result = subprocess.run(
         [molecule, "test", "--scenario-name", scenario],
         cwd=ANSIBLE_DIR,
-        env=tool_env(CONTAINERS_CONF=str(CONTAINERS_CONF), MOLECULE_IMAGE=image, ROOTFS_TARBALL=tarball),
+        env=tool_env(
+            CONTAINERS_CONF=str(CONTAINERS_CONF),
+            MOLECULE_IMAGE=image,
+            ROOTFS_TARBALL=tarball,
+            VENDOR_REPOS=vendor_repos,
+        ),
         capture_output=True,
         text=True,
         timeout=1700,
     )
     output = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)
+    (tmp_path / "molecule.log").write_text(output)  # kept by pytest's tmp_path retention, for a failure's whole story
     assert result.returncode == 0, output[-12000:]
     # molecule fails the run on a second converge with changes; make sure both steps really ran.
     for step in ("converge", "idempotence", "verify"):
         assert re.search(rf"{step}: Executed: Successful", output), f"{step} did not run: {output[-4000:]}"
+    if scenario == "default":
+        check = check_run(re.sub(r"\x1b\[[0-9;]*m", "", result.stdout))
+        # --check on the converged host: nothing would change, and the probes really ran (no claim unchecked).
+        assert re.search(r"factory-debian12\s*:.*\bchanged=0\b", check), check[-6000:]
+        assert "docker: daemon reachable" in check, check[-6000:]
+        assert "NVIDIA Container Toolkit skipped" not in check, check[-6000:]
     leaked = [secret for secret in SECRETS if secret in output]
     assert not leaked, "a secret reached Ansible's output: a task lacks no_log"
+
+
+def check_run(stdout: str) -> str:
+    """What the `check` step's playbook printed, up to its recap (check_mode_markers tag it "[CHECK MODE]")."""
+    start = stdout.find("[CHECK MODE]")
+    assert start >= 0, "the check step did not run"
+    end = stdout.find("TASKS RECAP", stdout.find("PLAY RECAP", start))
+    return stdout[start:end]
