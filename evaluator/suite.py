@@ -43,7 +43,14 @@ class Endpoint(_Strict):
         return value.rstrip("/")
 
     def api_key(self) -> str | None:
-        """Reads the key at call time so it never sits in the suite object, the results or a log."""
+        """Reads the key at call time so it never sits in the suite object, the results or a log.
+
+        The pod's variable (EVAL_TARGET_API_KEY / EVAL_JUDGE_API_KEY, set from a Kubernetes Secret) wins over
+        the suite's `api_key_env`, as the URL variables win over `base_url`.
+        """
+        override = KEY_OVERRIDES.get(type(self).__name__)
+        if override and os.environ.get(override):
+            return os.environ[override]
         return os.environ.get(self.api_key_env) if self.api_key_env else None
 
 
@@ -232,6 +239,9 @@ class LoadedSuite(BaseModel):
     dataset_path: Path
     suite_hash: str
 
+
+# Endpoint class -> the variable that overrides its key (read at call time, never stored).
+KEY_OVERRIDES: dict[str, str] = {"Target": "EVAL_TARGET_API_KEY", "Judge": "EVAL_JUDGE_API_KEY"}
 
 ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "EVAL_TARGET_BASE_URL": ("target", "base_url"),

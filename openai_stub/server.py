@@ -64,7 +64,11 @@ class Controls:
     seed: int = 0
     answer: str = DEFAULT_ANSWER  # default text answer
     model: str = "stub-model"  # listed by /v1/models
-    api_key: str | None = None  # when set, require `Authorization: Bearer <api_key>`
+    api_key: str | None = None  # when set, require `Authorization: Bearer K` for K in this comma-separated set
+
+    def accepted_keys(self) -> list[str]:
+        """The keys a call may present, in the order given (a call's key is recorded as `key-<position>`)."""
+        return [key for key in (self.api_key or "").split(",") if key]
 
     def update(self, changes: Mapping[str, Any]) -> None:
         """Apply `changes` after validating all of them; a bad one raises ValueError naming the field."""
@@ -119,6 +123,9 @@ class Stats:
     # rate_limited, server_error, hang (injected by rate) and ceiling (over max_concurrency)
     faults: Counter[str] = dataclasses.field(default_factory=Counter)
     cancelled: int = 0  # handlers cancelled because the client went away (e.g. its timeout)
+    # model -> which credential its calls presented: key-<i> (the i-th accepted key), none, or unknown.
+    # Labels, never the keys: a test can tell which endpoint's key reached the server without echoing secrets.
+    keys_by_model: dict[str, Counter[str]] = dataclasses.field(default_factory=dict)
     in_flight: int = 0
     max_in_flight: int = 0
 
@@ -131,6 +138,7 @@ class Stats:
             "cancelled": self.cancelled,
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
+            "keys_by_model": {model: dict(labels) for model, labels in self.keys_by_model.items()},
         }
 
 
@@ -256,12 +264,29 @@ class StubServer:
         headers = {"Retry-After": _format_seconds(self.controls.retry_after)}
         return _error(429, message, "rate_limit_exceeded", headers)
 
+    def _key_label(self, request: web.Request, controls: Controls) -> str:
+        """Which accepted key the call presented (key-<i>), `none`, or `unknown` (a key not in the set)."""
+        header = request.headers.get("Authorization")
+        if header is None:
+            return "none"
+        for position, key in enumerate(controls.accepted_keys()):
+            if header == f"Bearer {key}":
+                return f"key-{position}"
+        return "unknown"
+
     async def _admitted(self, request: web.Request, body: bytes, controls: Controls) -> web.Response:
-        expected = None if controls.api_key is None else f"Bearer {controls.api_key}"
-        if expected is not None and request.headers.get("Authorization") != expected:
+        try:
+            payload: Any = json.loads(body)
+        except ValueError as exc:
+            payload = exc
+        named = payload.get("model") if isinstance(payload, dict) else None
+        label = self._key_label(request, controls)
+        self.stats.keys_by_model.setdefault(named if isinstance(named, str) else "?", Counter())[label] += 1
+        if controls.accepted_keys() and not label.startswith("key-"):
             return _error(401, "invalid API key", "invalid_api_key")
         try:
-            payload = json.loads(body)
+            if isinstance(payload, ValueError):
+                raise payload
             if not isinstance(payload, dict):
                 raise ValueError("body must be a JSON object")
             messages = payload["messages"]
@@ -499,7 +524,8 @@ _HELP = {
     "seed": "seed of the reproducible fault draws",
     "answer": "default text answer",
     "model": "model id listed by /v1/models",
-    "api_key": "require 'Authorization: Bearer API_KEY'",
+    "api_key": "require 'Authorization: Bearer KEY' for KEY in this comma-separated set; /_stats counts "
+    "which key (key-0, key-1, ...) each model's calls presented",
 }
 
 

@@ -95,8 +95,23 @@ class EndpointStats:
     by_status: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass
+class _Server:
+    """What every endpoint on one server shares: the keep-alive pool, the adaptive limit, the counters."""
+
+    limiter: AdaptiveLimiter
+    retry: RetryPolicy
+    stats: EndpointStats = field(default_factory=EndpointStats)
+    session: aiohttp.ClientSession | None = None
+
+
 class ChatClient:
-    """Chat completions against one base URL; safe to share by every task of one event loop."""
+    """Chat completions against one base URL with one endpoint's credentials; safe to share by every task of
+    one event loop.
+
+    Target and judge on the same server share its pool and adaptive limit (`for_key`), never the headers: each
+    endpoint sends its own key, so a judge call can never present the target's credentials.
+    """
 
     def __init__(
         self,
@@ -108,28 +123,44 @@ class ChatClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._url = f"{self.base_url}/chat/completions"
-        self._headers = {"Content-Type": "application/json"}
-        if api_key:
-            self._headers["Authorization"] = f"Bearer {api_key}"
-        self.limiter = limiter
-        self.retry = retry
-        self.stats = EndpointStats()
-        self._session: aiohttp.ClientSession | None = None
+        self._headers = _headers(api_key)
+        self._server = _Server(limiter=limiter, retry=retry)
+
+    def for_key(self, api_key: str | None) -> ChatClient:
+        """Another endpoint on this server: the same pool, limit and counters, its own Authorization header."""
+        other = object.__new__(ChatClient)
+        other.base_url, other._url, other._server = self.base_url, self._url, self._server
+        other._headers = _headers(api_key)
+        return other
+
+    @property
+    def limiter(self) -> AdaptiveLimiter:
+        return self._server.limiter
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return self._server.retry
+
+    @property
+    def stats(self) -> EndpointStats:
+        return self._server.stats
 
     async def __aenter__(self) -> ChatClient:
-        connector = aiohttp.TCPConnector(limit=self.limiter.maximum + 8, ttl_dns_cache=300, keepalive_timeout=60)
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(total=self.retry.timeout_s),
-            skip_auto_headers=("User-Agent",),
-            json_serialize=json.dumps,
-        )
+        """Opens the server's pool (once, whichever endpoint client enters first)."""
+        if self._server.session is None:
+            connector = aiohttp.TCPConnector(limit=self.limiter.maximum + 8, ttl_dns_cache=300, keepalive_timeout=60)
+            self._server.session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=self.retry.timeout_s),
+                skip_auto_headers=("User-Agent",),
+                json_serialize=json.dumps,
+            )
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._server.session is not None:
+            await self._server.session.close()
+            self._server.session = None
 
     async def chat(
         self,
@@ -137,7 +168,8 @@ class ChatClient:
         body: dict[str, Any],
     ) -> ChatResult:
         """POSTs one chat completion with retries; raises CallError when it finally fails."""
-        assert self._session is not None, "use 'async with ChatClient(...)'"
+        session = self._server.session
+        assert session is not None, "use 'async with ChatClient(...)'"
         payload = json.dumps(body).encode()
         record = CallRecord(type=call_type)
         calls = current_calls.get()
@@ -153,7 +185,7 @@ class ChatClient:
             await self.limiter.acquire()
             sent = time.perf_counter()
             try:
-                async with self._session.post(self._url, data=payload, headers=self._headers) as response:
+                async with session.post(self._url, data=payload, headers=self._headers) as response:
                     raw = await response.read()
                     status = response.status
                     if status in OVERLOAD_STATUS:
@@ -188,6 +220,13 @@ class ChatClient:
         record.total_s = time.perf_counter() - started
         record.error = kind
         raise CallError(kind, f"{call_type} call to {redact_url(self.base_url)}: {message}", record)
+
+
+def _headers(api_key: str | None) -> dict[str, str]:
+    headers = {"Content-Type": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return headers
 
 
 def _parse_retry_after(value: str | None) -> float | None:

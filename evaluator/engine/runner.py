@@ -214,18 +214,25 @@ class ShardRunner:
             backoff_max_s=concurrency.backoff_max_s,
             timeout_s=concurrency.request_timeout_s,
         )
+        # One pool and one adaptive limit per server (base_url); one client, with its own key, per endpoint.
         clients: dict[str, ChatClient] = {}
+        endpoint_clients: list[ChatClient | None] = []
         for endpoint in (self.suite.target, self.suite.judge):
-            if endpoint is not None and endpoint.base_url not in clients:
+            if endpoint is None:
+                endpoint_clients.append(None)
+            elif endpoint.base_url in clients:
+                endpoint_clients.append(clients[endpoint.base_url].for_key(endpoint.api_key()))
+            else:
                 limiter = AdaptiveLimiter(concurrency.max_calls_per_endpoint, concurrency.min_calls_per_endpoint)
                 clients[endpoint.base_url] = ChatClient(
                     endpoint.base_url, api_key=endpoint.api_key(), limiter=limiter, retry=retry
                 )
+                endpoint_clients.append(clients[endpoint.base_url])
         for client in clients.values():
             await client.__aenter__()
         try:
-            target = clients[self.suite.target.base_url] if self.suite.target else None
-            judge = ChatJudge(clients[self.suite.judge.base_url], self.suite.judge) if self.suite.judge else NoJudge()
+            target, judge_client = endpoint_clients
+            judge = ChatJudge(judge_client, self.suite.judge) if judge_client and self.suite.judge else NoJudge()
             factory = MetricFactory(self.suite.metrics, judge)
             in_flight = concurrency.max_cases_in_flight or 2 * sum(c.limiter.maximum for c in clients.values())
             progress = _Progress(self.plan.index, len(todo))

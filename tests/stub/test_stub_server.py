@@ -239,6 +239,22 @@ def test_bad_requests_and_api_key() -> None:
     run(check, api_key="sekrit")
 
 
+def test_a_set_of_keys_is_accepted_and_each_call_is_counted_by_key_position() -> None:
+    async def check(stub: StubServer, session: aiohttp.ClientSession) -> None:
+        url = f"{stub.base_url}/chat/completions"
+        for key, model, status in (("first", "m-a", 200), ("second", "m-b", 200), ("second", "m-b", 200),
+                                   ("third", "m-a", 401), (None, "m-b", 401)):  # fmt: skip
+            headers = {"Authorization": f"Bearer {key}"} if key else {}
+            body = {**chat_body("x"), "model": model}
+            async with session.post(url, json=body, headers=headers) as response:
+                assert response.status == status
+        stats = await (await session.get(stub.base_url.removesuffix("/v1") + "/_stats")).json()
+        assert stats["keys_by_model"] == {"m-a": {"key-0": 1, "unknown": 1}, "m-b": {"key-1": 2, "none": 1}}
+        assert "first" not in json.dumps(stats) and "second" not in json.dumps(stats)  # labels, never keys
+
+    run(check, api_key="first,second")
+
+
 def test_thread_runner_and_blocking_helpers() -> None:
     base_url, stop = run_stub_in_thread(rate_429=0.0)
     try:
