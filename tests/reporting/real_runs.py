@@ -66,14 +66,25 @@ def _folder() -> Path:
 def _calls(index: int, duration: float, timing: Timing | None) -> list[Call]:
     if timing is not None:
         return [
-            Call(type="target" if i == 0 else "judge", latency_s=timing.latency, total_s=timing.latency,
-                 attempts=timing.attempts, prompt_tokens=1, completion_tokens=1)  # fmt: skip
+            Call(
+                type="target" if i == 0 else "judge",
+                latency_s=timing.latency,
+                total_s=timing.latency,
+                attempts=timing.attempts,
+                prompt_tokens=1,
+                completion_tokens=1,
+            )
             for i in range(timing.calls)
         ]
     return [
         Call(type="target", latency_s=round(duration * 0.4, 4), attempts=1, prompt_tokens=20, completion_tokens=10),
-        Call(type="judge", latency_s=round(duration * 0.5, 4), attempts=2 if index % 7 == 0 else 1,
-             prompt_tokens=200, completion_tokens=40),  # fmt: skip
+        Call(
+            type="judge",
+            latency_s=round(duration * 0.5, 4),
+            attempts=2 if index % 7 == 0 else 1,
+            prompt_tokens=200,
+            completion_tokens=40,
+        ),
     ]
 
 

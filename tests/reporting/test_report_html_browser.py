@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from evaluator.reporting import html
 from evaluator.baseline import compare
+from evaluator.reporting import html
 from tests.reporting.chromium_helper import dump_dom, plots_in, png_pixels, screenshot
 from tests.reporting.real_runs import make_report, set_score
 

@@ -44,9 +44,7 @@ def test_one_testcase_per_case_and_metric_with_failures_and_errors_apart() -> No
     cases = root.findall("./testsuite/testcase")
     metrics = sorted(report.metrics)
     assert len(cases) == 30 * len(metrics)
-    expected_failures = sum(
-        1 for c in report.cases if c.error is None for m in metrics if not c.metrics[m].success
-    )
+    expected_failures = sum(1 for c in report.cases if c.error is None for m in metrics if not c.metrics[m].success)
     expected_errors = sum(len(metrics) for c in report.cases if c.error is not None)
     assert len(root.findall(".//failure")) == expected_failures > 0
     assert len(root.findall(".//error")) == expected_errors == 6 * len(metrics)

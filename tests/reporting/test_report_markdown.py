@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from evaluator.reporting import markdown
 from evaluator.baseline import compare
+from evaluator.reporting import markdown
 from tests.reporting.real_runs import make_report, set_score
 
 

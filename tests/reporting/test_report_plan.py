@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from evaluator.reporting.plan import PlanError, make_plan, measure
 from evaluator.contract import Report
+from evaluator.reporting.plan import PlanError, make_plan, measure
 from tests.reporting.real_runs import Timing, make_report
 
 

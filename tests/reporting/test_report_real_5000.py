@@ -17,9 +17,9 @@ import pytest
 import xmlschema
 import yaml
 
+from evaluator.baseline import compare
 from evaluator.contract import Report, load_report
 from evaluator.reporting import junit, markdown
-from evaluator.baseline import compare
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

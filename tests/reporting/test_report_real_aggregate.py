@@ -20,9 +20,9 @@ import pytest
 import xmlschema
 import yaml
 
+from evaluator.baseline import compare
 from evaluator.contract import Report, load_report
 from evaluator.reporting import markdown
-from evaluator.baseline import compare
 from evaluator.reporting.plan import make_plan, measure, predict_minutes
 from openai_stub.server import reset_stats, run_stub_in_process, set_controls
 
