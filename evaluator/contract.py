@@ -314,12 +314,16 @@ def describe(exc: ValidationError, limit: int = 3) -> str:
 SCHEMA_MODELS: dict[str, type[BaseModel]] = {"result": ResultRecord, "manifest": Manifest, "report": Report}
 
 
-def json_schemas() -> dict[str, dict[str, Any]]:
-    """The published JSON Schemas (docs/schemas/<name>.schema.json), generated from the models."""
+def json_schemas() -> dict[str, str]:
+    """File name -> text of the published JSON Schemas (docs/schemas/), generated from the models.
+
+    Regenerate after changing a model: `python -m evaluator.contract docs/schemas`.
+    """
     out = {}
     for name, model in SCHEMA_MODELS.items():
-        schema = model.model_json_schema(by_alias=True, mode="validation")
-        out[name] = {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+        schema = {"$schema": "https://json-schema.org/draft/2020-12/schema",
+                  **model.model_json_schema(by_alias=True, mode="validation")}  # fmt: skip
+        out[f"{name}.schema.json"] = json.dumps(schema, indent=2, sort_keys=True) + "\n"
     return out
 
 
@@ -361,3 +365,13 @@ def report_from(content: Any, source: str = "<report>") -> Report:
         return Report.model_validate(content)
     except ValidationError as exc:
         raise InputError(f"{source}: {describe(exc)}") from None
+
+
+if __name__ == "__main__":
+    import sys
+
+    folder = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/schemas")
+    folder.mkdir(parents=True, exist_ok=True)
+    for file_name, text in json_schemas().items():
+        (folder / file_name).write_text(text, encoding="utf-8")
+        print(folder / file_name)

@@ -142,8 +142,15 @@ def report_file(good_run: Path, tmp_path: Path, evaluator_cli) -> Path:
         (lambda r: r.pop("totals"), "missing field 'totals'"),
         (lambda r: r.update(cases={}), "field 'cases'"),
     ],
-    ids=["gate-rate-a-string", "gate-mode", "error-rate-a-string", "problems-a-string", "pass-rate-a-list",
-         "no-totals", "cases-an-object"],  # fmt: skip
+    ids=[
+        "gate-rate-a-string",
+        "gate-mode",
+        "error-rate-a-string",
+        "problems-a-string",
+        "pass-rate-a-list",
+        "no-totals",
+        "cases-an-object",
+    ],  # fmt: skip
 )
 def test_gate_and_report_exit_2_naming_file_and_field(report_file: Path, evaluator_cli, damage, message: str) -> None:
     content = json.loads(report_file.read_text())
