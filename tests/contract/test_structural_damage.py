@@ -150,7 +150,7 @@ def report_file(good_run: Path, tmp_path: Path, evaluator_cli) -> Path:
         "pass-rate-a-list",
         "no-totals",
         "cases-an-object",
-    ],  # fmt: skip
+    ],
 )
 def test_gate_and_report_exit_2_naming_file_and_field(report_file: Path, evaluator_cli, damage, message: str) -> None:
     content = json.loads(report_file.read_text())
