@@ -111,9 +111,12 @@ class LimitChange(_Model):
 
     time: str = Field(description="ISO 8601, UTC")
     elapsed_s: NonNegativeFloat = Field(description="seconds since the shard's client opened")
+    limit: Literal["concurrency", "rate"] = Field(
+        default="concurrency", description="calls in flight, or requests per second (pacing; 0 = not paced)"
+    )
     old: float
     new: float
-    reason: str = Field(description="overload (429/503/timeout), retry_after (server-announced rate), recovered")
+    reason: str = Field(description="overload (503/timeout), rate_limited (429), recovered (grown back)")
 
 
 class EndpointSummary(_Model):

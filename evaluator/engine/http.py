@@ -13,6 +13,7 @@ import contextvars
 import json
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -81,11 +82,11 @@ class RetryPolicy:
     timeout_s: float = 120.0
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
-        """Exponential backoff with full jitter; never earlier than the server's Retry-After."""
-        backoff = random.uniform(0, min(self.backoff_max_s, self.backoff_base_s * (2 ** (attempt - 1))))
+        """The server's Retry-After (plus up to 10 % jitter) when it gave one; else exponential backoff with
+        full jitter. A paced limiter spreads the retries, so waiting longer than asked only loses throughput."""
         if retry_after is not None:
-            return max(retry_after, backoff) + random.uniform(0, 0.1 * max(retry_after, 0.1))
-        return backoff
+            return retry_after + random.uniform(0, 0.1 * max(retry_after, 0.05))
+        return random.uniform(0, min(self.backoff_max_s, self.backoff_base_s * (2 ** (attempt - 1))))
 
 
 @dataclass
@@ -189,7 +190,7 @@ class ChatClient:
                     raw = await response.read()
                     status = response.status
                     if status in OVERLOAD_STATUS:
-                        retry_after = _parse_retry_after(response.headers.get("Retry-After"))
+                        retry_after = _retry_after(response.headers)
             except TimeoutError:
                 status, kind, message = 0, "timeout", f"no answer within {self.retry.timeout_s:g}s"
             except aiohttp.ClientError as exc:
@@ -213,7 +214,9 @@ class ChatClient:
                 kind, message = _classify(status, raw)
                 if status not in RETRIABLE_STATUS:
                     break
-            if status in OVERLOAD_STATUS or kind == "timeout":
+            if status == 429:
+                self.limiter.on_rate_limited()
+            elif status in OVERLOAD_STATUS or kind == "timeout":
                 self.limiter.on_overload()
             if attempt < self.retry.max_attempts:
                 await asyncio.sleep(self.retry.delay(attempt, retry_after))
@@ -229,13 +232,16 @@ def _headers(api_key: str | None) -> dict[str, str]:
     return headers
 
 
-def _parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None  # HTTP-date form: fall back to our own backoff
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds the server asks us to wait: `retry-after-ms` (OpenAI, Azure) when given, else `Retry-After`."""
+    for name, scale in (("retry-after-ms", 0.001), ("Retry-After", 1.0)):
+        value = headers.get(name)
+        if value:
+            try:
+                return max(0.0, float(value) * scale)
+            except ValueError:
+                continue  # HTTP-date form: fall back to our own backoff
+    return None
 
 
 def _classify(status: int, raw: bytes) -> tuple[str, str]:

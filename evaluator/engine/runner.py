@@ -250,6 +250,7 @@ class ShardRunner:
                 peak_in_flight=c.limiter.peak_in_flight,
                 final_limit=round(c.limiter.limit, 1),
                 limit_decreases=c.limiter.decreases,
+                limit_changes=list(c.limiter.changes),
             )
             for url, c in clients.items()
         }
@@ -351,7 +352,10 @@ class _Progress:
             return
         self.last = now
         rate = self.done / max(now - self.started, 1e-9)
-        limits = ", ".join(f"{c.limiter.limit:.0f}" for c in clients.values())
+        limits = ", ".join(
+            f"{c.limiter.limit:.0f}" + (f" paced at {c.limiter.rate:.1f}/s" if c.limiter.rate else "")
+            for c in clients.values()
+        )
         log.info(
             "shard %d: %d/%d cases, %.1f cases/s, %d errored, concurrency limit %s",
             self.index, self.done, self.total, rate, self.errors, limits,
