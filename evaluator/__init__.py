@@ -16,8 +16,15 @@ Heavy modules (DeepEval, aiohttp) are imported on first use, so `import evaluato
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+# DeepEval reads these once, when it is first imported, and every evaluator module is imported after this
+# package: without them it would load a `.env` from the working directory into the environment (other
+# credentials, EVAL_* overrides) and send telemetry. An explicit value in the environment still wins.
+os.environ.setdefault("DEEPEVAL_DISABLE_DOTENV", "1")
+os.environ.setdefault("DEEPEVAL_TELEMETRY_OPT_OUT", "1")
 
 __version__ = "0.1.0"
 

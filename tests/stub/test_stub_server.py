@@ -167,6 +167,25 @@ def test_concurrency_ceiling_rejects_at_once_with_retry_after() -> None:
     run(check, latency=0.5, max_concurrency=5)
 
 
+def test_token_bucket_accepts_the_rate_and_says_when_to_retry() -> None:
+    async def check(stub: StubServer, session: aiohttp.ClientSession) -> None:
+        url = f"{stub.base_url}/chat/completions"
+        answers = []
+        for _ in range(8):  # at once: the bucket holds 5
+            async with session.post(url, json=chat_body("x")) as response:
+                answers.append((response.status, response.headers.get("Retry-After"),
+                                response.headers.get("retry-after-ms")))  # fmt: skip
+        assert [status for status, _, _ in answers] == [200] * 5 + [429] * 3
+        for _, seconds, millis in answers[5:]:
+            assert seconds == "1" and millis is not None and 1 <= int(millis) <= 100  # 1 token per 100 ms
+        await asyncio.sleep(int(answers[-1][2] or 0) / 1000 + 0.01)
+        async with session.post(url, json=chat_body("x")) as response:
+            assert response.status == 200  # retrying after retry-after-ms is accepted
+        assert stub.stats.faults["rate_limit"] == 3
+
+    run(check, rate_limit=10, rate_burst=5)
+
+
 def test_hung_call_is_freed_when_the_client_gives_up() -> None:
     async def check(stub: StubServer, session: aiohttp.ClientSession) -> None:
         url = f"{stub.base_url}/chat/completions"
