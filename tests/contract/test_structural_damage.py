@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import write_suite
+from tests.helpers import pre_recorded_run
 
 Json = dict[str, Any]
 
@@ -24,18 +24,7 @@ Json = dict[str, Any]
 @pytest.fixture(scope="module")
 def good_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two real shards of a suite with pre-recorded answers (no server needed), all passing."""
-    from click.testing import CliRunner
-
-    from evaluator.cli import main
-
-    folder = tmp_path_factory.mktemp("good")
-    data = [{"id": f"c{i}", "input": f"q{i}", "expected_output": "a", "actual_output": "a"} for i in range(6)]
-    suite = write_suite(folder, data, metrics=[{"type": "exact_match"}], target=None, judge=None)
-    for index in range(2):
-        args = ["run", str(suite), "--out", str(folder / "out"), "--shard-index", str(index), "--total-shards", "2"]
-        result = CliRunner().invoke(main, [*args, "--run-id", "good"])
-        assert result.exit_code == 0, result.output
-    return folder / "out"
+    return pre_recorded_run(tmp_path_factory.mktemp("good"), 6, 2)
 
 
 @pytest.fixture
