@@ -183,6 +183,7 @@ class ChatClient:
             record.attempts = attempt
             self.stats.attempts += 1
             retry_after: float | None = None
+            rate_limit = False
             await self.limiter.acquire()
             sent = time.perf_counter()
             try:
@@ -191,6 +192,7 @@ class ChatClient:
                     status = response.status
                     if status in OVERLOAD_STATUS:
                         retry_after = _retry_after(response.headers)
+                        rate_limit = status == 429 and _announces_rate_limit(response.headers)
             except TimeoutError:
                 status, kind, message = 0, "timeout", f"no answer within {self.retry.timeout_s:g}s"
             except aiohttp.ClientError as exc:
@@ -214,7 +216,7 @@ class ChatClient:
                 kind, message = _classify(status, raw)
                 if status not in RETRIABLE_STATUS:
                     break
-            if status == 429:
+            if rate_limit:
                 self.limiter.on_rate_limited()
             elif status in OVERLOAD_STATUS or kind == "timeout":
                 self.limiter.on_overload()
@@ -230,6 +232,12 @@ def _headers(api_key: str | None) -> dict[str, str]:
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
     return headers
+
+
+def _announces_rate_limit(headers: Mapping[str, str]) -> bool:
+    """A request-rate limit, as hosted APIs announce it (`retry-after-ms`, `x-ratelimit-*`), not an overload:
+    pacing helps the first (the limiter slows to the accepted rate); fewer calls in flight help the second."""
+    return any(name.lower() == "retry-after-ms" or name.lower().startswith("x-ratelimit-") for name in headers)
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:

@@ -4,11 +4,12 @@ Two limits, both learned from the server's answers:
 - concurrency (AIMD, like TCP congestion control): starts at the configured ceiling, cut by 30 % on overload
   (503, timeouts, or the first 429) at most once per cool-down, grown back by about one slot per window of
   successful calls;
-- request rate (pacing), engaged by the first 429: hosted APIs limit requests per second and often count
-  rejected requests against that limit, so hammering them at a too-high concurrency wastes the budget. On a
-  429 the pace is set just below the rate the server was accepting (measured over the last seconds), then
-  probed upward slowly (quickly while far below the best rate seen), so throughput stays near the limit while
-  few requests are rejected.
+- request rate (pacing), engaged by the first 429 that announces a request-rate limit (`retry-after-ms`,
+  `x-ratelimit-*`, as hosted APIs send them): such APIs often count rejected requests against the limit, so
+  hammering them at a too-high concurrency wastes the budget. On such a 429 the pace is set just below the
+  rate the server was accepting (measured over the last seconds), then probed upward slowly (quickly while
+  far below the best rate seen while paced), so throughput stays near the limit while few requests are
+  rejected. A plain 429 (a server at its concurrency ceiling, or a fault) is an overload.
 
 Target and judge calls share one limiter when they share a server. Every change is recorded (time, old, new,
 reason) for the shard manifest and the HTML report's plot.
@@ -27,8 +28,9 @@ from evaluator.contract import LimitChange
 RATE_WINDOW_S = 2.0  # accepted calls counted over this window to estimate the server's rate
 RATE_CUT = 0.95  # after a 429, pace at this share of the accepted rate
 RATE_PROBE_PER_S = 0.04  # then grow the pace by 4 % per second without a 429 ...
-RATE_RECOVER_PER_S = 0.25  # ... or by 25 % per second while below 90 % of the best accepted rate seen
+RATE_RECOVER_PER_S = 0.25  # ... or by 25 % per second while below 90 % of the rate last accepted
 MIN_RATE = 0.5  # requests per second: never pace slower
+MAX_RATE = 100_000.0
 
 
 class AdaptiveLimiter:
@@ -112,37 +114,43 @@ class AdaptiveLimiter:
         self._record("concurrency", old, self.limit, "overload")
 
     def on_rate_limited(self) -> None:
-        """A 429: pace just below the rate the server was accepting; the first one also cuts concurrency."""
+        """A rate-limit 429: pace just below the rate the server was accepting; the first also cuts concurrency."""
         now = time.monotonic()
         if now - self._last_rate_cut < self._cooldown_s / 2:
             return  # one burst of 429s is one signal
         self._last_rate_cut = now
+        # Over the last seconds, or since the start: an estimate too high is corrected by the next 429, one too
+        # low would cost throughput for many seconds.
+        window = min(RATE_WINDOW_S, max(0.05, now - self._started))
+        accepted = sum(1 for t in self._accepted if t >= now - window) / window
         if self.rate is None:
             self.on_overload()
-        window = min(RATE_WINDOW_S, max(0.5, now - self._started))
-        accepted = sum(1 for t in self._accepted if t >= now - window) / window
-        self._best_rate = max(self._best_rate, accepted)
+        self._best_rate = accepted  # the rate the server last accepted: recover to it fast, probe beyond slowly
         old = self.rate
         cut = accepted * RATE_CUT if accepted > 0 else (self.rate or float(self.maximum)) * 0.5
         self.rate = max(MIN_RATE, min(cut, old * RATE_CUT) if old is not None else cut)
         self._rate_updated = now
+        self._next_send = max(self._next_send, now + 1.0 / self.rate)  # a short pause: let the bucket refill
         self._record("rate", old if old is not None else 0.0, self.rate, "rate_limited")
 
     # --- pacing -----------------------------------------------------------------------------------------
     async def _pace(self) -> None:
-        """Reserve the next send time at the current rate and sleep until it (probing the rate upward)."""
-        assert self.rate is not None
-        now = time.monotonic()
-        quiet = now - self._rate_updated
-        if quiet > 0.1:
-            speed = RATE_RECOVER_PER_S if self.rate < 0.9 * self._best_rate else RATE_PROBE_PER_S
-            self.rate = min(self.rate * (1 + speed * quiet), float(self.maximum) * 1000)
-            self._rate_updated = now
-        interval = 1.0 / self.rate
-        send_at = max(now, self._next_send)
-        self._next_send = send_at + interval
-        if send_at > now:
-            await asyncio.sleep(send_at - now)
+        """Wait for the next send time at the current rate (probing the rate upward as time passes).
+
+        Waiters re-check after sleeping instead of holding a reservation, so a cut takes effect at once for
+        every call already waiting, not only for calls that arrive after it.
+        """
+        while self.rate is not None:
+            now = time.monotonic()
+            quiet = now - self._rate_updated
+            if quiet > 0.1:
+                speed = RATE_RECOVER_PER_S if self.rate < 0.9 * self._best_rate else RATE_PROBE_PER_S
+                self.rate = min(self.rate * (1 + speed * quiet), MAX_RATE)
+                self._rate_updated = now
+            if now >= self._next_send:
+                self._next_send = max(now, self._next_send) + 1.0 / self.rate
+                return
+            await asyncio.sleep(self._next_send - now)
 
     # --- bookkeeping ------------------------------------------------------------------------------------
     def _record(self, limit: Literal["concurrency", "rate"], old: float, new: float, reason: str) -> None:
