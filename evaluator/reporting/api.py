@@ -8,6 +8,7 @@ from pathlib import Path
 from evaluator.atomic import write_text_atomic
 from evaluator.baseline import Comparison, compare, tolerance_of
 from evaluator.contract import Report
+from evaluator.errors import InputError
 from evaluator.extras import require_report_extra
 from evaluator.reporting import history, junit, markdown
 
@@ -60,7 +61,7 @@ def write_all(report: Report, out: Path) -> list[tuple[str, Path]]:
     """JUnit, Markdown and (with the 'report' extra) HTML next to the report: report.xml, .md, .html."""
     try:
         require_report_extra("the HTML report")
-    except Exception:
+    except InputError:  # a base install: JUnit and Markdown only
         html_path = None
     else:
         html_path = out / "report.html"
