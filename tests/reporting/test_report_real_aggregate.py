@@ -216,5 +216,8 @@ def test_reports_of_a_run_with_infrastructure_errors(runs: Runs) -> None:
     errors = ET.fromstring(text).findall(".//error")
     assert len(errors) >= len(errored) * 2 and {e.get("type") for e in errors} >= {"rate_limited"}
     comment = markdown.render(report)
-    assert f"{len(errored)} errored" in comment and "❌ **Evaluation FAIL**" in comment
+    assert f"{len(errored)} errored" in comment
+    # Errors within the suite's error budget (0.1) do not fail the gate; beyond it they do, and the comment says so.
+    label = "❌ **Evaluation FAIL**" if len(errored) / CASES > 0.1 else "✅ **Evaluation PASS**"
+    assert label in comment
     assert "rate_limited" in html.render(report)
