@@ -213,33 +213,56 @@ def shard_timeline(report: Report) -> go.Figure:
 
 
 def limit_changes(report: Report) -> go.Figure:
-    """Each endpoint's adaptive concurrency limit over time, per shard, with the reason of every change.
+    """Each server's adaptive limits over time, per shard, with the reason of every change.
 
-    A step line from the configured ceiling through every recorded change to the final limit; markers carry
-    the reason (overload, retry_after, recovered). Flat lines mean the server never pushed back.
+    Solid steps: calls in flight allowed (left axis), from the configured ceiling through every cut and recovery
+    to the final limit. Dotted steps: the pace in requests per second (right axis), once a 429 announced a
+    request-rate limit. Flat solid lines and no dotted ones mean the server never pushed back.
     """
     fig = go.Figure()
     ceiling = report.suite.max_calls_per_endpoint
+    paced = False
     for shard in sorted(report.shards.per_shard, key=lambda p: p.index):
+        end = shard.wall_time_s or 0.0
         for url, endpoint in sorted(shard.endpoints.items()):
-            changes = endpoint.limit_changes
-            start = float(ceiling) if ceiling is not None else (changes[0].old if changes else endpoint.final_limit)
-            xs = [0.0] + [c.elapsed_s for c in endpoint.limit_changes] + [shard.wall_time_s or 0.0]
-            ys = [start] + [c.new for c in endpoint.limit_changes] + [endpoint.final_limit]
-            reasons = ["start"] + [f"{c.reason}: {c.old:g} → {c.new:g}" for c in endpoint.limit_changes] + ["end"]
+            label = f"shard {shard.index} {url}"
+            concurrency = [c for c in endpoint.limit_changes if c.limit == "concurrency"]
+            start = (
+                float(ceiling) if ceiling is not None else (concurrency[0].old if concurrency else endpoint.final_limit)
+            )
             fig.add_trace(
                 go.Scatter(
-                    x=xs, y=ys, mode="lines+markers", line_shape="hv", name=f"shard {shard.index} {url}",
-                    text=reasons, hovertemplate="%{x:.1f} s: %{y:.1f} calls (%{text})<extra></extra>",
+                    x=[0.0] + [c.elapsed_s for c in concurrency] + [end],
+                    y=[start] + [c.new for c in concurrency] + [endpoint.final_limit],
+                    text=["start"] + [f"{c.reason}: {c.old:g} → {c.new:g}" for c in concurrency] + ["end"],
+                    mode="lines+markers", line_shape="hv", name=f"{label}: calls in flight",
+                    hovertemplate="%{x:.1f} s: %{y:.1f} calls (%{text})<extra></extra>",
                 )
             )  # fmt: skip
+            rates = [c for c in endpoint.limit_changes if c.limit == "rate"]
+            if rates:
+                paced = True
+                fig.add_trace(
+                    go.Scatter(
+                        x=[c.elapsed_s for c in rates] + [end],
+                        y=[c.new for c in rates] + [rates[-1].new],
+                        text=[f"{c.reason}: {c.old:g} → {c.new:g}/s" for c in rates] + ["end"],
+                        mode="lines+markers", line_shape="hv", line_dash="dot", yaxis="y2",
+                        name=f"{label}: requests/s (paced)",
+                        hovertemplate="%{x:.1f} s: %{y:.1f} requests/s (%{text})<extra></extra>",
+                    )
+                )  # fmt: skip
     if not fig.data:
         _empty(fig, "no endpoint limits recorded (a report v1, or no call made)")
+    layout: dict[str, Any] = {**_LAYOUT}
+    if paced:
+        layout["yaxis2"] = {"title": "requests per second (paced)", "overlaying": "y", "side": "right"}
+        layout["legend"] = {"orientation": "h", "y": -0.3}
     fig.update_layout(
-        title="Adaptive concurrency limit per endpoint (steps: cut on 429/503/timeouts, paced by Retry-After)",
+        title="Adaptive limits per server (cut on 503/timeouts/429, paced on request-rate limits)",
         xaxis_title="seconds since the shard started",
         yaxis_title="calls in flight allowed",
-        **_LAYOUT,
+        **layout,
     )
     return fig
 
