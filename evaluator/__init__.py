@@ -1,3 +1,120 @@
-"""Sharded, resumable LLM evaluation on the Kubernetes Indexed Job contract."""
+"""Sharded, resumable LLM evaluation on the Kubernetes Indexed Job contract: the public Python API.
+
+The CLI is a thin layer over these functions (it only translates flags and exit codes), so a notebook, a
+pipeline step and a pod get the same files and the same verdict::
+
+    import evaluator
+    suite = evaluator.load_suite("suite.yaml")
+    evaluator.run_shard(suite, "results")
+    report = evaluator.aggregate("results")
+    print(evaluator.judge(report).label, report.totals.pass_rate)
+
+Every function raises `evaluator.errors.EvaluatorError` (with an `exit_code`) for a user mistake or an
+infrastructure failure. The files' types (`ResultRecord`, `Manifest`, `Report`) are in `evaluator.contract`.
+Heavy modules (DeepEval, aiohttp) are imported on first use, so `import evaluator` stays instant.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+# DeepEval reads these once, when it is first imported, and every evaluator module is imported after this
+# package: without them it would load a `.env` from the working directory into the environment (other
+# credentials, EVAL_* overrides) and send telemetry. An explicit value in the environment still wins.
+os.environ.setdefault("DEEPEVAL_DISABLE_DOTENV", "1")
+os.environ.setdefault("DEEPEVAL_TELEMETRY_OPT_OUT", "1")
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from evaluator.contract import Report
+    from evaluator.engine.runner import ShardOutcome
+    from evaluator.gate import Verdict
+    from evaluator.suite import LoadedSuite
+
+__all__ = ["aggregate", "judge", "load_report", "load_suite", "run_shard", "write_report"]
+
+
+def load_suite(path: str | Path) -> LoadedSuite:
+    """Reads and validates a suite file; EVAL_TARGET_* / EVAL_JUDGE_* environment variables override it."""
+    from evaluator.suite import load_suite as load
+
+    return load(path)
+
+
+def run_shard(
+    suite: str | Path | LoadedSuite,
+    out: str | Path,
+    *,
+    shard_index: int = 0,
+    total_shards: int = 1,
+    run_id: str | None = None,
+    commit: str = "unknown",
+    sharding: str | None = None,
+    timings: Report | None = None,
+    retry_errors: bool = True,
+) -> ShardOutcome:
+    """Evaluates shard `shard_index` of `total_shards` into `out/shard-NNNNN/` and returns its counts.
+
+    Exactly what one pod of the Indexed Job does: resumes from what is already on disk, writes one flushed
+    record per case and a manifest at the end. `run_id` defaults to `<suite-hash[:12]>-<commit[:12]>`;
+    `timings` (a previous report) drives 'balanced' sharding. Raises InputError (bad suite or dataset),
+    BadShardError (the folder holds another run) or InfrastructureError (error budget exceeded).
+    """
+    import asyncio
+    import logging
+
+    from evaluator.dataset import load_dataset
+    from evaluator.engine.runner import RunIdentity, ShardRunner
+    from evaluator.preflight import check_cases
+    from evaluator.sharding import assign
+    from evaluator.suite import LoadedSuite as Loaded
+
+    loaded = suite if isinstance(suite, Loaded) else load_suite(suite)
+    cases = load_dataset(loaded.dataset_path, loaded.suite.dataset_format)
+    check_cases(loaded, cases)
+    mode = sharding or loaded.suite.sharding.mode
+    durations = timings.durations() if timings is not None else None
+    plan = assign(
+        cases, shard_index, total_shards, mode, durations=durations, chunk_size=loaded.suite.sharding.chunk_size
+    )
+    identity = RunIdentity(
+        run_id=run_id or f"{loaded.suite_hash[:12]}-{commit[:12]}",
+        commit=commit,
+        suite_hash=loaded.suite_hash,
+        suite_name=loaded.suite.name,
+    )
+    logging.getLogger("evaluator.run").info("run %s, suite %s, commit %s", identity.run_id, identity.suite_name,
+                                            commit[:12])  # fmt: skip
+    return asyncio.run(ShardRunner(loaded, plan, identity, Path(out)).run(retry_errors=retry_errors))
+
+
+def aggregate(out: str | Path, *, expect_shards: int | None = None) -> Report:
+    """Merges every `out/shard-*/` into one report; every problem is recorded in it, never raised."""
+    from evaluator.aggregation import aggregate as merge
+
+    return merge(Path(out), expect_shards=expect_shards)
+
+
+def judge(report: Report | str | Path, *, mode: str | None = None, baseline: Report | None = None) -> Verdict:
+    """The quality gate's verdict on a report (fails closed on any recorded problem)."""
+    from evaluator.gate import judge as decide
+
+    return decide(report if not isinstance(report, str | Path) else load_report(report), mode=mode, baseline=baseline)
+
+
+def load_report(path: str | Path) -> Report:
+    """Reads and validates a REPORT.json (v1 or v2); InputError names the file and the damaged field."""
+    from evaluator.contract import load_report as load
+
+    return load(path)
+
+
+def write_report(report: Report, path: str | Path) -> None:
+    """Writes REPORT.json atomically (temp file, fsync, rename)."""
+    from evaluator.atomic import write_text_atomic
+    from evaluator.contract import to_json
+
+    write_text_atomic(Path(path), to_json(report) + "\n")

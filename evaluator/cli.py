@@ -18,9 +18,9 @@ SUBCOMMANDS: dict[str, str] = {
     "gate": "evaluator.commands.gate:gate",
     "serve-demo-model": "evaluator.commands.demo:serve_demo_model",
     "demo": "evaluator.commands.demo:demo",
-    "report": "evaluator.reporting.cli:report",
-    "trend": "evaluator.reporting.cli:trend",
-    "plan": "evaluator.reporting.cli:plan",
+    "report": "evaluator.commands.report:report",
+    "trend": "evaluator.commands.report:trend",
+    "plan": "evaluator.commands.report:plan",
     "doctor": "evaluator.doctor:doctor",
     "webhook": "evaluator.webhook.cli:webhook",
 }

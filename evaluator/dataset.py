@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -123,7 +124,8 @@ def _guess_format(path: Path) -> str:
 
 
 def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    for number, raw in enumerate(text.splitlines(), start=1):
+    # JSON Lines end at "\n" only: str.splitlines() would also break rows at U+2028, U+0085, \x1c, ...
+    for number, raw in enumerate(text.split("\n"), start=1):
         if not raw.strip():
             continue
         try:
@@ -136,7 +138,7 @@ def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def _csv_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    reader = csv.DictReader(text.splitlines(keepends=True))
+    reader = csv.DictReader(io.StringIO(text, newline=""))  # csv splits rows itself; splitlines() would cut U+2028
     if not reader.fieldnames or not {"input", "turns"} & set(reader.fieldnames):
         raise InputError(
             f"{location(str(path), 1, 'input')}: the CSV header must have an 'input' column "

@@ -3,6 +3,9 @@
 Nothing lost: every record is flushed as soon as its case finishes, so a killed pod keeps what it did; a torn last
 line (the kill landed mid-write) is cut off on resume. The manifest is written via temp file + fsync + rename,
 so it either exists whole or not at all, and it carries a checksum of the results it vouches for.
+
+Lines are split on b"\\n" only (JSON Lines): a record may hold U+2028, U+0085 or any other character that
+`str.splitlines()` would take for a line break. Every record is validated against `contract.ResultRecord`.
 """
 
 from __future__ import annotations
@@ -13,10 +16,21 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
-RESULT_SCHEMA = "evaluator.result/v1"
-MANIFEST_SCHEMA = "evaluator.manifest/v1"
+from pydantic import ValidationError
+
+from evaluator.atomic import write_text_atomic
+from evaluator.contract import (
+    MANIFEST_SCHEMA,
+    MANIFEST_SCHEMA_V1,
+    RESULT_SCHEMA,
+    Manifest,
+    ResultRecord,
+    first_error,
+    to_json,
+)
+
 RESULTS_FILE = "results.jsonl"
 MANIFEST_FILE = "manifest.json"
 
@@ -27,15 +41,20 @@ def shard_dir(out: Path, index: int) -> Path:
 
 @dataclass
 class LineProblem:
+    """A bad line: `truncated_line` (a write cut off), `corrupt_line` (not JSON or not a record) or
+    `invalid_record` (a record whose `field` has the wrong shape)."""
+
     line: int
     message: str
+    kind: str = "corrupt_line"
+    field: str | None = None
 
 
 @dataclass
 class ShardFile:
     """What is on disk for one shard: its records (in order), bad lines, and whether the tail was torn."""
 
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: list[ResultRecord] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
     problems: list[LineProblem] = field(default_factory=list)
     torn_tail: bool = False
@@ -55,7 +74,9 @@ def read_results(path: Path) -> ShardFile:
         newline = data.find(b"\n", offset)
         if newline == -1:
             shard.torn_tail = True
-            shard.problems.append(LineProblem(number, "truncated last line (no newline): a write was cut off"))
+            shard.problems.append(
+                LineProblem(number, "truncated last line (no newline): a write was cut off", "truncated_line")
+            )
             break
         raw = data[offset:newline]
         offset = newline + 1
@@ -63,12 +84,20 @@ def read_results(path: Path) -> ShardFile:
             shard.valid_bytes = offset
             continue
         try:
-            record = json.loads(raw)
+            content = json.loads(raw)
         except ValueError as exc:
             shard.problems.append(LineProblem(number, f"corrupt line: {exc}"))
             continue
-        if not isinstance(record, dict) or record.get("schema") != RESULT_SCHEMA or "case_id" not in record:
-            shard.problems.append(LineProblem(number, "not an evaluator result record"))
+        if not isinstance(content, dict) or content.get("schema") != RESULT_SCHEMA:
+            shard.problems.append(LineProblem(number, f"not an evaluator result record (schema {RESULT_SCHEMA!r})"))
+            continue
+        try:
+            record = ResultRecord.model_validate(content)
+        except ValidationError as exc:
+            where, message = first_error(exc)
+            shard.problems.append(
+                LineProblem(number, f"invalid result record: field '{where}': {message}", "invalid_record", where)
+            )
             continue
         shard.records.append(record)
         shard.lines.append(number)
@@ -95,9 +124,10 @@ class ResultWriter:
             self._handle.close()
             self._handle = None
 
-    def write(self, record: dict[str, Any]) -> None:
+    def write(self, record: ResultRecord) -> None:
         assert self._handle is not None
-        self._handle.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        # JSON escapes \n inside strings, so a record is always exactly one line.
+        self._handle.write(to_json(record, indent=None) + "\n")
         self._handle.flush()
 
 
@@ -117,31 +147,35 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_json_atomic(path: Path, content: dict[str, Any]) -> None:
-    """temp file + fsync + rename + fsync of the folder: readers see the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with temporary.open("w", encoding="utf-8") as handle:
-        json.dump(content, handle, ensure_ascii=False, indent=1)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    temporary.replace(path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+def write_manifest(path: Path, manifest: Manifest) -> None:
+    write_text_atomic(path, to_json(manifest) + "\n")
 
 
-def read_manifest(path: Path) -> dict[str, Any] | None:
-    if not path.exists():
-        return None
+@dataclass
+class ManifestRead:
+    """A shard's manifest, or why there is none: `missing`, or `problem` naming the field."""
+
+    manifest: Manifest | None = None
+    missing: bool = False
+    problem: str | None = None
+    field: str | None = None
+
+
+def read_manifest(path: Path) -> ManifestRead:
+    """Reads and validates a manifest; damage is described (file, field), never raised."""
     try:
         content = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return content if isinstance(content, dict) and content.get("schema") == MANIFEST_SCHEMA else None
+    except FileNotFoundError:
+        return ManifestRead(missing=True)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return ManifestRead(problem=f"unreadable manifest ({exc})")
+    if not isinstance(content, dict) or content.get("schema") not in (MANIFEST_SCHEMA, MANIFEST_SCHEMA_V1):
+        return ManifestRead(problem=f"not an evaluator manifest (schema {MANIFEST_SCHEMA!r})", field="schema")
+    try:
+        return ManifestRead(manifest=Manifest.model_validate(content))
+    except ValidationError as exc:
+        where, message = first_error(exc)
+        return ManifestRead(problem=f"invalid manifest: field '{where}': {message}", field=where)
 
 
 def shard_dirs(out: Path) -> Iterator[tuple[int, Path]]:

@@ -1,4 +1,6 @@
-"""Statistics of a release gate, in pure Python (the evaluator image carries no numpy or scipy).
+"""Statistics of reports and release gates, in pure Python (the evaluator image carries no numpy or scipy).
+
+- `percentile`: the one percentile definition behind every number the aggregate and `plan` show.
 
 Scores are per case, 0..1, higher is better. A comparison pairs a reference (what ships, or a baseline report) and
 a candidate on the cases both scored; differences are candidate − reference, so a regression is a negative one.
@@ -243,3 +245,13 @@ def cases_to_decide(difference: Interval, tolerance: float) -> int | None:
 def _check_confidence(confidence: float) -> None:
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Linear-interpolated percentile (q in 0..100, numpy's default method); None for no data."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -43,7 +43,14 @@ class Endpoint(_Strict):
         return value.rstrip("/")
 
     def api_key(self) -> str | None:
-        """Reads the key at call time so it never sits in the suite object, the results or a log."""
+        """Reads the key at call time so it never sits in the suite object, the results or a log.
+
+        The pod's variable (EVAL_TARGET_API_KEY / EVAL_JUDGE_API_KEY, set from a Kubernetes Secret) wins over
+        the suite's `api_key_env`, as the URL variables win over `base_url`.
+        """
+        override = KEY_OVERRIDES.get(type(self).__name__)
+        if override and os.environ.get(override):
+            return os.environ[override]
         return os.environ.get(self.api_key_env) if self.api_key_env else None
 
 
@@ -520,6 +527,9 @@ class LoadedSuite(BaseModel):
     suite_hash: str
 
 
+# Endpoint class -> the variable that overrides its key (read at call time, never stored).
+KEY_OVERRIDES: dict[str, str] = {"Target": "EVAL_TARGET_API_KEY", "Judge": "EVAL_JUDGE_API_KEY"}
+
 ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "EVAL_TARGET_BASE_URL": ("target", "base_url"),
     "EVAL_TARGET_MODEL": ("target", "model"),
@@ -577,7 +587,10 @@ def _format_errors(path: Path, error: ValidationError, lines: dict[tuple[str | i
 
 
 # pydantic puts the union member's tag into error locations; they are not fields the user wrote.
-_DISCRIMINATOR_TAGS = set(REQUIRED_PARAMS) | {"g_eval", "conversational_g_eval", "custom"}
+# They come from the MetricSpec union itself (one list of metrics: add a class, not a name here).
+_DISCRIMINATOR_TAGS = {
+    tag for spec in get_args(get_args(MetricSpec)[0]) for tag in get_args(spec.model_fields["type"].annotation)
+}
 
 
 def load_suite(path: str | Path, *, environ: dict[str, str] | None = None) -> LoadedSuite:

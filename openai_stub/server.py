@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import re
 import signal
@@ -61,10 +62,16 @@ class Controls:
     rate_hang: float = 0.0  # fraction that sleep `hang_seconds` before answering (past any sane timeout)
     hang_seconds: float = 3600.0
     max_concurrency: int = 0  # calls in flight above this get 429 at once; 0 = no ceiling
+    rate_limit: float = 0.0  # token bucket: requests per second accepted (a hosted API's limit); 0 = none
+    rate_burst: float = 0.0  # the bucket's size in requests; 0 = one second's worth (at least 1)
     seed: int = 0
     answer: str = DEFAULT_ANSWER  # default text answer
     model: str = "stub-model"  # listed by /v1/models
-    api_key: str | None = None  # when set, require `Authorization: Bearer <api_key>`
+    api_key: str | None = None  # when set, require `Authorization: Bearer K` for K in this comma-separated set
+
+    def accepted_keys(self) -> list[str]:
+        """The keys a call may present, in the order given (a call's key is recorded as `key-<position>`)."""
+        return [key for key in (self.api_key or "").split(",") if key]
 
     def update(self, changes: Mapping[str, Any]) -> None:
         """Apply `changes` after validating all of them; a bad one raises ValueError naming the field."""
@@ -98,7 +105,7 @@ def _coerce(name: str, value: Any, current: Any) -> Any:
 
 
 def _validate(values: Mapping[str, Any]) -> None:
-    for name in ("latency", "jitter", "retry_after", "hang_seconds", "max_concurrency"):
+    for name in ("latency", "jitter", "retry_after", "hang_seconds", "max_concurrency", "rate_limit", "rate_burst"):
         if values[name] < 0:
             raise ValueError(f"control {name!r} must be >= 0, got {values[name]!r}")
     rates = ("rate_429", "rate_500", "rate_hang")
@@ -116,9 +123,12 @@ class Stats:
     total: int = 0
     by_status: Counter[str] = dataclasses.field(default_factory=Counter)
     by_model: Counter[str] = dataclasses.field(default_factory=Counter)
-    # rate_limited, server_error, hang (injected by rate) and ceiling (over max_concurrency)
+    # rate_limited, server_error, hang (injected by rate), ceiling (over max_concurrency), rate_limit (token bucket)
     faults: Counter[str] = dataclasses.field(default_factory=Counter)
     cancelled: int = 0  # handlers cancelled because the client went away (e.g. its timeout)
+    # model -> which credential its calls presented: key-<i> (the i-th accepted key), none, or unknown.
+    # Labels, never the keys: a test can tell which endpoint's key reached the server without echoing secrets.
+    keys_by_model: dict[str, Counter[str]] = dataclasses.field(default_factory=dict)
     in_flight: int = 0
     max_in_flight: int = 0
 
@@ -131,6 +141,7 @@ class Stats:
             "cancelled": self.cancelled,
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
+            "keys_by_model": {model: dict(labels) for model, labels in self.keys_by_model.items()},
         }
 
 
@@ -164,6 +175,8 @@ class StubServer:
         self._schema_cache: dict[tuple[str, str], tuple[str, int]] = {}
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
+        self._tokens: float | None = None  # the rate-limit bucket, filled on first use
+        self._tokens_at = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def app(self) -> web.Application:
@@ -235,6 +248,9 @@ class StubServer:
         self.stats.total += 1
         body = await request.read()
         controls = self.controls
+        if controls.rate_limit and (wait := self._take_token(controls)) is not None:
+            self.stats.faults["rate_limit"] += 1
+            return self._count(self._over_rate(wait))
         if controls.max_concurrency and self.stats.in_flight >= controls.max_concurrency:
             self.stats.faults["ceiling"] += 1
             return self._count(self._rate_limited("server is at its concurrency limit"))
@@ -252,16 +268,52 @@ class StubServer:
         self.stats.by_status[str(response.status)] += 1
         return response
 
+    def _take_token(self, controls: Controls) -> float | None:
+        """Token bucket: None when a token was taken, else the seconds until the next one."""
+        now = time.monotonic()
+        size = controls.rate_burst or max(1.0, controls.rate_limit)
+        if self._tokens is None:
+            self._tokens = size
+        else:
+            self._tokens = min(size, self._tokens + (now - self._tokens_at) * controls.rate_limit)
+        self._tokens_at = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return None
+        return (1.0 - self._tokens) / controls.rate_limit
+
+    def _over_rate(self, wait: float) -> web.Response:
+        """429 as hosted APIs send it: Retry-After in whole seconds, retry-after-ms precise."""
+        headers = {"Retry-After": str(max(1, math.ceil(wait))), "retry-after-ms": str(max(1, math.ceil(wait * 1000)))}
+        return _error(429, "rate limit reached for requests (stub token bucket)", "rate_limit_exceeded", headers)
+
     def _rate_limited(self, message: str) -> web.Response:
         headers = {"Retry-After": _format_seconds(self.controls.retry_after)}
         return _error(429, message, "rate_limit_exceeded", headers)
 
+    def _key_label(self, request: web.Request, controls: Controls) -> str:
+        """Which accepted key the call presented (key-<i>), `none`, or `unknown` (a key not in the set)."""
+        header = request.headers.get("Authorization")
+        if header is None:
+            return "none"
+        for position, key in enumerate(controls.accepted_keys()):
+            if header == f"Bearer {key}":
+                return f"key-{position}"
+        return "unknown"
+
     async def _admitted(self, request: web.Request, body: bytes, controls: Controls) -> web.Response:
-        expected = None if controls.api_key is None else f"Bearer {controls.api_key}"
-        if expected is not None and request.headers.get("Authorization") != expected:
+        try:
+            payload: Any = json.loads(body)
+        except ValueError as exc:
+            payload = exc
+        named = payload.get("model") if isinstance(payload, dict) else None
+        label = self._key_label(request, controls)
+        self.stats.keys_by_model.setdefault(named if isinstance(named, str) else "?", Counter())[label] += 1
+        if controls.accepted_keys() and not label.startswith("key-"):
             return _error(401, "invalid API key", "invalid_api_key")
         try:
-            payload = json.loads(body)
+            if isinstance(payload, ValueError):
+                raise payload
             if not isinstance(payload, dict):
                 raise ValueError("body must be a JSON object")
             messages = payload["messages"]
@@ -496,10 +548,13 @@ _HELP = {
     "rate_hang": "fraction of calls that sleep --hang-seconds before answering",
     "hang_seconds": "how long a hanging call sleeps",
     "max_concurrency": "calls in flight above this get 429 at once (0 = no ceiling)",
+    "rate_limit": "token bucket: requests per second accepted, 429 with Retry-After and retry-after-ms above (0 = off)",
+    "rate_burst": "the token bucket's size in requests (0 = one second's worth)",
     "seed": "seed of the reproducible fault draws",
     "answer": "default text answer",
     "model": "model id listed by /v1/models",
-    "api_key": "require 'Authorization: Bearer API_KEY'",
+    "api_key": "require 'Authorization: Bearer KEY' for KEY in this comma-separated set; /_stats counts "
+    "which key (key-0, key-1, ...) each model's calls presented",
 }
 
 

@@ -46,4 +46,19 @@ def cases(count: int, **fields: Any) -> list[dict[str, Any]]:
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+
+
+def pre_recorded_run(folder: Path, n_cases: int, shards: int, run_id: str = "good") -> Path:
+    """Real shards (the real CLI) of a suite with pre-recorded, passing answers: no server needed."""
+    from click.testing import CliRunner
+
+    from evaluator.cli import main
+
+    data = [{"id": f"c{i}", "input": f"q{i}", "expected_output": "a", "actual_output": "a"} for i in range(n_cases)]
+    suite = write_suite(folder, data, metrics=[{"type": "exact_match"}], target=None, judge=None)
+    for index in range(shards):
+        args = ["run", str(suite), "--out", str(folder / "out"), "--shard-index", str(index)]
+        result = CliRunner().invoke(main, [*args, "--total-shards", str(shards), "--run-id", run_id])
+        assert result.exit_code == 0, result.output
+    return folder / "out"

@@ -3,30 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
-from evaluator.aggregate import aggregate as build_report
+import evaluator
 from evaluator.commands.common import handle_errors, setup_logging
-from evaluator.results import write_json_atomic
-
-
-def print_summary(report: dict[str, Any]) -> None:
-    """A rich table in the terminal; the reporting package's when installed, a plain one otherwise."""
-    try:
-        from evaluator.reporting.terminal import print_summary as rich_summary
-    except ImportError:
-        pass
-    else:
-        rich_summary(report)
-        return
-    totals = report["totals"]
-    click.echo(
-        f"run {report['run_id']}: {totals['cases']} cases, {totals['passed']} passed, {totals['failed']} failed, "
-        f"{totals['errored']} errored; {len(report['problems'])} problems",
-        err=True,
-    )
+from evaluator.reporting.terminal import print_summary
 
 
 @click.command()
@@ -54,8 +36,8 @@ def aggregate(directory: Path, out: Path, expect_shards: int | None, quiet: bool
     one. Exit 0 when the report was written, 2 when DIR holds no shard at all.
     """
     setup_logging(quiet=quiet)
-    report = build_report(directory, expect_shards=expect_shards)
-    write_json_atomic(out, report)
+    report = evaluator.aggregate(directory, expect_shards=expect_shards)
+    evaluator.write_report(report, out)
     if not quiet:
         print_summary(report)
     click.echo(str(out))

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 import click
 
-from evaluator.errors import EvaluatorError, InputError
+from evaluator.errors import EvaluatorError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -55,18 +54,3 @@ def git_commit(start: Path) -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return completed.stdout.strip() if completed.returncode == 0 else "unknown"
-
-
-def read_report(path: Path) -> dict[str, Any]:
-    """Loads a REPORT.json written by `evaluator aggregate`, with a clear error for anything else."""
-    try:
-        content = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: report not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read report ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-    if not isinstance(content, dict) or content.get("schema") != "evaluator.report/v1":
-        raise InputError(f"{path}: field 'schema': not an evaluator report (expected 'evaluator.report/v1')")
-    return content

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from evaluator.commands.common import git_commit, handle_errors, setup_logging
+from evaluator.contract import Report
 from evaluator.errors import EXIT_GATE_FAILED, InputError
 
 EXAMPLE_SUITE = Path(__file__).resolve().parent.parent / "examples" / "demo" / "suite.yaml"
@@ -47,17 +48,14 @@ def demo(suite_file: Path, out: Path, workers: int, fresh: bool) -> None:
     EVAL_TARGET_BASE_URL / EVAL_JUDGE_BASE_URL for real scores.
     """
     setup_logging()
-    from evaluator.aggregate import aggregate
+    import evaluator
     from evaluator.commands.run import run_local_workers
-    from evaluator.gate import judge
     from evaluator.localmodel import serve_model
-    from evaluator.results import write_json_atomic
-    from evaluator.suite import load_suite
 
     if fresh and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    loaded = load_suite(suite_file)
+    loaded = evaluator.load_suite(suite_file)
     commit = git_commit(Path.cwd())
     run_id = f"{loaded.suite_hash[:12]}-{commit[:12]}"
     started = time.monotonic()
@@ -70,10 +68,10 @@ def demo(suite_file: Path, out: Path, workers: int, fresh: bool) -> None:
     if code:
         click.echo(f"shards failed (exit {code}); see the log above; re-run to resume", err=True)
     report_path = out / "report.json"
-    report = aggregate(out, expect_shards=workers)
-    write_json_atomic(report_path, report)
+    report = evaluator.aggregate(out, expect_shards=workers)
+    evaluator.write_report(report, report_path)
     written = _write_reports(report, out)
-    verdict = judge(report)
+    verdict = evaluator.judge(report)
     click.echo(f"\nreport: {report_path}" + "".join(f"\n{kind}: {path}" for kind, path in written), err=True)
     click.echo(f"demo finished in {time.monotonic() - started:.0f}s", err=True)
     if not verdict.passed:
@@ -86,14 +84,12 @@ def demo(suite_file: Path, out: Path, workers: int, fresh: bool) -> None:
     click.echo("gate: " + ("PASS" if verdict.passed else "WARN (mode 'warn': not blocking)"), err=True)
 
 
-def _write_reports(report: dict[str, object], out: Path) -> list[tuple[str, Path]]:
-    """HTML/Markdown/JUnit when the reporting extra is installed; the JSON report alone otherwise."""
+def _write_reports(report: Report, out: Path) -> list[tuple[str, Path]]:
+    """JUnit, Markdown and HTML (HTML only with the 'report' extra); the JSON report is written already."""
+    from evaluator.reporting.api import write_all
+
     try:
-        from evaluator.reporting import api
-    except ImportError:
-        return []
-    try:
-        return api.write_all(report, out)
+        return write_all(report, out)
     except Exception as exc:  # a report renderer must not hide the run's verdict
         click.echo(f"reports not written: {exc}", err=True)
         return []

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from evaluator.commands.common import handle_errors, read_report
+from evaluator.commands.common import handle_errors
+from evaluator.contract import load_report
 from evaluator.errors import EXIT_GATE_FAILED, EXIT_OK
 from evaluator.gate import judge
 
@@ -34,19 +35,20 @@ def gate(report_file: Path, mode: str | None, baseline: Path | None) -> None:
     never pass, whatever the scores. Infrastructure errors are reported apart from quality failures.
 
     \b
-    Exit codes: 0 pass (or failed in 'warn' mode), 1 gate failed, 2 usage or input error.
+    Exit codes: 0 pass (or failed in 'warn' mode), 1 gate failed, 2 usage or input error (a file that is no
+    report, or a damaged one: the message names the file and the field).
     """
-    report = read_report(report_file)
-    verdict = judge(report, mode=mode, baseline=read_report(baseline) if baseline else None)
+    report = load_report(report_file)
+    verdict = judge(report, mode=mode, baseline=load_report(baseline) if baseline else None)
     for note in verdict.notes:
         click.echo(f"  {note}")
     if verdict.passed:
-        click.echo(f"PASS: run {report.get('run_id')}: {report['totals']['cases']} cases")
+        click.echo(f"PASS: run {report.run_id}: {report.totals.cases} cases")
         sys.exit(EXIT_OK)
     for reason in verdict.reasons:
         click.echo(f"  - {reason}", err=True)
     if verdict.blocks:
-        click.echo(f"FAIL: run {report.get('run_id')}: {len(verdict.reasons)} reason(s)", err=True)
+        click.echo(f"FAIL: run {report.run_id}: {len(verdict.reasons)} reason(s)", err=True)
         sys.exit(EXIT_GATE_FAILED)
     click.echo(f"WARN: gate failed in warn mode ({len(verdict.reasons)} reason(s)); not blocking", err=True)
     sys.exit(EXIT_OK)

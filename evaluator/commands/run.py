@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -15,11 +14,14 @@ from typing import Any
 
 import click
 
+import evaluator
 from evaluator.commands.common import git_commit, handle_errors, setup_logging
-from evaluator.dataset import Case, load_dataset
-from evaluator.errors import EXIT_BAD_SHARD, EXIT_INFRASTRUCTURE, EXIT_INPUT_ERROR, InputError, location
+from evaluator.contract import Report
+from evaluator.dataset import load_dataset
+from evaluator.errors import EXIT_BAD_SHARD, EXIT_INFRASTRUCTURE, EXIT_INPUT_ERROR, InputError
+from evaluator.preflight import check_cases
+from evaluator.reporting.terminal import print_summary
 from evaluator.sharding import assign, index_from_environment, shard_count_for
-from evaluator.suite import LoadedSuite, load_suite
 
 log = logging.getLogger("evaluator.run")
 
@@ -117,13 +119,14 @@ def run(
     3 bad shard (retrying cannot help), 4 infrastructure failure (retrying may help).
     """
     setup_logging(verbose, quiet)
-    loaded = load_suite(suite_file)
+    loaded = evaluator.load_suite(suite_file)
     cases = load_dataset(loaded.dataset_path, loaded.suite.dataset_format)
     check_cases(loaded, cases)
     mode = sharding or loaded.suite.sharding.mode
     chunk = loaded.suite.sharding.chunk_size
     total = total_shards if total_shards is not None else shard_count_for(mode, len(cases), workers, chunk)
-    durations = read_timings(timings) if mode == "balanced" else None
+    previous = read_timings(timings) if mode == "balanced" else None
+    durations = previous.durations() if previous is not None else None
     assign(cases, 0, total, mode, durations=durations, chunk_size=chunk)  # validates before any shard starts
     commit = commit or git_commit(suite_file.resolve().parent)
     run_id = run_id or f"{loaded.suite_hash[:12]}-{commit[:12]}"
@@ -137,42 +140,17 @@ def run(
         if total > 1:
             raise InputError(f"which shard of {total}? pass --shard-index, set JOB_COMPLETION_INDEX, or use --workers")
         index = 0
-    plan = assign(cases, index, total, mode, durations=durations, chunk_size=chunk)
-
-    from evaluator.engine.runner import RunIdentity, ShardRunner
-
-    identity = RunIdentity(run_id=run_id, commit=commit, suite_hash=loaded.suite_hash, suite_name=loaded.suite.name)
-    log.info("run %s, suite %s, commit %s", run_id, loaded.suite.name, commit[:12])
-    asyncio.run(ShardRunner(loaded, plan, identity, out).run(retry_errors=retry_errors))
+    evaluator.run_shard(
+        loaded, out, shard_index=index, total_shards=total, run_id=run_id, commit=commit, sharding=mode,
+        timings=previous, retry_errors=retry_errors,
+    )  # fmt: skip
 
 
-def check_cases(loaded: LoadedSuite, cases: list[Case]) -> None:
-    """Every case has what its metrics need: a user mistake found before the first call, not mid-run."""
-    from evaluator.engine.checks import check_metrics  # imports DeepEval and any custom metric: only when running
-
-    check_metrics(loaded, cases)
-    suite = loaded.suite
-    if suite.target is None:
-        for case in cases:
-            if case.actual_output is None:
-                raise InputError(
-                    f"{location(str(loaded.dataset_path), case.line, 'actual_output')}: missing, and the suite "
-                    f"has no 'target' to generate it"
-                )
-
-
-def read_timings(path: Path | None) -> dict[str, float]:
-    """Per-case durations from a previous report, for longest-first balancing."""
+def read_timings(path: Path | None) -> Report:
+    """The previous report whose per-case durations drive longest-first balancing."""
     if path is None:
         raise InputError("'balanced' sharding needs --timings PREVIOUS_REPORT.json (or EVAL_TIMINGS)")
-    from evaluator.commands.common import read_report
-
-    report = read_report(path)
-    return {
-        str(c["case_id"]): float(c["duration_s"])
-        for c in report.get("cases", [])
-        if isinstance(c, dict) and c.get("duration_s") is not None
-    }
+    return evaluator.load_report(path)
 
 
 def run_local_workers(
@@ -235,11 +213,8 @@ def run_local_workers(
 
 def print_run_summary(out: Path, total: int) -> None:
     """The terminal table after a local multi-shard run (same as `evaluator aggregate` prints)."""
-    from evaluator.aggregate import aggregate
-    from evaluator.commands.aggregate import print_summary
-
     try:
-        report = aggregate(out, expect_shards=total)
+        report = evaluator.aggregate(out, expect_shards=total)
     except InputError as exc:
         click.echo(f"no summary: {exc.message}", err=True)
         return

@@ -13,6 +13,7 @@ import contextvars
 import json
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -81,11 +82,11 @@ class RetryPolicy:
     timeout_s: float = 120.0
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
-        """Exponential backoff with full jitter; never earlier than the server's Retry-After."""
-        backoff = random.uniform(0, min(self.backoff_max_s, self.backoff_base_s * (2 ** (attempt - 1))))
+        """The server's Retry-After (plus up to 10 % jitter) when it gave one; else exponential backoff with
+        full jitter. A paced limiter spreads the retries, so waiting longer than asked only loses throughput."""
         if retry_after is not None:
-            return max(retry_after, backoff) + random.uniform(0, 0.1 * max(retry_after, 0.1))
-        return backoff
+            return retry_after + random.uniform(0, 0.1 * max(retry_after, 0.05))
+        return random.uniform(0, min(self.backoff_max_s, self.backoff_base_s * (2 ** (attempt - 1))))
 
 
 @dataclass
@@ -95,8 +96,23 @@ class EndpointStats:
     by_status: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass
+class _Server:
+    """What every endpoint on one server shares: the keep-alive pool, the adaptive limit, the counters."""
+
+    limiter: AdaptiveLimiter
+    retry: RetryPolicy
+    stats: EndpointStats = field(default_factory=EndpointStats)
+    session: aiohttp.ClientSession | None = None
+
+
 class ChatClient:
-    """Chat completions against one base URL; safe to share by every task of one event loop."""
+    """Chat completions against one base URL with one endpoint's credentials; safe to share by every task of
+    one event loop.
+
+    Target and judge on the same server share its pool and adaptive limit (`for_key`), never the headers: each
+    endpoint sends its own key, so a judge call can never present the target's credentials.
+    """
 
     def __init__(
         self,
@@ -108,28 +124,44 @@ class ChatClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._url = f"{self.base_url}/chat/completions"
-        self._headers = {"Content-Type": "application/json"}
-        if api_key:
-            self._headers["Authorization"] = f"Bearer {api_key}"
-        self.limiter = limiter
-        self.retry = retry
-        self.stats = EndpointStats()
-        self._session: aiohttp.ClientSession | None = None
+        self._headers = _headers(api_key)
+        self._server = _Server(limiter=limiter, retry=retry)
+
+    def for_key(self, api_key: str | None) -> ChatClient:
+        """Another endpoint on this server: the same pool, limit and counters, its own Authorization header."""
+        other = object.__new__(ChatClient)
+        other.base_url, other._url, other._server = self.base_url, self._url, self._server
+        other._headers = _headers(api_key)
+        return other
+
+    @property
+    def limiter(self) -> AdaptiveLimiter:
+        return self._server.limiter
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return self._server.retry
+
+    @property
+    def stats(self) -> EndpointStats:
+        return self._server.stats
 
     async def __aenter__(self) -> ChatClient:
-        connector = aiohttp.TCPConnector(limit=self.limiter.maximum + 8, ttl_dns_cache=300, keepalive_timeout=60)
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(total=self.retry.timeout_s),
-            skip_auto_headers=("User-Agent",),
-            json_serialize=json.dumps,
-        )
+        """Opens the server's pool (once, whichever endpoint client enters first)."""
+        if self._server.session is None:
+            connector = aiohttp.TCPConnector(limit=self.limiter.maximum + 8, ttl_dns_cache=300, keepalive_timeout=60)
+            self._server.session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=self.retry.timeout_s),
+                skip_auto_headers=("User-Agent",),
+                json_serialize=json.dumps,
+            )
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._server.session is not None:
+            await self._server.session.close()
+            self._server.session = None
 
     async def chat(
         self,
@@ -137,7 +169,8 @@ class ChatClient:
         body: dict[str, Any],
     ) -> ChatResult:
         """POSTs one chat completion with retries; raises CallError when it finally fails."""
-        assert self._session is not None, "use 'async with ChatClient(...)'"
+        session = self._server.session
+        assert session is not None, "use 'async with ChatClient(...)'"
         payload = json.dumps(body).encode()
         record = CallRecord(type=call_type)
         calls = current_calls.get()
@@ -150,14 +183,16 @@ class ChatClient:
             record.attempts = attempt
             self.stats.attempts += 1
             retry_after: float | None = None
+            rate_limit = False
             await self.limiter.acquire()
             sent = time.perf_counter()
             try:
-                async with self._session.post(self._url, data=payload, headers=self._headers) as response:
+                async with session.post(self._url, data=payload, headers=self._headers) as response:
                     raw = await response.read()
                     status = response.status
                     if status in OVERLOAD_STATUS:
-                        retry_after = _parse_retry_after(response.headers.get("Retry-After"))
+                        retry_after = _retry_after(response.headers)
+                        rate_limit = status == 429 and _announces_rate_limit(response.headers)
             except TimeoutError:
                 status, kind, message = 0, "timeout", f"no answer within {self.retry.timeout_s:g}s"
             except aiohttp.ClientError as exc:
@@ -181,7 +216,9 @@ class ChatClient:
                 kind, message = _classify(status, raw)
                 if status not in RETRIABLE_STATUS:
                     break
-            if status in OVERLOAD_STATUS or kind == "timeout":
+            if rate_limit:
+                self.limiter.on_rate_limited()
+            elif status in OVERLOAD_STATUS or kind == "timeout":
                 self.limiter.on_overload()
             if attempt < self.retry.max_attempts:
                 await asyncio.sleep(self.retry.delay(attempt, retry_after))
@@ -190,13 +227,29 @@ class ChatClient:
         raise CallError(kind, f"{call_type} call to {redact_url(self.base_url)}: {message}", record)
 
 
-def _parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None  # HTTP-date form: fall back to our own backoff
+def _headers(api_key: str | None) -> dict[str, str]:
+    headers = {"Content-Type": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return headers
+
+
+def _announces_rate_limit(headers: Mapping[str, str]) -> bool:
+    """A request-rate limit, as hosted APIs announce it (`retry-after-ms`, `x-ratelimit-*`), not an overload:
+    pacing helps the first (the limiter slows to the accepted rate); fewer calls in flight help the second."""
+    return any(name.lower() == "retry-after-ms" or name.lower().startswith("x-ratelimit-") for name in headers)
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds the server asks us to wait: `retry-after-ms` (OpenAI, Azure) when given, else `Retry-After`."""
+    for name, scale in (("retry-after-ms", 0.001), ("Retry-After", 1.0)):
+        value = headers.get(name)
+        if value:
+            try:
+                return max(0.0, float(value) * scale)
+            except ValueError:
+                continue  # HTTP-date form: fall back to our own backoff
+    return None
 
 
 def _classify(status: int, raw: bytes) -> tuple[str, str]:

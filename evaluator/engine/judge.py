@@ -7,11 +7,7 @@ this judge reuses the endpoint's keep-alive session and adaptive limit, and retr
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
-
-os.environ.setdefault("DEEPEVAL_TELEMETRY_OPT_OUT", "1")
-os.environ.setdefault("DEEPEVAL_DISABLE_DOTENV", "1")
 
 from deepeval.models import DeepEvalBaseLLM
 from pydantic import BaseModel, ValidationError

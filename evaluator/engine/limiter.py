@@ -1,8 +1,18 @@
-"""Adaptive concurrency for one endpoint (AIMD, like TCP congestion control).
+"""Adaptive concurrency and pacing for one server: run as fast as it answers, and no faster.
 
-Starts at the configured ceiling, halves-ish on overload (429, 503, timeouts) at most once per cool-down, and
-grows back by about one slot per window of successful calls. Target and judge calls share one limiter when they
-share a server, so the evaluator never pushes a server past what it answers without throttling.
+Two limits, both learned from the server's answers:
+- concurrency (AIMD, like TCP congestion control): starts at the configured ceiling, cut by 30 % on overload
+  (503, timeouts, or the first 429) at most once per cool-down, grown back by about one slot per window of
+  successful calls;
+- request rate (pacing), engaged by the first 429 that announces a request-rate limit (`retry-after-ms`,
+  `x-ratelimit-*`, as hosted APIs send them): such APIs often count rejected requests against the limit, so
+  hammering them at a too-high concurrency wastes the budget. On such a 429 the pace is set just below the
+  rate the server was accepting (measured over the last seconds), then probed upward slowly (quickly while
+  far below the best rate seen while paced), so throughput stays near the limit while few requests are
+  rejected. A plain 429 (a server at its concurrency ceiling, or a fault) is an overload.
+
+Target and judge calls share one limiter when they share a server. Every change is recorded (time, old, new,
+reason) for the shard manifest and the HTML report's plot.
 """
 
 from __future__ import annotations
@@ -10,10 +20,21 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from evaluator.contract import LimitChange
+
+RATE_WINDOW_S = 2.0  # accepted calls counted over this window to estimate the server's rate
+RATE_CUT = 0.95  # after a 429, pace at this share of the accepted rate
+RATE_PROBE_PER_S = 0.04  # then grow the pace by 4 % per second without a 429 ...
+RATE_RECOVER_PER_S = 0.25  # ... or by 25 % per second while below 90 % of the rate last accepted
+MIN_RATE = 0.5  # requests per second: never pace slower
+MAX_RATE = 100_000.0
 
 
 class AdaptiveLimiter:
-    """An asyncio semaphore whose size adapts to the server's answers."""
+    """An asyncio semaphore whose size, and whose pace once a server rate-limits, adapt to the server."""
 
     def __init__(
         self,
@@ -29,12 +50,26 @@ class AdaptiveLimiter:
         self.in_flight = 0
         self.peak_in_flight = 0
         self.decreases = 0
+        self.rate: float | None = None  # requests per second once paced; None: not paced
+        self.changes: list[LimitChange] = []
         self._decrease_factor = decrease_factor
         self._cooldown_s = cooldown_s
         self._last_decrease = -1e9
+        self._last_rate_cut = -1e9
+        self._best_rate = 0.0
+        self._next_send = 0.0
+        self._rate_updated = 0.0
+        self._recorded_limit = float(maximum)
+        self._accepted: collections.deque[float] = collections.deque()
+        self._started = time.monotonic()
+        self._started_wall = datetime.now(UTC)
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
+    # --- concurrency ------------------------------------------------------------------------------------
     async def acquire(self) -> None:
+        """Waits for the pace (when paced), then for a slot."""
+        if self.rate is not None:
+            await self._pace()
         if self.in_flight < int(self.limit) and not self._waiters:
             self._take()
             return
@@ -44,9 +79,10 @@ class AdaptiveLimiter:
             await future
         except asyncio.CancelledError:
             if future.done() and not future.cancelled():
-                self.release()  # the slot was handed over just as we were cancelled
-            else:
+                self.release()  # the slot was handed over just as we were cancelled: pass it on
+            elif future in self._waiters:
                 self._waiters.remove(future)
+            # else: cancelled, then popped by _wake() before this task ran again: nothing to undo
             raise
 
     def release(self) -> None:
@@ -54,19 +90,83 @@ class AdaptiveLimiter:
         self._wake()
 
     def on_success(self) -> None:
-        """Additive increase: about +1 slot per `limit` successes."""
+        """Additive increase: about +1 slot per `limit` successes; counts the call toward the accepted rate."""
+        now = time.monotonic()
+        self._accepted.append(now)
+        while self._accepted and self._accepted[0] < now - RATE_WINDOW_S:
+            self._accepted.popleft()
         if self.limit < self.maximum:
             self.limit = min(float(self.maximum), self.limit + 1.0 / self.limit)
+            grown = self.limit - self._recorded_limit
+            if self.limit >= self.maximum or grown >= max(1.0, 0.1 * self.maximum):
+                self._record("concurrency", self._recorded_limit, self.limit, "recovered")
             self._wake()
 
     def on_overload(self) -> None:
-        """Multiplicative decrease, at most once per cool-down so one burst of 429s counts once."""
+        """Multiplicative decrease, at most once per cool-down so one burst of 503s or timeouts counts once."""
         now = time.monotonic()
         if now - self._last_decrease < self._cooldown_s:
             return
         self._last_decrease = now
+        old = self.limit
         self.limit = max(float(self.minimum), self.limit * self._decrease_factor)
         self.decreases += 1
+        self._record("concurrency", old, self.limit, "overload")
+
+    def on_rate_limited(self) -> None:
+        """A rate-limit 429: pace just below the rate the server was accepting; the first also cuts concurrency."""
+        now = time.monotonic()
+        if now - self._last_rate_cut < self._cooldown_s / 2:
+            return  # one burst of 429s is one signal
+        self._last_rate_cut = now
+        # Over the last seconds, or since the start: an estimate too high is corrected by the next 429, one too
+        # low would cost throughput for many seconds.
+        window = min(RATE_WINDOW_S, max(0.05, now - self._started))
+        accepted = sum(1 for t in self._accepted if t >= now - window) / window
+        if self.rate is None:
+            self.on_overload()
+        self._best_rate = accepted  # the rate the server last accepted: recover to it fast, probe beyond slowly
+        old = self.rate
+        cut = accepted * RATE_CUT if accepted > 0 else (self.rate or float(self.maximum)) * 0.5
+        self.rate = max(MIN_RATE, min(cut, old * RATE_CUT) if old is not None else cut)
+        self._rate_updated = now
+        self._next_send = max(self._next_send, now + 1.0 / self.rate)  # a short pause: let the bucket refill
+        self._record("rate", old if old is not None else 0.0, self.rate, "rate_limited")
+
+    # --- pacing -----------------------------------------------------------------------------------------
+    async def _pace(self) -> None:
+        """Wait for the next send time at the current rate (probing the rate upward as time passes).
+
+        Waiters re-check after sleeping instead of holding a reservation, so a cut takes effect at once for
+        every call already waiting, not only for calls that arrive after it.
+        """
+        while self.rate is not None:
+            now = time.monotonic()
+            quiet = now - self._rate_updated
+            if quiet > 0.1:
+                speed = RATE_RECOVER_PER_S if self.rate < 0.9 * self._best_rate else RATE_PROBE_PER_S
+                self.rate = min(self.rate * (1 + speed * quiet), MAX_RATE)
+                self._rate_updated = now
+            if now >= self._next_send:
+                self._next_send = max(now, self._next_send) + 1.0 / self.rate
+                return
+            await asyncio.sleep(self._next_send - now)
+
+    # --- bookkeeping ------------------------------------------------------------------------------------
+    def _record(self, limit: Literal["concurrency", "rate"], old: float, new: float, reason: str) -> None:
+        elapsed = time.monotonic() - self._started
+        if limit == "concurrency":
+            self._recorded_limit = new
+        self.changes.append(
+            LimitChange(
+                time=(self._started_wall + timedelta(seconds=elapsed)).isoformat(),
+                elapsed_s=round(elapsed, 3),
+                limit=limit,
+                old=round(old, 2),
+                new=round(new, 2),
+                reason=reason,
+            )
+        )
 
     def _take(self) -> None:
         self.in_flight += 1

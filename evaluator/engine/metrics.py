@@ -378,10 +378,11 @@ def _same_definition(previous: dict[str, Any], entry: dict[str, Any]) -> bool:
 
 
 def _write_steps(path: Path, document: dict[str, Any]) -> None:
-    from evaluator.results import write_json_atomic
+    import json
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(path, document)
+    from evaluator.atomic import write_text_atomic
+
+    write_text_atomic(path, json.dumps(document, ensure_ascii=False, indent=1) + "\n")
 
 
 def _recorded_steps(path: Path, run_id: str, suite_hash: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from evaluator.contract import Call, Counts, EndpointSummary, ErrorInfo, Manifest, MetricResult, ResultRecord
 from evaluator.dataset import Case
 from evaluator.engine.http import CallError, CallRecord, ChatClient, RetryPolicy, current_calls, redact_url
 from evaluator.engine.judge import ChatJudge, NoJudge
@@ -23,8 +24,6 @@ from evaluator.engine.testcase import build_test_case
 from evaluator.errors import BadShardError, InfrastructureError
 from evaluator.results import (
     MANIFEST_FILE,
-    MANIFEST_SCHEMA,
-    RESULT_SCHEMA,
     RESULTS_FILE,
     ResultWriter,
     file_sha256,
@@ -32,7 +31,7 @@ from evaluator.results import (
     read_results,
     shard_dir,
     truncate_torn_tail,
-    write_json_atomic,
+    write_manifest,
 )
 from evaluator.sharding import ShardPlan
 from evaluator.suite import Endpoint, LoadedSuite
@@ -60,7 +59,7 @@ class ShardOutcome:
     failed: int
     errored: int
     wall_time_s: float
-    endpoint_stats: dict[str, Any] = field(default_factory=dict)
+    endpoint_stats: dict[str, EndpointSummary] = field(default_factory=dict)
 
     @property
     def error_rate(self) -> float:
@@ -84,10 +83,10 @@ class ShardRunner:
         self.manifest_path = self.folder / MANIFEST_FILE
 
     # --- resume -------------------------------------------------------------------------------------------
-    def _finished_on_disk(self) -> dict[str, dict[str, Any]]:
+    def _finished_on_disk(self) -> dict[str, ResultRecord]:
         """Last record per case from a previous attempt; refuses a folder that belongs to another run."""
         on_disk = read_results(self.results_path)
-        corrupt = [p for p in on_disk.problems if not p.message.startswith("truncated")]
+        corrupt = [p for p in on_disk.problems if p.kind != "truncated_line"]
         if corrupt:
             first = corrupt[0]
             raise BadShardError(
@@ -98,24 +97,24 @@ class ShardRunner:
             log.warning("%s: cutting a torn last line left by a killed run", self.results_path)
             truncate_torn_tail(self.results_path, on_disk.valid_bytes)
         assigned = {c.id for c in self.plan.cases}
-        latest: dict[str, dict[str, Any]] = {}
+        latest: dict[str, ResultRecord] = {}
         for record, line in zip(on_disk.records, on_disk.lines, strict=True):
-            for key, expected in (
-                ("run_id", self.identity.run_id),
-                ("suite_hash", self.identity.suite_hash),
-                ("total_shards", self.plan.total),
+            for key, found, expected in (
+                ("run_id", record.run_id, self.identity.run_id),
+                ("suite_hash", record.suite_hash, self.identity.suite_hash),
+                ("total_shards", record.total_shards, self.plan.total),
             ):
-                if record.get(key) != expected:
+                if found != expected:
                     raise BadShardError(
-                        f"{self.results_path}:{line}: field '{key}' is {record.get(key)!r}, this run has "
+                        f"{self.results_path}:{line}: field '{key}' is {found!r}, this run has "
                         f"{expected!r}; use a fresh --out folder for a new run"
                     )
-            if record["case_id"] not in assigned:
+            if record.case_id not in assigned:
                 raise BadShardError(
-                    f"{self.results_path}:{line}: case {record['case_id']!r} is not assigned to shard "
+                    f"{self.results_path}:{line}: case {record.case_id!r} is not assigned to shard "
                     f"{self.plan.index} (was the sharding mode changed?)"
                 )
-            latest[record["case_id"]] = record
+            latest[record.case_id] = record
         return latest
 
     # --- run ----------------------------------------------------------------------------------------------
@@ -124,7 +123,7 @@ class ShardRunner:
         started_at = now_iso()
         log.info("%s", self.plan.describe())
         latest = self._finished_on_disk()
-        done = {cid for cid, r in latest.items() if not (retry_errors and r.get("error"))}
+        done = {cid for cid, r in latest.items() if not (retry_errors and r.error is not None)}
         todo = [c for c in self.plan.cases if c.id not in done]
         if done:
             log.info(
@@ -135,19 +134,18 @@ class ShardRunner:
             )
         if todo or not self.manifest_path.exists():
             self.manifest_path.unlink(missing_ok=True)  # the manifest must never vouch for a file still growing
-        stats: dict[str, Any] = {}
+        stats: dict[str, EndpointSummary] = {}
         if todo:
             stats = await self._evaluate(todo, latest)
-        elif (manifest := read_manifest(self.manifest_path)) is not None:
+        elif (manifest := read_manifest(self.manifest_path).manifest) is not None:
             log.info("shard %d: already complete", self.plan.index)
-            counts = manifest["counts"]
+            counts = manifest.counts
             return ShardOutcome(
-                self.plan.index, counts["cases"], len(done), 0, counts["passed"], counts["failed"],
-                counts["errored"], 0.0,
-            )  # fmt: skip
+                self.plan.index, counts.cases, len(done), 0, counts.passed, counts.failed, counts.errored, 0.0
+            )
         final = [latest[c.id] for c in self.plan.cases if c.id in latest]
-        passed = sum(1 for r in final if r["success"])
-        errored = sum(1 for r in final if r.get("error"))
+        errored = sum(1 for r in final if r.error is not None)
+        passed = sum(1 for r in final if r.success and r.error is None)
         outcome = ShardOutcome(
             index=self.plan.index,
             assigned=len(self.plan.cases),
@@ -176,36 +174,30 @@ class ShardRunner:
         if not self.results_path.exists():
             self.folder.mkdir(parents=True, exist_ok=True)
             self.results_path.touch()
-        write_json_atomic(
-            self.manifest_path,
-            {
-                "schema": MANIFEST_SCHEMA,
-                "run_id": self.identity.run_id,
-                "suite_hash": self.identity.suite_hash,
-                "suite_name": self.identity.suite_name,
-                "commit": self.identity.commit,
-                "shard_index": self.plan.index,
-                "total_shards": self.plan.total,
-                "sharding": self.plan.mode,
-                "gate": self.suite.gate.model_dump(mode="json"),
-                "suite_path": str(self.loaded.path),
-                "max_calls_per_endpoint": self.suite.concurrency.max_calls_per_endpoint,
-                "case_ids": [c.id for c in self.plan.cases],
-                "counts": {
-                    "cases": outcome.assigned,
-                    "passed": outcome.passed,
-                    "failed": outcome.failed,
-                    "errored": outcome.errored,
-                },
-                "results_sha256": file_sha256(self.results_path),
-                "started_at": started_at,
-                "finished_at": now_iso(),
-                "wall_time_s": round(outcome.wall_time_s, 3),
-                "endpoints": outcome.endpoint_stats,
-            },
+        manifest = Manifest(
+            run_id=self.identity.run_id,
+            suite_hash=self.identity.suite_hash,
+            suite_name=self.identity.suite_name,
+            commit=self.identity.commit,
+            shard_index=self.plan.index,
+            total_shards=self.plan.total,
+            sharding=self.plan.mode,
+            gate=self.suite.gate,
+            suite_path=str(self.loaded.path),
+            max_calls_per_endpoint=self.suite.concurrency.max_calls_per_endpoint,
+            case_ids=[c.id for c in self.plan.cases],
+            counts=Counts(
+                cases=outcome.assigned, passed=outcome.passed, failed=outcome.failed, errored=outcome.errored
+            ),
+            results_sha256=file_sha256(self.results_path),
+            started_at=started_at,
+            finished_at=now_iso(),
+            wall_time_s=round(outcome.wall_time_s, 3),
+            endpoints=outcome.endpoint_stats,
         )
+        write_manifest(self.manifest_path, manifest)
 
-    async def _evaluate(self, todo: list[Case], latest: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    async def _evaluate(self, todo: list[Case], latest: dict[str, ResultRecord]) -> dict[str, EndpointSummary]:
         concurrency = self.suite.concurrency
         retry = RetryPolicy(
             max_attempts=concurrency.max_attempts,
@@ -213,18 +205,25 @@ class ShardRunner:
             backoff_max_s=concurrency.backoff_max_s,
             timeout_s=concurrency.request_timeout_s,
         )
+        # One pool and one adaptive limit per server (base_url); one client, with its own key, per endpoint.
         clients: dict[str, ChatClient] = {}
+        endpoint_clients: list[ChatClient | None] = []
         for endpoint in (self.suite.target, self.suite.judge):
-            if endpoint is not None and endpoint.base_url not in clients:
+            if endpoint is None:
+                endpoint_clients.append(None)
+            elif endpoint.base_url in clients:
+                endpoint_clients.append(clients[endpoint.base_url].for_key(endpoint.api_key()))
+            else:
                 limiter = AdaptiveLimiter(concurrency.max_calls_per_endpoint, concurrency.min_calls_per_endpoint)
                 clients[endpoint.base_url] = ChatClient(
                     endpoint.base_url, api_key=endpoint.api_key(), limiter=limiter, retry=retry
                 )
+                endpoint_clients.append(clients[endpoint.base_url])
         for client in clients.values():
             await client.__aenter__()
         try:
-            target = clients[self.suite.target.base_url] if self.suite.target else None
-            judge = ChatJudge(clients[self.suite.judge.base_url], self.suite.judge) if self.suite.judge else NoJudge()
+            target, judge_client = endpoint_clients
+            judge = ChatJudge(judge_client, self.suite.judge) if judge_client and self.suite.judge else NoJudge()
             factory = MetricFactory(self.suite.metrics, judge)
             await factory.prepare(self.folder, run_id=self.identity.run_id, suite_hash=self.identity.suite_hash)
             in_flight = concurrency.max_cases_in_flight or 2 * sum(c.limiter.maximum for c in clients.values())
@@ -244,67 +243,69 @@ class ShardRunner:
             for client in clients.values():
                 await client.__aexit__()
         return {
-            redact_url(url): {
-                "calls": c.stats.calls,
-                "attempts": c.stats.attempts,
-                "by_status": c.stats.by_status,
-                "peak_in_flight": c.limiter.peak_in_flight,
-                "final_limit": round(c.limiter.limit, 1),
-                "limit_decreases": c.limiter.decreases,
-            }
+            redact_url(url): EndpointSummary(
+                calls=c.stats.calls,
+                attempts=c.stats.attempts,
+                by_status=dict(c.stats.by_status),
+                peak_in_flight=c.limiter.peak_in_flight,
+                final_limit=round(c.limiter.limit, 1),
+                limit_decreases=c.limiter.decreases,
+                limit_changes=list(c.limiter.changes),
+            )
             for url, c in clients.items()
         }
 
-    async def _evaluate_case(self, case: Case, target: ChatClient | None, factory: MetricFactory) -> dict[str, Any]:
+    async def _evaluate_case(self, case: Case, target: ChatClient | None, factory: MetricFactory) -> ResultRecord:
         calls: list[CallRecord] = []
         token = current_calls.set(calls)
         started_at, started = now_iso(), time.perf_counter()
-        error: dict[str, str] | None = None
-        metrics: dict[str, Any] = {}
+        error: ErrorInfo | None = None
+        metrics: dict[str, MetricResult] = {}
         actual = case.actual_output
         try:
             if actual is None:
                 if target is None or self.suite.target is None:
-                    error = {"kind": "config", "message": "case has no actual_output and the suite no target"}
+                    error = ErrorInfo(kind="config", message="case has no actual_output and the suite no target")
                 else:
                     try:
                         actual = (await target.chat("target", _target_body(self.suite.target, case))).text
                     except CallError as exc:
-                        error = {"kind": exc.kind, "message": exc.message}
+                        error = ErrorInfo(kind=exc.kind, message=exc.message)
             if error is None and actual is not None:
                 test_case = build_test_case(case, actual)
                 specs = self.suite.metrics
                 outcomes = await asyncio.gather(*(score(factory.build(spec), spec, test_case) for spec in specs))
                 for spec, outcome in zip(specs, outcomes, strict=True):
-                    metrics[spec.key] = outcome.as_dict()
+                    metrics[spec.key] = MetricResult(
+                        score=outcome.score,
+                        threshold=outcome.threshold,
+                        success=outcome.success,
+                        reason=None if outcome.reason is None else str(outcome.reason),
+                        error=outcome.error,
+                    )
                     if outcome.error and error is None:
-                        error = {
-                            "kind": outcome.error_kind or "metric",
-                            "message": f"{spec.key}: {outcome.error}",
-                        }
+                        error = ErrorInfo(kind=outcome.error_kind or "metric", message=f"{spec.key}: {outcome.error}")
         finally:
             current_calls.reset(token)
-        success = error is None and all(m["success"] for m in metrics.values())
-        return {
-            "schema": RESULT_SCHEMA,
-            "run_id": self.identity.run_id,
-            "suite_hash": self.identity.suite_hash,
-            "commit": self.identity.commit,
-            "shard_index": self.plan.index,
-            "total_shards": self.plan.total,
-            "case_id": case.id,
-            "case_index": case.index,
-            "input": case.input,
-            "expected_output": case.expected_output,
-            "actual_output": actual,
-            "metrics": metrics,
-            "calls": [c.as_dict() for c in calls],
-            "success": success,
-            "error": error,
-            "duration_s": round(time.perf_counter() - started, 6),
-            "started_at": started_at,
-            "finished_at": now_iso(),
-        }
+        return ResultRecord(
+            run_id=self.identity.run_id,
+            suite_hash=self.identity.suite_hash,
+            commit=self.identity.commit,
+            shard_index=self.plan.index,
+            total_shards=self.plan.total,
+            case_id=case.id,
+            case_index=case.index,
+            input=case.input,
+            expected_output=case.expected_output,
+            actual_output=actual,
+            metrics=metrics,
+            calls=[Call(**c.as_dict()) for c in calls],
+            success=error is None and all(m.success for m in metrics.values()),
+            error=error,
+            duration_s=round(time.perf_counter() - started, 6),
+            started_at=started_at,
+            finished_at=now_iso(),
+        )
 
 
 def _target_body(target: Any, case: Case) -> dict[str, Any]:
@@ -337,15 +338,18 @@ class _Progress:
         self.started = self.last = time.monotonic()
         self.step = max(1, total // 10)
 
-    def tick(self, record: dict[str, Any], clients: dict[str, ChatClient]) -> None:
+    def tick(self, record: ResultRecord, clients: dict[str, ChatClient]) -> None:
         self.done += 1
-        self.errors += 1 if record.get("error") else 0
+        self.errors += 1 if record.error is not None else 0
         now = time.monotonic()
         if self.done % self.step and now - self.last < 15 and self.done != self.total:
             return
         self.last = now
         rate = self.done / max(now - self.started, 1e-9)
-        limits = ", ".join(f"{c.limiter.limit:.0f}" for c in clients.values())
+        limits = ", ".join(
+            f"{c.limiter.limit:.0f}" + (f" paced at {c.limiter.rate:.1f}/s" if c.limiter.rate else "")
+            for c in clients.values()
+        )
         log.info(
             "shard %d: %d/%d cases, %.1f cases/s, %d errored, concurrency limit %s",
             self.index, self.done, self.total, rate, self.errors, limits,

@@ -1,5 +1,5 @@
-"""Reports built from one aggregate (`REPORT.json`): JUnit, Markdown, HTML, baseline diff, history, sizing.
+"""Reports built from one aggregate (`REPORT.json`): JUnit, Markdown, HTML, history, trend, sizing.
 
-Every module reads the aggregate as a plain dict (the `evaluator.report/v1` contract in docs/contract.md), so
-the engine and the reports share no Python types, only the file format.
+Every module reads the typed `evaluator.contract.Report`; only `html`, `plots` and the trend figure need the
+'report' extra (plotly, jinja2), and they are imported only when an HTML file is asked for.
 """

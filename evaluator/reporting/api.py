@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from evaluator.reporting import history, html, junit, markdown
-from evaluator.reporting.baseline import Comparison, compare, tolerance_of
-from evaluator.reporting.load import validate
-
-
-def write_text(path: Path, text: str) -> None:
-    """Atomic write (temp file + fsync + rename): Jenkins never archives half a report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        Path(tmp).chmod(0o666 & ~umask)  # mkstemp makes 0600; a report is meant to be read by others
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from evaluator.atomic import write_text_atomic
+from evaluator.baseline import Comparison, compare, tolerance_of
+from evaluator.contract import Report
+from evaluator.errors import InputError
+from evaluator.extras import require_report_extra
+from evaluator.reporting import history, junit, markdown
 
 
 @dataclass
@@ -39,9 +21,9 @@ class Written:
 
 
 def write_reports(
-    report: dict[str, Any],
+    report: Report,
     *,
-    baseline: dict[str, Any] | None = None,
+    baseline: Report | None = None,
     tolerance: float | None = None,
     junit_path: Path | None = None,
     markdown_path: Path | None = None,
@@ -56,13 +38,18 @@ def write_reports(
     if baseline is not None:
         out.comparison = compare(report, baseline, tolerance if tolerance is not None else tolerance_of(report))
     if junit_path is not None:
-        write_text(junit_path, junit.render(report))
+        write_text_atomic(junit_path, junit.render(report))
         out.files.append(("junit", junit_path))
     if markdown_path is not None:
-        write_text(markdown_path, markdown.render(report, out.comparison, suite_path=suite_path, out_dir=out_dir))
+        text = markdown.render(report, out.comparison, suite_path=suite_path, out_dir=out_dir)
+        write_text_atomic(markdown_path, text)
         out.files.append(("markdown", markdown_path))
     if html_path is not None:
-        write_text(html_path, html.render(report, baseline, out.comparison, suite_path=suite_path, out_dir=out_dir))
+        require_report_extra("the HTML report")
+        from evaluator.reporting import html
+
+        text = html.render(report, baseline, out.comparison, suite_path=suite_path, out_dir=out_dir)
+        write_text_atomic(html_path, text)
         out.files.append(("html", html_path))
     if history_path is not None:
         out.history_appended = history.append(history_path, history.summarize(report, price_per_1k_tokens)).appended
@@ -70,13 +57,18 @@ def write_reports(
     return out
 
 
-def write_all(report: dict[str, Any], out: Path) -> list[tuple[str, Path]]:
-    """JUnit, Markdown and HTML next to the report in folder out (report.xml, report.md, report.html)."""
-    validate(report, str(out))
+def write_all(report: Report, out: Path) -> list[tuple[str, Path]]:
+    """JUnit, Markdown and (with the 'report' extra) HTML next to the report: report.xml, .md, .html."""
+    try:
+        require_report_extra("the HTML report")
+    except InputError:  # a base install: JUnit and Markdown only
+        html_path = None
+    else:
+        html_path = out / "report.html"
     return write_reports(
         report,
         junit_path=out / "report.xml",
         markdown_path=out / "report.md",
-        html_path=out / "report.html",
+        html_path=html_path,
         out_dir=str(out),
     ).files

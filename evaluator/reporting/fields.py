@@ -1,67 +1,27 @@
-"""Small, typed accessors over the report dict, so every output reads the same numbers the same way."""
+"""Small text helpers shared by the reports, so every output formats the same numbers the same way."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-
-def num(value: Any, default: float = 0.0) -> float:
-    """A finite float from a JSON value, or default (None, strings, NaN)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return default
-    f = float(value)
-    return f if math.isfinite(f) else default
+from evaluator.contract import ReportCase
 
 
-def opt_num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    f = float(value)
-    return f if math.isfinite(f) else None
+def metric_score(case: ReportCase, metric: str) -> float | None:
+    entry = case.metrics.get(metric)
+    return entry.score if entry is not None else None
 
 
-def integer(value: Any, default: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return default
-    return int(value)
+def status(case: ReportCase) -> str:
+    """errored (infrastructure), passed or failed (quality)."""
+    if case.error is not None:
+        return "errored"
+    return "passed" if case.success else "failed"
 
 
-def section(report: dict[str, Any], name: str) -> dict[str, Any]:
-    value = report.get(name)
-    return value if isinstance(value, dict) else {}
-
-
-def items(report: dict[str, Any], name: str) -> list[dict[str, Any]]:
-    value = report.get(name)
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
-def int_list(value: Any) -> list[int]:
-    return (
-        sorted({int(v) for v in value if isinstance(v, int) and not isinstance(v, bool)})
-        if isinstance(value, list)
-        else []
-    )
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..1); 0.0 for no values."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q * len(ordered)))
-    return ordered[rank - 1]
-
-
-def metric_score(case: dict[str, Any], metric: str) -> float | None:
-    entry = case.get("metrics", {}).get(metric)
-    return opt_num(entry.get("score")) if isinstance(entry, dict) else None
-
-
-def case_error(case: dict[str, Any]) -> dict[str, Any] | None:
-    err = case.get("error")
-    return err if isinstance(err, dict) else None
+def fmt(value: float | None, spec: str = ".3f") -> str:
+    """A number for a table; '–' for none."""
+    return "–" if value is None else format(value, spec)
 
 
 def excerpt(text: Any, limit: int) -> str:
@@ -84,8 +44,9 @@ def compress_ranges(indexes: list[int]) -> str:
     return ", ".join(out)
 
 
-def duration(seconds: float) -> str:
+def duration(seconds: float | None) -> str:
     """'42.0 s', '12.5 min' or '3.2 h': wall times span five orders of magnitude."""
+    seconds = seconds or 0.0
     if seconds < 120:
         return f"{seconds:.1f} s"
     if seconds < 7200:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from evaluator.contract import Report
 from evaluator.errors import InputError
-from evaluator.reporting.fields import num, opt_num, section
 
 HISTORY_SCHEMA = "evaluator.history/v1"
 
@@ -24,38 +24,31 @@ class HistoryError(InputError):
     """A history file that cannot be read: the message names the file and the line."""
 
 
-def summarize(report: dict[str, Any], price_per_1k_tokens: float = 0.0) -> dict[str, Any]:
+def summarize(report: Report, price_per_1k_tokens: float = 0.0) -> dict[str, Any]:
     """The history record of one aggregate."""
-    totals = section(report, "totals")
-    metrics = section(report, "metrics")
-    prompt = int(num(totals.get("prompt_tokens")))
-    completion = int(num(totals.get("completion_tokens")))
-    tokens = prompt + completion
+    totals = report.totals
+    tokens = totals.prompt_tokens + totals.completion_tokens
     return {
         "schema": HISTORY_SCHEMA,
-        "time": str(report.get("generated_at", "")),
-        "run_id": str(report.get("run_id", "")),
-        "commit": str(report.get("commit") or ""),
-        "suite": str(section(report, "suite").get("name", "")),
-        "cases": int(num(totals.get("cases"))),
-        "passed": int(num(totals.get("passed"))),
-        "failed": int(num(totals.get("failed"))),
-        "errored": int(num(totals.get("errored"))),
-        "pass_rate": num(totals.get("pass_rate")),
-        "error_rate": num(totals.get("error_rate")),
-        "wall_time_s": num(totals.get("wall_time_s")),
-        "shards": int(num(section(report, "shards").get("expected"))),
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
+        "time": report.generated_at,
+        "run_id": report.run_id or "",
+        "commit": report.commit or "",
+        "suite": report.suite.name or "",
+        "cases": totals.cases,
+        "passed": totals.passed,
+        "failed": totals.failed,
+        "errored": totals.errored,
+        "pass_rate": totals.pass_rate or 0.0,
+        "error_rate": totals.error_rate or 0.0,
+        "wall_time_s": totals.wall_time_s or 0.0,
+        "shards": report.shards.expected or 0,
+        "prompt_tokens": totals.prompt_tokens,
+        "completion_tokens": totals.completion_tokens,
         "tokens": tokens,
         "price_per_1k_tokens": price_per_1k_tokens,
         "cost": round(tokens / 1000 * price_per_1k_tokens, 6),
-        "scores": {
-            name: opt_num(entry.get("mean")) for name, entry in sorted(metrics.items()) if isinstance(entry, dict)
-        },
-        "metric_pass_rates": {
-            name: opt_num(entry.get("pass_rate")) for name, entry in sorted(metrics.items()) if isinstance(entry, dict)
-        },
+        "scores": {name: entry.mean for name, entry in sorted(report.metrics.items())},
+        "metric_pass_rates": {name: entry.pass_rate for name, entry in sorted(report.metrics.items())},
     }
 
 
@@ -63,7 +56,9 @@ def read(path: str | Path) -> list[dict[str, Any]]:
     """Every record of a history file, oldest first; a torn last line (a killed writer) is skipped."""
     p = Path(path)
     try:
-        lines = p.read_text(encoding="utf-8").splitlines()
+        lines = p.read_text(encoding="utf-8").split("\n")  # JSON Lines: only \n ends a line
+        if lines and lines[-1] == "":
+            lines.pop()
     except FileNotFoundError:
         return []
     except (OSError, UnicodeDecodeError) as exc:

@@ -13,7 +13,7 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from evaluator.reporting.fields import case_error, int_list, items, num, opt_num, section
+from evaluator.contract import Report, ReportCase
 
 # XML 1.0 forbids most control characters; LLM output contains them.
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -29,38 +29,28 @@ def _classname(suite: str, metric: str) -> str:
     return f"evaluator.{safe}.{metric}"
 
 
-def _metric_names(report: dict[str, Any]) -> list[str]:
-    names = set(section(report, "metrics")) | set(section(section(report, "gate"), "thresholds"))
-    return sorted(names)
-
-
-def _testcase(case: dict[str, Any], metric: str, suite: str) -> tuple[ET.Element, str]:
+def _testcase(case: ReportCase, metric: str, suite: str) -> tuple[ET.Element, str]:
     """The <testcase> of one case and metric, and its outcome: pass, failure or error."""
     el = ET.Element(
         "testcase",
-        {
-            "name": _clean(case.get("case_id")),
-            "classname": _classname(suite, metric),
-            "time": f"{num(case.get('duration_s')):.3f}",
-        },
+        {"name": _clean(case.case_id), "classname": _classname(suite, metric), "time": f"{case.duration_s:.3f}"},
     )
-    err = case_error(case)
-    entry = case.get("metrics", {}).get(metric)
-    details = f"input: {_clean(case.get('input'), 4000)}\nactual_output: {_clean(case.get('actual_output'), 4000)}"
-    if err is not None:
-        kind = _clean(err.get("kind", "error"))
-        ET.SubElement(el, "error", {"type": kind, "message": _clean(err.get("message"), 1000)}).text = details
+    entry = case.metrics.get(metric)
+    details = f"input: {_clean(case.input, 4000)}\nactual_output: {_clean(case.actual_output, 4000)}"
+    if case.error is not None:
+        attributes = {"type": _clean(case.error.kind), "message": _clean(case.error.message, 1000)}
+        ET.SubElement(el, "error", attributes).text = details
         outcome = "error"
-    elif not isinstance(entry, dict):
+    elif entry is None:
         ET.SubElement(el, "error", {"type": "not_evaluated", "message": f"metric {metric} has no result"})
         outcome = "error"
-    elif entry.get("error"):
-        ET.SubElement(el, "error", {"type": "metric", "message": _clean(entry.get("error"), 1000)}).text = details
+    elif entry.error:
+        ET.SubElement(el, "error", {"type": "metric", "message": _clean(entry.error, 1000)}).text = details
         outcome = "error"
-    elif not entry.get("success"):
-        score, threshold = opt_num(entry.get("score")), opt_num(entry.get("threshold"))
-        message = f"{metric} score {score if score is None else round(score, 4)} below threshold {threshold}"
-        reason = _clean(entry.get("reason")) or "(the judge gave no reason)"
+    elif not entry.success:
+        score = entry.score
+        message = f"{metric} score {score if score is None else round(score, 4)} below threshold {entry.threshold}"
+        reason = _clean(entry.reason) or "(the judge gave no reason)"
         ET.SubElement(el, "failure", {"type": "quality", "message": message}).text = f"{reason}\n\n{details}"
         outcome = "failure"
     else:
@@ -74,44 +64,37 @@ def _properties(parent: ET.Element, props: dict[str, Any]) -> None:
         ET.SubElement(el, "property", {"name": name, "value": _clean(value)})
 
 
-def build(report: dict[str, Any]) -> ET.Element:
+def build(report: Report) -> ET.Element:
     """The <testsuites> tree for report."""
-    suite = str(section(report, "suite").get("name") or "suite")
-    run_id, commit = str(report.get("run_id", "")), str(report.get("commit") or "")
-    shards = section(report, "shards")
-    total_shards = num(shards.get("expected"))
-    metrics = _metric_names(report)
-    by_shard: dict[int, list[dict[str, Any]]] = {}
-    for case in items(report, "cases"):
-        by_shard.setdefault(int(num(case.get("shard"), -1)), []).append(case)
+    suite = report.suite.name or "suite"
+    run_id, commit = report.run_id or "", report.commit or ""
+    shards = report.shards
+    total_shards = shards.expected or 0
+    metrics = sorted(report.metrics)
+    by_shard: dict[int, list[ReportCase]] = {}
+    for case in report.cases:
+        by_shard.setdefault(case.shard, []).append(case)
     root = ET.Element("testsuites", {"name": f"evaluator {suite}"})
     totals = {"tests": 0, "failures": 0, "errors": 0}
     time_total = 0.0
-    wall = {int(num(p.get("index"), -1)): num(p.get("wall_time_s")) for p in items(shards, "per_shard")}
-    started = {int(num(p.get("index"), -1)): str(p.get("started_at") or "") for p in items(shards, "per_shard")}
+    wall = {p.index: p.wall_time_s for p in shards.per_shard}
+    started = {p.index: p.started_at or "" for p in shards.per_shard}
     for shard in sorted(by_shard):
         ts = ET.SubElement(root, "testsuite", {"name": f"{suite}.shard-{shard:05d}"})
         _properties(
             ts,
-            {
-                "run_id": run_id,
-                "commit": commit,
-                "shard": shard,
-                "total_shards": int(total_shards),
-                "suite": suite,
-                "suite_hash": section(report, "suite").get("hash", ""),
-            },
-        )
+            {"run_id": run_id, "commit": commit, "shard": shard, "total_shards": total_shards, "suite": suite,
+             "suite_hash": report.suite.hash or ""},
+        )  # fmt: skip
         counts = {"tests": 0, "failure": 0, "error": 0}
-        for case in sorted(by_shard[shard], key=lambda c: (num(c.get("case_index")), str(c.get("case_id")))):
-            names = metrics or sorted(case.get("metrics", {}))
-            for metric in names:
+        for case in sorted(by_shard[shard], key=lambda c: (c.case_index, c.case_id)):
+            for metric in metrics or sorted(case.metrics):
                 el, outcome = _testcase(case, metric, suite)
                 ts.append(el)
                 counts["tests"] += 1
                 if outcome in counts:
                     counts[outcome] += 1
-        shard_time = wall.get(shard) or sum(num(c.get("duration_s")) for c in by_shard[shard])
+        shard_time = wall.get(shard) or sum(c.duration_s for c in by_shard[shard])
         ts.set("tests", str(counts["tests"]))
         ts.set("failures", str(counts["failure"]))
         ts.set("errors", str(counts["error"]))
@@ -123,25 +106,20 @@ def build(report: dict[str, Any]) -> ET.Element:
         totals["failures"] += counts["failure"]
         totals["errors"] += counts["error"]
         time_total = max(time_total, shard_time)
-    problems = items(report, "problems")
-    unlisted = sorted(
-        set(int_list(shards.get("missing")) + int_list(shards.get("incomplete")))
-        - {int(num(p.get("shard"), -1)) for p in problems}
-    )
+    problems = report.problems
+    unlisted = sorted(set(shards.missing + shards.incomplete) - {p.shard for p in problems if p.shard is not None})
     if problems or unlisted:
         ts = ET.SubElement(root, "testsuite", {"name": f"{suite}.aggregate"})
-        _properties(ts, {"run_id": run_id, "commit": commit, "shard": "all", "total_shards": int(total_shards)})
+        _properties(ts, {"run_id": run_id, "commit": commit, "shard": "all", "total_shards": total_shards})
         n = 0
         for p in problems:
             where = ", ".join(
-                f"{k} {p[k]}" for k in ("shard", "file", "line") if p.get(k) is not None and p.get(k) != ""
+                f"{k} {v}" for k, v in (("shard", p.shard), ("file", p.file), ("line", p.line)) if v not in (None, "")
             )
             el = ET.SubElement(
-                ts,
-                "testcase",
-                {"name": f"{p.get('kind', 'problem')} {where}".strip(), "classname": "evaluator.aggregate"},
+                ts, "testcase", {"name": f"{p.kind} {where}".strip(), "classname": "evaluator.aggregate"}
             )
-            ET.SubElement(el, "error", {"type": _clean(p.get("kind", "problem")), "message": _clean(p.get("message"))})
+            ET.SubElement(el, "error", {"type": _clean(p.kind), "message": _clean(p.message)})
             n += 1
         for shard in unlisted:
             el = ET.SubElement(ts, "testcase", {"name": f"shard {shard}", "classname": "evaluator.aggregate"})
@@ -156,11 +134,11 @@ def build(report: dict[str, Any]) -> ET.Element:
         totals["errors"] += n
     for key, value in totals.items():
         root.set(key, str(value))
-    root.set("time", f"{num(section(report, 'totals').get('wall_time_s')) or time_total:.3f}")
+    root.set("time", f"{report.totals.wall_time_s or time_total:.3f}")
     return root
 
 
-def render(report: dict[str, Any]) -> str:
+def render(report: Report) -> str:
     """The JUnit XML document as text (UTF-8 declared)."""
     root = build(report)
     ET.indent(root, space=" ")

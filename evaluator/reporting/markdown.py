@@ -9,18 +9,10 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from evaluator.reporting.baseline import Comparison
-from evaluator.reporting.fields import (
-    compress_ranges,
-    duration,
-    excerpt,
-    int_list,
-    items,
-    num,
-    opt_num,
-    section,
-)
-from evaluator.reporting.verdict import judge
+from evaluator.baseline import Comparison
+from evaluator.contract import Report
+from evaluator.gate import judge
+from evaluator.reporting.fields import compress_ranges, duration, excerpt, fmt
 
 GITHUB_COMMENT_LIMIT = 65_536
 TOP_REGRESSIONS = 10
@@ -33,41 +25,32 @@ def _cell(text: Any, limit: int) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|") or " "
 
 
-def _f(value: float | None, fmt: str = ".3f") -> str:
-    return "–" if value is None else format(value, fmt)
-
-
-def _delta(value: float | None, fmt: str = "+.3f") -> str:
+def _delta(value: float | None, spec: str = "+.3f") -> str:
     if value is None:
         return "–"
     if abs(value) < 5e-4:
         return "±0"
     arrow = "🔻" if value < 0 else "🔺"
-    return f"{arrow} {format(value, fmt)}"
+    return f"{arrow} {format(value, spec)}"
 
 
-def rerun_command(report: dict[str, Any], shard: int, suite_path: str, out_dir: str) -> str:
+def rerun_command(report: Report, shard: int, suite_path: str, out_dir: str) -> str:
     """The exact command that re-runs one shard of this run into the same results folder."""
-    total = int(num(section(report, "shards").get("expected")))
     return (
         f"evaluator run {shlex.quote(suite_path)} --out {shlex.quote(out_dir)} --shard-index {shard}"
-        f" --total-shards {total} --run-id {shlex.quote(str(report.get('run_id', '')))}"
+        f" --total-shards {report.shards.expected or 0} --run-id {shlex.quote(report.run_id or '')}"
     )
 
 
-def failed_shards(report: dict[str, Any]) -> list[int]:
+def failed_shards(report: Report) -> list[int]:
     """Shards to re-run: missing, incomplete, or named by a problem."""
-    shards = section(report, "shards")
-    bad = set(int_list(shards.get("missing")) + int_list(shards.get("incomplete")))
-    for p in items(report, "problems"):
-        shard = p.get("shard")
-        if isinstance(shard, int) and not isinstance(shard, bool) and p.get("kind") != "duplicate_case":
-            bad.add(shard)
+    bad = set(report.shards.missing) | set(report.shards.incomplete)
+    bad.update(p.shard for p in report.problems if p.shard is not None and p.kind != "duplicate_case")
     return sorted(bad)
 
 
 def render(
-    report: dict[str, Any],
+    report: Report,
     comparison: Comparison | None = None,
     *,
     suite_path: str | None = None,
@@ -75,23 +58,20 @@ def render(
     limit: int = GITHUB_COMMENT_LIMIT,
 ) -> str:
     """Markdown for a PR comment, at most limit characters."""
-    suite = section(report, "suite")
-    totals = section(report, "totals")
+    totals = report.totals
     verdict = judge(report)
     regressed = comparison is not None and comparison.regressed
     icon = "✅" if verdict.passed and not regressed else "❌"
     title = f"{icon} **Evaluation {verdict.label}**" + (" — regressed vs baseline" if regressed else "")
     lines = [
-        f"## {title}: `{excerpt(suite.get('name', 'suite'), 80)}`",
+        f"## {title}: `{excerpt(report.suite.name or 'suite', 80)}`",
         "",
-        f"Run `{excerpt(report.get('run_id', ''), 80)}` at commit `{str(report.get('commit') or '?')[:12]}`"
+        f"Run `{excerpt(report.run_id or '', 80)}` at commit `{(report.commit or '?')[:12]}`"
         + (f", compared with baseline `{excerpt(comparison.baseline_run_id, 80)}`" if comparison else ""),
         "",
-        f"**{int(num(totals.get('cases')))} cases**: {int(num(totals.get('passed')))} passed, "
-        f"{int(num(totals.get('failed')))} failed, {int(num(totals.get('errored')))} errored · "
-        f"pass rate {num(totals.get('pass_rate')):.1%} · error rate {num(totals.get('error_rate')):.1%} · "
-        f"wall time {duration(num(totals.get('wall_time_s')))} · "
-        f"{int(num(totals.get('prompt_tokens')) + num(totals.get('completion_tokens')))} tokens",
+        f"**{totals.cases} cases**: {totals.passed} passed, {totals.failed} failed, {totals.errored} errored · "
+        f"pass rate {totals.pass_rate or 0:.1%} · error rate {totals.error_rate or 0:.1%} · "
+        f"wall time {duration(totals.wall_time_s)} · {totals.prompt_tokens + totals.completion_tokens} tokens",
         "",
     ]
     for reason in verdict.reasons[:MAX_PROBLEMS]:
@@ -104,7 +84,7 @@ def render(
     lines += _metric_table(report, comparison)
     if comparison is not None:
         lines += _regressions(comparison)
-    lines += _shards(report, suite_path or str(suite.get("path") or "SUITE.yaml"), out_dir or "DIR")
+    lines += _shards(report, suite_path or report.suite.path or "SUITE.yaml", out_dir or "DIR")
     lines += _problems(report)
     text = "\n".join(lines).rstrip() + "\n"
     if len(text) > limit:  # cannot happen with the bounds above; kept as the hard guarantee
@@ -113,8 +93,8 @@ def render(
     return text
 
 
-def _metric_table(report: dict[str, Any], comparison: Comparison | None) -> list[str]:
-    metrics = section(report, "metrics")
+def _metric_table(report: Report, comparison: Comparison | None) -> list[str]:
+    metrics = report.metrics
     deltas = {m.name: m for m in comparison.metrics} if comparison else {}
     header = "| metric | mean | p50 | p95 | pass rate | threshold |"
     rule = "|---|---:|---:|---:|---:|---:|"
@@ -123,12 +103,11 @@ def _metric_table(report: dict[str, Any], comparison: Comparison | None) -> list
         rule += "---:|---:|"
     out = ["### Metrics", "", header, rule]
     for name in sorted(set(metrics) | set(deltas)):
-        m = metrics.get(name) if isinstance(metrics.get(name), dict) else {}
-        assert isinstance(m, dict)
+        m = metrics.get(name)
         row = (
-            f"| {_cell(name, 60)} | {_f(opt_num(m.get('mean')))} | {_f(opt_num(m.get('p50')))} | "
-            f"{_f(opt_num(m.get('p95')))} | {_f(opt_num(m.get('pass_rate')), '.1%')} | "
-            f"{_f(opt_num(m.get('threshold')), 'g')} |"
+            f"| {_cell(name, 60)} | {fmt(m.mean if m else None)} | {fmt(m.p50 if m else None)} | "
+            f"{fmt(m.p95 if m else None)} | {fmt(m.pass_rate if m else None, '.1%')} | "
+            f"{fmt(m.threshold if m else None, 'g')} |"
         )
         if comparison:
             d = deltas.get(name)
@@ -158,17 +137,17 @@ def _regressions(comparison: Comparison) -> list[str]:
         "|---|---|---|---:|---:|---|",
     ]
     for c in top:
-        new = _f(c.new_score) if c.error is None else f"error ({_cell(c.error, 30)})"
+        new = fmt(c.new_score) if c.error is None else f"error ({_cell(c.error, 30)})"
         out.append(
             f"| `{_cell(c.case_id, 60)}` | {_cell(c.metric, 40)} | {_cell(c.input, 100)} | "
-            f"{_f(c.old_score)} | {new} | {_cell(c.reason, 200)} |"
+            f"{fmt(c.old_score)} | {new} | {_cell(c.reason, 200)} |"
         )
     return [*out, ""]
 
 
-def _shards(report: dict[str, Any], suite_path: str, out_dir: str) -> list[str]:
+def _shards(report: Report, suite_path: str, out_dir: str) -> list[str]:
     bad = failed_shards(report)
-    expected = int(num(section(report, "shards").get("expected")))
+    expected = report.shards.expected or 0
     if not bad:
         return [f"All {expected} shard(s) complete.", ""]
     out = [
@@ -187,15 +166,16 @@ def _shards(report: dict[str, Any], suite_path: str, out_dir: str) -> list[str]:
     return out
 
 
-def _problems(report: dict[str, Any]) -> list[str]:
-    problems = items(report, "problems")
+def _problems(report: Report) -> list[str]:
+    problems = report.problems
     if not problems:
         return []
     out = [f"<details><summary>{len(problems)} problem(s) recorded by the aggregate</summary>", ""]
     for p in problems[:MAX_PROBLEMS]:
-        where = " ".join(f"{k}={p[k]}" for k in ("shard", "file", "line") if p.get(k) is not None)
+        where = " ".join(f"{k}={v}" for k, v in (("shard", p.shard), ("file", p.file), ("line", p.line),
+                                                  ("field", p.field)) if v is not None)  # fmt: skip
         where_cell = f" {_cell(where, 120)}" if where else ""
-        out.append(f"- `{_cell(p.get('kind'), 40)}`{where_cell}: {_cell(p.get('message'), 200)}")
+        out.append(f"- `{_cell(p.kind, 40)}`{where_cell}: {_cell(p.message, 200)}")
     if len(problems) > MAX_PROBLEMS:
         out.append(f"- … and {len(problems) - MAX_PROBLEMS} more (see REPORT.json)")
     return [*out, "", "</details>", ""]

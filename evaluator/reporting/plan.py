@@ -30,10 +30,10 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass, field
-from typing import Any
 
+from evaluator.contract import Report, ReportCase
 from evaluator.errors import InputError
-from evaluator.reporting.fields import case_error, int_list, items, num, percentile, section
+from evaluator.stats import percentile
 
 
 class PlanError(InputError):
@@ -79,52 +79,54 @@ class Plan:
         return self.shards
 
 
-def _latencies(case: dict[str, Any]) -> list[float]:
-    return [num(c.get("latency_s")) for c in case.get("calls") or [] if isinstance(c, dict)]
+def _latencies(case: ReportCase) -> list[float]:
+    return [c.latency_s for c in case.calls]
 
 
-def measure(report: dict[str, Any]) -> Measured:
+def _p95(values: list[float]) -> float:
+    return percentile(values, 95) or 0.0
+
+
+def measure(report: Report) -> Measured:
     """Per-case service times and the endpoint's measured concurrency from an aggregate."""
-    cases = [c for c in items(report, "cases") if _latencies(c)]
+    cases = [c for c in report.cases if c.calls]
     if not cases:
         raise PlanError("the report has no case with a timed call (cases[].calls[].latency_s): nothing to size from")
     # A case that errored stopped early: its calls load the endpoint, but it says nothing of a case's cost.
-    finished = [c for c in cases if case_error(c) is None] or cases
+    finished = [c for c in cases if c.error is None] or cases
     service_all = [sum(_latencies(c)) for c in cases]
     service = [sum(_latencies(c)) for c in finished]
-    durations = [num(c.get("duration_s")) for c in finished]
-    calls = [call for c in cases for call in c.get("calls") or [] if isinstance(call, dict)]
-    totals = section(report, "totals")
-    wall = num(totals.get("wall_time_s"))
-    shards = section(report, "shards")
+    durations = [c.duration_s for c in finished]
+    calls = [call for c in cases for call in c.calls]
+    wall = report.totals.wall_time_s or 0.0
+    shards = report.shards
     by_shard: dict[int, float] = {}
     for c, s in zip(cases, service_all, strict=True):
-        index = int(num(c.get("shard"), -1))
-        by_shard[index] = by_shard.get(index, 0.0) + s
+        by_shard[c.shard] = by_shard.get(c.shard, 0.0) + s
     per_shard = [
-        by_shard[int(num(p.get("index"), -1))] / num(p.get("wall_time_s"))
-        for p in items(shards, "per_shard")
-        if num(p.get("wall_time_s")) > 0 and int(num(p.get("index"), -1)) in by_shard
+        by_shard[p.index] / p.wall_time_s
+        for p in shards.per_shard
+        if p.wall_time_s and p.wall_time_s > 0 and p.index in by_shard
     ]
     if not per_shard and wall > 0:
         per_shard = [sum(service_all) / wall / max(1, len(by_shard))]
-    limited = sum(1 for c in cases if (case_error(c) or {}).get("kind") == "rate_limited") + sum(
-        1 for call in calls if isinstance(call.get("error"), dict) and call["error"].get("kind") == "rate_limited"
+    limited = sum(1 for c in cases if c.error is not None and c.error.kind == "rate_limited") + sum(
+        1 for call in calls if call.error == "rate_limited"
     )
     return Measured(
         cases=len(finished),
         service_mean_s=statistics.fmean(service),
-        service_p95_s=percentile(service, 0.95),
+        service_p95_s=_p95(service),
         case_mean_s=statistics.fmean(durations),
-        case_p95_s=percentile(durations, 0.95),
-        calls_per_case=sum(len(_latencies(c)) for c in finished) / len(finished),
-        call_mean_s=statistics.fmean(num(c.get("latency_s")) for c in calls),
+        case_p95_s=_p95(durations),
+        calls_per_case=sum(len(c.calls) for c in finished) / len(finished),
+        call_mean_s=statistics.fmean(call.latency_s for call in calls),
         per_shard_calls_in_flight=statistics.median(per_shard) if per_shard else 1.0,
         wall_time_s=wall,
-        shards=max(1, int(num(shards.get("expected"))) - len(int_list(shards.get("missing")))),
+        shards=max(1, (shards.expected or 0) - len(shards.missing)),
         endpoint_in_flight=sum(service_all) / wall if wall > 0 else 0.0,
-        rate_limited=max(limited, int(num(section(report, "errors_by_kind").get("rate_limited")))),
-        retried_calls=sum(max(0, int(num(call.get("attempts"), 1)) - 1) for call in calls),
+        rate_limited=max(limited, report.errors_by_kind.get("rate_limited", 0)),
+        retried_calls=sum(max(0, call.attempts - 1) for call in calls),
     )
 
 
@@ -137,7 +139,7 @@ def predict_minutes(
 
 
 def make_plan(
-    report: dict[str, Any],
+    report: Report,
     cases: int,
     minutes: float,
     *,

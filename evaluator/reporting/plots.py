@@ -13,8 +13,9 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from evaluator.reporting.baseline import Comparison
-from evaluator.reporting.fields import int_list, items, metric_score, num, opt_num, section
+from evaluator.baseline import Comparison
+from evaluator.contract import Report, ShardTiming
+from evaluator.reporting.fields import metric_score
 
 STRAGGLER_FACTOR = 1.5  # a shard slower than 1.5x the median shard is drawn as a straggler
 _LAYOUT: dict[str, Any] = {
@@ -24,11 +25,10 @@ _LAYOUT: dict[str, Any] = {
 }
 
 
-def _metric_names(report: dict[str, Any]) -> list[str]:
-    names = set(section(report, "metrics"))
-    for case in items(report, "cases"):
-        if isinstance(case.get("metrics"), dict):
-            names.update(case["metrics"])
+def _metric_names(report: Report) -> list[str]:
+    names = set(report.metrics)
+    for case in report.cases:
+        names.update(case.metrics)
     return sorted(names)
 
 
@@ -37,20 +37,19 @@ def _empty(fig: go.Figure, text: str) -> go.Figure:
     return fig
 
 
-def score_distribution(report: dict[str, Any]) -> go.Figure:
+def score_distribution(report: Report) -> go.Figure:
     """One histogram of scores per metric, threshold marked."""
     names = _metric_names(report) or ["(no metric)"]
     fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, shared_yaxes=True)
-    thresholds = section(report, "metrics")
     for col, name in enumerate(names, start=1):
-        scores = [s for c in items(report, "cases") if (s := metric_score(c, name)) is not None]
+        scores = [s for c in report.cases if (s := metric_score(c, name)) is not None]
         fig.add_trace(
             go.Histogram(x=scores, name=name, xbins={"start": 0.0, "end": 1.05, "size": 0.05}, showlegend=False),
             row=1,
             col=col,
         )
-        entry = thresholds.get(name)
-        threshold = opt_num(entry.get("threshold")) if isinstance(entry, dict) else None
+        entry = report.metrics.get(name)
+        threshold = entry.threshold if entry is not None else None
         if threshold is not None:
             fig.add_vline(x=threshold, line_dash="dash", line_color="red", row=1, col=col)
         fig.update_xaxes(range=[-0.02, 1.07], title_text="score", row=1, col=col)
@@ -59,21 +58,15 @@ def score_distribution(report: dict[str, Any]) -> go.Figure:
     return fig
 
 
-def baseline_vs_current(
-    report: dict[str, Any], baseline: dict[str, Any] | None, comparison: Comparison | None
-) -> go.Figure:
+def baseline_vs_current(report: Report, baseline: Report | None, comparison: Comparison | None) -> go.Figure:
     """Mean score per metric side by side, and each matched case's old vs new score."""
     fig = make_subplots(
         rows=1, cols=2, subplot_titles=["mean score per metric", "per case: baseline (x) vs current (y)"]
     )
     names = _metric_names(report)
-    current = section(report, "metrics")
+    current = report.metrics
     fig.add_trace(
-        go.Bar(
-            x=names,
-            y=[opt_num(current[n].get("mean")) if isinstance(current.get(n), dict) else None for n in names],
-            name="current",
-        ),
+        go.Bar(x=names, y=[current[n].mean if n in current else None for n in names], name="current"),
         row=1,
         col=1,
     )
@@ -87,13 +80,13 @@ def baseline_vs_current(
             row=1,
             col=1,
         )
-        base_cases = {str(c.get("case_id")): c for c in items(baseline, "cases")}
+        base_cases = {c.case_id: c for c in baseline.cases}
         for name in names:
             xs: list[float] = []
             ys: list[float] = []
             ids: list[str] = []
-            for case in items(report, "cases"):
-                cid = str(case.get("case_id"))
+            for case in report.cases:
+                cid = case.case_id
                 old = metric_score(base_cases[cid], name) if cid in base_cases else None
                 new = metric_score(case, name)
                 if old is not None and new is not None:
@@ -121,13 +114,12 @@ def baseline_vs_current(
     return fig
 
 
-def latency_histogram(report: dict[str, Any]) -> go.Figure:
+def latency_histogram(report: Report) -> go.Figure:
     """Latency of every call, one overlaid histogram per call type (target, judge)."""
     by_type: dict[str, list[float]] = {}
-    for case in items(report, "cases"):
-        for call in case.get("calls") or []:
-            if isinstance(call, dict) and opt_num(call.get("latency_s")) is not None:
-                by_type.setdefault(str(call.get("type", "call")), []).append(num(call.get("latency_s")))
+    for case in report.cases:
+        for call in case.calls:
+            by_type.setdefault(call.type, []).append(call.latency_s)
     fig = go.Figure()
     values = [v for vs in by_type.values() for v in vs]
     # One set of bins for every call type, so the overlaid histograms compare like with like.
@@ -145,68 +137,59 @@ def latency_histogram(report: dict[str, Any]) -> go.Figure:
     if not by_type:
         _empty(fig, "no call was recorded")
     fig.update_layout(
-        title="Latency per call type",
-        barmode="overlay",
-        xaxis_title="seconds",
-        yaxis_title="calls",
-        **_LAYOUT,
+        title="Latency per call type", barmode="overlay", xaxis_title="seconds", yaxis_title="calls", **_LAYOUT
     )
     return fig
 
 
-def _ts(value: Any) -> datetime | None:
+def _ts(value: str | None) -> datetime | None:
     try:
-        return datetime.fromisoformat(str(value))
+        return datetime.fromisoformat(value) if value else None
     except ValueError:
         return None
 
 
-def stragglers(report: dict[str, Any]) -> list[int]:
+def stragglers(report: Report) -> list[int]:
     """Shards whose wall time exceeds STRAGGLER_FACTOR times the median shard's."""
-    per_shard = items(section(report, "shards"), "per_shard")
-    walls = [num(p.get("wall_time_s")) for p in per_shard]
+    per_shard = report.shards.per_shard
+    walls = [p.wall_time_s or 0.0 for p in per_shard]
     if len(walls) < 2:
         return []
     median = statistics.median(walls)
-    return sorted(
-        int(num(p.get("index"))) for p in per_shard if num(p.get("wall_time_s")) > STRAGGLER_FACTOR * median > 0
-    )
+    return sorted(p.index for p in per_shard if (p.wall_time_s or 0.0) > STRAGGLER_FACTOR * median > 0)
 
 
-def shard_timeline(report: dict[str, Any]) -> go.Figure:
+def shard_timeline(report: Report) -> go.Figure:
     """One bar per shard from its start to its end (seconds since the first shard started)."""
-    shards = section(report, "shards")
-    per_shard = sorted(items(shards, "per_shard"), key=lambda p: num(p.get("index")))
-    starts = [t for p in per_shard if (t := _ts(p.get("started_at"))) is not None]
+    shards = report.shards
+    per_shard = sorted(shards.per_shard, key=lambda p: p.index)
+    starts = [t for p in per_shard if (t := _ts(p.started_at)) is not None]
     origin = min(starts) if starts else None
     slow = set(stragglers(report))
     fig = go.Figure()
-    for label, members, color in (
-        ("shard", [p for p in per_shard if int(num(p.get("index"))) not in slow], "#4c78a8"),
-        (
-            f"straggler (> {STRAGGLER_FACTOR}x median)",
-            [p for p in per_shard if int(num(p.get("index"))) in slow],
-            "#e45756",
-        ),
-    ):
+    groups: tuple[tuple[str, list[ShardTiming], str], ...] = (
+        ("shard", [p for p in per_shard if p.index not in slow], "#4c78a8"),
+        (f"straggler (> {STRAGGLER_FACTOR}x median)", [p for p in per_shard if p.index in slow], "#e45756"),
+    )
+    for label, members, color in groups:
         if not members:
             continue
         bases = []
         for p in members:
-            t = _ts(p.get("started_at"))
+            t = _ts(p.started_at)
             bases.append((t - origin).total_seconds() if t is not None and origin is not None else 0.0)
         fig.add_trace(
             go.Bar(
-                y=[f"shard {int(num(p.get('index')))}" for p in members],
-                x=[num(p.get("wall_time_s")) for p in members],
+                y=[f"shard {p.index}" for p in members],
+                x=[p.wall_time_s or 0.0 for p in members],
                 base=bases,
                 orientation="h",
                 name=label,
                 marker_color=color,
-                text=[f"{int(num(p.get('cases')))} cases, {int(num(p.get('errored')))} errored" for p in members],
+                text=[f"{p.cases} cases, {p.errored} errored" for p in members],
             )
         )
-    missing = int_list(shards.get("missing")) + int_list(shards.get("incomplete"))
+    missing = shards.missing + shards.incomplete
     if missing:
         fig.add_trace(
             go.Scatter(
@@ -229,8 +212,63 @@ def shard_timeline(report: dict[str, Any]) -> go.Figure:
     return fig
 
 
+def limit_changes(report: Report) -> go.Figure:
+    """Each server's adaptive limits over time, per shard, with the reason of every change.
+
+    Solid steps: calls in flight allowed (left axis), from the configured ceiling through every cut and recovery
+    to the final limit. Dotted steps: the pace in requests per second (right axis), once a 429 announced a
+    request-rate limit. Flat solid lines and no dotted ones mean the server never pushed back.
+    """
+    fig = go.Figure()
+    ceiling = report.suite.max_calls_per_endpoint
+    paced = False
+    for shard in sorted(report.shards.per_shard, key=lambda p: p.index):
+        end = shard.wall_time_s or 0.0
+        for url, endpoint in sorted(shard.endpoints.items()):
+            label = f"shard {shard.index} {url}"
+            concurrency = [c for c in endpoint.limit_changes if c.limit == "concurrency"]
+            start = (
+                float(ceiling) if ceiling is not None else (concurrency[0].old if concurrency else endpoint.final_limit)
+            )
+            fig.add_trace(
+                go.Scatter(
+                    x=[0.0] + [c.elapsed_s for c in concurrency] + [end],
+                    y=[start] + [c.new for c in concurrency] + [endpoint.final_limit],
+                    text=["start"] + [f"{c.reason}: {c.old:g} → {c.new:g}" for c in concurrency] + ["end"],
+                    mode="lines+markers", line_shape="hv", name=f"{label}: calls in flight",
+                    hovertemplate="%{x:.1f} s: %{y:.1f} calls (%{text})<extra></extra>",
+                )
+            )  # fmt: skip
+            rates = [c for c in endpoint.limit_changes if c.limit == "rate"]
+            if rates:
+                paced = True
+                fig.add_trace(
+                    go.Scatter(
+                        x=[c.elapsed_s for c in rates] + [end],
+                        y=[c.new for c in rates] + [rates[-1].new],
+                        text=[f"{c.reason}: {c.old:g} → {c.new:g}/s" for c in rates] + ["end"],
+                        mode="lines+markers", line_shape="hv", line_dash="dot", yaxis="y2",
+                        name=f"{label}: requests/s (paced)",
+                        hovertemplate="%{x:.1f} s: %{y:.1f} requests/s (%{text})<extra></extra>",
+                    )
+                )  # fmt: skip
+    if not fig.data:
+        _empty(fig, "no endpoint limits recorded (a report v1, or no call made)")
+    layout: dict[str, Any] = {**_LAYOUT}
+    if paced:
+        layout["yaxis2"] = {"title": "requests per second (paced)", "overlaying": "y", "side": "right"}
+        layout["legend"] = {"orientation": "h", "y": -0.3}
+    fig.update_layout(
+        title="Adaptive limits per server (cut on 503/timeouts/429, paced on request-rate limits)",
+        xaxis_title="seconds since the shard started",
+        yaxis_title="calls in flight allowed",
+        **layout,
+    )
+    return fig
+
+
 def all_figures(
-    report: dict[str, Any], baseline: dict[str, Any] | None = None, comparison: Comparison | None = None
+    report: Report, baseline: Report | None = None, comparison: Comparison | None = None
 ) -> list[tuple[str, go.Figure]]:
     """(div id, figure) for every plot of the HTML report, in page order."""
     return [
@@ -238,4 +276,5 @@ def all_figures(
         ("plot-baseline", baseline_vs_current(report, baseline, comparison)),
         ("plot-latency", latency_histogram(report)),
         ("plot-shards", shard_timeline(report)),
+        ("plot-limits", limit_changes(report)),
     ]

@@ -5,15 +5,22 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import plotly.graph_objects as go
-import plotly.io as pio
-from plotly.subplots import make_subplots
 from rich.console import Console
 from rich.table import Table
 
-from evaluator.reporting.fields import num, opt_num
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+
+def num(value: Any, default: float = 0.0) -> float:
+    """A number from a history record (written by `history.summarize`; older lines may lack a field)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
+
+
+def opt_num(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 @dataclass
@@ -111,6 +118,9 @@ def print_trend(records: list[dict[str, Any]], console: Console | None = None, l
 
 def figure(records: list[dict[str, Any]]) -> go.Figure:
     """Three stacked panels per ISO week: minutes, cost, quality (pass rate and mean score per metric)."""
+    import plotly.graph_objects as go  # the 'report' extra: imported only when a figure is asked for
+    from plotly.subplots import make_subplots
+
     weeks = weekly(records)
     labels = [w.week for w in weeks]
     fig = make_subplots(
@@ -138,6 +148,8 @@ def figure(records: list[dict[str, Any]]) -> go.Figure:
 
 def render_html(records: list[dict[str, Any]]) -> str:
     """A self-contained HTML page with the trend figure (plotly.js inlined, no network needed)."""
+    import plotly.io as pio
+
     return str(
         pio.to_html(
             figure(records), full_html=True, include_plotlyjs=True, div_id="plot-trend", config={"displaylogo": False}

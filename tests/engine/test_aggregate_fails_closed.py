@@ -8,24 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import write_suite
+from tests.helpers import pre_recorded_run, write_suite
 
 
 @pytest.fixture(scope="module")
 def good_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Four real shards of a suite with pre-recorded answers (no server needed), all passing."""
-    from click.testing import CliRunner
-
-    from evaluator.cli import main
-
-    folder = tmp_path_factory.mktemp("good")
-    data = [{"id": f"c{i}", "input": f"q{i}", "expected_output": "a", "actual_output": "a"} for i in range(20)]
-    suite = write_suite(folder, data, metrics=[{"type": "exact_match"}], target=None, judge=None)
-    for index in range(4):
-        args = ["run", str(suite), "--out", str(folder / "out"), "--shard-index", str(index), "--total-shards", "4"]
-        result = CliRunner().invoke(main, [*args, "--run-id", "good"])
-        assert result.exit_code == 0, result.output
-    return folder / "out"
+    return pre_recorded_run(tmp_path_factory.mktemp("good"), 20, 4)
 
 
 def aggregate_and_gate(out: Path, evaluator_cli, *extra: str) -> tuple[dict, str, int]:

@@ -82,3 +82,22 @@ def test_unreachable_server_is_a_connection_error() -> None:
             assert failure.value.kind == "connection"
 
     asyncio.run(scenario())
+
+
+def test_a_rate_limit_429_is_retried_after_retry_after_ms_and_paced() -> None:
+    """Hosted APIs say when to retry in `retry-after-ms` (Retry-After is whole seconds, here 1): honoured, and
+    the limiter paces the rest at the rate the server accepts instead of bouncing off it."""
+
+    async def scenario() -> None:
+        async with running_stub(rate_limit=100, rate_burst=5) as server, client(server.base_url) as chat:
+            chat.retry.max_attempts = 20
+            started = time.perf_counter()
+            results = await asyncio.gather(*(chat.chat("target", BODY) for _ in range(40)))
+            elapsed = time.perf_counter() - started
+            assert all(r.text == "hi" for r in results)
+            assert server.stats.faults["rate_limit"] > 0  # it did push back
+            assert elapsed < 0.9  # 40 calls at 100/s: no 1-second Retry-After wait was needed
+            assert chat.limiter.rate is not None
+            assert any(c.limit == "rate" and c.reason == "rate_limited" for c in chat.limiter.changes)
+
+    asyncio.run(scenario())

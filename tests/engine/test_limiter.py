@@ -60,3 +60,25 @@ def test_cancelled_waiter_does_not_leak_a_slot() -> None:
         await asyncio.wait_for(limiter.acquire(), 1)
 
     asyncio.run(scenario())
+
+
+def test_a_waiter_cancelled_as_release_hands_out_the_slot_raises_cancelled_error() -> None:
+    """The race: the waiter is cancelled (its future too), then release() pops that future before the waiter
+    runs again. The waiter must end in CancelledError, the slot must go to the next waiter, none may leak."""
+
+    async def scenario() -> None:
+        limiter = AdaptiveLimiter(1)
+        await limiter.acquire()
+        first = asyncio.create_task(limiter.acquire())
+        second = asyncio.create_task(limiter.acquire())
+        await asyncio.sleep(0)  # both wait now
+        first.cancel()  # cancels its future at once
+        limiter.release()  # pops the cancelled future, hands the slot to `second`
+        results = await asyncio.gather(first, second, return_exceptions=True)
+        assert isinstance(results[0], asyncio.CancelledError), results[0]
+        assert results[1] is None and limiter.in_flight == 1
+        limiter.release()
+        assert limiter.in_flight == 0 and not limiter._waiters
+        await asyncio.wait_for(limiter.acquire(), 1)
+
+    asyncio.run(scenario())

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from evaluator.reporting.baseline import compare, tolerance_of
-from tests.reporting.report_factory import drop_cases, make_report, set_score
+from evaluator.baseline import compare, tolerance_of
+from tests.reporting.real_runs import drop_cases, make_report, set_score
 
 
 def test_identical_runs_have_no_change() -> None:
@@ -23,7 +23,7 @@ def test_constructed_regressions_are_found_and_ordered_by_drop() -> None:
     cur = set_score(base, "case-00003", "answer_relevancy", 0.10)
     cur = set_score(cur, "case-00007", "answer_relevancy", 0.45)
     cur = set_score(cur, "case-00011", "answer_relevancy", 0.99)  # an improvement, unless it already was
-    old = {c["case_id"]: c["metrics"]["answer_relevancy"]["score"] for c in base["cases"]}
+    old = {c.case_id: c.metrics["answer_relevancy"].score for c in base.cases}
     result = compare(cur, base, tolerance=1.0)
     ids = [(c.case_id, c.metric) for c in result.regressions]
     assert ids == [("case-00003", "answer_relevancy"), ("case-00007", "answer_relevancy")]
@@ -52,14 +52,14 @@ def test_an_errored_case_is_a_regression_with_the_error_named() -> None:
     cur = set_score(base, "case-00004", "exact_match", None)
     result = compare(cur, base, 1.0)
     regressed = [c for c in result.regressions if c.case_id == "case-00004" and c.metric == "exact_match"]
-    if base["cases"][4]["metrics"]["exact_match"]["score"] > 0:
+    if (base.cases[4].metrics["exact_match"].score or 0) > 0:
         assert regressed and regressed[0].new_score is None and regressed[0].error == "judge failed"
 
 
 def test_tolerance_is_a_strict_bound_on_the_metric_drop() -> None:
     base = make_report(10, seed=1)
     # exact_match is 0 or 1; flipping one passing case of 10 drops its mean and pass rate by exactly 0.1.
-    passing = next(c["case_id"] for c in base["cases"] if c["metrics"]["exact_match"]["score"] == 1.0)
+    passing = next(c.case_id for c in base.cases if c.metrics["exact_match"].score == 1.0)
     cur = set_score(base, passing, "exact_match", 0.0)
     assert not compare(cur, base, 0.1).regressed  # dropped exactly the tolerance: allowed
     strict = compare(cur, base, 0.09)
@@ -73,18 +73,17 @@ def test_tolerance_is_a_strict_bound_on_the_metric_drop() -> None:
 def test_deltas_use_matched_cases_only() -> None:
     base = make_report(20)
     # Removing the 5 lowest answer_relevancy cases raises the report's mean, but no matched case changed.
-    low = sorted(base["cases"], key=lambda c: c["metrics"]["answer_relevancy"]["score"])[:5]
-    cur = drop_cases(base, {c["case_id"] for c in low})
+    low = sorted(base.cases, key=lambda c: c.metrics["answer_relevancy"].score)[:5]
+    cur = drop_cases(base, {c.case_id for c in low})
     result = compare(cur, base, 0.0)
-    assert cur["metrics"]["answer_relevancy"]["mean"] > base["metrics"]["answer_relevancy"]["mean"]
+    assert cur.metrics["answer_relevancy"].mean > base.metrics["answer_relevancy"].mean
     delta = next(m for m in result.metrics if m.name == "answer_relevancy")
     assert delta.matched == 15 and delta.mean_delta == pytest.approx(0.0)
 
 
 def test_tolerance_comes_from_the_suite_gate() -> None:
     assert tolerance_of(make_report(2, regression_tolerance=0.07)) == 0.07
-    report = make_report(2)
-    report["gate"]["regression_tolerance"] = None
+    report = make_report(2, regression_tolerance=None)
     assert tolerance_of(report, default=0.0) == 0.0
     with pytest.raises(ValueError):
         compare(report, report, -0.1)

@@ -10,13 +10,14 @@ from click.testing import CliRunner
 from rich.console import Console
 
 from evaluator.cli import main
-from evaluator.reporting.load import ReportError, load_report
+from evaluator.contract import Report, load_report, to_dict, to_json
+from evaluator.errors import InputError
 from evaluator.reporting.terminal import print_summary
-from tests.reporting.report_factory import make_report, set_score
+from tests.reporting.real_runs import make_report, set_score
 
 
-def _write(path: Path, report: dict) -> Path:
-    path.write_text(json.dumps(report))
+def _write(path: Path, report: Report) -> Path:
+    path.write_text(to_json(report))
     return path
 
 
@@ -35,7 +36,7 @@ def test_report_writes_every_output_and_the_history(tmp_path: Path) -> None:
         assert (tmp_path / "o" / name).stat().st_size > 0
     assert "case-00001" in (tmp_path / "o" / "pr.md").read_text()
     record = json.loads((tmp_path / "history.jsonl").read_text())
-    tokens = cur["totals"]["prompt_tokens"] + cur["totals"]["completion_tokens"]
+    tokens = cur.totals.prompt_tokens + cur.totals.completion_tokens
     assert record["cost"] == pytest.approx(tokens / 1000 * 2)
     trend = CliRunner().invoke(main, ["trend", str(tmp_path / "history.jsonl"), "--html", str(tmp_path / "t.html")])
     assert trend.exit_code == 0, trend.output
@@ -54,30 +55,34 @@ def test_fail_on_regression_exit_codes(tmp_path: Path) -> None:
     assert alone.exit_code == 2 and "needs --baseline" in alone.output
 
 
+def _damaged(change) -> str:  # type: ignore[no-untyped-def]
+    """A real aggregate's JSON with one structural damage."""
+    content = to_dict(make_report(4))
+    change(content)
+    return json.dumps(content)
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
         ("{not json", "line 1 column 2: invalid JSON"),
         ('{"schema": "other"}', "field 'schema' is 'other'"),
-        ('{"schema": "evaluator.report/v1", "run_id": "x", "totals": {}, "metrics": {}}', "missing field 'cases'"),
+        (_damaged(lambda r: r.pop("cases")), "missing field 'cases'"),
+        (_damaged(lambda r: r["cases"][0].pop("metrics")), "cases[0]: missing field 'metrics'"),
         (
-            '{"schema": "evaluator.report/v1", "run_id": "x", "totals": {}, "metrics": {}, '
-            '"cases": [{"case_id": "a"}]}',
-            "cases[0]: missing field 'metrics'",
+            _damaged(lambda r: r["cases"][0]["metrics"]["exact_match"].update(score="high")),
+            "field 'cases[0].metrics.exact_match.score': Input should be a valid number",
         ),
-        (
-            '{"schema": "evaluator.report/v1", "run_id": "x", "totals": {}, "metrics": {}, '
-            '"cases": [{"case_id": "a", "metrics": {"m": {"score": "high"}}}]}',
-            "cases[0].metrics.m.score must be a number",
-        ),
+        (_damaged(lambda r: r["totals"].update(cases="20")), "field 'totals.cases'"),
+        (_damaged(lambda r: r.update(problems=[{"kind": "x"}])), "problems[0]: missing field 'message'"),
     ],
 )
 def test_bad_reports_exit_2_naming_file_and_field(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "bad.json"
     path.write_text(content)
-    with pytest.raises(ReportError, match=r"bad\.json"):
+    with pytest.raises(InputError, match=r"bad\.json"):
         load_report(path)
-    for command in (["report", str(path)], ["plan", str(path), "--cases", "10", "--minutes", "5"]):
+    for command in (["report", str(path)], ["plan", str(path), "--cases", "10", "--minutes", "5"], ["gate", str(path)]):
         result = CliRunner().invoke(main, command)
         assert result.exit_code == 2, result.output
         assert message in result.output and "Traceback" not in result.output

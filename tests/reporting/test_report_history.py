@@ -8,26 +8,27 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from evaluator.contract import Report
 from evaluator.reporting import history, trend
-from tests.reporting.report_factory import make_report
+from tests.reporting.real_runs import make_report
 
 
-def _report(week: int, run: int, minutes: float) -> dict:
+def _report(week: int, run: int, minutes: float) -> Report:
     day = 2 + 7 * week + run  # Mondays of November 2026 are 2, 9, 16, 23
     report = make_report(10, run_id=f"run-{week}-{run}", generated_at=f"2026-11-{day:02d}T09:00:00+00:00")
-    report["totals"]["wall_time_s"] = minutes * 60
+    report.totals.wall_time_s = minutes * 60
     return report
 
 
 def test_summary_has_time_commit_cases_wall_time_tokens_cost_and_scores() -> None:
     report = make_report(10)
     record = history.summarize(report, price_per_1k_tokens=0.5)
-    tokens = report["totals"]["prompt_tokens"] + report["totals"]["completion_tokens"]
+    tokens = report.totals.prompt_tokens + report.totals.completion_tokens
     assert record["tokens"] == tokens
     assert record["cost"] == pytest.approx(tokens / 1000 * 0.5)
-    assert record["time"] == report["generated_at"] and record["commit"] == report["commit"]
-    assert record["cases"] == 10 and record["wall_time_s"] == report["totals"]["wall_time_s"]
-    assert record["scores"]["answer_relevancy"] == pytest.approx(report["metrics"]["answer_relevancy"]["mean"])
+    assert record["time"] == report.generated_at and record["commit"] == report.commit
+    assert record["cases"] == 10 and record["wall_time_s"] == report.totals.wall_time_s
+    assert record["scores"]["answer_relevancy"] == pytest.approx(report.metrics["answer_relevancy"].mean)
 
 
 def test_append_is_idempotent_per_run_and_survives_a_torn_line(tmp_path: Path) -> None:

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from evaluator.baseline import compare
 from evaluator.reporting import html
-from evaluator.reporting.baseline import compare
 from tests.reporting.chromium_helper import dump_dom, plots_in, png_pixels, screenshot
-from tests.reporting.report_factory import make_report, set_score
+from tests.reporting.real_runs import make_report, set_score
 
-PLOTS = ("plot-scores", "plot-baseline", "plot-latency", "plot-shards")
+PLOTS = ("plot-scores", "plot-baseline", "plot-latency", "plot-shards", "plot-limits")
 ROW = re.compile(r'<tr class="(?:passed|failed|errored)"[^>]*>')
 
 pytestmark = pytest.mark.browser
@@ -60,5 +60,5 @@ def test_html_report_renders_every_plot_offline_and_searches(tmp_path: Path) -> 
     page.write_text(html.render(cur, base, compare(cur, base, 0.05)), encoding="utf-8")
     # case-0003x: ten cases, all in shard 0.
     # The screenshot is taken on the real aggregate's report (test_report_real_aggregate.py); one is enough.
-    dom = assert_rendered(page, tmp_path, query="case-0003", matching=10, total=len(cur["cases"]), shot=False)
+    dom = assert_rendered(page, tmp_path, query="case-0003", matching=10, total=len(cur.cases), shot=False)
     assert "straggler" in dom and "case-00007" in dom

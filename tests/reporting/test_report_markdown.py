@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
+from evaluator.baseline import compare
 from evaluator.reporting import markdown
-from evaluator.reporting.baseline import compare
-from tests.reporting.report_factory import make_report, set_score
+from tests.reporting.real_runs import make_report, set_score
 
 
 def _huge_pair() -> tuple[dict, dict]:
@@ -15,10 +15,10 @@ def _huge_pair() -> tuple[dict, dict]:
     base = make_report(5000, total_shards=1000, seed=1)
     cur = make_report(5000, total_shards=1000, seed=2, missing_shards=tuple(range(0, 600, 2)), errored_every=50)
     for report in (base, cur):
-        for case in report["cases"]:
-            case["input"] = long_input
-            for m in case["metrics"].values():
-                m["reason"] = "a long judge explanation " * 100
+        for case in report.cases:
+            case.input = long_input
+            for m in case.metrics.values():
+                m.reason = "a long judge explanation " * 100
     return cur, base
 
 
@@ -52,7 +52,7 @@ def test_top_ten_regressions_ordered_with_old_new_score_and_reason() -> None:
 
 def test_metric_table_shows_deltas_against_the_baseline() -> None:
     base = make_report(10, seed=1)
-    passing = next(c["case_id"] for c in base["cases"] if c["metrics"]["exact_match"]["score"] == 1.0)
+    passing = next(c.case_id for c in base.cases if c.metrics["exact_match"].score == 1.0)
     cur = set_score(base, passing, "exact_match", 0.0)
     text = markdown.render(cur, compare(cur, base, 0.05))
     row = next(line for line in text.splitlines() if line.startswith("| exact_match |"))
@@ -65,19 +65,13 @@ def test_rerun_command_is_exact() -> None:
     text = markdown.render(report, suite_path="suites/smoke.yaml", out_dir="results/run 1")
     assert (
         "evaluator run suites/smoke.yaml --out 'results/run 1' --shard-index 1 --total-shards 4"
-        f" --run-id {report['run_id']}"
+        f" --run-id {report.run_id}"
     ) in text
     assert re.search(r"Indexes: 1, 3\b", text)
 
 
 def test_passing_run_without_baseline() -> None:
-    report = make_report(20, seed=3)
-    for case in report["cases"]:
-        for m in case["metrics"].values():
-            m["score"], m["success"] = 1.0, True
-        case["success"] = True
-    from tests.reporting.report_factory import finalize
-
-    text = markdown.render(finalize(report))
+    report = make_report(20, seed=3, pass_all=True)
+    text = markdown.render(report)
     assert text.startswith("## ✅ **Evaluation PASS**")
     assert "All 2 shard(s) complete." in text and "Δ mean" not in text

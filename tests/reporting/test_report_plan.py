@@ -6,31 +6,14 @@ import math
 
 import pytest
 
+from evaluator.contract import Report
 from evaluator.reporting.plan import PlanError, make_plan, measure
-from tests.reporting.report_factory import finalize, make_report
+from tests.reporting.real_runs import Timing, make_report
 
 
-def _timed(n: int = 40, latency: float = 0.25, calls: int = 4, shards: int = 2, attempts: int = 1) -> dict:
+def _timed(n: int = 40, latency: float = 0.25, calls: int = 4, shards: int = 2, attempts: int = 1) -> Report:
     """n cases of `calls` sequential calls of `latency` s each, shards running 4 calls at once."""
-    report = make_report(n, total_shards=shards)
-    for case in report["cases"]:
-        case["calls"] = [
-            {
-                "type": "target" if i == 0 else "judge",
-                "latency_s": latency,
-                "attempts": attempts,
-                "prompt_tokens": 1,
-                "completion_tokens": 1,
-                "error": None,
-            }
-            for i in range(calls)
-        ]
-        case["duration_s"] = latency * calls * 2  # queued behind the limit: twice the service time
-    for p in report["shards"]["per_shard"]:
-        p["wall_time_s"] = p["cases"] * latency * calls / 4  # 4 calls in flight per shard
-    report = finalize(report)
-    report["totals"]["wall_time_s"] = max(p["wall_time_s"] for p in report["shards"]["per_shard"])
-    return report
+    return make_report(n, total_shards=shards, timing=Timing(latency=latency, calls=calls, attempts=attempts))
 
 
 def test_measure_uses_call_latencies_not_queued_case_durations() -> None:
@@ -76,9 +59,7 @@ def test_retries_in_the_measured_run_set_the_ceiling() -> None:
 
 
 def test_a_report_without_timings_is_an_input_error() -> None:
-    report = make_report(3)
-    for case in report["cases"]:
-        case["calls"] = []
+    report = make_report(3, timing=Timing(calls=0))
     with pytest.raises(PlanError, match="no case with a timed call"):
         make_plan(report, 10, 1)
     with pytest.raises(PlanError):

@@ -6,7 +6,6 @@ without an endpoint, in a few seconds.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import subprocess
@@ -18,8 +17,9 @@ import pytest
 import xmlschema
 import yaml
 
+from evaluator.baseline import compare
+from evaluator.contract import Report, load_report
 from evaluator.reporting import junit, markdown
-from evaluator.reporting.baseline import compare
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -38,7 +38,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def report(tmp_path_factory: pytest.TempPathFactory) -> Report:
     folder = tmp_path_factory.mktemp("big")
     with (folder / "cases.jsonl").open("w") as fh:
         for i in range(N):
@@ -59,16 +59,16 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
     assert run.returncode == 0, run.stderr
     agg = _cli("aggregate", str(folder / "out"), "--out", str(folder / "report.json"))
     assert agg.returncode == 0, agg.stderr
-    return json.loads((folder / "report.json").read_text())
+    return load_report(folder / "report.json")
 
 
-def test_markdown_for_5000_real_cases_fits_the_comment_limit(report: dict) -> None:
-    assert report["totals"]["cases"] == N
-    baseline = copy.deepcopy(report)  # the same run, as if every answer had been right before
-    baseline["run_id"] = "yesterday"
-    for case in baseline["cases"]:
-        for entry in case["metrics"].values():
-            entry.update(score=1.0, success=True)
+def test_markdown_for_5000_real_cases_fits_the_comment_limit(report: Report) -> None:
+    assert report.totals.cases == N
+    baseline = report.model_copy(deep=True)  # the same run, as if every answer had been right before
+    baseline.run_id = "yesterday"
+    for case in baseline.cases:
+        for entry in case.metrics.values():
+            entry.score, entry.success = 1.0, True
     comparison = compare(report, baseline, 0.0)
     assert len(comparison.regressions) == 2 * len(range(0, N, 3))  # both metrics of every third case
     text = markdown.render(report, comparison)
@@ -79,7 +79,7 @@ def test_markdown_for_5000_real_cases_fits_the_comment_limit(report: dict) -> No
     assert "&lt;markup&gt;" in text and "\\|" in text  # cells escaped, the table intact
 
 
-def test_junit_for_5000_real_cases_is_valid(report: dict, tmp_path: Path) -> None:
+def test_junit_for_5000_real_cases_is_valid(report: Report, tmp_path: Path) -> None:
     path = tmp_path / "junit.xml"
     path.write_text(junit.render(report), encoding="utf-8")
     xmlschema.XMLSchema(Path(__file__).parent / "schemas" / "jenkins-junit-4.xsd").validate(str(path))

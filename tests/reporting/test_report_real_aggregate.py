@@ -20,8 +20,9 @@ import pytest
 import xmlschema
 import yaml
 
+from evaluator.baseline import compare
+from evaluator.contract import Report, load_report
 from evaluator.reporting import markdown
-from evaluator.reporting.baseline import compare
 from evaluator.reporting.plan import make_plan, measure, predict_minutes
 from openai_stub.server import reset_stats, run_stub_in_process, set_controls
 
@@ -121,8 +122,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
         stop()
 
 
-def _load(path: Path) -> dict:
-    return json.loads(path.read_text())
+def _load(path: Path) -> Report:
+    return load_report(path)
 
 
 def test_report_command_writes_everything_and_blocks_on_the_regression(runs: Runs) -> None:
@@ -182,7 +183,7 @@ def test_plan_matches_the_measured_run(runs: Runs) -> None:
     assert CALLS_PER_CASE * LATENCY <= m.service_mean_s < CALLS_PER_CASE * LATENCY * 1.25
     assert PER_SHARD_CALLS * 0.75 <= m.per_shard_calls_in_flight <= PER_SHARD_CALLS + 0.05
     predicted_s = predict_minutes(m, CASES, SHARDS, PER_SHARD_CALLS) * 60
-    measured_s = report["totals"]["wall_time_s"]
+    measured_s = report.totals.wall_time_s
     assert 0.8 <= predicted_s / measured_s <= 1.5, (predicted_s, measured_s)
     # Sizing a bigger run from it: 2,000 cases x 0.8 s of calls in 10 minutes needs ~2.7 calls in flight.
     p = make_plan(report, 2000, 10)
@@ -207,7 +208,7 @@ def test_reports_of_a_run_with_infrastructure_errors(runs: Runs) -> None:
     from evaluator.reporting import html, junit
 
     report = _load(runs.limited)
-    errored = [c for c in report["cases"] if c["error"] is not None]
+    errored = [c for c in report.cases if c.error is not None]
     if not errored:
         pytest.skip("the adaptive limiter absorbed every 429 in this run: no errored case to report")
     text = junit.render(report)
@@ -215,5 +216,8 @@ def test_reports_of_a_run_with_infrastructure_errors(runs: Runs) -> None:
     errors = ET.fromstring(text).findall(".//error")
     assert len(errors) >= len(errored) * 2 and {e.get("type") for e in errors} >= {"rate_limited"}
     comment = markdown.render(report)
-    assert f"{len(errored)} errored" in comment and "❌ **Evaluation FAIL**" in comment
+    assert f"{len(errored)} errored" in comment
+    # Errors within the suite's error budget (0.1) do not fail the gate; beyond it they do, and the comment says so.
+    label = "❌ **Evaluation FAIL**" if len(errored) / CASES > 0.1 else "✅ **Evaluation PASS**"
+    assert label in comment
     assert "rate_limited" in html.render(report)

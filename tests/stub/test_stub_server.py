@@ -167,6 +167,25 @@ def test_concurrency_ceiling_rejects_at_once_with_retry_after() -> None:
     run(check, latency=0.5, max_concurrency=5)
 
 
+def test_token_bucket_accepts_the_rate_and_says_when_to_retry() -> None:
+    async def check(stub: StubServer, session: aiohttp.ClientSession) -> None:
+        url = f"{stub.base_url}/chat/completions"
+        answers = []
+        for _ in range(8):  # at once: the bucket holds 5
+            async with session.post(url, json=chat_body("x")) as response:
+                answers.append((response.status, response.headers.get("Retry-After"),
+                                response.headers.get("retry-after-ms")))  # fmt: skip
+        assert [status for status, _, _ in answers] == [200] * 5 + [429] * 3
+        for _, seconds, millis in answers[5:]:
+            assert seconds == "1" and millis is not None and 1 <= int(millis) <= 100  # 1 token per 100 ms
+        await asyncio.sleep(int(answers[-1][2] or 0) / 1000 + 0.01)
+        async with session.post(url, json=chat_body("x")) as response:
+            assert response.status == 200  # retrying after retry-after-ms is accepted
+        assert stub.stats.faults["rate_limit"] == 3
+
+    run(check, rate_limit=10, rate_burst=5)
+
+
 def test_hung_call_is_freed_when_the_client_gives_up() -> None:
     async def check(stub: StubServer, session: aiohttp.ClientSession) -> None:
         url = f"{stub.base_url}/chat/completions"
@@ -237,6 +256,22 @@ def test_bad_requests_and_api_key() -> None:
             assert response.status == 200
 
     run(check, api_key="sekrit")
+
+
+def test_a_set_of_keys_is_accepted_and_each_call_is_counted_by_key_position() -> None:
+    async def check(stub: StubServer, session: aiohttp.ClientSession) -> None:
+        url = f"{stub.base_url}/chat/completions"
+        for key, model, status in (("first", "m-a", 200), ("second", "m-b", 200), ("second", "m-b", 200),
+                                   ("third", "m-a", 401), (None, "m-b", 401)):  # fmt: skip
+            headers = {"Authorization": f"Bearer {key}"} if key else {}
+            body = {**chat_body("x"), "model": model}
+            async with session.post(url, json=body, headers=headers) as response:
+                assert response.status == status
+        stats = await (await session.get(stub.base_url.removesuffix("/v1") + "/_stats")).json()
+        assert stats["keys_by_model"] == {"m-a": {"key-0": 1, "unknown": 1}, "m-b": {"key-1": 2, "none": 1}}
+        assert "first" not in json.dumps(stats) and "second" not in json.dumps(stats)  # labels, never keys
+
+    run(check, api_key="first,second")
 
 
 def test_thread_runner_and_blocking_helpers() -> None:

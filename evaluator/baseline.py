@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
-from typing import Any
 
-from evaluator.reporting.fields import case_error, items, opt_num, section
+from evaluator.contract import Report, ReportCase
 
 _EPS = 1e-9
 
@@ -96,43 +95,29 @@ class Comparison:
         return out
 
 
-def _entry(case: dict[str, Any], metric: str) -> tuple[float | None, bool, str, str | None]:
+def _entry(case: ReportCase, metric: str) -> tuple[float | None, bool, str, str | None]:
     """(score, success, reason, error) of one case's metric; a case-level error wins."""
-    err = case_error(case)
-    if err is not None:
-        return None, False, str(err.get("message", "")), str(err.get("kind", "error"))
-    entry = case.get("metrics", {}).get(metric)
-    if not isinstance(entry, dict):
+    if case.error is not None:
+        return None, False, case.error.message, case.error.kind
+    entry = case.metrics.get(metric)
+    if entry is None:
         return None, False, "", "metric not evaluated"
-    score = opt_num(entry.get("score"))
-    error = entry.get("error")
-    reason = entry.get("reason")
-    return (
-        score,
-        bool(entry.get("success")) and score is not None,
-        str(reason) if reason is not None else "",
-        str(error) if error else None,
-    )
+    return entry.score, entry.success and entry.score is not None, entry.reason or "", entry.error or None
 
 
-def _by_id(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {str(c["case_id"]): c for c in items(report, "cases") if "case_id" in c}
-
-
-def _metric_names(report: dict[str, Any]) -> set[str]:
-    names = set(section(report, "metrics"))
-    for case in items(report, "cases"):
-        metrics = case.get("metrics")
-        if isinstance(metrics, dict):
-            names.update(metrics)
+def _metric_names(report: Report) -> set[str]:
+    names = set(report.metrics)
+    for case in report.cases:
+        names.update(case.metrics)
     return names
 
 
-def compare(current: dict[str, Any], baseline: dict[str, Any], tolerance: float) -> Comparison:
+def compare(current: Report, baseline: Report, tolerance: float) -> Comparison:
     """Diff current against baseline; tolerance is the largest allowed drop of a metric (0-1 scale)."""
     if tolerance < 0:
         raise ValueError("tolerance must be >= 0")
-    cur, base = _by_id(current), _by_id(baseline)
+    cur = {c.case_id: c for c in current.cases}
+    base = {c.case_id: c for c in baseline.cases}
     matched_ids = sorted(cur.keys() & base.keys())
     regressions: list[CaseChange] = []
     improvements: list[CaseChange] = []
@@ -143,7 +128,7 @@ def compare(current: dict[str, Any], baseline: dict[str, Any], tolerance: float)
         b_pass = c_pass = compared = 0
         for cid in matched_ids:
             b_case, c_case = base[cid], cur[cid]
-            if metric not in b_case.get("metrics", {}) and metric not in c_case.get("metrics", {}):
+            if metric not in b_case.metrics and metric not in c_case.metrics:
                 continue
             old, old_ok, _, old_err = _entry(b_case, metric)
             new, new_ok, reason, new_err = _entry(c_case, metric)
@@ -163,7 +148,7 @@ def compare(current: dict[str, Any], baseline: dict[str, Any], tolerance: float)
                 old_success=old_ok,
                 new_success=new_ok,
                 reason=reason if new_err is None else f"{new_err}: {reason}".rstrip(": "),
-                input=str(c_case.get("input", "")),
+                input=c_case.input,
                 error=new_err,
             )
             worse = (old_ok and not new_ok) or (old is not None and (new is None or new < old - _EPS))
@@ -184,7 +169,7 @@ def compare(current: dict[str, Any], baseline: dict[str, Any], tolerance: float)
     improvements.sort(key=lambda c: (c.drop, c.case_id, c.metric))
     return Comparison(
         tolerance=tolerance,
-        baseline_run_id=str(baseline.get("run_id", "baseline")),
+        baseline_run_id=baseline.run_id or "baseline",
         metrics=deltas,
         regressions=regressions,
         improvements=improvements,
@@ -193,7 +178,7 @@ def compare(current: dict[str, Any], baseline: dict[str, Any], tolerance: float)
     )
 
 
-def tolerance_of(report: dict[str, Any], default: float = 0.0) -> float:
+def tolerance_of(report: Report, default: float = 0.0) -> float:
     """The suite's gate.regression_tolerance recorded in the report, else default."""
-    value = opt_num(section(report, "gate").get("regression_tolerance"))
-    return value if value is not None and value >= 0 else default
+    value = report.gate.regression_tolerance
+    return value if value is not None else default

@@ -1,4 +1,8 @@
-"""`evaluator report`, `evaluator trend`, `evaluator plan`: the click commands of the reporting package."""
+"""`evaluator report`, `evaluator trend`, `evaluator plan`: the click commands over evaluator.reporting.
+
+Only `--html` needs the 'report' extra (plotly, jinja2); without it that one option exits 2 with the install
+command, and everything else works on the base install.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,15 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from evaluator.atomic import write_text_atomic
 from evaluator.commands.common import handle_errors
+from evaluator.contract import load_report
 from evaluator.errors import EXIT_GATE_FAILED, InputError
+from evaluator.extras import require_report_extra
 from evaluator.reporting import history
 from evaluator.reporting import plan as planning
 from evaluator.reporting import trend as trends
-from evaluator.reporting.api import write_reports, write_text
-from evaluator.reporting.load import load_report
+from evaluator.reporting.api import write_reports
 from evaluator.reporting.terminal import print_summary
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
@@ -35,7 +41,12 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 @click.option("--fail-on-regression", is_flag=True, help="Exit 1 when a metric dropped more than the tolerance.")
 @click.option("--junit", "junit_path", type=_FILE, help="Write JUnit XML for Jenkins' junit step.")
 @click.option("--markdown", "markdown_path", type=_FILE, help="Write the pull-request comment (Markdown).")
-@click.option("--html", "html_path", type=_FILE, help="Write the self-contained HTML report with plots.")
+@click.option(
+    "--html",
+    "html_path",
+    type=_FILE,
+    help="Write the self-contained HTML report with plots (needs the 'report' extra).",
+)
 @click.option("--history", "history_path", type=_FILE, help="Append this run's summary to a JSONL history file.")
 @click.option(
     "--price-per-1k-tokens",
@@ -70,6 +81,8 @@ def report(
     """
     if fail_on_regression and baseline is None:
         raise InputError("--fail-on-regression needs --baseline (a previous REPORT.json to compare with)")
+    if html_path is not None:
+        require_report_extra("evaluator report --html")
     data = load_report(report_file)
     base = load_report(baseline) if baseline else None
     written = write_reports(
@@ -100,7 +113,12 @@ def report(
 
 @click.command()
 @click.argument("history_file", metavar="HISTORY.jsonl", type=_FILE)
-@click.option("--html", "html_path", type=_FILE, help="Write the trend plots as a self-contained HTML file.")
+@click.option(
+    "--html",
+    "html_path",
+    type=_FILE,
+    help="Write the trend plots as a self-contained HTML file (needs the 'report' extra).",
+)
 @click.option("--last", type=click.IntRange(1), default=10, show_default=True, help="Runs listed after the weeks.")
 @handle_errors
 def trend(history_file: Path, html_path: Path | None, last: int) -> None:
@@ -112,7 +130,8 @@ def trend(history_file: Path, html_path: Path | None, last: int) -> None:
         raise InputError(f"{history_file}: no run recorded yet")
     trends.print_trend(records, Console(), last_runs=last)
     if html_path is not None:
-        write_text(html_path, trends.render_html(records))
+        require_report_extra("evaluator trend --html")
+        write_text_atomic(html_path, trends.render_html(records))
         click.echo(f"wrote html: {html_path}", err=True)
 
 

@@ -1,0 +1,284 @@
+"""Merge every shard folder into one report, and write down every reason not to trust it.
+
+Fail closed: a missing, incomplete, corrupt or foreign shard, a damaged record or manifest, or a case counted
+twice, is recorded in `problems` (with the file, line and field) and the gate refuses any report that has one.
+Damage never stops the aggregate: a report that names what is wrong is more useful than a traceback. The
+report is the single input of the gate, the reports (JUnit, Markdown, HTML), the baseline diff and `plan`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+from evaluator.contract import (
+    LatencySummary,
+    Manifest,
+    MetricSummary,
+    Problem,
+    Report,
+    ReportCase,
+    ResultRecord,
+    Shards,
+    ShardTiming,
+    SlowCase,
+    SuiteInfo,
+    Totals,
+)
+from evaluator.errors import InputError
+from evaluator.results import MANIFEST_FILE, RESULTS_FILE, file_sha256, read_manifest, read_results, shard_dirs
+from evaluator.stats import percentile
+from evaluator.suite import Gate
+
+
+def _latency(values: list[float]) -> LatencySummary:
+    return LatencySummary(
+        count=len(values),
+        mean=sum(values) / len(values) if values else None,
+        p50=percentile(values, 50),
+        p95=percentile(values, 95),
+        max=max(values) if values else None,
+    )
+
+
+class _Problems(list[Problem]):
+    def add(
+        self,
+        kind: str,
+        message: str,
+        shard: int | None = None,
+        file: Path | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.append(
+            Problem(kind=kind, message=message, shard=shard, file=str(file) if file else None, line=line, field=field)
+        )
+
+
+def aggregate(out: Path, *, expect_shards: int | None = None, gate: Gate | None = None) -> Report:
+    """Builds the report of the run whose shard folders are under `out`."""
+    if not out.is_dir():
+        raise InputError(f"{out}: not a directory")
+    folders = list(shard_dirs(out))
+    if not folders:
+        raise InputError(f"{out}: no shard-NNNNN folders; did any `evaluator run --out {out}` happen?")
+    problems = _Problems()
+    manifests: dict[int, Manifest] = {}
+    cases: dict[str, ReportCase] = {}
+    case_origin: dict[str, tuple[int, int]] = {}
+    per_shard: list[ShardTiming] = []
+    identities: Counter[tuple[str, str]] = Counter()
+    totals_from_shards: Counter[int] = Counter()
+
+    for index, folder in folders:
+        results_path, manifest_path = folder / RESULTS_FILE, folder / MANIFEST_FILE
+        read = read_manifest(manifest_path)
+        content = read_results(results_path)
+        for bad in content.problems:
+            problems.add(bad.kind, f"shard {index}: {bad.message}", index, results_path, bad.line, bad.field)
+        manifest = read.manifest
+        if manifest is None:
+            if read.problem is not None:
+                problems.add(
+                    "invalid_manifest", f"shard {index}: {read.problem}", index, manifest_path, None, read.field
+                )
+            state = "has no manifest" if read.missing else "has an unreadable manifest"
+            problems.add(
+                "incomplete_shard", f"shard {index} {state}: it was killed or is still running", index, manifest_path
+            )
+        else:
+            manifests[index] = manifest
+            identities[(manifest.run_id, manifest.suite_hash)] += 1
+            totals_from_shards[manifest.total_shards] += 1
+            if results_path.exists() and file_sha256(results_path) != manifest.results_sha256:
+                problems.add(
+                    "checksum_mismatch", f"shard {index}: results changed after the manifest was written", index,
+                    results_path,
+                )  # fmt: skip
+        shard_latest: dict[str, tuple[ResultRecord, int]] = {}
+        for record, line in zip(content.records, content.lines, strict=True):
+            identities[(record.run_id, record.suite_hash)] += 1
+            if record.shard_index != index:
+                problems.add(
+                    "misplaced_record", f"record of shard {record.shard_index} found in shard {index}", index,
+                    results_path, line,
+                )  # fmt: skip
+            previous = shard_latest.get(record.case_id)
+            if previous is not None and previous[0].error is None:
+                problems.add(
+                    "duplicate_case",
+                    f"case {record.case_id!r} recorded twice in shard {index} (lines {previous[1]} and {line})",
+                    index, results_path, line,
+                )  # fmt: skip
+            shard_latest[record.case_id] = (record, line)
+        for case_id, (record, line) in shard_latest.items():
+            if case_id in case_origin:
+                other_shard, other_line = case_origin[case_id]
+                problems.add(
+                    "duplicate_case",
+                    f"case {case_id!r} in shard {index} (line {line}) and shard {other_shard} (line {other_line})",
+                    index, results_path, line,
+                )  # fmt: skip
+                continue
+            case_origin[case_id] = (index, line)
+            cases[case_id] = ReportCase.model_construct(
+                **{name: getattr(record, name) for name in ReportCase.model_fields if name != "shard"}, shard=index
+            )
+        if manifest is not None:
+            missing_cases = [cid for cid in manifest.case_ids if cid not in shard_latest]
+            for cid in missing_cases[:20]:
+                problems.add("missing_case", f"shard {index}: assigned case {cid!r} has no result", index, results_path)
+            per_shard.append(
+                ShardTiming(
+                    index=index,
+                    cases=len(shard_latest),
+                    errored=sum(1 for r, _ in shard_latest.values() if r.error is not None),
+                    started_at=manifest.started_at,
+                    finished_at=manifest.finished_at,
+                    wall_time_s=manifest.wall_time_s,
+                    endpoints=manifest.endpoints,
+                )
+            )
+
+    expected = expect_shards
+    if expected is None and totals_from_shards:
+        expected = max(totals_from_shards)
+    if len(totals_from_shards) > 1:
+        problems.add("mixed_shard_count", f"shards disagree on the shard count: {sorted(totals_from_shards)}")
+    if expect_shards is not None and totals_from_shards and set(totals_from_shards) != {expect_shards}:
+        problems.add("mixed_shard_count", f"expected {expect_shards} shards, shards say {sorted(totals_from_shards)}")
+    present = {index for index, _ in folders}
+    missing = sorted(set(range(expected or 0)) - present)
+    for index in missing:
+        problems.add("missing_shard", f"shard {index} of {expected} produced no folder", index)
+    for index in sorted(i for i in present if expected is not None and i >= expected):
+        problems.add("unexpected_shard", f"shard {index} is beyond the {expected} expected shards", index)
+
+    run_ids = sorted({rid for rid, _ in identities})
+    suites = sorted({sh for _, sh in identities})
+    if len(run_ids) > 1:
+        problems.add("mixed_run_id", f"shards belong to different runs: {', '.join(run_ids)}")
+    if len(suites) > 1:
+        problems.add(
+            "mixed_suite", f"shards were run from different suite versions: {', '.join(s[:12] for s in suites)}"
+        )
+
+    first = next(iter(manifests.values()), None)
+    ordered = sorted(cases.values(), key=lambda r: (r.case_index, r.case_id))
+    return _build_report(
+        ordered,
+        problems=problems,
+        run_id=first.run_id if first else (run_ids[0] if run_ids else None),
+        suite=SuiteInfo(
+            name=first.suite_name if first else None,
+            hash=first.suite_hash if first else (suites[0] if suites else None),
+            path=first.suite_path if first else None,
+            max_calls_per_endpoint=first.max_calls_per_endpoint if first else None,
+        ),
+        results_dir=str(out),
+        commit=first.commit if first else None,
+        shards=Shards(
+            expected=expected,
+            complete=sorted(manifests),
+            missing=missing,
+            incomplete=sorted(present - set(manifests)),
+            per_shard=per_shard,
+        ),
+        gate=gate or (first.gate if first else Gate()),
+    )
+
+
+def _build_report(
+    ordered: list[ReportCase],
+    *,
+    problems: list[Problem],
+    run_id: str | None,
+    suite: SuiteInfo,
+    results_dir: str,
+    commit: str | None,
+    shards: Shards,
+    gate: Gate,
+) -> Report:
+    errored = [r for r in ordered if r.error is not None]
+    passed = [r for r in ordered if r.success and r.error is None]
+    judged = len(ordered) - len(errored)
+    metric_scores: dict[str, list[float]] = {}
+    metric_pass: Counter[str] = Counter()
+    metric_count: Counter[str] = Counter()
+    metric_errors: Counter[str] = Counter()
+    thresholds: dict[str, float] = {}
+    latency: dict[str, list[float]] = {}
+    errors_by_kind: Counter[str] = Counter()
+    prompt_tokens = completion_tokens = calls = 0
+    for record in ordered:
+        if record.error is not None:
+            errors_by_kind[record.error.kind] += 1
+        for name, outcome in record.metrics.items():
+            if outcome.threshold is not None:
+                thresholds.setdefault(name, outcome.threshold)
+            if outcome.error:
+                metric_errors[name] += 1
+                continue
+            metric_count[name] += 1
+            if outcome.score is not None:
+                metric_scores.setdefault(name, []).append(outcome.score)
+            if outcome.success:
+                metric_pass[name] += 1
+        for call in record.calls:
+            calls += 1
+            prompt_tokens += call.prompt_tokens
+            completion_tokens += call.completion_tokens
+            if not call.error:
+                latency.setdefault(call.type, []).append(call.latency_s)
+    metrics = {}
+    for name in sorted(set(metric_count) | set(metric_errors)):
+        scores = metric_scores.get(name, [])
+        metrics[name] = MetricSummary(
+            count=metric_count[name],
+            errors=metric_errors[name],
+            mean=sum(scores) / len(scores) if scores else None,
+            p50=percentile(scores, 50),
+            p95=percentile(scores, 95),
+            pass_rate=metric_pass[name] / metric_count[name] if metric_count[name] else None,
+            threshold=thresholds.get(name),
+        )
+    starts = [p.started_at for p in shards.per_shard if p.started_at]
+    ends = [p.finished_at for p in shards.per_shard if p.finished_at]
+    wall = None
+    if starts and ends:
+        try:
+            wall = (datetime.fromisoformat(max(ends)) - datetime.fromisoformat(min(starts))).total_seconds()
+        except ValueError:
+            problems.append(
+                Problem(kind="invalid_manifest", message="a manifest's started_at/finished_at is no ISO time")
+            )
+    slowest = sorted(ordered, key=lambda r: -r.duration_s)[:10]
+    return Report(
+        run_id=run_id,
+        suite=suite,
+        results_dir=results_dir,
+        commit=commit,
+        generated_at=datetime.now(UTC).isoformat(),
+        gate=gate,
+        shards=shards,
+        problems=problems,
+        totals=Totals(
+            cases=len(ordered),
+            passed=len(passed),
+            failed=len(ordered) - len(passed) - len(errored),
+            errored=len(errored),
+            pass_rate=len(passed) / judged if judged else None,
+            error_rate=len(errored) / len(ordered) if ordered else None,
+            wall_time_s=wall,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            calls=calls,
+        ),
+        metrics=metrics,
+        latency={kind: _latency(values) for kind, values in sorted(latency.items())},
+        errors_by_kind=dict(errors_by_kind.most_common()),
+        slowest_cases=[SlowCase(case_id=r.case_id, shard=r.shard, duration_s=r.duration_s) for r in slowest],
+        cases=ordered,
+    )

@@ -1,0 +1,381 @@
+"""The files the evaluator writes, as typed models: one result record per case, one manifest per shard, one report.
+
+Every writer builds these models and every reader validates through them, so a field means the same thing to
+the runner, the aggregate, the gate, the reports, `plan` and the tests. Each file names its schema and version
+in its `schema` field; JSON Schemas generated from these models are published in docs/schemas/ (a test fails
+when they drift), and docs/contract.md explains them.
+
+Validation is strict (a score must be a JSON number, an id a string, a flag a boolean): a damaged file is
+reported with the field that is wrong instead of being coerced into something that looks right.
+
+Versions:
+- `evaluator.result/v1`: unchanged since the first release.
+- `evaluator.manifest/v2`: v1 plus each endpoint's `limit_changes`. v1 manifests are still read.
+- `evaluator.report/v2`: v1 plus `shards.per_shard[].endpoints` (limit changes for the HTML plot) and
+  `problems[].field`. v1 reports are still read (the new fields are empty).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from evaluator.errors import InputError
+from evaluator.suite import Gate
+
+RESULT_SCHEMA: Final = "evaluator.result/v1"
+MANIFEST_SCHEMA: Final = "evaluator.manifest/v2"
+REPORT_SCHEMA: Final = "evaluator.report/v2"
+MANIFEST_SCHEMA_V1: Final = "evaluator.manifest/v1"
+REPORT_SCHEMA_V1: Final = "evaluator.report/v1"
+
+NonNegativeInt = Annotated[int, Field(ge=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+
+
+class _Model(BaseModel):
+    """Strict, closed records: unknown or mistyped fields are damage, not data."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", populate_by_name=True)
+
+
+# --- one case ----------------------------------------------------------------------------------------------
+class ErrorInfo(_Model):
+    """An infrastructure error (kept apart from a quality failure)."""
+
+    kind: str = Field(description="timeout, rate_limited, http_5xx, http_4xx, connection, invalid_response, metric")
+    message: str
+
+
+class MetricResult(_Model):
+    """One metric's outcome for one case; `score` is None when the metric errored, `threshold` when a custom
+    metric that could not be built declared none."""
+
+    score: float | None
+    threshold: float | None
+    success: bool
+    reason: str | None = None
+    error: str | None = None
+
+
+class Call(_Model):
+    """One logical call to an endpoint: the last attempt's latency, all attempts, tokens, the final error."""
+
+    type: str = Field(description="target or judge")
+    latency_s: NonNegativeFloat
+    total_s: NonNegativeFloat = 0.0
+    attempts: NonNegativeInt
+    prompt_tokens: NonNegativeInt = 0
+    completion_tokens: NonNegativeInt = 0
+    status: int | None = None
+    error: str | None = None
+
+
+class CaseOutcome(_Model):
+    """What a case produced: shared by the result record (on disk per shard) and the report's case list."""
+
+    case_id: str
+    case_index: NonNegativeInt
+    input: str
+    expected_output: str | None = None
+    actual_output: str | None = None
+    metrics: dict[str, MetricResult]
+    calls: list[Call]
+    success: bool
+    error: ErrorInfo | None = None
+    duration_s: NonNegativeFloat
+    started_at: str
+    finished_at: str
+
+
+class _RecordHead(_Model):
+    """Which run, suite and shard a record belongs to (first on the line, so a human reads it first)."""
+
+    schema_version: Literal["evaluator.result/v1"] = Field(default=RESULT_SCHEMA, alias="schema")
+    run_id: str
+    suite_hash: str
+    commit: str
+    shard_index: NonNegativeInt
+    total_shards: Annotated[int, Field(ge=1)]
+
+
+class ResultRecord(CaseOutcome, _RecordHead):
+    """One line of a shard's `results.jsonl`: the run's identity, then the case's outcome."""
+
+
+# --- one shard ---------------------------------------------------------------------------------------------
+class LimitChange(_Model):
+    """The adaptive limit of one endpoint moved (the client's view of the server's capacity)."""
+
+    time: str = Field(description="ISO 8601, UTC")
+    elapsed_s: NonNegativeFloat = Field(description="seconds since the shard's client opened")
+    limit: Literal["concurrency", "rate"] = Field(
+        default="concurrency", description="calls in flight, or requests per second (pacing; 0 = not paced)"
+    )
+    old: float
+    new: float
+    reason: str = Field(description="overload (503/timeout), rate_limited (429), recovered (grown back)")
+
+
+class EndpointSummary(_Model):
+    """Counters of one server (target and judge share them when they share a server)."""
+
+    calls: NonNegativeInt
+    attempts: NonNegativeInt
+    by_status: dict[str, NonNegativeInt]
+    peak_in_flight: NonNegativeInt
+    final_limit: float
+    limit_decreases: NonNegativeInt
+    limit_changes: list[LimitChange] = Field(default_factory=list, description="manifest v2")
+
+
+class Counts(_Model):
+    cases: NonNegativeInt
+    passed: NonNegativeInt
+    failed: NonNegativeInt
+    errored: NonNegativeInt
+
+
+class Manifest(_Model):
+    """A shard's `manifest.json`: written atomically when the shard finished; vouches for its results file."""
+
+    schema_version: Literal["evaluator.manifest/v1", "evaluator.manifest/v2"] = Field(
+        default=MANIFEST_SCHEMA, alias="schema"
+    )
+    run_id: str
+    suite_hash: str
+    suite_name: str
+    commit: str
+    shard_index: NonNegativeInt
+    total_shards: Annotated[int, Field(ge=1)]
+    sharding: str
+    gate: Gate
+    suite_path: str
+    max_calls_per_endpoint: Annotated[int, Field(ge=1)]
+    case_ids: list[str]
+    counts: Counts
+    results_sha256: str
+    started_at: str
+    finished_at: str
+    wall_time_s: NonNegativeFloat
+    endpoints: dict[str, EndpointSummary] = Field(default_factory=dict)
+
+
+# --- the report --------------------------------------------------------------------------------------------
+class SuiteInfo(_Model):
+    name: str | None = None
+    hash: str | None = None
+    path: str | None = None
+    max_calls_per_endpoint: int | None = None
+
+
+class ShardTiming(_Model):
+    index: NonNegativeInt
+    cases: NonNegativeInt
+    errored: NonNegativeInt
+    started_at: str | None = None
+    finished_at: str | None = None
+    wall_time_s: NonNegativeFloat | None = None
+    endpoints: dict[str, EndpointSummary] = Field(default_factory=dict, description="report v2")
+
+
+class Shards(_Model):
+    expected: NonNegativeInt | None = None
+    complete: list[int] = Field(default_factory=list)
+    missing: list[int] = Field(default_factory=list)
+    incomplete: list[int] = Field(default_factory=list)
+    per_shard: list[ShardTiming] = Field(default_factory=list)
+
+
+class Problem(_Model):
+    """A reason not to trust the report; the gate refuses any report that has one."""
+
+    kind: str = Field(
+        description="missing_shard, incomplete_shard, unexpected_shard, duplicate_case, corrupt_line, "
+        "truncated_line, invalid_record, invalid_manifest, misplaced_record, mixed_run_id, mixed_suite, "
+        "mixed_shard_count, checksum_mismatch, missing_case"
+    )
+    message: str
+    shard: int | None = None
+    file: str | None = None
+    line: int | None = None
+    field: str | None = Field(default=None, description="report v2: the damaged field, dotted")
+
+
+class Totals(_Model):
+    cases: NonNegativeInt
+    passed: NonNegativeInt
+    failed: NonNegativeInt
+    errored: NonNegativeInt
+    pass_rate: float | None = Field(description="passed / (cases - errored)")
+    error_rate: float | None = Field(description="errored / cases")
+    wall_time_s: float | None = None
+    prompt_tokens: NonNegativeInt = 0
+    completion_tokens: NonNegativeInt = 0
+    calls: NonNegativeInt = 0
+
+
+class MetricSummary(_Model):
+    count: NonNegativeInt
+    errors: NonNegativeInt
+    mean: float | None
+    pass_rate: float | None
+    p50: float | None
+    p95: float | None
+    threshold: float | None
+
+
+class LatencySummary(_Model):
+    count: NonNegativeInt
+    mean: float | None
+    p50: float | None
+    p95: float | None
+    max: float | None
+
+
+class SlowCase(_Model):
+    case_id: str
+    shard: int
+    duration_s: float | None
+
+
+class ReportCase(CaseOutcome):
+    """A case in the report: its outcome and the shard that evaluated it."""
+
+    shard: int
+
+
+class Report(_Model):
+    """`REPORT.json`, written by `evaluator aggregate`: the single input of the gate, the reports and `plan`."""
+
+    schema_version: Literal["evaluator.report/v1", "evaluator.report/v2"] = Field(default=REPORT_SCHEMA, alias="schema")
+    run_id: str | None
+    suite: SuiteInfo = Field(default_factory=SuiteInfo)
+    results_dir: str | None = None
+    commit: str | None = None
+    generated_at: str
+    gate: Gate = Field(default_factory=Gate, description="the suite's gate, from the manifests")
+    shards: Shards = Field(default_factory=Shards)
+    problems: list[Problem] = Field(default_factory=list)
+    totals: Totals
+    metrics: dict[str, MetricSummary]
+    latency: dict[str, LatencySummary] = Field(default_factory=dict)
+    errors_by_kind: dict[str, NonNegativeInt] = Field(default_factory=dict)
+    slowest_cases: list[SlowCase] = Field(default_factory=list)
+    cases: list[ReportCase]
+
+    def durations(self) -> dict[str, float]:
+        """Per-case durations, for 'balanced' sharding of the next run."""
+        return {case.case_id: case.duration_s for case in self.cases}
+
+
+# --- reading and writing -------------------------------------------------------------------------------------
+def to_json(model: BaseModel, *, indent: int | None = 1) -> str:
+    """The file text of a model, with the `schema` field spelled as on disk."""
+    return model.model_dump_json(by_alias=True, indent=indent)
+
+
+def to_dict(model: BaseModel) -> dict[str, Any]:
+    """The JSON-ready dict of a model, as it is written."""
+    return model.model_dump(mode="json", by_alias=True)
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    """('cases', 3, 'metrics', 'm', 'score') -> 'cases[3].metrics.m.score'."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def first_error(exc: ValidationError) -> tuple[str, str]:
+    """(field path, message) of a validation error's first problem, e.g. ('cases[3].metrics.m.score', ...)."""
+    errors = exc.errors()
+    if not errors:
+        return "", str(exc)
+    return _path(tuple(errors[0]["loc"])), str(errors[0]["msg"])
+
+
+def describe(exc: ValidationError, limit: int = 3) -> str:
+    """The shallowest problems of a validation error (at most `limit`), each naming its field."""
+    lines = []
+    for item in sorted(exc.errors(), key=lambda e: len(e["loc"]))[:limit]:
+        loc = tuple(item["loc"])
+        if item["type"] == "missing":
+            parent = _path(loc[:-1])
+            lines.append(f"{parent + ': ' if parent else ''}missing field '{loc[-1]}'")
+        else:
+            lines.append(f"field '{_path(loc) or '(top level)'}': {item['msg']}")
+    more = len(exc.errors()) - limit
+    if more > 0:
+        lines.append(f"and {more} more")
+    return "; ".join(lines)
+
+
+SCHEMA_MODELS: dict[str, type[BaseModel]] = {"result": ResultRecord, "manifest": Manifest, "report": Report}
+
+
+def json_schemas() -> dict[str, str]:
+    """File name -> text of the published JSON Schemas (docs/schemas/), generated from the models.
+
+    Regenerate after changing a model: `python -m evaluator.contract docs/schemas`.
+    """
+    out = {}
+    for name, model in SCHEMA_MODELS.items():
+        schema = {"$schema": "https://json-schema.org/draft/2020-12/schema",
+                  **model.model_json_schema(by_alias=True, mode="validation")}  # fmt: skip
+        out[f"{name}.schema.json"] = json.dumps(schema, indent=2, sort_keys=True) + "\n"
+    return out
+
+
+def load_report(path: str | Path) -> Report:
+    """Reads and validates a REPORT.json; every problem is an InputError naming the file and the field.
+
+    v1 reports (before limit changes were recorded) load as they are; a report from a newer evaluator, or a
+    file that is no report, gets a message saying so.
+    """
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{source}: cannot read: report not found") from None
+    except OSError as exc:
+        raise InputError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        content = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{source}: line {exc.lineno} column {exc.colno}: invalid JSON: {exc.msg}") from None
+    return report_from(content, str(source))
+
+
+def report_from(content: Any, source: str = "<report>") -> Report:
+    """Validates a parsed report (see `load_report`)."""
+    if not isinstance(content, dict):
+        raise InputError(f"{source}: top level must be a JSON object (an evaluator report)")
+    schema = content.get("schema")
+    if schema not in (REPORT_SCHEMA, REPORT_SCHEMA_V1):
+        hint = (
+            "written by a newer evaluator; upgrade ai-eval-factory to read it"
+            if isinstance(schema, str) and schema.startswith("evaluator.report/")
+            else "not an evaluator report"
+        )
+        raise InputError(f"{source}: field 'schema' is {schema!r}, expected {REPORT_SCHEMA!r} ({hint})")
+    try:
+        return Report.model_validate(content)
+    except ValidationError as exc:
+        raise InputError(f"{source}: {describe(exc)}") from None
+
+
+if __name__ == "__main__":
+    import sys
+
+    folder = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/schemas")
+    folder.mkdir(parents=True, exist_ok=True)
+    for file_name, text in json_schemas().items():
+        (folder / file_name).write_text(text, encoding="utf-8")
+        print(folder / file_name)
