@@ -9,8 +9,9 @@ HMAC on one side only.
 
 So the rule is narrow enough that every party reads the same bytes or refuses: UTF-8 text; trailing ASCII
 whitespace (what Java strips in that range) is dropped; what remains must be hex or base64 text
-(`openssl rand -hex 32`, `openssl rand -base64 32`). The release-trigger workflow applies the same rule to the
-GitHub secret before it signs.
+(`openssl rand -hex 32`, `openssl rand -base64 32`) that does not start with '-': JCasC reads `${trim:-abc}` as
+the variable `trim` with the default `abc`, so a leading dash would be lost on the Jenkins side only. The
+release-trigger workflow applies the same rule to the GitHub secret before it signs.
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ def parse_secret(data: bytes, source: str) -> bytes:
         raise ConfigError(
             f"{source}: the secret must be hex or base64 text; it holds {bad!r} at character {secret.index(bad) + 1}"
             f" (only a trailing newline or spaces are dropped); {HOW_TO}"
+        )
+    if secret.startswith("-"):
+        raise ConfigError(
+            f"{source}: the secret must not start with '-' (Jenkins' ${{trim:...}} would drop it); {HOW_TO}"
         )
     return secret.encode("ascii")
 

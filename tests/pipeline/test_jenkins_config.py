@@ -18,6 +18,7 @@ SECRET_FIELDS = {"secret", "password", "secretBytes", "privateKey", "token", "pa
 SECRET_REF = re.compile(
     r"^\$\{trim:\$\{readFile:/run/secrets/[A-Za-z0-9._-]+\}\}$"
     r"|^\$\{readFileBase64:/run/secrets/[A-Za-z0-9._-]+\}$|^\$\{[A-Z][A-Z0-9_]*\}$"
+    r"|^\$\{readFile:/run/secrets/agent-ssh-key\}$"  # PEM: untrimmed (`trim:-----BEGIN` reads as a default)
 )
 REQUIRED_PLUGINS = {
     "configuration-as-code", "job-dsl", "workflow-aggregator", "git", "github", "generic-webhook-trigger",
@@ -174,7 +175,8 @@ def test_secrets_resolve_strictly_and_trimmed() -> None:
     for path in CASC_FILES:
         text = path.read_text()
         # ${trim:...} strips the trailing newline `echo` leaves (the receiver and the sender trim the same way).
-        assert not re.search(r"(?<!trim:)\$\{readFile:", text), f"{path.name}: a readFile without trim"
+        untrimmed = re.findall(r"(?<!trim:)\$\{readFile:([^}]*)\}", text)
+        assert untrimmed in ([], ["/run/secrets/agent-ssh-key"]), f"{path.name}: a readFile without trim: {untrimmed}"
         # No default (`:-`) on a secret: a default is what strict mode lets through.
         assert not re.search(r"\$\{(trim:)?\$?\{?readFile[^}]*:-", text)
 
@@ -220,3 +222,29 @@ def test_the_checkout_credential_is_a_username_password(casc: dict[str, Any]) ->
     assert fields["password"] == "${trim:${readFile:/run/secrets/github-token}}"
     kind, _ = credentials(casc)["github-token"]
     assert kind == "string"
+
+
+def test_the_release_job_reads_what_the_receiver_forwards(casc: dict[str, Any]) -> None:
+    """The receiver forwards ReleaseParams as JSON; the trigger's JSONPaths must name its keys, and each
+    variable must be a parameter of the job (else Jenkins drops it)."""
+    import dataclasses
+
+    from evaluator.webhook import ReleaseParams
+
+    script = casc["jobs"][0]["script"]
+    variables = dict(re.findall(r"genericVariable \{ key\('([^']+)'\); value\('\$\.([a-z_]+)'\) \}", script))
+    assert variables, "the release job extracts no variable"
+    forwarded = {f.name for f in dataclasses.fields(ReleaseParams)}
+    assert set(variables.values()) <= forwarded
+    parameters = set(re.findall(r"(?:string|choice)Param\('([A-Z_]+)'", script))
+    assert set(variables) <= parameters
+    # Everything the scripts read from the job reaches them as a parameter.
+    assert {
+        "COMMIT",
+        "PR_NUMBER",
+        "REPOSITORY",
+        "EVAL_PATH",
+        "GATE_MODE",
+        "EVAL_TARGET_MODEL",
+        "REGISTRY",
+    } <= parameters

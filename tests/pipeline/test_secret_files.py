@@ -50,6 +50,7 @@ CONTENTS = [
     b"caf\xc3\xa9" + HEX.encode(),  # UTF-8, but not hex or base64
     b"It's a Secret to Everybody\n",
     b" " + HEX.encode(),  # leading space: trim keeps it
+    b"-" + HEX.encode() + b"\n",  # JCasC reads ${trim:-...} as the variable `trim` with a default: the dash is lost
     HEX.encode() + "\u00a0".encode(),  # no-break space: Java's trim keeps it
     HEX.encode() + "\u2003\n".encode(),  # em space: Java strips it; refused here rather than guessed
     b"\n",
@@ -106,3 +107,10 @@ def test_strict_resolution_refuses_a_missing_secret_file(tmp_path: Path) -> None
         jenkins_reads(tmp_path / "missing")
     # What strict mode prevents: without it, a missing file is an empty password.
     assert JENKINS.resolve(f"${{trim:${{readFile:{tmp_path / 'missing'}}}}}", {}, strict=False) == ""
+
+
+def test_the_emulation_shows_why_a_leading_dash_is_refused(tmp_path: Path) -> None:
+    """commons-text's StringSubstitutor splits `trim:-abc` at the first ':-': variable `trim`, default `abc`."""
+    secret_file = tmp_path / "secret"
+    secret_file.write_bytes(b"-abc123\n")
+    assert jenkins_reads(secret_file) == b"abc123\n"

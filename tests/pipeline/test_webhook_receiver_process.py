@@ -188,6 +188,7 @@ def test_the_worker_pool_is_bounded_and_recovers(receiver: Receiver) -> None:
         (b"\xff\xfe" + WEBHOOK_SECRET.encode(), "not UTF-8"),
         (b"It's a Secret to Everybody\n", "hex or base64"),
         (b" " + WEBHOOK_SECRET.encode(), "hex or base64"),
+        (b"-" + WEBHOOK_SECRET.encode(), "must not start with '-'"),
         (b"\n\n", "empty"),
     ],
 )

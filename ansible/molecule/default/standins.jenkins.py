@@ -200,7 +200,9 @@ def serve(env: Mapping[str, str]) -> None:
         sys.exit(1)
     home = Path(env.get("JENKINS_HOME", "/var/jenkins_home"))
     release = Release(casc, home)
-    print(f"STAND-IN jenkins: casc resolved, executors on the controller: {casc['jenkins']['numExecutors']}")
+    print(
+        f"STAND-IN jenkins: casc resolved, executors on the controller: {casc['jenkins']['numExecutors']}", flush=True
+    )
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:
@@ -238,7 +240,8 @@ def agent_check(env: Mapping[str, str]) -> None:
         private.write_text(key["privateKeySource"]["directEntry"]["privateKey"].rstrip("\n") + "\n")
         private.chmod(0o600)
         known = Path(folder) / "known_hosts"
-        known.write_text(f"[{ssh['host']}]:{ssh['port']} {host_key.strip()}\n")
+        host = ssh["host"] if int(ssh["port"]) == 22 else f"[{ssh['host']}]:{ssh['port']}"
+        known.write_text(f"{host} {host_key.strip()}\n")
         result = subprocess.run(
             [
                 "ssh", "-i", str(private), "-p", str(ssh["port"]), "-o", "BatchMode=yes",
@@ -250,7 +253,10 @@ def agent_check(env: Mapping[str, str]) -> None:
             timeout=60,
             check=False,
         )  # fmt: skip
-    print(f"STAND-IN jenkins: agent-check exit {result.returncode}: {result.stdout.strip()} {result.stderr.strip()}")
+    print(
+        f"STAND-IN jenkins: agent-check exit {result.returncode}: {result.stdout.strip()} {result.stderr.strip()}",
+        flush=True,
+    )
     sys.exit(result.returncode)
 
 
