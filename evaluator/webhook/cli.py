@@ -5,6 +5,9 @@ evaluator webhook verify --secret-file F --signature S --delivery D --timestamp 
     1 authentic but nothing to build, 2 rejected or bad input.
 evaluator webhook sign --secret-file F < body
 evaluator webhook serve --secret-file F --store S [--forward-url URL --forward-secret-file F2]
+
+Every secret file is read the same way (evaluator/webhook/secret.py): UTF-8 hex or base64 text, a trailing
+newline dropped, exactly as Jenkins' `${trim:${readFile:...}}` and the release-trigger workflow read theirs.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ import click
 from evaluator.webhook.errors import ConfigError, WebhookError
 from evaluator.webhook.payload import DEFAULT_RELEASE_BRANCHES, Ignored
 from evaluator.webhook.replay import ReplayStore
+from evaluator.webhook.secret import read_secret
 from evaluator.webhook.server import Forwarder, ReceiverConfig, make_server
 from evaluator.webhook.signature import sign
-from evaluator.webhook.verify import Delivery, VerifierConfig, read_secret, verify_delivery
+from evaluator.webhook.verify import Delivery, VerifierConfig, verify_delivery
 
 EXIT_ACCEPTED = 0
 EXIT_IGNORED = 1
@@ -34,16 +38,25 @@ _secret_option = click.option(
     "--secret-file",
     type=click.Path(path_type=Path, dir_okay=False),
     required=True,
-    help="File holding the shared HMAC secret (never pass the secret itself on a command line).",
+    help="File holding the shared HMAC secret, hex or base64 text (never pass the secret on a command line).",
 )
 _store_option = click.option(
     "--store",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="SQLite file of accepted delivery ids (replay protection). Without it replays are not detected.",
+    help="SQLite file of accepted deliveries and releases (replay protection). Without it replays are not detected.",
 )
 _policy_options = [
-    click.option("--max-age", type=click.IntRange(min=1), default=300, show_default=True, help="Seconds."),
+    click.option(
+        "--max-age", type=click.IntRange(min=1), default=300, show_default=True, help="Timestamp header age, seconds."
+    ),
+    click.option(
+        "--max-merge-age",
+        type=click.IntRange(min=1),
+        default=3600,
+        show_default=True,
+        help="Age of the signed pull_request.merged_at a release may have, seconds (bounds GitHub's own deliveries).",
+    ),
     click.option(
         "--require-timestamp/--no-require-timestamp",
         default=True,
@@ -81,11 +94,14 @@ def _read_body(body_file: Path | None, stdin: BinaryIO) -> bytes:
         raise ConfigError(f"{body_file}: cannot read the body: {exc.strerror or exc}") from None
 
 
-def _config(secret_file: Path, max_age: int, require_timestamp: bool, branches: tuple[str, ...]) -> VerifierConfig:
+def _config(
+    secret_file: Path, max_age: int, max_merge_age: int, require_timestamp: bool, branches: tuple[str, ...]
+) -> VerifierConfig:
     return VerifierConfig(
         secret=read_secret(secret_file),
         require_timestamp=require_timestamp,
         max_age_s=max_age,
+        max_merge_age_s=max_merge_age,
         release_branches=branches,
     )
 
@@ -93,8 +109,8 @@ def _config(secret_file: Path, max_age: int, require_timestamp: bool, branches: 
 def _store(path: Path | None, config: VerifierConfig) -> ReplayStore | None:
     if path is None:
         return None
-    # The window covers every timestamp that could still pass, and at least a day for GitHub's deliveries.
-    return ReplayStore(path, window_s=max(86400, config.max_age_s + config.max_skew_s))
+    # The window covers every delivery that could still pass, and at least a day (GitHub's redeliveries).
+    return ReplayStore(path, window_s=max(86400, config.replay_window_s))
 
 
 @click.group()
@@ -121,13 +137,14 @@ def verify(
     body_file: Path | None,
     store: Path | None,
     max_age: int,
+    max_merge_age: int,
     require_timestamp: bool,
     release_branches: tuple[str, ...],
     fmt: str,
 ) -> None:
     """Check one delivery read from stdin (raw bytes, exactly as received) and print its parameters."""
     try:
-        config = _config(secret_file, max_age, require_timestamp, release_branches)
+        config = _config(secret_file, max_age, max_merge_age, require_timestamp, release_branches)
         body = _read_body(body_file, sys.stdin.buffer)
         outcome = verify_delivery(
             Delivery(body=body, signature=signature, delivery_id=delivery, event=event, timestamp=timestamp),
@@ -179,10 +196,26 @@ def sign_command(secret_file: Path, body_file: Path | None) -> None:
     default=None,
     help="Generic Webhook Trigger token of the release job, sent as 'Authorization: Bearer'.",
 )
+@click.option(
+    "--read-timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds a client has to send its whole request; a slower one is cut off.",
+)
+@click.option("--workers", type=click.IntRange(min=1), default=4, show_default=True, help="Requests handled at once.")
+@click.option(
+    "--queue",
+    type=click.IntRange(min=0),
+    default=16,
+    show_default=True,
+    help="Connections waiting for a worker; more are answered 503 at once.",
+)
 def serve(
     secret_file: Path,
     store: Path | None,
     max_age: int,
+    max_merge_age: int,
     require_timestamp: bool,
     release_branches: tuple[str, ...],
     host: str,
@@ -191,8 +224,14 @@ def serve(
     forward_url: str | None,
     forward_secret_file: Path | None,
     forward_token_file: Path | None,
+    read_timeout: float,
+    workers: int,
+    queue: int,
 ) -> None:
-    """Receive deliveries on 127.0.0.1 and forward accepted release merges to Jenkins."""
+    """Receive deliveries on 127.0.0.1 and forward accepted release merges to Jenkins.
+
+    Requests are served by a fixed pool of worker threads (--workers, --queue) and must arrive whole within
+    --read-timeout; the process is meant to sit behind frpc, which alone connects to it."""
     try:
         if not ipaddress.ip_address(host).is_loopback:
             raise ConfigError(f"--host {host}: the receiver binds loopback only (frpc forwards to it)")
@@ -212,7 +251,7 @@ def serve(
         _fail("--path must start with '/'")
         return
     try:
-        config = _config(secret_file, max_age, require_timestamp, release_branches)
+        config = _config(secret_file, max_age, max_merge_age, require_timestamp, release_branches)
         replay = _store(store, config)
         assert replay is not None
         forward = None
@@ -221,7 +260,10 @@ def serve(
                 raise ConfigError("--forward-url must be an http(s) URL")
             token = read_secret(forward_token_file).decode() if forward_token_file is not None else None
             forward = Forwarder(forward_url, read_secret(forward_secret_file), token)
-        server = make_server(host, port, ReceiverConfig(url_path, config, replay, forward))
+        receiver = ReceiverConfig(
+            url_path, config, replay, forward, read_timeout_s=read_timeout, workers=workers, queue=queue
+        )
+        server = make_server(host, port, receiver)
     except WebhookError as exc:
         _fail(exc.message)
         return

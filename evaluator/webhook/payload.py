@@ -12,6 +12,7 @@ import fnmatch
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 from evaluator.webhook.errors import PayloadError
@@ -20,6 +21,7 @@ DEFAULT_RELEASE_BRANCHES: tuple[str, ...] = ("release", "release/*")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _REF = re.compile(r"^[A-Za-z0-9._/-]{1,255}$")
 _REPO = re.compile(r"^[A-Za-z0-9._-]{1,100}/[A-Za-z0-9._-]{1,100}$")
+_GITHUB_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,13 @@ class ReleaseParams:
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def replay_key(self) -> str:
+        """What one release is, whoever delivers it and however often: the repository, the PR, the merge commit.
+
+        All three are inside the signed body; a delivery id is a header nobody signs."""
+        return f"release:{self.repository}#{self.pr_number}@{self.commit}"
 
 
 @dataclass(frozen=True)
@@ -102,3 +111,16 @@ def filter_release(
         repository=repository,
         delivery_id=delivery_id,
     )
+
+
+def merged_at(payload: Any) -> float:
+    """`pull_request.merged_at` of an authenticated release merge, in Unix seconds.
+
+    Signed, and set by GitHub when the merge happened: the receiver bounds a delivery's age by it (GitHub's own
+    deliveries carry no signed timestamp otherwise)."""
+    pr = _obj(_obj(payload, "body").get("pull_request"), "pull_request")
+    value = _str(pr, "merged_at", "pull_request.merged_at", _GITHUB_TIME)
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise PayloadError(f"pull_request.merged_at: {value!r} is not a valid time") from None

@@ -1,15 +1,21 @@
-"""Remember accepted delivery ids for a while, so a captured request cannot start a second build.
+"""Remember what was accepted for a while, so a captured request cannot start a second build.
+
+Two keys per accepted delivery: its delivery id (GitHub's "redeliver" reuses it) and, for a release merge,
+the release itself (repository, PR and merge commit, all inside the signed body). The second is what stops a
+replay: X-GitHub-Delivery is not signed, so a captured body and signature re-sent under a new id would pass a
+check on the id alone. A delivery is refused when any of its keys is already recorded.
 
 SQLite gives an atomic "insert unless present" across processes (the CLI may run once per delivery, the
 receiver in threads); entries older than the window are purged on every call, so the file stays small. The
-window must be at least the timestamp max-age: otherwise an id could be replayed after it was forgotten
-while its timestamp is still fresh. VerifierConfig enforces that.
+window must cover every delivery the staleness checks still let through: otherwise a key could be forgotten
+while its body is still fresh. verify_delivery enforces that.
 """
 
 from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 from evaluator.webhook.errors import ConfigError, ReplayError
@@ -26,8 +32,15 @@ def check_delivery_id(delivery_id: str | None) -> str:
     return delivery_id
 
 
+def _keys(keys: str | Sequence[str]) -> list[str]:
+    found = [keys] if isinstance(keys, str) else list(keys)
+    if not found or any(not k for k in found):
+        raise ConfigError("a replay key must be a non-empty string")
+    return found
+
+
 class ReplayStore:
-    """A file of delivery ids seen within the last `window_s` seconds."""
+    """A file of keys (delivery ids, releases) seen within the last `window_s` seconds."""
 
     def __init__(self, path: Path, window_s: float) -> None:
         if window_s <= 0:
@@ -45,38 +58,38 @@ class ReplayStore:
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, taking the write lock up front.
         return sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
 
-    def remember(self, delivery_id: str, now: float) -> None:
-        """Record `delivery_id`; raise ReplayError if it is already recorded within the window."""
-        check_delivery_id(delivery_id)
+    def remember(self, keys: str | Sequence[str], now: float) -> None:
+        """Record every key at once; raise ReplayError (recording none) if any is already recorded."""
+        wanted = _keys(keys)
         db = self._connect()
         try:
             db.execute("BEGIN IMMEDIATE")
             db.execute("DELETE FROM deliveries WHERE seen_at < ?", (now - self.window_s,))
-            try:
-                db.execute("INSERT INTO deliveries (id, seen_at) VALUES (?, ?)", (delivery_id, now))
-            except sqlite3.IntegrityError:
-                db.execute("COMMIT")
-                raise ReplayError(f"delivery {delivery_id} was already accepted (replay)") from None
+            for key in wanted:
+                if db.execute("SELECT 1 FROM deliveries WHERE id = ?", (key,)).fetchone() is not None:
+                    db.execute("ROLLBACK")
+                    raise ReplayError(f"{key} was already accepted (replay)")
+            db.executemany("INSERT INTO deliveries (id, seen_at) VALUES (?, ?)", [(k, now) for k in wanted])
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise ConfigError(f"{self.path}: replay store error: {exc}") from None
         finally:
             db.close()
 
-    def forget(self, delivery_id: str) -> None:
-        """Drop an id again, e.g. when forwarding failed and the sender will retry the same delivery."""
+    def forget(self, keys: str | Sequence[str]) -> None:
+        """Drop keys again, e.g. when forwarding failed and the sender will retry the same delivery."""
         db = self._connect()
         try:
-            db.execute("DELETE FROM deliveries WHERE id = ?", (delivery_id,))
+            db.executemany("DELETE FROM deliveries WHERE id = ?", [(k,) for k in _keys(keys)])
         except sqlite3.Error as exc:
             raise ConfigError(f"{self.path}: replay store error: {exc}") from None
         finally:
             db.close()
 
-    def __contains__(self, delivery_id: object) -> bool:
+    def __contains__(self, key: object) -> bool:
         db = self._connect()
         try:
-            row = db.execute("SELECT 1 FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
+            row = db.execute("SELECT 1 FROM deliveries WHERE id = ?", (key,)).fetchone()
         finally:
             db.close()
         return row is not None

@@ -2,11 +2,14 @@
 
 1. signature over the raw bytes (nothing is parsed before it passes);
 2. JSON parse;
-3. timestamp freshness (required for our own sender; GitHub's own deliveries carry none);
+3. timestamp header freshness (required for our own sender when configured; GitHub's own deliveries carry none);
 4. the timestamp and delivery id inside the signed body, when present, must equal the headers (a header
    alone is not signed, so without this binding a captured body could be re-sent with a fresh timestamp);
-5. replay: the delivery id is recorded atomically, a second use is refused;
-6. the release filter.
+5. the release filter;
+6. for a release merge, staleness from the signed `pull_request.merged_at` (whoever sent it);
+7. replay: the delivery id and, for a release, the release itself (repository, PR, merge commit: signed
+   content) are recorded atomically; a second delivery of either is refused. Headers are not signed, so the
+   delivery id alone would let a captured body through again under a new id.
 """
 
 from __future__ import annotations
@@ -15,13 +18,15 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from evaluator.webhook.errors import ConfigError, PayloadError, StaleError
-from evaluator.webhook.payload import DEFAULT_RELEASE_BRANCHES, Ignored, ReleaseParams, filter_release
+from evaluator.webhook.payload import DEFAULT_RELEASE_BRANCHES, Ignored, ReleaseParams, filter_release, merged_at
 from evaluator.webhook.replay import ReplayStore, check_delivery_id
+from evaluator.webhook.secret import read_secret
 from evaluator.webhook.signature import verify_signature
+
+__all__ = ["Delivery", "VerifierConfig", "read_secret", "replay_keys", "verify_delivery"]
 
 TRIGGER_KEY = "release_trigger"  # where our sender puts the signed copy of delivery id and timestamp
 _TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
@@ -40,31 +45,26 @@ class Delivery:
 
 @dataclass(frozen=True)
 class VerifierConfig:
-    """Secret and policy. `max_age_s` also bounds how far in the future a timestamp may be (clock skew)."""
+    """Secret and policy. `max_age_s` bounds the timestamp header's age, `max_merge_age_s` the age of the signed
+    merge time; `max_skew_s` how far in the future either may be (clock skew)."""
 
     secret: bytes
     require_timestamp: bool = True
     max_age_s: int = 300
     max_skew_s: int = 60
+    max_merge_age_s: int = 3600
     release_branches: Sequence[str] = field(default=DEFAULT_RELEASE_BRANCHES)
 
     def __post_init__(self) -> None:
         if not self.secret:
             raise ConfigError("the webhook secret is empty")
-        if self.max_age_s <= 0 or self.max_skew_s < 0:
-            raise ConfigError("max age must be positive and clock skew non-negative")
+        if self.max_age_s <= 0 or self.max_merge_age_s <= 0 or self.max_skew_s < 0:
+            raise ConfigError("max ages must be positive and clock skew non-negative")
 
-
-def read_secret(path: Path) -> bytes:
-    """The secret file's bytes without a trailing newline; a clear error when missing or empty."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the webhook secret: {exc.strerror or exc}") from None
-    secret = data.rstrip(b"\r\n")
-    if not secret:
-        raise ConfigError(f"{path}: the webhook secret file is empty")
-    return secret
+    @property
+    def replay_window_s(self) -> int:
+        """How long a key must be remembered: as long as any delivery carrying it can still pass."""
+        return max(self.max_age_s, self.max_merge_age_s) + self.max_skew_s
 
 
 def check_timestamp(timestamp: str | None, now: float, config: VerifierConfig) -> int | None:
@@ -98,6 +98,20 @@ def _check_binding(payload: Any, delivery_id: str, timestamp: int | None, config
         raise StaleError(f"{TRIGGER_KEY}.timestamp does not match the timestamp header")
 
 
+def check_merge_time(payload: Any, now: float, config: VerifierConfig) -> None:
+    """A release merge must have been merged within [now - max_merge_age, now + skew] (signed content)."""
+    when = merged_at(payload)
+    if when < now - config.max_merge_age_s:
+        raise StaleError(f"merged {int(now - when)} s ago (limit {config.max_merge_age_s} s): too old to release")
+    if when > now + config.max_skew_s:
+        raise StaleError(f"merged {int(when - now)} s in the future (limit {config.max_skew_s} s)")
+
+
+def replay_keys(outcome: ReleaseParams | Ignored, delivery_id: str) -> list[str]:
+    """The keys a delivery is remembered by (see replay.py): its id and, for a release, the release."""
+    return [delivery_id, outcome.replay_key] if isinstance(outcome, ReleaseParams) else [delivery_id]
+
+
 def verify_delivery(
     delivery: Delivery,
     config: VerifierConfig,
@@ -113,8 +127,11 @@ def verify_delivery(
         raise PayloadError(f"body is not valid JSON: {exc}") from None
     timestamp = check_timestamp(delivery.timestamp, now, config)
     _check_binding(payload, delivery_id, timestamp, config)
+    outcome = filter_release(delivery.event, payload, delivery_id, config.release_branches)
+    if isinstance(outcome, ReleaseParams):
+        check_merge_time(payload, now, config)
     if store is not None:
-        if store.window_s < config.max_age_s + config.max_skew_s:
-            raise ConfigError("the replay window must cover the timestamp max age plus clock skew")
-        store.remember(delivery_id, now)
-    return filter_release(delivery.event, payload, delivery_id, config.release_branches)
+        if store.window_s < config.replay_window_s:
+            raise ConfigError("the replay window must cover the max ages plus clock skew")
+        store.remember(replay_keys(outcome, delivery_id), now)
+    return outcome

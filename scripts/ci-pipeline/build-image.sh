@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Build the evaluator image with the host's Docker (Docker-out-of-Docker: the CLI in the Jenkins container,
-# the daemon on the host), tagged by the commit; push it when a registry is configured (cluster path).
+# Build the evaluator image with the host's Docker (Docker-out-of-Docker: the CLI on the agent, the daemon on
+# the host), tagged by the commit. The cluster path then gets it to the cluster: pushed to REGISTRY (with the
+# 'registry' credential: REGISTRY_USER, REGISTRY_PASSWORD), or, without a registry, loaded into minikube's
+# node, a container named after the profile on this same daemon (what `minikube image load` does).
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
@@ -11,11 +13,20 @@ docker build \
   --label "org.opencontainers.image.revision=$COMMIT" \
   --label "org.opencontainers.image.source=${REPOSITORY:-local}" \
   "$WORKSPACE"
+log "built $image"
+[ "$EVAL_PATH" = cluster ] || exit 0
+
 if [ -n "${REGISTRY:-}" ]; then
-  # REGISTRY_USER / REGISTRY_PASSWORD come from the 'registry' credential; --password-stdin keeps it off argv.
   if [ -n "${REGISTRY_PASSWORD:-}" ]; then
-    printf '%s' "$REGISTRY_PASSWORD" | docker login --username "${REGISTRY_USER:?}" --password-stdin "$REGISTRY"
+    # --password-stdin keeps the password off every command line.
+    printf '%s' "$REGISTRY_PASSWORD" | docker login --username "${REGISTRY_USER:?REGISTRY_USER is not set}" --password-stdin "$REGISTRY"
   fi
   docker push "$image"
+  log "pushed $image"
+else
+  node="${MINIKUBE_PROFILE:-minikube}"
+  docker container inspect "$node" >/dev/null 2>&1 \
+    || die 2 "no REGISTRY, and no minikube node container '$node' on this daemon (set REGISTRY or MINIKUBE_PROFILE)"
+  docker save "$image" | docker exec -i "$node" docker load
+  log "loaded $image into minikube node $node"
 fi
-log "built $image"

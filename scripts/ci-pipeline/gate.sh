@@ -1,6 +1,30 @@
 #!/usr/bin/env bash
-# The release gate: exit 0 pass, 1 failed (the build fails, the release is blocked), 2 input error.
+# The release gate, in the mode GATE_MODE asks for (suite: the suite's own gate.mode; warn; block), against the
+# last green release's report when the Baseline stage found one. Writes results/gate-verdict for the Jenkinsfile:
+#   pass  the gate passed                                   exit 0
+#   warn  it failed, but the mode only warns (release goes on, the build is marked unstable)   exit 0
+#   fail  it failed and blocks the release                  exit 1 (2: bad input)
+# `evaluator gate` runs twice: once in block mode for the verdict itself, once in the chosen mode for the log.
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
-evaluator gate "$RESULTS_DIR/report.json" --mode "${GATE_MODE:-block}"
+report="$RESULTS_DIR/report.json"
+flags="$(gate_mode)"
+read -r -a mode <<<"$flags"
+baseline=()
+if [ -n "${BASELINE_REPORT:-}" ] && [ -f "$BASELINE_REPORT" ]; then baseline=(--baseline "$BASELINE_REPORT"); fi
+
+set +e
+evaluator gate "$report" --mode block "${baseline[@]}" >/dev/null 2>&1
+strict=$?
+evaluator gate "$report" "${mode[@]}" "${baseline[@]}"
+chosen=$?
+set -e
+if [ "$strict" -eq 2 ] || [ "$chosen" -eq 2 ]; then die 2 "the gate could not read $report"; fi
+if [ "$chosen" -ne 0 ]; then verdict=fail
+elif [ "$strict" -ne 0 ]; then verdict=warn
+else verdict=pass
+fi
+echo "$verdict" >"$RESULTS_DIR/gate-verdict"
+log "gate verdict: $verdict"
+[ "$verdict" != fail ]

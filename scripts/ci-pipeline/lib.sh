@@ -22,6 +22,15 @@ require_commit() {
   [[ "${COMMIT:-}" =~ ^[0-9a-f]{40}$ ]] || die 2 "COMMIT must be a 40-character lowercase hex SHA, got '${COMMIT:-}'"
 }
 
+# GATE_MODE: suite (the suite's own gate.mode), warn or block. Prints the `evaluator gate` flags for it.
+gate_mode() {
+  case "${GATE_MODE:-suite}" in
+    suite) echo "" ;;
+    warn | block) echo "--mode ${GATE_MODE}" ;;
+    *) die 2 "GATE_MODE must be suite, warn or block, got '${GATE_MODE}'" ;;
+  esac
+}
+
 # The image is tagged by the commit it was built from; the run id is a DNS label (Kubernetes names).
 image_ref() { require_commit; echo "${REGISTRY:+$REGISTRY/}$IMAGE_REPO:$COMMIT"; }
 run_id() { require_commit; echo "${RUN_ID:-r${BUILD_NUMBER:-0}-${COMMIT:0:12}}"; }

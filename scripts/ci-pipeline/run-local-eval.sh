@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Single-host path: `evaluator run SUITE --out DIR --workers W` inside the image built for this commit,
 # started as a sibling container by the host's daemon. No bind mount (a path in the Jenkins container is
-# not a path on the host): the suite goes in and the results come out with `docker cp`.
+# not a path on the host): the suite goes in and the results come out with `docker cp`. The server and models
+# under test come from the job's EVAL_TARGET_* / EVAL_JUDGE_* parameters (the judge defaults to the target);
+# no kubeconfig is involved.
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
+: "${EVAL_TARGET_BASE_URL:?the local path needs EVAL_TARGET_BASE_URL}" "${EVAL_TARGET_MODEL:?the local path needs EVAL_TARGET_MODEL}"
+export EVAL_JUDGE_BASE_URL="${EVAL_JUDGE_BASE_URL:-$EVAL_TARGET_BASE_URL}" EVAL_JUDGE_MODEL="${EVAL_JUDGE_MODEL:-$EVAL_TARGET_MODEL}"
 image="$(image_ref)"
 rid="$(run_id)"
 name="eval-$rid"
@@ -17,7 +21,8 @@ if [ -n "${EVAL_GPUS:-}" ]; then gpu_args=(--gpus "$EVAL_GPUS"); fi
 # -e NAME (without =value) passes the variable from this environment without echoing its value.
 docker create --name "$name" --network host "${gpu_args[@]}" \
   -e EVAL_RUN_ID="$rid" -e EVAL_COMMIT="$COMMIT" \
-  -e EVAL_TARGET_BASE_URL -e EVAL_TARGET_API_KEY -e EVAL_JUDGE_BASE_URL -e EVAL_JUDGE_API_KEY \
+  -e EVAL_TARGET_BASE_URL -e EVAL_TARGET_MODEL -e EVAL_TARGET_API_KEY \
+  -e EVAL_JUDGE_BASE_URL -e EVAL_JUDGE_MODEL -e EVAL_JUDGE_API_KEY \
   "$image" run "/work/suite/$suite_file" --out /work/out --workers "$EVAL_WORKERS" >/dev/null
 docker cp "$suite_dir/." "$name:/work/suite/"
 

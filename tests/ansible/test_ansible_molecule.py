@@ -21,7 +21,13 @@ pytestmark = [pytest.mark.molecule, pytest.mark.slow]
 CONTAINERS_CONF = ANSIBLE_DIR / "molecule" / "containers.conf"
 SCENARIOS = sorted(p.parent.name for p in (ANSIBLE_DIR / "molecule").glob("*/molecule.yml"))
 # The secrets the default scenario hands to ci_stack: they must never show up in Ansible's output.
-SECRETS = ("molecule-admin-password-1234", "molecule-frp-token-5678")
+SECRETS = (
+    "molecule-admin-password-1234",
+    "molecule-frp-token-5678",
+    "molecule-jenkins-admin-9012",
+    "molecule-github-token-3456",
+    "6d6f6c6563756c652d776562686f6f6b2d7365637265742d3738393031323334",
+)
 
 
 def _missing_tools() -> list[str]:

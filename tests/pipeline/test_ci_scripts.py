@@ -4,10 +4,13 @@ machine): it answers `wait --for=condition=X` the way a real Job in that state w
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -29,12 +32,21 @@ def run(
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed (scripts/apt/pipeline.txt)")
 def test_shellcheck_is_clean() -> None:
-    scripts = sorted(str(p) for p in SCRIPTS.glob("*.sh"))
+    scripts = [*sorted(str(p) for p in SCRIPTS.glob("*.sh")), str(REPO / "jenkins" / "agent-entrypoint.sh")]
     result = subprocess.run(["shellcheck", "-x", *scripts], capture_output=True, text=True, cwd=SCRIPTS, check=False)
     assert result.returncode == 0, result.stdout
 
 
-GOOD = {"COMMIT": MERGE_SHA, "PR_NUMBER": "42", "REPOSITORY": "acme/ai-eval-factory", "EVAL_PATH": "local"}
+LOCAL_TARGET = {
+    "EVAL_TARGET_BASE_URL": "http://127.0.0.1:8000/v1", "EVAL_TARGET_MODEL": "qwen2.5-0.5b-instruct",
+    "EVAL_JUDGE_BASE_URL": "http://127.0.0.1:8001/v1", "EVAL_JUDGE_MODEL": "qwen2.5-7b-instruct",
+}  # fmt: skip
+GOOD = {
+    "COMMIT": MERGE_SHA,
+    "PR_NUMBER": "42",
+    "REPOSITORY": "acme/ai-eval-factory",
+    "EVAL_PATH": "local",
+} | LOCAL_TARGET
 
 
 @pytest.mark.parametrize(
@@ -47,6 +59,7 @@ GOOD = {"COMMIT": MERGE_SHA, "PR_NUMBER": "42", "REPOSITORY": "acme/ai-eval-fact
         ({"PR_NUMBER": "$(id)"}, "PR_NUMBER"),
         ({"REPOSITORY": "a/b/c"}, "REPOSITORY"),
         ({"EVAL_PATH": "cloud"}, "EVAL_PATH"),
+        ({"GATE_MODE": "sometimes"}, "GATE_MODE"),
     ],
 )
 def test_check_params_refuses_bad_parameters(change: dict[str, str], needle: str) -> None:
@@ -166,3 +179,235 @@ def test_cluster_path_renders_applies_waits_aggregates_and_collects(tmp_path: Pa
     assert (tmp_path / "results" / ".expected-shards").read_text().strip() == str(jobs[0]["spec"]["completions"])
     assert (tmp_path / "results" / "shard-00000").is_dir()
     assert any(c.startswith("--namespace") and " cp " in f" {c} " for c in calls)
+
+
+# The image reaches the cluster; the local path needs no kubeconfig and gets its target model.
+
+FAKE_DOCKER = """#!/usr/bin/env bash
+# Stand-in for the docker CLI: records each call (and what came on stdin for login/load) and succeeds.
+echo "docker $*" >> "$FAKE_LOG"
+case "$1" in
+  login) echo "stdin: $(cat)" >> "$FAKE_LOG" ;;
+  save) echo "IMAGE-TAR-OF $*" ;;
+  exec) echo "stdin: $(cat)" >> "$FAKE_LOG" ;;
+  start) mkdir -p "$FAKE_OUT" ;;
+  cp) case "$2" in *:/work/out/.) mkdir -p "$3/shard-00000" ;; esac ;;
+  image) [ "$2" = inspect ] && exit 0 ;;
+esac
+exit 0
+"""
+
+
+def fake_docker(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(FAKE_DOCKER)
+    (bin_dir / "docker").chmod(0o755)
+    log = tmp_path / "docker.log"
+    log.write_text("")
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_LOG": str(log), "FAKE_OUT": str(tmp_path / "out")}
+    return env, log
+
+
+def test_the_cluster_path_pushes_the_image_to_the_registry_with_the_credential(tmp_path: Path) -> None:
+    env, log = fake_docker(tmp_path)
+    result = run("build-image.sh", env=env | GOOD | {
+        "EVAL_PATH": "cluster", "REGISTRY": "registry.example.org:5000", "REGISTRY_USER": "ci",
+        "REGISTRY_PASSWORD": "s3cret-pass",
+    })  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    calls = log.read_text()
+    image = f"registry.example.org:5000/ai-eval-factory/evaluator:{MERGE_SHA}"
+    assert f"--tag {image}" in calls
+    assert "docker login --username ci --password-stdin registry.example.org:5000" in calls
+    assert "stdin: s3cret-pass" in calls and "s3cret-pass" not in calls.replace("stdin: s3cret-pass", "")
+    assert f"docker push {image}" in calls
+
+
+def test_the_cluster_path_without_a_registry_loads_the_image_into_minikube(tmp_path: Path) -> None:
+    env, log = fake_docker(tmp_path)
+    result = run("build-image.sh", env=env | GOOD | {"EVAL_PATH": "cluster", "MINIKUBE_PROFILE": "factory"})
+    assert result.returncode == 0, result.stderr
+    calls = log.read_text()
+    image = f"ai-eval-factory/evaluator:{MERGE_SHA}"
+    # minikube's docker driver: the node is a container on the same daemon; its own dockerd loads the image.
+    assert f"docker save {image}" in calls
+    assert "docker exec -i factory docker load" in calls and f"stdin: IMAGE-TAR-OF save {image}" in calls
+    assert "docker push" not in calls
+
+
+def test_the_local_path_neither_pushes_nor_loads(tmp_path: Path) -> None:
+    env, log = fake_docker(tmp_path)
+    result = run("build-image.sh", env=env | GOOD | {"REGISTRY": "registry.example.org:5000"})
+    assert result.returncode == 0, result.stderr
+    assert "push" not in log.read_text() and "docker exec" not in log.read_text()
+
+
+def test_the_local_path_passes_the_target_and_judge_models_without_a_kubeconfig(tmp_path: Path) -> None:
+    env, log = fake_docker(tmp_path)
+    workspace = tmp_path / "ws"
+    (workspace / "suites").mkdir(parents=True)
+    (workspace / "suites" / "suite.yaml").write_text("name: tiny\n")
+    result = run(
+        "evaluate.sh",
+        env=env | GOOD | LOCAL_TARGET | {"EVAL_SUITE": "suites/suite.yaml", "BUILD_NUMBER": "3"},
+        cwd=workspace,
+    )
+    assert result.returncode == 0, result.stderr
+    create = next(line for line in log.read_text().splitlines() if line.startswith("docker create"))
+    for name in LOCAL_TARGET:
+        # `-e NAME` passes the value from the environment without putting it on the command line.
+        assert f" -e {name} " in create
+    assert "KUBECONFIG" not in create
+
+
+@pytest.mark.parametrize("missing", ["EVAL_TARGET_BASE_URL", "EVAL_TARGET_MODEL"])
+def test_the_local_path_refuses_to_run_without_a_target(missing: str) -> None:
+    env = {k: v for k, v in GOOD.items() if k != missing}
+    result = run("check-params.sh", env=env)
+    assert result.returncode == 2 and missing in result.stderr
+
+
+def test_the_cluster_path_takes_its_models_from_the_stack_not_the_job() -> None:
+    """The rendered Job carries the stack's target and judge settings: check-params does not ask for them."""
+    assert run("check-params.sh", env=GOOD | {"EVAL_PATH": "cluster"}).returncode == 0
+
+
+# The gate's mode, the baseline, the verdict the release stage reads, the commit status.
+
+FAKE_EVALUATOR = """#!/usr/bin/env bash
+# Stand-in for the evaluator CLI: records its arguments; `gate` exits as $FAKE_GATE_EXIT says for block mode.
+echo "evaluator $*" >> "$FAKE_LOG"
+if [ "$1" = gate ]; then
+  for arg in "$@"; do [ "$arg" = warn ] && warn=1; done
+  if [ "${FAKE_GATE_EXIT:-0}" = 1 ] && [ -z "${warn:-}" ]; then exit 1; fi
+  [ "${FAKE_GATE_EXIT:-0}" = 1 ] && echo "WARN: gate failed in warn mode" >&2
+fi
+exit 0
+"""
+
+
+def fake_evaluator(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    venv_bin = tmp_path / "venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "evaluator").write_text(FAKE_EVALUATOR)
+    (venv_bin / "evaluator").chmod(0o755)
+    log = tmp_path / "evaluator.log"
+    log.write_text("")
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "report.json").write_text("{}")
+    return {"VENV": str(tmp_path / "venv"), "FAKE_LOG": str(log), "RESULTS_DIR": str(results)}, log
+
+
+@pytest.mark.parametrize(
+    ("mode", "gate_exit", "flag", "verdict", "code"),
+    [
+        ("suite", 0, None, "pass", 0),
+        ("block", 0, "--mode block", "pass", 0),
+        ("block", 1, "--mode block", "fail", 1),
+        ("warn", 1, "--mode warn", "warn", 0),
+        ("suite", 1, None, "fail", 1),
+    ],
+)
+def test_gate_mode_reaches_the_gate_and_the_verdict_is_written(
+    tmp_path: Path, mode: str, gate_exit: int, flag: str | None, verdict: str, code: int
+) -> None:
+    env, log = fake_evaluator(tmp_path)
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text("{}")
+    result = run(
+        "gate.sh", env=env | {"GATE_MODE": mode, "FAKE_GATE_EXIT": str(gate_exit), "BASELINE_REPORT": str(baseline)}
+    )
+    assert result.returncode == code, result.stderr
+    calls = [line for line in log.read_text().splitlines() if line.startswith("evaluator gate")]
+    assert calls and all(f"--baseline {baseline}" in c for c in calls)
+    if flag is None:
+        assert all("--mode" not in c for c in calls[-1:])  # the suite's own gate.mode
+    else:
+        assert flag in calls[-1]
+    assert (tmp_path / "results" / "gate-verdict").read_text().strip() == verdict
+
+
+def test_a_bad_gate_mode_is_refused(tmp_path: Path) -> None:
+    env, _ = fake_evaluator(tmp_path)
+    result = run("gate.sh", env=env | {"GATE_MODE": "maybe"})
+    assert result.returncode == 2 and "GATE_MODE" in result.stderr
+
+
+def test_the_report_compares_with_the_baseline_when_there_is_one(tmp_path: Path) -> None:
+    env, log = fake_evaluator(tmp_path)
+    assert run("report.sh", env=env | {"BASELINE_REPORT": str(tmp_path / "none.json")}).returncode == 0
+    assert "--baseline" not in log.read_text()
+    (tmp_path / "base.json").write_text("{}")
+    assert run("report.sh", env=env | {"BASELINE_REPORT": str(tmp_path / "base.json")}).returncode == 0
+    assert f"--baseline {tmp_path / 'base.json'}" in log.read_text()
+
+
+class FakeGitHub:
+    """Records the commit statuses posted to it (the GitHub REST API, on 127.0.0.1)."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, dict[str, str], dict[str, str]]] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.posts.append((self.path, dict(self.headers), body))
+                self.send_response(201)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("args", "extra", "state"),
+    [
+        (["pending"], {}, "pending"),
+        (["--from-result"], {"BUILD_RESULT": "SUCCESS"}, "success"),
+        (["--from-result"], {"BUILD_RESULT": "UNSTABLE"}, "success"),
+        (["--from-result"], {"BUILD_RESULT": "FAILURE"}, "failure"),
+        (["--from-result"], {"BUILD_RESULT": "ABORTED"}, "error"),
+    ],
+)
+def test_the_result_is_reported_as_a_commit_status_on_the_merge_commit(
+    args: list[str], extra: dict[str, str], state: str
+) -> None:
+    github = FakeGitHub()
+    try:
+        env = GOOD | extra | {
+            "GITHUB_TOKEN": "ghs_token123", "GITHUB_API_URL": github.url, "BUILD_URL": "http://127.0.0.1:8080/job/release/7/",
+        }  # fmt: skip
+        result = run("commit-status.sh", *args, env=env)
+        assert result.returncode == 0, result.stderr
+        ((path, headers, body),) = github.posts
+        assert path == f"/repos/acme/ai-eval-factory/statuses/{MERGE_SHA}"
+        assert headers["Authorization"] == "Bearer ghs_token123"
+        assert body["state"] == state and body["context"] == "release/evaluation-gate"
+        assert body["target_url"] == "http://127.0.0.1:8080/job/release/7/"
+        assert "ghs_token123" not in result.stderr
+    finally:
+        github.close()
+
+
+def test_the_release_promotes_the_evaluated_image(tmp_path: Path) -> None:
+    env, log = fake_docker(tmp_path)
+    result = run("release.sh", env=env | GOOD | {"REGISTRY": "registry.example.org:5000", "EVAL_PATH": "cluster"})
+    assert result.returncode == 0, result.stderr
+    calls = log.read_text()
+    evaluated = f"registry.example.org:5000/ai-eval-factory/evaluator:{MERGE_SHA}"
+    released = "registry.example.org:5000/ai-eval-factory/evaluator:release-pr-42"
+    assert f"docker tag {evaluated} {released}" in calls and f"docker push {released}" in calls

@@ -174,6 +174,7 @@ while [ "$i" -lt "$6" ]; do
   dir="$4/shard-0000$i"; mkdir -p "$dir"
   cat "$2" > "$dir/suite-seen.yaml"
   echo "$EVAL_RUN_ID $EVAL_COMMIT" > "$dir/env.txt"
+  echo "$EVAL_TARGET_BASE_URL $EVAL_TARGET_MODEL $EVAL_JUDGE_BASE_URL $EVAL_JUDGE_MODEL" > "$dir/models.txt"
   i=$((i + 1))
 done
 id -u > "$4/uid.txt"
@@ -214,6 +215,7 @@ def test_run_local_eval_moves_suite_in_and_results_out(
     env = docker_env | {
         "WORKSPACE": str(workspace), "COMMIT": MERGE_SHA, "IMAGE_REPO": repo,
         "EVAL_SUITE": "suites/suite.yaml", "EVAL_WORKERS": "2", "BUILD_NUMBER": "7",
+        "EVAL_TARGET_BASE_URL": "http://127.0.0.1:8000/v1", "EVAL_TARGET_MODEL": "target-model",
     }  # fmt: skip
     result = subprocess.run(
         ["bash", str(REPO / "scripts" / "ci-pipeline" / "run-local-eval.sh")],
@@ -230,5 +232,9 @@ def test_run_local_eval_moves_suite_in_and_results_out(
     assert (results / "shard-00001" / "suite-seen.yaml").read_text() == "name: tiny\n"
     assert (results / "shard-00000" / "env.txt").read_text().split() == [f"r7-{MERGE_SHA[:12]}", MERGE_SHA]
     assert (results / "uid.txt").read_text().strip() == "10001"  # the evaluation ran as non-root
+    # The job's local-path target reached the container; the judge defaults to the target.
+    assert (results / "shard-00000" / "models.txt").read_text().split() == [
+        "http://127.0.0.1:8000/v1", "target-model", "http://127.0.0.1:8000/v1", "target-model",
+    ]  # fmt: skip
     # The sibling container is gone afterwards.
     assert ok(docker(docker_env, "ps", "--all", "--quiet", "--filter", f"name=eval-r7-{MERGE_SHA[:12]}")) == ""

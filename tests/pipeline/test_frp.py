@@ -1,5 +1,6 @@
-"""frp/frps.toml and frp/frpc.toml parsed with tomllib: TLS forced and verified, secrets templated from the
-environment, one http proxy limited to the webhook path, dashboards on loopback with a password."""
+"""frp/frps.toml and frp/frpc.toml parsed with tomllib: TLS forced and verified, the token read from a file
+(never from the environment), every environment value guarded so that a missing one stops frp instead of
+rendering as Go's `<no value>`, one http proxy limited to the webhook path, no admin UI."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ from typing import Any
 import pytest
 
 from evaluator.webhook.cli import serve
+from tests.pipeline import frp_template
 from tests.pipeline.conftest import REPO
 
-TEMPLATE = re.compile(r"^\{\{ \.Envs\.[A-Z][A-Z0-9_]* \}\}$")
+# Only the guarded form: a missing or empty variable is an error, never the literal "<no value>".
+TEMPLATE = re.compile(
+    r'^\{\{ with \.Envs\.([A-Z][A-Z0-9_]*) \}\}\{\{ \. \}\}\{\{ else \}\}\{\{ template "\1 is not set" \}\}\{\{ end \}\}$'
+)
 
 
 def load(name: str) -> dict[str, Any]:
@@ -43,17 +48,37 @@ def test_client_verifies_the_server_certificate(frpc: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("name", ["frps.toml", "frpc.toml"])
-def test_token_and_passwords_come_from_the_environment(name: str) -> None:
+def test_the_token_comes_from_a_file_and_no_admin_ui_is_opened(name: str) -> None:
+    """A token templated from the environment renders as `<no value>` when the variable is missing: a guessable
+    token. frp (>= 0.64) reads it from a file instead (auth.tokenSource, whitespace trimmed)."""
     config = load(name)
     auth = config["auth"]
     assert auth["method"] == "token"
-    assert ("token" in auth) != ("tokenSource" in auth)
-    if "token" in auth:
-        assert TEMPLATE.fullmatch(auth["token"]), "literal frp token"
+    assert "token" not in auth, "the token must come from auth.tokenSource, not the file or the environment"
+    assert auth["tokenSource"]["type"] == "file"
+    assert auth["tokenSource"]["file"]["path"].startswith("/")
     assert set(auth["additionalScopes"]) == {"HeartBeats", "NewWorkConns"}
-    web = config["webServer"]
-    assert web["addr"] == "127.0.0.1"
-    assert web["user"] and TEMPLATE.fullmatch(web["password"])
+    # No dashboard or admin API: nothing listens besides the tunnel, and no password can be left unset.
+    assert "webServer" not in config
+
+
+@pytest.mark.parametrize("name", ["frps.toml", "frpc.toml"])
+def test_a_missing_variable_stops_frp_and_never_renders_as_no_value(name: str) -> None:
+    text = (REPO / "frp" / name).read_text()
+    names = frp_template.env_names(text)
+    env = {n: f"value-of-{n.lower()}" for n in names}
+    rendered = frp_template.render(text, env)
+    assert "<no value>" not in rendered
+    tomllib.loads(rendered)
+    for missing in sorted(names):
+        for broken in ({k: v for k, v in env.items() if k != missing}, env | {missing: ""}):
+            with pytest.raises(frp_template.TemplateError, match=f"{missing} is not set"):
+                frp_template.render(text, broken)
+
+
+def test_the_emulation_knows_gos_no_value() -> None:
+    """The emulated renderer shows the failure the guard prevents: an unguarded missing variable."""
+    assert frp_template.render('auth.token = "{{ .Envs.FRP_AUTH_TOKEN }}"', {}) == 'auth.token = "<no value>"'
 
 
 def test_the_public_vhost_is_behind_the_tls_edge(frps: dict[str, Any]) -> None:

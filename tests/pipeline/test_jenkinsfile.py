@@ -1,7 +1,9 @@
 """The Jenkinsfile, parsed with a real Groovy grammar (tree-sitter-groovy) and checked for structure: the
 required stages in order, a timeout on each, milestones, the GPU lock, post { always }, and every shell step
 a call of a script that exists (logic lives in scripts, not Groovy; single quotes, so no secret is
-interpolated by Groovy)."""
+interpolated by Groovy). In document order: the workspace is cleaned first, then checked out, before any
+shell step; `post` runs no workspace script unless the checkout happened; the gate precedes the release,
+which runs only on the gate's verdict; GATE_MODE reaches the gate."""
 
 from __future__ import annotations
 
@@ -12,11 +14,13 @@ from dataclasses import dataclass, field
 import pytest
 import tree_sitter
 import tree_sitter_groovy
+import yaml
 
 from tests.pipeline.conftest import REPO
 
 REQUIRED_STAGES = [
-    "Verify trigger", "Checkout", "Tooling", "Build image", "Evaluate", "Aggregate", "Publish", "PR comment", "Gate",
+    "Checkout", "Tooling", "Build image", "Evaluate", "Aggregate", "Baseline", "Publish", "PR comment", "Gate",
+    "Release",
 ]  # fmt: skip
 
 
@@ -115,3 +119,115 @@ def test_shell_steps_only_call_existing_scripts_in_single_quotes(pipeline: Call)
         assert match, f"not a plain single-quoted script call: {step.text}"
         script = REPO / match.group(1)
         assert script.is_file() and os.access(script, os.X_OK), f"{script} missing or not executable"
+
+
+# Order of execution, read from the syntax tree (document order is execution order in a declarative pipeline).
+
+STEP_NODES = ("method_invocation", "juxt_function_call")
+
+
+@dataclass
+class Step:
+    name: str
+    text: str
+    ancestors: list[tree_sitter.Node]
+
+    def inside(self, name: str) -> bool:
+        return any(_call_name(a) == name for a in self.ancestors)
+
+    def guarded_by(self, needle: str) -> bool:
+        """Inside an `if (...)` whose condition mentions `needle`."""
+        for node in self.ancestors:
+            if node.type == "if_statement":
+                condition = node.child_by_field_name("condition") or node.children[1]
+                if needle in (condition.text or b"").decode():
+                    return True
+        return False
+
+
+def _call_name(node: tree_sitter.Node) -> str:
+    # `checkout scm` (a command expression) parses like a declaration: type `checkout`, variable `scm`.
+    if node.type == "local_variable_declaration" and node.children[0].type == "type_identifier":
+        return (node.children[0].text or b"").decode()
+    if node.type not in STEP_NODES:
+        return ""
+    name = node.child_by_field_name("name") or node.children[0]
+    return (name.text or b"").decode() if name.type == "identifier" else ""
+
+
+def steps_in_order(node: tree_sitter.Node, ancestors: list[tree_sitter.Node] | None = None) -> list[Step]:
+    ancestors = ancestors or []
+    found = []
+    name = _call_name(node)
+    if name:
+        found.append(Step(name, (node.text or b"").decode(), ancestors))
+    for child in node.children:
+        found.extend(steps_in_order(child, [*ancestors, node]))
+    return found
+
+
+@pytest.fixture(scope="module")
+def ordered() -> list[Step]:
+    tree = parse((REPO / "Jenkinsfile").read_bytes())
+    return steps_in_order(tree.root_node)
+
+
+def test_the_workspace_is_cleaned_then_checked_out_before_any_shell_step(ordered: list[Step]) -> None:
+    in_stages = [s for s in ordered if s.inside("stages")]
+    names = [s.name for s in in_stages]
+    assert "cleanWs" in names and "checkout" in names
+    first_sh = names.index("sh")
+    assert names.index("cleanWs") < names.index("checkout") < first_sh
+    assert all(n != "sh" for n in names[: names.index("checkout")])
+    (checkout,) = [s for s in in_stages if s.name == "checkout"]
+    assert checkout.text.strip() == "checkout scm"
+
+
+def test_post_runs_workspace_scripts_only_after_a_checkout(ordered: list[Step]) -> None:
+    """A build that failed before (or in) the checkout has no scripts of this commit in its workspace."""
+    post_sh = [s for s in ordered if s.name == "sh" and s.inside("post")]
+    assert post_sh, "post collects logs with a script"
+    for step in post_sh:
+        assert step.guarded_by("RELEASE_CHECKED_OUT"), f"unguarded in post: {step.text}"
+    flag_set = [s for s in ordered if s.name == "script" and "RELEASE_CHECKED_OUT = 'true'" in s.text]
+    assert len(flag_set) == 1 and flag_set[0].inside("stages"), "the checkout stage records that it checked out"
+    checkout_index = next(i for i, s in enumerate(ordered) if s.name == "checkout")
+    assert ordered.index(flag_set[0]) > checkout_index
+
+
+def stage_named(pipeline: Call, name: str) -> Call:
+    (stage,) = [s for s in stages(pipeline) if s.text.startswith(f"stage('{name}')")]
+    return stage
+
+
+def test_the_gate_precedes_the_release_which_runs_only_on_its_verdict(pipeline: Call) -> None:
+    names = [re.match(r"stage\('([^']+)'\)", s.text).group(1) for s in stages(pipeline)]  # type: ignore[union-attr]
+    assert names.index("Gate") < names.index("Release") == len(names) - 1
+    release = stage_named(pipeline, "Release")
+    when = child(release, "when")
+    assert "GATE_VERDICT" in when.text and "FAILURE" in when.text
+    gate = stage_named(pipeline, "Gate")
+    assert "scripts/ci-pipeline/gate.sh" in gate.text and "GATE_VERDICT" in gate.text
+    assert "unstable(" in gate.text  # a gate failure in warn mode marks the build, never passes silently
+
+
+def test_gate_mode_reaches_the_gate() -> None:
+    """GATE_MODE is a job parameter (jenkins/casc/jenkins.yaml); parameters reach `sh` as environment variables,
+    and gate.sh hands it to `evaluator gate --mode` (tests/pipeline/test_ci_scripts.py runs that)."""
+    casc = yaml.safe_load((REPO / "jenkins" / "casc" / "jenkins.yaml").read_text())
+    script = casc["jobs"][0]["script"]
+    match = re.search(r"choiceParam\('GATE_MODE', \[([^\]]*)\]", script)
+    assert match, "the release job has no GATE_MODE choice"
+    choices = [c.strip().strip("'") for c in match.group(1).split(",")]
+    assert choices == ["suite", "warn", "block"]  # the first is the default: the suite's own gate.mode
+    assert "GATE_MODE" in (REPO / "scripts" / "ci-pipeline" / "gate.sh").read_text()
+    assert "parameters {" not in (REPO / "Jenkinsfile").read_text(), "the job, not the Jenkinsfile, owns parameters"
+
+
+def test_the_baseline_is_the_last_green_release(pipeline: Call) -> None:
+    baseline = stage_named(pipeline, "Baseline")
+    (copy,) = [c for c in everything(baseline) if c.name == "copyArtifacts"]
+    assert "lastSuccessful(stable: true)" in copy.text and "results/report.json" in copy.text
+    assert "optional: true" in copy.text  # the very first release has none
+    post = child(pipeline, "post")
+    assert "results/**" in post.text  # every build archives its report for the next one

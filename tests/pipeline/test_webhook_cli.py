@@ -3,6 +3,8 @@ clear one-line errors (never a traceback) for bad input."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import subprocess
 import sys
@@ -30,12 +32,25 @@ def evaluator(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[str
     )
 
 
-def test_sign_reproduces_githubs_documented_signature(tmp_path: Path) -> None:
+def test_sign_trims_the_secret_file_like_jenkins_and_the_sender(tmp_path: Path) -> None:
+    """`echo SECRET > FILE` leaves a newline; the key is SECRET, as Jenkins' ${trim:${readFile:FILE}} reads it."""
+    secret = tmp_path / "secret"
+    secret.write_text("9b2f0c4d6e8a1b3c5d7e9f0a2b4c6d8e\n")
+    result = evaluator("sign", "--secret-file", str(secret), stdin=b"Hello, World!")
+    assert result.returncode == 0, result.stderr
+    expected = hmac.new(b"9b2f0c4d6e8a1b3c5d7e9f0a2b4c6d8e", b"Hello, World!", hashlib.sha256).hexdigest()
+    assert result.stdout.strip() == "sha256=" + expected
+
+
+def test_a_secret_that_is_not_hex_or_base64_is_refused_with_the_reason(tmp_path: Path) -> None:
+    """GitHub's documented example secret has spaces and a quote: fine for the HMAC itself (test_webhook_signature
+    checks GitHub's example there), refused as a secret file, which Jenkins and the sender must read identically."""
     secret = tmp_path / "secret"
     secret.write_text("It's a Secret to Everybody\n")
     result = evaluator("sign", "--secret-file", str(secret), stdin=b"Hello, World!")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == GITHUB_SIGNATURE
+    assert result.returncode == 2
+    assert "hex or base64" in result.stderr and str(secret) in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def _signed(secret_file: Path, payload: dict[str, object]) -> tuple[bytes, str]:
@@ -46,7 +61,7 @@ def _signed(secret_file: Path, payload: dict[str, object]) -> tuple[bytes, str]:
 
 def test_verify_prints_parameters_as_json_and_env(secret_file: Path, tmp_path: Path) -> None:
     now = int(time.time())
-    payload = release_payload(release_trigger={"delivery": "gh-1", "timestamp": now})
+    payload = release_payload(merged_at=now, release_trigger={"delivery": "gh-1", "timestamp": now})
     body, signature = _signed(secret_file, payload)
     common = ["--secret-file", str(secret_file), "--signature", signature, "--timestamp", str(now)]
     store = ["--store", str(tmp_path / "replay.sqlite")]
@@ -131,7 +146,7 @@ def test_serve_runs_as_a_process_on_loopback(secret_file: Path, tmp_path: Path) 
         line = process.stderr.readline()
         match = re.search(r"listening on (http://127\.0\.0\.1:\d+/hooks/release)", line)
         assert match, line
-        body = body_of(release_payload())
+        body = body_of(release_payload(merged_at=time.time()))
         headers = {"X-GitHub-Event": "pull_request", "X-GitHub-Delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958"}
         request = urllib.request.Request(
             match.group(1), data=body, method="POST", headers=headers | {"X-Hub-Signature-256": sign(SECRET, body)}

@@ -25,7 +25,7 @@ from evaluator.webhook import (
     sign,
     verify_delivery,
 )
-from tests.pipeline.conftest import MERGE_SHA, SECRET, body_of, release_payload
+from tests.pipeline.conftest import MERGE_SHA, SECRET, body_of, iso, release_payload
 
 NOW = 1_800_000_000.0
 
@@ -143,7 +143,9 @@ def test_replayed_delivery_ids_are_rejected(tmp_path: Path) -> None:
     # A second store on the same file (another process) sees it too.
     with pytest.raises(ReplayError):
         verify_delivery(delivery, CONFIG, ReplayStore(tmp_path / "replay.sqlite", 86400), NOW + 2)
-    verify_delivery(signed(release_payload(), delivery="abc-2"), CONFIG, store, NOW + 3)
+    # Another delivery of ANOTHER merge is accepted (the same merge again is a replay: see below).
+    other = release_payload(number=43, pull_request=release_payload()["pull_request"] | {"merge_commit_sha": "a" * 40})
+    verify_delivery(signed(other, delivery="abc-2"), CONFIG, store, NOW + 3)
 
 
 def test_forgotten_and_expired_ids_can_be_used_again(tmp_path: Path) -> None:
@@ -216,6 +218,7 @@ def test_any_signed_json_gives_a_verdict_never_a_crash(payload: Any) -> None:
     pr=st.fixed_dictionaries(
         {
             "merged": st.booleans(),
+            "merged_at": st.just(iso(NOW)),
             "merge_commit_sha": st.text(alphabet="0123456789abcdef", min_size=40, max_size=40),
             "base": st.fixed_dictionaries({"ref": st.sampled_from(["release", "release/x", "main", "dev"])}),
             "head": st.fixed_dictionaries({"ref": st.just("topic")}),
@@ -232,3 +235,54 @@ def test_the_filter_accepts_exactly_merged_closed_release_prs(pr: dict[str, Any]
     if isinstance(outcome, ReleaseParams):
         assert (outcome.commit, outcome.pr_number) == (pr["merge_commit_sha"], number)
         assert json.loads(json.dumps(outcome.as_json())) == outcome.as_json()
+
+
+# Replay protection on what is signed. X-GitHub-Delivery is a header: GitHub does not sign it, so anyone who
+# captured one delivery could re-send the same body and signature under a new delivery id.
+
+
+def github_delivery(payload: dict[str, Any], delivery: str) -> Delivery:
+    """GitHub's own webhook: no timestamp header, no release_trigger binding, an unsigned delivery id."""
+    body = body_of(payload)
+    return Delivery(body=body, signature=sign(SECRET, body), delivery_id=delivery)
+
+
+def test_the_same_signed_body_under_a_new_delivery_id_is_a_replay(tmp_path: Path) -> None:
+    store = ReplayStore(tmp_path / "replay.sqlite", window_s=86400)
+    original = github_delivery(release_payload(), "72d3162e-cc78-11e3-81ab-4c9367dc0958")
+    assert isinstance(verify_delivery(original, GITHUB_CONFIG, store, NOW), ReleaseParams)
+    renamed = Delivery(**{**original.__dict__, "delivery_id": "00000000-0000-0000-0000-000000000001"})
+    with pytest.raises(ReplayError, match="already") as info:
+        verify_delivery(renamed, GITHUB_CONFIG, store, NOW + 5)
+    assert info.value.status == 409
+
+
+def test_a_second_trigger_of_the_same_merge_is_a_replay(tmp_path: Path) -> None:
+    """Our sender re-run (new delivery id and timestamp, both signed): the same repository, PR and merge commit."""
+    store = ReplayStore(tmp_path / "replay.sqlite", window_s=86400)
+    verify_delivery(signed(release_payload(), delivery="run-1-1"), CONFIG, store, NOW)
+    with pytest.raises(ReplayError, match="already"):
+        verify_delivery(signed(release_payload(), delivery="run-1-2", timestamp=int(NOW) + 30), CONFIG, store, NOW + 30)
+
+
+@pytest.mark.parametrize(("age", "needle"), [(3601, "old"), (-61, "future")])
+def test_staleness_comes_from_the_signed_merged_at(age: int, needle: str) -> None:
+    """GitHub's own deliveries carry no timestamp header: the signed merge time bounds their age."""
+    payload = release_payload(merged_at=NOW - age)
+    with pytest.raises(StaleError, match=needle):
+        verify_delivery(github_delivery(payload, "gh-1"), GITHUB_CONFIG, None, NOW)
+    assert isinstance(
+        verify_delivery(github_delivery(release_payload(merged_at=NOW - 3590), "gh-2"), GITHUB_CONFIG, None, NOW),
+        ReleaseParams,
+    )
+
+
+@pytest.mark.parametrize("merged_at", [None, 1800000000, "yesterday", "2027-01-15T08:00:00"])
+def test_a_release_without_a_valid_signed_merge_time_is_refused(merged_at: Any) -> None:
+    pr = release_payload()["pull_request"] | {"merged_at": merged_at}
+    with pytest.raises(PayloadError, match="merged_at"):
+        verify_delivery(github_delivery(release_payload(pull_request=pr), "gh-3"), GITHUB_CONFIG, None, NOW)
+
+
+def test_merged_at_is_github_s_format() -> None:
+    assert iso(NOW) == "2027-01-15T08:00:00Z"

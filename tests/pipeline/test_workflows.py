@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import yaml
 
 from evaluator.webhook import ReplayStore, VerifierConfig
 from evaluator.webhook.server import ReceiverConfig, make_server
-from tests.pipeline.conftest import MERGE_SHA, REPO, SECRET
+from tests.pipeline.conftest import MERGE_SHA, REPO, SECRET, iso
 
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
 
@@ -101,7 +102,7 @@ def test_release_trigger_steps_reach_the_receiver_and_are_accepted(tmp_path: Pat
         github_env.write_text("")
         event = {
             "DELIVERY": "123456-1", "ACTION": "closed", "NUMBER": "42", "MERGED": "true", "MERGE_SHA": MERGE_SHA,
-            "BASE_REF": "release", "HEAD_REF": "topic", "REPO": "acme/ai-eval-factory",
+            "BASE_REF": "release", "HEAD_REF": "topic", "REPO": "acme/ai-eval-factory", "MERGED_AT": iso(time.time()),
         }  # fmt: skip
         base_env = {"PATH": os.environ["PATH"], "RUNNER_TEMP": str(tmp_path), "GITHUB_ENV": str(github_env)}
         subprocess.run(["bash", "-c", build["run"]], env=base_env | event, check=True, timeout=60)
@@ -115,6 +116,14 @@ def test_release_trigger_steps_reach_the_receiver_and_are_accepted(tmp_path: Pat
         # A re-run of the job (same delivery) is answered 409 and counts as delivered, not as a failure.
         again = subprocess.run(["bash", "-c", send["run"]], env=send_env, capture_output=True, text=True, timeout=120)
         assert again.returncode == 0 and "HTTP 409" in again.stdout
+        # A re-run of the workflow (a new attempt: new delivery id and timestamp) is the same merge: 409 too.
+        github_env.write_text("")
+        subprocess.run(["bash", "-c", build["run"]], env=base_env | event | {"DELIVERY": "123456-2"}, check=True)
+        rerun = dict(line.split("=", 1) for line in github_env.read_text().splitlines())
+        again = subprocess.run(
+            ["bash", "-c", send["run"]], env=send_env | rerun, capture_output=True, text=True, timeout=120
+        )
+        assert again.returncode == 0 and "HTTP 409" in again.stdout, again.stdout + again.stderr
         wrong = subprocess.run(
             ["bash", "-c", send["run"]], env=send_env | {"WEBHOOK_SECRET": "wrong"}, capture_output=True, text=True,
             timeout=120,
