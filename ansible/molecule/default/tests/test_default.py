@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 
 def test_wsl_conf_enables_systemd(host):
     conf = host.file("/etc/wsl.conf")
