@@ -12,7 +12,7 @@ from factory import components
 from factory.settings import PROJECT, RunSettings, SettingsError, StackSettings, make_run, parse
 
 _STRING_KEYS = ("environment", "kubeContext", "namespace")
-_OBJECT_KEYS = ("devicePlugin", "modelCache", "results", "vllm", "eval", "argo")
+_OBJECT_KEYS = ("devicePlugin", "modelCache", "results", "vllm", "eval", "argo", "gpuSmoke")
 _SECRET_KEYS = {"hfToken": None, "evalTargetApiKey": "EVAL_TARGET_API_KEY", "evalJudgeApiKey": "EVAL_JUDGE_API_KEY"}
 
 
@@ -53,11 +53,16 @@ def deploy(project_dir: Path) -> dict[str, Any]:
     if s.device_plugin.enabled:
         out["device_plugin"] = components.GpuDevicePlugin("gpu-device-plugin", s, opts)
     out["model_cache"] = components.ModelCache("model-cache", s, after_ns)
+    # The GPU proof first (after the device plugin that advertises the GPU), then vLLM.
+    gpu_deps: list[pulumi.Resource] = [workspace, *([out["device_plugin"]] if "device_plugin" in out else [])]
+    out["gpu_smoke"] = smoke = components.GpuSmokeTest(
+        "gpu-smoke", s, pulumi.ResourceOptions(provider=provider, depends_on=gpu_deps)
+    )
     out["vllm"] = vllm = components.VllmServer(
         "vllm",
         s,
         hf_token=config.get_secret("hfToken"),
-        opts=pulumi.ResourceOptions(provider=provider, depends_on=[workspace, out["model_cache"]]),
+        opts=pulumi.ResourceOptions(provider=provider, depends_on=[workspace, out["model_cache"], smoke]),
     )
     keys = {env: value for key, env in _SECRET_KEYS.items() if env and (value := config.get_secret(key)) is not None}
     if keys:

@@ -25,7 +25,24 @@ import pulumi  # noqa: E402
 
 PROJECT = "ai-eval-factory"
 SECRET_SIG = "4dabf18193072939515e22adb298388d"  # the engine's marker of a secret value
-SUITE_TEXT = "name: smoke\ncases:\n  - id: c1\n    input: hi\n"
+# A suite the evaluator itself accepts (evaluator.suite.load_suite), with the dataset it names beside it.
+SUITE_TEXT = """\
+name: smoke
+dataset: cases.jsonl
+target: {base_url: "http://127.0.0.1:9/v1", model: set-by-the-stack}
+metrics:
+  - {type: exact_match}
+"""
+DATASET_TEXT = '{"id": "c1", "input": "hi", "expected_output": "hi"}\n'
+
+
+def write_suite(folder: Path) -> Path:
+    """suite.yaml and its cases.jsonl in `folder`; returns the suite's path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "cases.jsonl").write_text(DATASET_TEXT)
+    suite = folder / "suite.yaml"
+    suite.write_text(SUITE_TEXT)
+    return suite
 
 
 @dataclass
