@@ -58,11 +58,12 @@ def deploy(project_dir: Path) -> dict[str, Any]:
     out["gpu_smoke"] = smoke = components.GpuSmokeTest(
         "gpu-smoke", s, pulumi.ResourceOptions(provider=provider, depends_on=gpu_deps)
     )
+    out["vllm_after"] = vllm_after = [workspace, out["model_cache"], smoke]
     out["vllm"] = vllm = components.VllmServer(
         "vllm",
         s,
         hf_token=config.get_secret("hfToken"),
-        opts=pulumi.ResourceOptions(provider=provider, depends_on=[workspace, out["model_cache"], smoke]),
+        opts=pulumi.ResourceOptions(provider=provider, depends_on=vllm_after),
     )
     keys = {env: value for key, env in _SECRET_KEYS.items() if env and (value := config.get_secret(key)) is not None}
     if keys:
