@@ -38,6 +38,25 @@ def read_run(config: pulumi.Config, project_dir: Path) -> RunSettings | None:
     return make_run(str(run["runId"]), str(run["commit"]), project_dir / str(run["suiteFile"]))
 
 
+def run_images_so_far(stack: str, run_id: str, image: str) -> pulumi.Output[dict[str, str]]:
+    """Which image evaluated which stack-owned run id: this stack's own last outputs (a StackReference to
+    itself), plus this run. A run id seen with another image stops `pulumi preview`/`up` before the Job is
+    replaced: its results folder holds the first image's shards, which the new pods would resume."""
+    name = f"{pulumi.get_organization()}/{pulumi.get_project()}/{stack}"
+    previous = pulumi.StackReference(f"{stack}-previous-outputs", stack_name=name).get_output("evalRunImages")
+
+    def check(images: Any) -> dict[str, str]:
+        images = dict(images) if isinstance(images, dict) else {}
+        if images.get(run_id, image) != image:
+            raise pulumi.RunError(
+                f"Pulumi.{stack}.yaml: evalRun.runId: run {run_id} was evaluated by image {images[run_id]!r}; "
+                f"eval.image is now {image!r}. A run id belongs to one image: set a new evalRun.runId."
+            )
+        return {**images, run_id: image}
+
+    return previous.apply(check)
+
+
 def deploy(project_dir: Path) -> dict[str, Any]:
     """Declare everything for the current stack; returns the components (for tests and exports)."""
     config = pulumi.Config()
@@ -72,6 +91,7 @@ def deploy(project_dir: Path) -> dict[str, Any]:
         out["argo"] = components.ArgoEvalTemplate("argo-eval", s, after_ns)
     run = read_run(config, project_dir)
     if run is not None:
+        pulumi.export("evalRunImages", run_images_so_far(stack, run.run_id, s.eval.image))
         run_opts = pulumi.ResourceOptions(provider=provider, depends_on=[workspace, vllm])
         out["eval_job"] = job = components.EvalJob(f"eval-{run.run_id}", s, run, run_opts)
         out["eval_gate"] = components.EvalGate(f"gate-{run.run_id}", s, run, job, run_opts)

@@ -17,6 +17,7 @@ real GPUs, vLLM itself.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -308,3 +309,84 @@ def test_the_helpers_cannot_pass_an_empty_run(tmp_path: Path) -> None:
     assert [p["spec"]["hostname"] for p in pods] == ["eval-x-0", "eval-x-1", "eval-x-2"]
     assert all(p["spec"]["containers"][0]["env"] == [kube_pods.INDEX_ENV] for p in pods)
     assert shutil.which("python3")
+
+
+def argo_filled(template: Manifest, params: dict[str, str]) -> Manifest:
+    """The WorkflowTemplate with its parameters substituted, as `argo submit -p` does."""
+    text = yaml.safe_dump(template, sort_keys=False, width=1 << 20)
+    for name, value in params.items():
+        text = text.replace("{{workflow.parameters." + name + "}}", value)
+    assert "{{workflow.parameters." not in text
+    filled: Manifest = yaml.safe_load(text)
+    return filled
+
+
+def argo_container_pod(template: Manifest, name: str, namespace: str) -> Manifest:
+    """An Argo container template as the pod Argo runs for it (its executor sidecar aside)."""
+    spec = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": template["automountServiceAccountToken"],
+        "securityContext": template["securityContext"],
+        "volumes": template["volumes"],
+        "containers": [template["container"]],
+    }
+    return kube_pods.pod(name, namespace, {"metadata": template.get("metadata", {}), "spec": spec})
+
+
+def test_the_argo_path_runs_as_pods(heavy: str, netns: str, tmp_path: Path) -> None:
+    """dev with argo.enabled: prepare's ConfigMap, each model's Indexed Job, then its aggregate and gate steps."""
+    project = tmp_path / "project"
+    project.mkdir()
+    config = yaml.safe_load((PULUMI_DIR / "Pulumi.dev.yaml").read_text())
+    config["config"]["ai-eval-factory:argo"]["enabled"] = True
+    (project / "Pulumi.dev.yaml").write_text(yaml.safe_dump(config))
+    out = tmp_path / "rendered"
+    command = [sys.executable, "-m", "factory.render", "--stack", "dev", "--out", str(out)]
+    rendered = subprocess.run([*command, "--project-dir", str(project)], cwd=PULUMI_DIR, capture_output=True, text=True)
+    assert rendered.returncode == 0, rendered.stderr
+    stack_objs = kube_pods.load_dir(out / "stack")
+    (template,) = kube_pods.by_kind(kube_pods.load_dir(out / "argo"), "WorkflowTemplate")
+    run_id = f"argo-{uuid.uuid4().hex[:8]}"
+    dataset = SUITE.parent / "cases.jsonl"
+    params = {
+        "run-id": run_id,
+        "commit": COMMIT,
+        "suite-b64": base64.b64encode(SUITE.read_bytes()).decode(),
+        "dataset-path": yaml.safe_load(SUITE.read_text())["dataset"],
+        "dataset-b64": base64.b64encode(dataset.read_bytes()).decode(),
+    }
+    workflow = argo_filled(template, params)
+    templates = {t["name"]: t for t in workflow["spec"]["templates"]}
+    suite_cm = yaml.safe_load(templates["prepare"]["resource"]["manifest"])
+    models = [t["name"].removeprefix("evaluate-") for t in templates.values() if t["name"].startswith("evaluate-")]
+    assert models
+    (deployment,) = [d for d in kube_pods.by_kind(stack_objs, "Deployment") if d["metadata"]["name"] == "vllm"]
+    namespace = deployment["metadata"]["namespace"]
+    jobs = {m: yaml.safe_load(templates[f"evaluate-{m}"]["resource"]["manifest"]) for m in models}
+    urls = [v for j in jobs.values() for k, v in env_of(j["spec"]["template"]["spec"]["containers"][0]).items()]
+    hosts = hosts_file(tmp_path / "hosts", [u for u in urls if u.startswith("http")])
+    podman = Podman(netns, tmp_path)
+    claims = kube_pods.by_kind(stack_objs, "PersistentVolumeClaim")
+    for claim in claims:
+        podman.run("volume", "rm", "--force", claim["metadata"]["name"], check=False)
+    try:
+        podman.play(claims)
+        standin, port, served = vllm_standin(deployment, heavy, f"vllm-standin-{run_id}", hosts)
+        podman.play([standin])
+        wait_healthy(podman, standin["metadata"]["name"], port)
+        results = podman.volume_path("eval-results")
+        for model, job in jobs.items():
+            pods = [kube_pods.with_hosts_file(p, hosts) for p in kube_pods.index_pods(job)]
+            index_results = podman.run_pods(pods, int(job["spec"]["parallelism"]), extra=[suite_cm])
+            assert all(r.succeeded for r in index_results), failed(index_results)
+            for step in ("aggregate", "gate"):
+                step_pod = argo_container_pod(templates[f"{step}-{model}"], f"{step}-{run_id}-{model}", namespace)
+                (result,) = podman.run_pods([kube_pods.with_hosts_file(step_pod, hosts)], 1)
+                assert result.succeeded, result.logs
+            report = json.loads((results / f"{run_id}-{model}" / "report.json").read_text())
+            assert report["run_id"] == f"{run_id}-{model}" and report["problems"] == []
+            assert sorted(c["case_id"] for c in report["cases"]) == sorted(case_ids())
+        stats = json.loads(http_get(podman, standin["metadata"]["name"], f"http://127.0.0.1:{port}/_stats"))
+    finally:
+        podman.cleanup()
+    assert set(stats["by_model"]) == {served}, stats

@@ -58,9 +58,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
     """Records every resource the program registers; returns its inputs as its state."""
 
     registered: list[Registration] = field(default_factory=list)
+    # What a StackReference reads: the referenced stack's last outputs (none by default: a first `up`).
+    stack_outputs: dict[str, Any] = field(default_factory=dict)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         self.registered.append(Registration(args.typ, args.name, args.inputs, args.provider))
+        if args.typ == "pulumi:pulumi:StackReference":
+            return f"{args.name}-id", {**args.inputs, "outputs": self.stack_outputs}
         return f"{args.name}-id", args.inputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
@@ -106,12 +110,16 @@ def configure(stack: str, config: dict[str, Any], secrets: dict[str, str] | None
 
 
 def run_program(
-    stack: str, config: dict[str, Any], secrets: dict[str, str] | None = None
+    stack: str,
+    config: dict[str, Any],
+    secrets: dict[str, str] | None = None,
+    stack_outputs: dict[str, Any] | None = None,
 ) -> tuple[RecordingMocks, dict[str, Any]]:
     """Run factory.stack.deploy for `stack` with this config under mocks; wait for every registration."""
     from factory.stack import deploy
 
     mocks = configure(stack, config, secrets)
+    mocks.stack_outputs = stack_outputs or {}
     result: dict[str, Any] = {}
 
     @pulumi.runtime.test

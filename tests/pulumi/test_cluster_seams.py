@@ -372,6 +372,16 @@ def test_a_run_id_rendered_again_for_another_image_is_refused(tmp_path: Path) ->
     assert "new --run-id" in result.output
 
 
+def test_a_stack_owned_run_id_seen_with_another_image_stops_the_preview(tmp_path: Path) -> None:
+    config = stack_config("dev")
+    config["evalRun"] = {"runId": "r1", "commit": "0123456789abcdef", "suiteFile": str(write_suite(tmp_path))}
+    image = config["eval"]["image"]
+    _, out = run_program("dev", config, stack_outputs={"evalRunImages": {"r0": "old:1", "r1": image}})
+    assert out["eval_job"] is not None  # the same image again: fine
+    with pytest.raises(Exception, match=r"Pulumi.dev.yaml: evalRun.runId: run r1 was evaluated by image 'old:1'"):
+        run_program("dev", config, stack_outputs={"evalRunImages": {"r1": "old:1"}})
+
+
 def test_the_run_guard_keeps_a_results_folder_to_the_image_that_wrote_it(tmp_path: Path) -> None:
     """The init container's own script, run here as in the pod: record, accept the same image, refuse another."""
     job = manifests.eval_job(load_stack(PULUMI_DIR, "dev"), "r1", "0123456")
