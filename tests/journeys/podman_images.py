@@ -68,9 +68,10 @@ def why_not_here() -> str | None:
 def heavy_lock() -> Iterator[None]:
     """The machine-wide lock every podman/image-build job takes, so two checkouts never collide.
 
-    `FACTORY_HEAVY_LOCK_HELD=1`: the caller already holds it (`flock /tmp/factory-heavy.lock pytest ...`);
-    taking it again on a new descriptor would wait for ourselves."""
-    if os.environ.get("FACTORY_HEAVY_LOCK_HELD") == "1":
+    Already held by the command that started us (`flock /tmp/factory-heavy.lock pytest ...`, as the GUIDE
+    says to run heavy jobs by hand, or `FACTORY_HEAVY_LOCK_HELD=1`): taking it again on a new descriptor
+    would wait for ourselves forever, so it is not taken twice."""
+    if os.environ.get("FACTORY_HEAVY_LOCK_HELD") == "1" or _held_by_an_ancestor(HEAVY_LOCK):
         yield
         return
     with HEAVY_LOCK.open("a") as handle:
@@ -79,6 +80,28 @@ def heavy_lock() -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _held_by_an_ancestor(path: Path) -> bool:
+    """True when a flock on `path` is held by this process's parent, grandparent, ... (from /proc/locks)."""
+    try:
+        inode = path.stat().st_ino
+        holders = {
+            int(fields[4])
+            for fields in (line.split() for line in Path("/proc/locks").read_text().splitlines())
+            if len(fields) > 5 and fields[1] == "FLOCK" and fields[5].endswith(f":{inode}")
+        }
+    except (OSError, ValueError):
+        return False
+    pid = os.getppid()
+    while pid > 1:
+        if pid in holders:
+            return True
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            return False
+    return False
 
 
 def _podman(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:

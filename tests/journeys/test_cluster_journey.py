@@ -390,3 +390,14 @@ def test_the_argo_path_runs_as_pods(heavy: str, netns: str, tmp_path: Path) -> N
     finally:
         podman.cleanup()
     assert set(stats["by_model"]) == {served}, stats
+
+
+def test_a_lock_held_by_the_command_that_started_us_is_not_taken_again(tmp_path: Path) -> None:
+    """`flock /tmp/factory-heavy.lock pytest tests/journeys` must not wait for itself."""
+    lock = tmp_path / "lock"
+    lock.touch()
+    code = "import sys; from pathlib import Path; from tests.journeys.podman_images import _held_by_an_ancestor as h"
+    code += "; print(h(Path(sys.argv[1])))"
+    under = subprocess.run(["flock", str(lock), sys.executable, "-c", code, str(lock)], cwd=REPO, capture_output=True)
+    alone = subprocess.run([sys.executable, "-c", code, str(lock)], cwd=REPO, capture_output=True)
+    assert (under.stdout.strip(), alone.stdout.strip()) == (b"True", b"False"), under.stderr + alone.stderr
