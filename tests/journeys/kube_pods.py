@@ -122,8 +122,11 @@ class Podman:
             raise AssertionError(f"podman {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
         return result
 
-    def play(self, objs: list[Manifest]) -> None:
-        """Create and start the Pods (and ConfigMaps, PVCs) of `objs` in the test's network namespace."""
+    def play(self, objs: list[Manifest], check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Create and start the Pods (and ConfigMaps, PVCs) of `objs` in the test's network namespace.
+
+        podman starts a pod's init containers first and returns once they ended; if one fails, the pod's
+        other containers stay `created` and `podman kube play` exits non-zero (`check=False` returns that)."""
         path = self.workdir / f"play-{len(self.pods)}-{time.monotonic_ns()}.yaml"
         path.write_text(yaml.safe_dump_all(objs, sort_keys=False))
         for obj in objs:
@@ -144,8 +147,9 @@ class Podman:
             env=podman_env(),
             check=False,
         )
-        if result.returncode != 0:
+        if check and result.returncode != 0:
             raise AssertionError(f"podman kube play {path.name} failed:\n{result.stdout}\n{result.stderr[-3000:]}")
+        return result
 
     def states(self, pod_name: str) -> dict[str, tuple[str, int]]:
         """Container name (pod prefix cut) -> (state, exit code), the infra container left out."""
@@ -161,13 +165,15 @@ class Podman:
     def result(self, pod_name: str) -> PodResult | None:
         """The pod's result once all its containers have exited, else None."""
         states = self.states(pod_name)
-        if not states or any(state not in ("exited", "stopped") for state, _ in states.values()):
+        # `created` after `kube play` returned: an init container failed, so it will never start.
+        if not states or any(state not in ("exited", "stopped", "created") for state, _ in states.values()):
             return None
         logs = []
         for short in states:
             got = self.run("logs", f"{pod_name}-{short}", check=False)
             logs.append(f"--- {pod_name}/{short}\n{got.stdout}{got.stderr}")
-        return PodResult(pod_name, {short: code for short, (_, code) in states.items()}, "".join(logs))
+        codes = {short: code if state != "created" else -1 for short, (state, code) in states.items()}
+        return PodResult(pod_name, codes, "".join(logs))
 
     def wait(self, pod_names: list[str], timeout: float = 600) -> list[PodResult]:
         """Wait until every container of every pod has exited; return exit codes and logs."""
