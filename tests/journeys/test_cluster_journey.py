@@ -129,11 +129,17 @@ def vllm_standin(deployment: Manifest, image: str, name: str, hosts: Path) -> tu
         server.pop(probe, None)  # podman would run them with curl, which the image lacks; /health is polled below
     for key in ("requests", "limits"):
         server["resources"][key].pop("nvidia.com/gpu", None)
+        # A GPU node's CPU count (prod asks for 8) does not fit this machine; podman refuses more than it has.
+        server["resources"][key]["cpu"] = str(min(_cpus(server["resources"][key]["cpu"]), os.cpu_count() or 1))
     server["volumeMounts"].append({"name": "openai-stub", "mountPath": f"{STUB_ROOT}/openai_stub", "readOnly": True})
     spec["volumes"].append(
         {"name": "openai-stub", "hostPath": {"path": str(REPO / "openai_stub"), "type": "Directory"}}
     )
     return kube_pods.with_hosts_file(p, hosts), port, served
+
+
+def _cpus(quantity: str) -> float:
+    return float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
 
 
 def http_get(podman: Podman, pod: str, url: str) -> str:
