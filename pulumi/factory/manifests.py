@@ -788,7 +788,8 @@ def eval_job(
 ) -> Manifest:
     """The Indexed Job of docs/contract.md: one pod per shard, exit codes mapped to podFailurePolicy."""
     e = s.eval
-    command = ["evaluator", "run", suite_path_in_pod(run), "--out", "$(EVAL_OUT_DIR)"]
+    # The folder itself, not `$(EVAL_OUT_DIR)`: no consumer of the YAML has to expand variable references.
+    command = ["evaluator", "run", suite_path_in_pod(run), "--out", out_dir(run_id)]
     env = _evaluator_env(
         s,
         run_id,

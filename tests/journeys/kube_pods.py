@@ -146,9 +146,14 @@ class Podman:
             timeout=300,
             env=podman_env(),
             check=False,
+            cwd=self.workdir,  # never a folder named like an image: podman 4 would try to build it
         )
         if check and result.returncode != 0:
-            raise AssertionError(f"podman kube play {path.name} failed:\n{result.stdout}\n{result.stderr[-3000:]}")
+            logs = [self.result(o["metadata"]["name"]) for o in objs if o["kind"] == "Pod"]
+            raise AssertionError(
+                f"podman kube play {path.name} failed:\n{result.stdout}\n{result.stderr[-3000:]}\n"
+                + "".join(r.logs for r in logs if r is not None)
+            )
         return result
 
     def states(self, pod_name: str) -> dict[str, tuple[str, int]]:

@@ -347,6 +347,7 @@ def test_the_argo_path_runs_as_pods(heavy: str, netns: str, tmp_path: Path) -> N
     project.mkdir()
     config = yaml.safe_load((PULUMI_DIR / "Pulumi.dev.yaml").read_text())
     config["config"]["ai-eval-factory:argo"]["enabled"] = True
+    config["config"]["ai-eval-factory:eval"]["image"] = heavy  # what a release sets as the stack's eval.image
     (project / "Pulumi.dev.yaml").write_text(yaml.safe_dump(config))
     out = tmp_path / "rendered"
     command = [sys.executable, "-m", "factory.render", "--stack", "dev", "--out", str(out)]

@@ -180,7 +180,8 @@ def test_eval_job_follows_the_contract(program: tuple[RecordingMocks, dict]) -> 
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] >= 10000
     (c,) = pod["containers"]
     assert c["name"] == "evaluator"
-    assert c["command"] == ["evaluator", "run", "/suite/suite.yaml", "--out", "$(EVAL_OUT_DIR)"]
+    assert c["command"] == ["evaluator", "run", "/suite/suite.yaml", "--out", "/results/r1-abc"]
+    assert c["command"][-1] == {e["name"]: e.get("value") for e in c["env"]}["EVAL_OUT_DIR"]
     env = {e["name"]: e.get("value") for e in c["env"]}
     # The index as the Job controller provides it: the pod's completion-index annotation (downward API).
     (index,) = [e for e in c["env"] if e["name"] == "JOB_COMPLETION_INDEX"]
