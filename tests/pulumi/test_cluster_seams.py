@@ -350,7 +350,9 @@ def test_the_dev_model_cache_is_the_node_folder_through_a_static_volume() -> Non
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_weight_and_result_volumes_survive_a_destroy(stack: str) -> None:
-    _, out = run_program(stack, stack_config(stack))
+    mocks, out = run_program(stack, stack_config(stack))
+    if stack == "dev":  # the static volume is a typed PersistentVolume, not a custom resource
+        assert mocks.by_name("persistentvolume-cluster-model-cache-eval").typ == "kubernetes:core/v1:PersistentVolume"
     options = {**out["model_cache"].options, **out["workspace"].options}
     data = [k for k in options if k.startswith(("PersistentVolumeClaim/", "PersistentVolume/"))]
     assert {"PersistentVolumeClaim/model-cache", "PersistentVolumeClaim/eval-results"} <= set(data)
