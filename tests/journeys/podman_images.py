@@ -173,6 +173,11 @@ def evaluator_image() -> str:
     )
     if built.returncode != 0:
         raise RuntimeError(f"building evaluator/Dockerfile failed:\n{built.stdout[-4000:]}\n{built.stderr[-3000:]}")
+    # Images of earlier sources (512 MB each) would pile up: keep only the current one.
+    listed = _podman("images", "--format", "{{.Repository}}:{{.Tag}}", IMAGE_REPO).stdout.split()
+    for old in listed:
+        if old != tag and old.startswith(f"{IMAGE_REPO}:journey-"):
+            _podman("rmi", old)
     return tag
 
 
