@@ -16,36 +16,45 @@ TOKEN = "ai-eval-factory:cluster"
 class _Manifests(pulumi.ComponentResource):
     """A component made of manifest dicts; keeps them (`.manifests`) and their resources (`.resources`)."""
 
-    def __init__(self, kind: str, name: str, opts: pulumi.ResourceOptions | None) -> None:
+    def __init__(self, kind: str, name: str, s: StackSettings, opts: pulumi.ResourceOptions | None) -> None:
         super().__init__(f"{TOKEN}:{kind}", name, None, opts)
+        self.settings = s
         self.manifests: list[manifests.Manifest] = []
         self.resources: dict[str, pulumi.CustomResource] = {}
         self.options: dict[str, pulumi.ResourceOptions] = {}
 
     def _add(self, objs: list[manifests.Manifest], **options: Any) -> None:
-        child = pulumi.ResourceOptions(parent=self, **options)
         for obj in objs:
             key = f"{obj['kind']}/{obj['metadata']['name']}"
+            child = pulumi.ResourceOptions(parent=self, **options)
+            seconds = manifests.await_seconds(self.settings, obj)
+            if seconds is not None:
+                # pulumi-kubernetes awaits Deployments, DaemonSets and Jobs for 10 minutes by default; each
+                # gets what the object itself is allowed (manifests.await_seconds).
+                timeout = f"{seconds}s"
+                child.custom_timeouts = pulumi.CustomTimeouts(create=timeout, update=timeout)
             self.manifests.append(obj)
             self.resources[key] = resource(obj, child)
             self.options[key] = child
+
+    def _add_data(self, objs: list[manifests.Manifest]) -> None:
+        """Volumes holding weights or results: `pulumi destroy` leaves them in the cluster (retainOnDelete);
+        in prod Pulumi also refuses to delete or replace them (protect)."""
+        self._add(objs, retain_on_delete=True, protect=self.settings.protect_data)
 
 
 class EvalWorkspace(_Manifests):
     """The namespace (restricted Pod Security), the evaluator's identity, its results volume."""
 
     def __init__(self, name: str, s: StackSettings, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("EvalWorkspace", name, opts)
+        super().__init__("EvalWorkspace", name, s, opts)
         self._add([manifests.namespace(s)])
         ns = pulumi.ResourceOptions(depends_on=[self.resources[f"Namespace/{s.namespace}"]])
         self._add(
-            [
-                manifests.service_account(s, manifests.EVAL_SERVICE_ACCOUNT),
-                manifests.eval_network_policy(s),
-                manifests.results_pvc(s),
-            ],
+            [manifests.service_account(s, manifests.EVAL_SERVICE_ACCOUNT), manifests.eval_network_policy(s)],
             depends_on=ns.depends_on,
         )
+        self._add([manifests.results_pvc(s)], depends_on=ns.depends_on, retain_on_delete=True, protect=s.protect_data)
         self.namespace = pulumi.Output.from_input(s.namespace)
         self.register_outputs({"namespace": self.namespace})
 
@@ -54,18 +63,19 @@ class GpuDevicePlugin(_Manifests):
     """NVIDIA k8s-device-plugin DaemonSet and its config file (time-slicing as a stack option)."""
 
     def __init__(self, name: str, s: StackSettings, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("GpuDevicePlugin", name, opts)
+        super().__init__("GpuDevicePlugin", name, s, opts)
         self._add(manifests.device_plugin(s))
         self.register_outputs({})
 
 
 class ModelCache(_Manifests):
-    """The PVC holding the Hugging Face cache: weights survive restarts and never go into images."""
+    """The PVC holding the Hugging Face cache (bound to a node folder through a static PV when
+    modelCache.hostPath is set): weights survive restarts and never go into images."""
 
     def __init__(self, name: str, s: StackSettings, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("ModelCache", name, opts)
+        super().__init__("ModelCache", name, s, opts)
         pvc = manifests.model_cache_pvc(s)
-        self._add([pvc])
+        self._add_data(manifests.model_cache(s))
         self.claim_name = pulumi.Output.from_input(pvc["metadata"]["name"])
         self.register_outputs({"claimName": self.claim_name})
 
@@ -80,13 +90,28 @@ class VllmServer(_Manifests):
         hf_token: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__("VllmServer", name, opts)
+        super().__init__("VllmServer", name, s, opts)
         if hf_token is not None:
             self._add([manifests.hf_token_secret(s, pulumi.Output.secret(hf_token))])
-        self._add(manifests.vllm(s))
+        self._add(manifests.vllm(s)[1:])  # its service account is declared with the GPU smoke test
         self.service_name = pulumi.Output.from_input("vllm")
         self.base_url = pulumi.Output.from_input(s.vllm_base_url)
         self.register_outputs({"serviceName": self.service_name, "baseUrl": self.base_url})
+
+
+class GpuSmokeTest(_Manifests):
+    """vLLM's service account and the `gpu-smoke` Job (`nvidia-smi` on one `nvidia.com/gpu`); vLLM waits
+    for it, so a cluster that cannot hand out a GPU fails here, in seconds, with the Job's own log."""
+
+    def __init__(self, name: str, s: StackSettings, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("GpuSmokeTest", name, s, opts)
+        self._add([manifests.service_account(s, manifests.VLLM_SERVICE_ACCOUNT)])
+        if s.gpu_smoke.enabled:
+            account = self.resources[f"ServiceAccount/{manifests.VLLM_SERVICE_ACCOUNT}"]
+            policy, job = manifests.gpu_smoke(s)
+            self._add([policy])
+            self._add([job], depends_on=[account], delete_before_replace=True)
+        self.register_outputs({})
 
 
 class EvalApiKeys(_Manifests):
@@ -99,7 +124,7 @@ class EvalApiKeys(_Manifests):
         keys: Mapping[str, pulumi.Input[str]],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__("EvalApiKeys", name, opts)
+        super().__init__("EvalApiKeys", name, s, opts)
         self._add([manifests.eval_keys_secret(s, {k: pulumi.Output.secret(v) for k, v in keys.items()})])
         self.register_outputs({})
 
@@ -108,11 +133,12 @@ class EvalJob(_Manifests):
     """One run's suite ConfigMap and Indexed Job. Pulumi waits for the Job and replaces it on change."""
 
     def __init__(self, name: str, s: StackSettings, run: RunSettings, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("EvalJob", name, opts)
+        super().__init__("EvalJob", name, s, opts)
         self._add([manifests.suite_configmap(s, run)], delete_before_replace=True)
         cm = self.resources[f"ConfigMap/{manifests.suite_configmap_name(run.run_id)}"]
         # Fixed names: the old Job must go before its replacement can be created.
-        self._add([manifests.eval_job(s, run.run_id, run.commit)], delete_before_replace=True, depends_on=[cm])
+        job = manifests.eval_job(s, run.run_id, run.commit, run=run)
+        self._add([job], delete_before_replace=True, depends_on=[cm])
         self.job = self.resources[f"Job/{manifests.eval_job_name(run.run_id)}"]
         self.job_name = pulumi.Output.from_input(manifests.eval_job_name(run.run_id))
         self.register_outputs({"jobName": self.job_name})
@@ -124,7 +150,7 @@ class EvalGate(_Manifests):
     def __init__(
         self, name: str, s: StackSettings, run: RunSettings, after: EvalJob, opts: pulumi.ResourceOptions | None = None
     ):
-        super().__init__("EvalGate", name, opts)
+        super().__init__("EvalGate", name, s, opts)
         self._add(
             [manifests.aggregate_job(s, run.run_id, run.commit)], delete_before_replace=True, depends_on=[after.job]
         )
@@ -136,6 +162,6 @@ class ArgoEvalTemplate(_Manifests):
     """The Argo Workflows WorkflowTemplate (prepare, evaluate models, aggregate, gate) and its RBAC."""
 
     def __init__(self, name: str, s: StackSettings, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("ArgoEvalTemplate", name, opts)
+        super().__init__("ArgoEvalTemplate", name, s, opts)
         self._add(manifests.argo(s))
         self.register_outputs({})

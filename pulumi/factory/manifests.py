@@ -8,11 +8,12 @@ are suppressed here, next to the object, with the reason (`checkov.io/skipN` ann
 from __future__ import annotations
 
 import hashlib
+import posixpath
 from typing import Any
 
 import yaml
 
-from factory.settings import RunSettings, StackSettings
+from factory.settings import DATASET_KEY, RunSettings, StackSettings
 
 Manifest = dict[str, Any]
 
@@ -28,6 +29,11 @@ VLLM_SERVICE_ACCOUNT = "vllm"
 # The evaluator's exit codes (docs/contract.md) and what the Job does with them.
 EXIT_CONFIG_ERROR = 2  # FailJob: every shard would fail the same way
 EXIT_BAD_SHARD = 3  # FailIndex: retrying this shard cannot help
+INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+SUITE_KEY = "suite.yaml"  # ConfigMap keys cannot hold '/': fixed keys, mapped to paths by the volume's items
+RUN_IMAGE_FILE = "run-image"  # beside the shards: the image that produced them (see run_guard_container)
+GPU_SMOKE_JOB = "gpu-smoke"
+AGGREGATE_DEADLINE_SECONDS = 900
 
 # Accepted checkov findings, with the reason written once and reused.
 _WHY_TAG_NOT_DIGEST = "images are pinned to a release tag from stack config; a digest is also accepted there"
@@ -106,7 +112,9 @@ def service_account(s: StackSettings, name: str) -> Manifest:
 def device_plugin_config(s: StackSettings) -> str:
     """The plugin's config file; time-slicing only when more than one replica per GPU is asked for."""
     dp = s.device_plugin
-    config: Manifest = {"version": "v1", "flags": {"migStrategy": "none", "failOnInitError": True}}
+    # failOnInitError false, as upstream's static manifest: a node without a usable GPU runs the plugin idle
+    # instead of crash-looping, so the DaemonSet still becomes ready on a mixed cluster.
+    config: Manifest = {"version": "v1", "flags": {"migStrategy": "none", "failOnInitError": False}}
     if dp.time_slicing_replicas > 1:
         config["sharing"] = {
             "timeSlicing": {
@@ -116,6 +124,15 @@ def device_plugin_config(s: StackSettings) -> str:
             }
         }
     return yaml.safe_dump(config, sort_keys=False)
+
+
+def _node_affinity(selector: dict[str, str]) -> Manifest:
+    expressions = [{"key": k, "operator": "In", "values": [v]} for k, v in sorted(selector.items())]
+    return {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": expressions}]}
+        }
+    }
 
 
 def device_plugin(s: StackSettings) -> list[Manifest]:
@@ -157,6 +174,8 @@ def device_plugin(s: StackSettings) -> list[Manifest]:
                 "spec": {
                     "priorityClassName": "system-node-critical",
                     "automountServiceAccountToken": False,
+                    # GPU nodes only (devicePlugin.nodeSelector): CPU-only nodes of a mixed cluster get no pod.
+                    "affinity": _node_affinity(s.device_plugin.node_selector),
                     "tolerations": [
                         {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
                         {"key": "CriticalAddonsOnly", "operator": "Exists"},
@@ -169,7 +188,7 @@ def device_plugin(s: StackSettings) -> list[Manifest]:
                             "imagePullPolicy": "IfNotPresent",
                             "env": [
                                 {"name": "CONFIG_FILE", "value": "/config/config.yaml"},
-                                {"name": "FAIL_ON_INIT_ERROR", "value": "true"},
+                                {"name": "FAIL_ON_INIT_ERROR", "value": "false"},
                             ],
                             "resources": {
                                 "requests": {"cpu": "50m", "memory": "64Mi"},
@@ -206,10 +225,23 @@ def device_plugin(s: StackSettings) -> list[Manifest]:
 # --- storage ----------------------------------------------------------------------------------------
 
 
-def _pvc(s: StackSettings, name: str, component: str, size: str, mode: str, storage_class: str | None) -> Manifest:
+def _pvc(
+    s: StackSettings,
+    name: str,
+    component: str,
+    size: str,
+    mode: str,
+    storage_class: str | None,
+    volume_name: str | None = None,
+) -> Manifest:
     spec: Manifest = {"accessModes": [mode], "resources": {"requests": {"storage": size}}}
     if storage_class:
         spec["storageClassName"] = storage_class
+    if volume_name:
+        # Bound to one static PersistentVolume; "" (no class) unless one is configured, so that no default
+        # class provisions a fresh volume instead.
+        spec["storageClassName"] = storage_class or ""
+        spec["volumeName"] = volume_name
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
@@ -218,10 +250,44 @@ def _pvc(s: StackSettings, name: str, component: str, size: str, mode: str, stor
     }
 
 
+def model_cache_pv_name(s: StackSettings) -> str:
+    return f"model-cache-{s.namespace}"
+
+
+def model_cache_pv(s: StackSettings) -> Manifest:
+    """A node folder that already holds (or will keep) the weights: dev's minikube mount of the host folder
+    Ansible creates (`minikube_model_cache_mount`), so weights survive `minikube delete`.
+
+    hostPath volumes ignore fsGroup: the folder itself must be writable by vLLM's uid (VLLM_UID); Ansible
+    creates it owned by that uid. `Retain`: deleting the claim never deletes the weights.
+    """
+    v = s.model_cache
+    assert v.host_path is not None
+    spec: Manifest = {
+        "capacity": {"storage": v.size},
+        "accessModes": [v.access_mode],
+        "persistentVolumeReclaimPolicy": "Retain",
+        "storageClassName": v.storage_class or "",
+        "claimRef": {"namespace": s.namespace, "name": "model-cache"},
+        "hostPath": {"path": v.host_path, "type": "Directory"},
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": _meta(model_cache_pv_name(s), None, "model-cache"),
+        "spec": spec,
+    }
+
+
 def model_cache_pvc(s: StackSettings) -> Manifest:
     """Model weights live on a volume (never in images), so a restart does not download them again."""
     v = s.model_cache
-    return _pvc(s, "model-cache", "model-cache", v.size, v.access_mode, v.storage_class)
+    volume = model_cache_pv_name(s) if v.host_path else None
+    return _pvc(s, "model-cache", "model-cache", v.size, v.access_mode, v.storage_class, volume)
+
+
+def model_cache(s: StackSettings) -> list[Manifest]:
+    return ([model_cache_pv(s)] if s.model_cache.host_path else []) + [model_cache_pvc(s)]
 
 
 def results_pvc(s: StackSettings) -> Manifest:
@@ -276,13 +342,69 @@ def vllm_args(s: StackSettings) -> list[str]:
     ]
 
 
+# The weight prefetch: the pinned revision into the HF cache on the model-cache volume, with the hub's own
+# progress bars in `kubectl logs deploy/vllm -c prefetch-weights`, before vLLM starts (offline) and its
+# startup probe's budget begins. huggingface_hub ships in vLLM's image.
+PREFETCH_SCRIPT = """\
+import sys, time
+from huggingface_hub import snapshot_download
+model, revision = sys.argv[1], sys.argv[2]
+started = time.monotonic()
+print(f"prefetch: {model} at revision {revision} into the HF cache (HF_HOME)", flush=True)
+path = snapshot_download(repo_id=model, revision=revision)
+print(f"prefetch: done in {time.monotonic() - started:.0f}s: {path}", flush=True)
+"""
+
+
+def rollout_budget_seconds(s: StackSettings) -> int:
+    """Image pull + weight download + model load: how long a first vLLM rollout may take."""
+    return s.vllm.download_budget_seconds + s.vllm.startup_budget_seconds
+
+
+def _hf_env(s: StackSettings) -> list[Manifest]:
+    return [
+        {"name": "HF_HOME", "value": "/models/hf"},
+        {"name": "HOME", "value": "/tmp"},
+        # The UID has no passwd entry: getpass.getuser() (torch caches) reads USER first.
+        {"name": "USER", "value": "vllm"},
+        {"name": "HF_HUB_DISABLE_TELEMETRY", "value": "1"},
+        {
+            "name": "HF_TOKEN",
+            "valueFrom": {"secretKeyRef": {"name": s.hf_token_secret, "key": "HF_TOKEN", "optional": True}},
+        },
+    ]
+
+
+def prefetch_container(s: StackSettings) -> Manifest:
+    v = s.vllm
+    return {
+        "name": "prefetch-weights",
+        "image": v.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["python3", "-c", PREFETCH_SCRIPT, v.model, v.revision],
+        # A download needs no GPU: the NVIDIA runtime must expose none to this container.
+        "env": [*_hf_env(s), {"name": "NVIDIA_VISIBLE_DEVICES", "value": "void"}],
+        "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
+        "securityContext": _restricted_container_security(),
+        "volumeMounts": [{"name": "model-cache", "mountPath": "/models"}, {"name": "tmp", "mountPath": "/tmp"}],
+    }
+
+
 def vllm_deployment(s: StackSettings) -> Manifest:
     """One vLLM server with an explicit GPU limit: without it vLLM silently falls back to the CPU."""
     v = s.vllm
     pod_labels = labels("vllm")
     probe = {"httpGet": {"path": "/health", "port": "http"}, "timeoutSeconds": 5}
     gpu = str(v.gpus)
+    env = [*_hf_env(s), {"name": "VLLM_NO_USAGE_STATS", "value": "1"}, {"name": "DO_NOT_TRACK", "value": "1"}]
+    if v.prefetch:
+        # The prefetch init container has put the pinned revision in the cache: never download at start.
+        env.append({"name": "HF_HUB_OFFLINE", "value": "1"})
     spec: Manifest = {
+        "replicas": v.replicas,
+        # A first rollout pulls a multi-GB image, downloads the weights and loads them: without this the
+        # Deployment reports ProgressDeadlineExceeded after the default 10 minutes.
+        "progressDeadlineSeconds": rollout_budget_seconds(s),
         # Recreate: the old pod must free the GPU before the new one can be scheduled.
         "strategy": {"type": "Recreate"},
         "revisionHistoryLimit": 3,
@@ -305,20 +427,7 @@ def vllm_deployment(s: StackSettings) -> Manifest:
                         "command": ["vllm", "serve"],
                         "args": vllm_args(s),
                         "ports": [{"name": "http", "containerPort": VLLM_PORT, "protocol": "TCP"}],
-                        "env": [
-                            {"name": "HF_HOME", "value": "/models/hf"},
-                            {"name": "HOME", "value": "/tmp"},
-                            # The UID has no passwd entry: getpass.getuser() (torch caches) reads USER first.
-                            {"name": "USER", "value": "vllm"},
-                            {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
-                            {"name": "DO_NOT_TRACK", "value": "1"},
-                            {
-                                "name": "HF_TOKEN",
-                                "valueFrom": {
-                                    "secretKeyRef": {"name": s.hf_token_secret, "key": "HF_TOKEN", "optional": True}
-                                },
-                            },
-                        ],
+                        "env": env,
                         "resources": {
                             "requests": {"nvidia.com/gpu": gpu, "cpu": v.cpu, "memory": v.memory},
                             "limits": {"nvidia.com/gpu": gpu, "cpu": v.cpu, "memory": v.memory},
@@ -346,8 +455,8 @@ def vllm_deployment(s: StackSettings) -> Manifest:
             },
         },
     }
-    if not v.hpa.enabled:
-        spec["replicas"] = 1  # with an HPA, the HPA owns the replica count
+    if v.prefetch:
+        spec["template"]["spec"]["initContainers"] = [prefetch_container(s)]
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -393,35 +502,69 @@ def vllm_network_policy(s: StackSettings) -> Manifest:
     }
 
 
-def vllm_hpa(s: StackSettings) -> Manifest:
-    """Scale on queued requests (vLLM's `vllm:num_requests_waiting`, exposed by a metrics adapter)."""
-    h = s.vllm.hpa
-    return {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": _meta("vllm", s.namespace, "vllm"),
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "vllm"},
-            "minReplicas": h.min_replicas,
-            "maxReplicas": h.max_replicas,
-            "metrics": [
-                {
-                    "type": "Pods",
-                    "pods": {
-                        "metric": {"name": "vllm_num_requests_waiting"},
-                        "target": {"type": "AverageValue", "averageValue": str(h.target_waiting_requests)},
-                    },
-                }
-            ],
-        },
+def gpu_smoke(s: StackSettings) -> list[Manifest]:
+    """The GPU smoke Job and a policy that its pod accepts no connection (it only runs nvidia-smi)."""
+    policy = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(f"{GPU_SMOKE_JOB}-no-ingress", s.namespace, GPU_SMOKE_JOB),
+        "spec": {"podSelector": {"matchLabels": labels(GPU_SMOKE_JOB)}, "policyTypes": ["Ingress"]},
     }
+    return [policy, gpu_smoke_job(s)]
 
 
 def vllm(s: StackSettings) -> list[Manifest]:
-    objs = [service_account(s, VLLM_SERVICE_ACCOUNT), vllm_deployment(s), vllm_service(s), vllm_network_policy(s)]
-    if s.vllm.hpa.enabled:
-        objs.append(vllm_hpa(s))
-    return objs
+    """No autoscaler: nothing here serves vLLM's queue metric to the metrics API (see vllm.replicas)."""
+    return [service_account(s, VLLM_SERVICE_ACCOUNT), vllm_deployment(s), vllm_service(s), vllm_network_policy(s)]
+
+
+def gpu_smoke_job(s: StackSettings) -> Manifest:
+    """The most reliable GPU check there is: a pod that gets `nvidia.com/gpu: 1` and runs `nvidia-smi`.
+
+    Applied before vLLM (Pulumi waits for it): it proves the device plugin advertises the GPU and the runtime
+    injects the driver, and, with vLLM's image (the default), pulls that image onto the GPU node.
+    """
+    pod_labels = labels(GPU_SMOKE_JOB)
+    container = {
+        "name": "nvidia-smi",
+        "image": s.gpu_smoke.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["nvidia-smi"],
+        # `utility` makes the NVIDIA runtime mount nvidia-smi and the driver libraries into the container.
+        "env": [{"name": "NVIDIA_DRIVER_CAPABILITIES", "value": "utility"}],
+        "resources": {
+            "requests": {"nvidia.com/gpu": "1", "cpu": "100m", "memory": "128Mi"},
+            "limits": {"nvidia.com/gpu": "1", "cpu": "500m", "memory": "256Mi"},
+        },
+        "securityContext": _restricted_container_security(),
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _meta(
+            GPU_SMOKE_JOB,
+            s.namespace,
+            GPU_SMOKE_JOB,
+            _skips(("CKV_K8S_43", _WHY_TAG_NOT_DIGEST), ("CKV_K8S_15", _WHY_PULL_POLICY)),
+        ),
+        "spec": {
+            "backoffLimit": 1,
+            # Pulling vLLM's multi-GB image is most of it.
+            "activeDeadlineSeconds": s.vllm.download_budget_seconds,
+            "template": {
+                "metadata": {"labels": pod_labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "serviceAccountName": VLLM_SERVICE_ACCOUNT,
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "securityContext": _pod_security(VLLM_UID),
+                    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+                    "containers": [container],
+                },
+            },
+        },
+    }
 
 
 def eval_network_policy(s: StackSettings) -> Manifest:
@@ -439,8 +582,12 @@ def long_lived(s: StackSettings) -> list[Manifest]:
     objs: list[Manifest] = [namespace(s)]
     if s.device_plugin.enabled:
         objs += device_plugin(s)
-    objs += [model_cache_pvc(s), results_pvc(s), service_account(s, EVAL_SERVICE_ACCOUNT), eval_network_policy(s)]
-    objs += vllm(s)
+    objs += [*model_cache(s), results_pvc(s), service_account(s, EVAL_SERVICE_ACCOUNT), eval_network_policy(s)]
+    vllm_objs = vllm(s)
+    objs.append(vllm_objs[0])  # the service account, used by the GPU smoke Job too
+    if s.gpu_smoke.enabled:
+        objs += gpu_smoke(s)  # before vLLM: `kubectl wait` for it (Pulumi does)
+    objs += vllm_objs[1:]
     return objs
 
 
@@ -464,31 +611,63 @@ def out_dir(run_id: str) -> str:
 
 
 def suite_configmap(s: StackSettings, run: RunSettings) -> Manifest:
+    """The suite and its dataset (the files the suite names), or only the suite as a record when the suite
+    is baked into the run's image (`--suite-in-image`, for datasets beyond a ConfigMap's 1 MiB)."""
+    data: dict[str, str] = {SUITE_KEY: run.suite_text}
+    for f in run.files:
+        data[f.key] = f.text
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": _meta(suite_configmap_name(run.run_id), s.namespace, "evaluator"),
-        "data": {"suite.yaml": run.suite_text},
+        "data": data,
     }
 
 
-def _evaluator_env(s: StackSettings, run_id: str, commit: str, target_base_url: str) -> list[Manifest]:
+def suite_items(run: RunSettings) -> list[Manifest]:
+    """Each key to the path the suite expects, relative to the suite (a key cannot hold '/', a path can)."""
+    return [{"key": SUITE_KEY, "path": SUITE_KEY}, *({"key": f.key, "path": f.path} for f in run.files)]
+
+
+def suite_path_in_pod(run: RunSettings | None) -> str:
+    if run is not None and run.suite_in_image:
+        return run.suite_in_image
+    return posixpath.join(SUITE_MOUNT, SUITE_KEY)
+
+
+def timings_path(s: StackSettings, timings_report: str | None = None) -> str | None:
+    report = timings_report or s.eval.timings_report
+    return posixpath.join(RESULTS_MOUNT, report) if report else None
+
+
+def _evaluator_env(
+    s: StackSettings,
+    run_id: str,
+    commit: str,
+    target_base_url: str,
+    target_model: str,
+    timings: str | None = None,
+) -> list[Manifest]:
     env: list[Manifest] = [
-        # JOB_COMPLETION_INDEX is set by the Job controller itself (docs/contract.md).
         {"name": "EVAL_TOTAL_SHARDS", "value": str(s.eval.shards)},
         {"name": "EVAL_RUN_ID", "value": run_id},
         {"name": "EVAL_COMMIT", "value": commit},
         {"name": "EVAL_OUT_DIR", "value": out_dir(run_id)},
         {"name": "EVAL_SHARDING", "value": s.eval.sharding},
+        # The stack decides what is evaluated and who judges: the suite's own endpoints are overridden.
         {"name": "EVAL_TARGET_BASE_URL", "value": target_base_url},
+        {"name": "EVAL_TARGET_MODEL", "value": target_model},
+        {"name": "EVAL_JUDGE_BASE_URL", "value": s.judge_base_url},
+        {"name": "EVAL_JUDGE_MODEL", "value": s.judge_model},
+        {"name": "EVAL_IMAGE", "value": s.eval.image},
         # CPU workers: an NVIDIA runtime set as the node default must expose no GPU to them.
         {"name": "NVIDIA_VISIBLE_DEVICES", "value": "void"},
         {"name": "HOME", "value": "/tmp"},
         {"name": "USER", "value": "evaluator"},
         {"name": "DEEPEVAL_TELEMETRY_OPT_OUT", "value": "1"},
     ]
-    if s.eval.judge_base_url:
-        env.append({"name": "EVAL_JUDGE_BASE_URL", "value": s.eval.judge_base_url})
+    if timings is not None:
+        env.append({"name": "EVAL_TIMINGS", "value": timings})
     for key in ("EVAL_TARGET_API_KEY", "EVAL_JUDGE_API_KEY"):
         env.append(
             {"name": key, "valueFrom": {"secretKeyRef": {"name": s.eval_keys_secret, "key": key, "optional": True}}}
@@ -496,7 +675,10 @@ def _evaluator_env(s: StackSettings, run_id: str, commit: str, target_base_url: 
     return env
 
 
-def _evaluator_container(s: StackSettings, name: str, command: list[str], env: list[Manifest]) -> Manifest:
+def _evaluator_container(
+    s: StackSettings, name: str, command: list[str], env: list[Manifest], suite_volume: bool = True
+) -> Manifest:
+    mounts = [{"name": "suite", "mountPath": SUITE_MOUNT, "readOnly": True}] if suite_volume else []
     return {
         "name": name,
         "image": s.eval.image,
@@ -512,14 +694,20 @@ def _evaluator_container(s: StackSettings, name: str, command: list[str], env: l
         },
         "securityContext": _restricted_container_security(),
         "volumeMounts": [
-            {"name": "suite", "mountPath": SUITE_MOUNT, "readOnly": True},
+            *mounts,
             {"name": "results", "mountPath": RESULTS_MOUNT},
             {"name": "tmp", "mountPath": "/tmp"},
         ],
     }
 
 
-def _evaluator_pod(s: StackSettings, suite_name: str, containers: list[Manifest], init: list[Manifest]) -> Manifest:
+def _evaluator_pod(
+    s: StackSettings,
+    suite_volume: Manifest | None,
+    containers: list[Manifest],
+    init: list[Manifest],
+) -> Manifest:
+    volumes = [suite_volume] if suite_volume else []
     spec: Manifest = {
         "restartPolicy": "Never",
         "serviceAccountName": EVAL_SERVICE_ACCOUNT,
@@ -528,7 +716,7 @@ def _evaluator_pod(s: StackSettings, suite_name: str, containers: list[Manifest]
         "securityContext": _pod_security(EVALUATOR_UID),
         "containers": containers,
         "volumes": [
-            {"name": "suite", "configMap": {"name": suite_name}},
+            *volumes,
             {"name": "results", "persistentVolumeClaim": {"claimName": "eval-results"}},
             {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
         ],
@@ -545,13 +733,81 @@ _JOB_SKIPS = (
 )
 
 
+# Before any shard starts: the results folder of a run id belongs to one image. A run id rendered again with
+# another image must not resume (and so report as its own) the shards the first image finished. The first
+# pod records its image atomically (link of a complete temp file), every pod compares; a mismatch exits 2,
+# which the podFailurePolicy turns into FailJob at once. Python from the evaluator image: it has no shell.
+RUN_GUARD_SCRIPT = """\
+import os, sys, tempfile
+out, image, run = os.environ["EVAL_OUT_DIR"], os.environ["EVAL_IMAGE"], os.environ["EVAL_RUN_ID"]
+os.makedirs(out, exist_ok=True)
+marker = os.path.join(out, "run-image")
+fd, temp = tempfile.mkstemp(dir=out, prefix=".run-image.")
+with os.fdopen(fd, "w") as handle:
+    handle.write(image + "\\n")
+    handle.flush()
+    os.fsync(handle.fileno())
+try:
+    os.link(temp, marker)
+except FileExistsError:
+    pass
+finally:
+    os.unlink(temp)
+with open(marker) as handle:
+    recorded = handle.read().strip()
+if recorded != image:
+    print(f"{marker}: run {run} was evaluated by image {recorded}; this pod runs another image, {image}: its "
+          f"finished shards would be reported as this image's. Render the run with a new --run-id, or delete "
+          f"{out} from the results volume first.", file=sys.stderr)
+    sys.exit(2)
+print(f"{marker}: run {run}, image {image}")
+"""
+
+
+def run_guard_container(s: StackSettings, env: list[Manifest]) -> Manifest:
+    container = _evaluator_container(s, "run-guard", ["python", "-c", RUN_GUARD_SCRIPT], env, suite_volume=False)
+    small = {"cpu": "100m", "memory": "128Mi"}
+    container["resources"] = {"requests": dict(small), "limits": dict(small)}
+    return container
+
+
+def eval_job_await_seconds(s: StackSettings) -> int:
+    """How long `pulumi up` waits for a run's Job: its whole deadline, plus time to schedule and pull."""
+    return s.eval.active_deadline_seconds + 600
+
+
 def eval_job(
-    s: StackSettings, run_id: str, commit: str, target_base_url: str | None = None, suite_name: str | None = None
+    s: StackSettings,
+    run_id: str,
+    commit: str,
+    run: RunSettings | None = None,
+    target_base_url: str | None = None,
+    target_model: str | None = None,
+    suite_volume: Manifest | None = None,
+    timings_report: str | None = None,
 ) -> Manifest:
     """The Indexed Job of docs/contract.md: one pod per shard, exit codes mapped to podFailurePolicy."""
     e = s.eval
-    command = ["evaluator", "run", f"{SUITE_MOUNT}/suite.yaml", "--out", "$(EVAL_OUT_DIR)"]
-    env = _evaluator_env(s, run_id, commit, target_base_url or s.vllm_base_url)
+    # The folder itself, not `$(EVAL_OUT_DIR)`: no consumer of the YAML has to expand variable references.
+    command = ["evaluator", "run", suite_path_in_pod(run), "--out", out_dir(run_id)]
+    env = _evaluator_env(
+        s,
+        run_id,
+        commit,
+        target_base_url or s.vllm_base_url,
+        target_model or s.vllm.served_model_name,
+        timings_path(s, timings_report),
+    )
+    # Declared as the Job controller injects it (docs/contract.md): the index from the pod's annotation.
+    index_env = {
+        "name": "JOB_COMPLETION_INDEX",
+        "valueFrom": {"fieldRef": {"fieldPath": f"metadata.annotations['{INDEX_ANNOTATION}']"}},
+    }
+    if suite_volume is None and run is not None and not run.suite_in_image:
+        suite_volume = {
+            "name": "suite",
+            "configMap": {"name": suite_configmap_name(run_id), "items": suite_items(run)},
+        }
     pod_labels = labels("evaluator", **{"ai-eval-factory/run-id": run_id})
     return {
         "apiVersion": "batch/v1",
@@ -572,6 +828,10 @@ def eval_job(
                     {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
                     {
                         "action": "FailJob",
+                        "onExitCodes": {"containerName": "run-guard", "operator": "In", "values": [EXIT_CONFIG_ERROR]},
+                    },
+                    {
+                        "action": "FailJob",
                         "onExitCodes": {"containerName": "evaluator", "operator": "In", "values": [EXIT_CONFIG_ERROR]},
                     },
                     {
@@ -584,24 +844,25 @@ def eval_job(
                 "metadata": {"labels": pod_labels},
                 "spec": _evaluator_pod(
                     s,
-                    suite_name or suite_configmap_name(run_id),
-                    [_evaluator_container(s, "evaluator", command, env)],
-                    [],
+                    suite_volume,
+                    [_evaluator_container(s, "evaluator", command, [index_env, *env], suite_volume is not None)],
+                    [run_guard_container(s, env)],
                 ),
             },
         },
     }
 
 
-def aggregate_job(s: StackSettings, run_id: str, commit: str, suite_name: str | None = None) -> Manifest:
+def aggregate_job(s: StackSettings, run_id: str, commit: str) -> Manifest:
     """Merge every shard, then judge: `aggregate` as the init container, `gate` as the result.
 
     Two containers instead of a shell `&&`, so the image needs no shell and each step keeps its exit code.
-    The Job's success is the gate's verdict; it never retries (a failed gate is not transient).
+    The Job's success is the gate's verdict; it never retries (a failed gate is not transient). It reads only
+    the results volume: the suite it needs is recorded in the shards' manifests.
     """
     out = out_dir(run_id)
     report = f"{out}/report.json"
-    env = _evaluator_env(s, run_id, commit, s.vllm_base_url)
+    env = _evaluator_env(s, run_id, commit, s.vllm_base_url, s.vllm.served_model_name)
     aggregate = ["evaluator", "aggregate", out, "--out", report, "--expect-shards", str(s.eval.shards)]
     gate = ["evaluator", "gate", report, "--mode", s.eval.gate_mode]
     pod_labels = labels("evaluator", **{"ai-eval-factory/run-id": run_id})
@@ -612,35 +873,60 @@ def aggregate_job(s: StackSettings, run_id: str, commit: str, suite_name: str | 
         | {"labels": pod_labels},
         "spec": {
             "backoffLimit": 0,
-            "activeDeadlineSeconds": 900,
+            "activeDeadlineSeconds": AGGREGATE_DEADLINE_SECONDS,
             "ttlSecondsAfterFinished": s.eval.ttl_seconds_after_finished,
             "template": {
                 "metadata": {"labels": pod_labels},
                 "spec": _evaluator_pod(
                     s,
-                    suite_name or suite_configmap_name(run_id),
-                    [_evaluator_container(s, "gate", gate, env)],
-                    [_evaluator_container(s, "aggregate", aggregate, env)],
+                    None,
+                    [_evaluator_container(s, "gate", gate, env, suite_volume=False)],
+                    [_evaluator_container(s, "aggregate", aggregate, env, suite_volume=False)],
                 ),
             },
         },
     }
 
 
-def run_manifests(s: StackSettings, run: RunSettings) -> list[Manifest]:
+def run_manifests(s: StackSettings, run: RunSettings, timings_report: str | None = None) -> list[Manifest]:
     """One run, applied in this order: suite, shards; then, once the shards are done, the aggregation."""
     return [
         suite_configmap(s, run),
-        eval_job(s, run.run_id, run.commit),
+        eval_job(s, run.run_id, run.commit, run=run, timings_report=timings_report),
         aggregate_job(s, run.run_id, run.commit),
     ]
+
+
+def await_seconds(s: StackSettings, obj: Manifest) -> int | None:
+    """How long `pulumi up` may wait for `obj` to become ready (pulumi-kubernetes' default: 10 minutes).
+
+    Each matches what the object itself is allowed: vLLM's rollout budget (its progressDeadlineSeconds),
+    a run's Job deadline, the GPU smoke Job's image pull. None: the default is enough.
+    """
+    kind, name = obj["kind"], obj["metadata"]["name"]
+    if kind == "Deployment" and name == "vllm":
+        return rollout_budget_seconds(s) + 300
+    if kind == "Job" and name == GPU_SMOKE_JOB:
+        return s.vllm.download_budget_seconds + 300
+    if kind == "Job" and name.startswith("eval-"):
+        return eval_job_await_seconds(s)
+    if kind == "Job" and name.startswith("aggregate-"):
+        return AGGREGATE_DEADLINE_SECONDS + 300
+    if kind == "DaemonSet":
+        return 1800  # the device plugin's image pull on every GPU node
+    return None
 
 
 # --- Argo Workflows ---------------------------------------------------------------------------------
 
 ARGO_RUN_ID = "{{workflow.parameters.run-id}}"
 ARGO_COMMIT = "{{workflow.parameters.commit}}"
+ARGO_DATASET_PATH = "{{workflow.parameters.dataset-path}}"
 ARGO_SERVICE_ACCOUNT = "argo-eval"
+# Argo's resource conditions are label selectors over gjson paths, so a condition cannot be looked up by
+# type. A Job's first condition is its first verdict: FailureTarget/Failed, or SuccessCriteriaMet/Complete
+# (these Jobs are never suspended). So a FailJob (exit 2) ends the step within seconds, not at its deadline.
+ARGO_JOB_FAILED = "status.conditions.0.type in (FailureTarget,Failed)"
 
 
 def argo_rbac(s: StackSettings) -> list[Manifest]:
@@ -684,37 +970,57 @@ def workflow_template(s: StackSettings) -> Manifest:
         "kind": "ConfigMap",
         "metadata": {"name": suite_name, "namespace": s.namespace, "labels": labels("evaluator")},
         # base64: a one-line parameter survives Argo's text substitution into this YAML unchanged.
-        "binaryData": {"suite.yaml": "{{workflow.parameters.suite-b64}}"},
+        "binaryData": {
+            SUITE_KEY: "{{workflow.parameters.suite-b64}}",
+            DATASET_KEY: "{{workflow.parameters.dataset-b64}}",
+        },
     }
+    suite_volume = {
+        "name": "suite",
+        "configMap": {
+            "name": suite_name,
+            "items": [{"key": SUITE_KEY, "path": SUITE_KEY}, {"key": DATASET_KEY, "path": ARGO_DATASET_PATH}],
+        },
+    }
+    executor = {"serviceAccountName": ARGO_SERVICE_ACCOUNT}
     templates: list[Manifest] = [
         {"name": "prepare", "resource": {"action": "apply", "manifest": yaml.safe_dump(suite_cm, sort_keys=False)}}
     ]
     tasks: list[Manifest] = [{"name": "prepare", "template": "prepare"}]
     for model in s.argo.models:
         run_id = f"{ARGO_RUN_ID}-{model.name}"
-        job = eval_job(s, run_id, ARGO_COMMIT, target_base_url=model.base_url, suite_name=suite_name)
+        job = eval_job(
+            s,
+            run_id,
+            ARGO_COMMIT,
+            target_base_url=model.base_url,
+            target_model=model.served_model_name,
+            suite_volume=suite_volume,
+        )
         templates.append(
             {
                 "name": f"evaluate-{model.name}",
-                # A failed Job never reaches `succeeded == shards`; the step then ends at this deadline
-                # (the Job's own plus a margin) and the aggregation reports the missing shards.
+                # Backstop only: a failed Job matches failureCondition within seconds.
                 "activeDeadlineSeconds": s.eval.active_deadline_seconds + 300,
                 "resource": {
                     "action": "create",
                     "setOwnerReference": True,
                     "successCondition": f"status.succeeded > {n - 1}",
+                    "failureCondition": ARGO_JOB_FAILED,
                     "manifest": yaml.safe_dump(job, sort_keys=False),
                 },
             }
         )
-        pod = aggregate_job(s, run_id, ARGO_COMMIT, suite_name=suite_name)["spec"]["template"]["spec"]
+        pod = aggregate_job(s, run_id, ARGO_COMMIT)["spec"]["template"]["spec"]
         for step, container in (("aggregate", pod["initContainers"][0]), ("gate", pod["containers"][0])):
             templates.append(
                 {
                     "name": f"{step}-{model.name}",
                     "metadata": {"labels": labels("evaluator")},
                     "securityContext": pod["securityContext"],
+                    # No API token in the step's pod; Argo's executor then needs its own account.
                     "automountServiceAccountToken": False,
+                    "executor": executor,
                     "volumes": pod["volumes"],
                     "container": container,
                 }
@@ -743,6 +1049,8 @@ def workflow_template(s: StackSettings) -> Manifest:
                     {"name": "run-id", "description": "DNS-label run id, e.g. <suite-hash[:12]>-<commit[:12]>"},
                     {"name": "commit", "description": "the git commit under evaluation"},
                     {"name": "suite-b64", "description": "the suite YAML, base64-encoded (base64 -w0 suite.yaml)"},
+                    {"name": "dataset-path", "description": "the suite's `dataset` value (relative to the suite)"},
+                    {"name": "dataset-b64", "description": "that dataset file, base64-encoded (under 1 MiB)"},
                 ]
             },
             "podGC": {"strategy": "OnWorkflowSuccess"},

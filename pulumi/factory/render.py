@@ -19,7 +19,7 @@ import click
 import yaml
 
 from factory import manifests
-from factory.settings import SettingsError, StackSettings, image_is_pinned, load_stack, make_run
+from factory.settings import SettingsError, StackSettings, check_settings, image_is_pinned, load_stack, make_run
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -64,6 +64,8 @@ def launch_plan(objs: list[manifests.Manifest], files: list[Path]) -> dict[str, 
     suite, eval_job, aggregate_job = objs
     pod = eval_job["spec"]["template"]["spec"]
     claims = [v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v]
+    (evaluator,) = pod["containers"]
+    env = {e["name"]: e.get("value") for e in evaluator["env"]}
     return {
         "namespace": eval_job["metadata"]["namespace"],
         "suite_configmap": suite["metadata"]["name"],
@@ -71,9 +73,37 @@ def launch_plan(objs: list[manifests.Manifest], files: list[Path]) -> dict[str, 
         "aggregate_job": aggregate_job["metadata"]["name"],
         "completions": eval_job["spec"]["completions"],
         "results_claim": claims[0],
-        "image": pod["containers"][0]["image"],
+        "image": evaluator["image"],
         "files": [str(f) for f in files],
+        # Added keys: where the run's files land on the results volume and what it evaluates.
+        "results_dir": env["EVAL_OUT_DIR"],
+        "report": f"{env['EVAL_OUT_DIR']}/report.json",
+        "suite_path": evaluator["command"][2],
+        "target_base_url": env["EVAL_TARGET_BASE_URL"],
+        "target_model": env["EVAL_TARGET_MODEL"],
+        "judge_base_url": env["EVAL_JUDGE_BASE_URL"],
+        "judge_model": env["EVAL_JUDGE_MODEL"],
+        "sharding": env["EVAL_SHARDING"],
+        "timings": env.get("EVAL_TIMINGS"),
+        "job_deadline_seconds": eval_job["spec"]["activeDeadlineSeconds"],
     }
+
+
+def check_run_image(plan_path: Path, image: str) -> None:
+    """A run id is evaluated by one image: refuse to render it again for another (stale shards would be
+    resumed and reported as the new image's; the pods refuse too, see manifests.RUN_GUARD_SCRIPT)."""
+    if not plan_path.is_file():
+        return
+    try:
+        previous = json.loads(plan_path.read_text(encoding="utf-8")).get("image")
+    except (OSError, ValueError):
+        return
+    if previous and previous != image:
+        raise SettingsError(
+            f"{plan_path}: image: run {plan_path.stem} was rendered for image {previous!r}, now {image!r}. "
+            "A run id belongs to one image: pass a new --run-id (e.g. with the image's digest), or delete "
+            f"{plan_path} and the run's folder on the results volume first"
+        )
 
 
 def render(
@@ -84,21 +114,31 @@ def render(
     commit: str | None = None,
     suite: Path | None = None,
     image: str | None = None,
+    suite_in_image: str | None = None,
+    timings_report: str | None = None,
 ) -> dict[str, list[Path]]:
     """Render `stack/` (long-lived), `argo/` (when enabled) and `run/<run-id>/` (when a run is given)."""
     settings = load_stack(project_dir, stack)
     groups = {"stack": write_group(out / "stack", manifests.long_lived(settings))}
     if settings.argo.enabled:
         groups["argo"] = write_group(out / "argo", manifests.argo(settings))
-    if run_id is not None or commit is not None or suite is not None or image is not None:
+    run_args = (run_id, commit, suite, image, suite_in_image, timings_report)
+    if any(arg is not None for arg in run_args):
         if run_id is None or commit is None or suite is None:
             raise SettingsError("a run needs all of --run-id, --commit and --suite")
-        run = make_run(run_id, commit, suite)
+        run = make_run(run_id, commit, suite, suite_in_image)
         run_settings = with_run_image(settings, image) if image is not None else settings
+        if timings_report is not None:
+            run_settings = dataclasses.replace(
+                run_settings, eval=dataclasses.replace(run_settings.eval, timings_report=timings_report)
+            )
+            check_settings(run_settings, "--timings-report")
+        plan_path = out / "run" / f"{run_id}.json"
+        check_run_image(plan_path, run_settings.eval.image)
         objs = manifests.run_manifests(run_settings, run)
         groups["run"] = write_group(out / "run" / run_id, objs)
         plan = launch_plan(objs, groups["run"])
-        (out / "run" / f"{run_id}.json").write_text(json.dumps(plan, indent=2) + "\n", encoding="utf-8")
+        plan_path.write_text(json.dumps(plan, indent=2) + "\n", encoding="utf-8")
     return groups
 
 
@@ -109,6 +149,15 @@ def render(
 @click.option("--commit", help="The git commit the run evaluates.")
 @click.option("--suite", type=click.Path(dir_okay=False, path_type=Path), help="The run's suite YAML.")
 @click.option("--image", help="Evaluator image for this run (default: the stack's eval.image), e.g. built per commit.")
+@click.option(
+    "--suite-in-image",
+    help="Absolute path of the suite inside --image, for datasets too large for the run's ConfigMap (1 MiB).",
+)
+@click.option(
+    "--timings-report",
+    help="A previous report on the results volume (relative to it) for 'balanced' sharding; default:"
+    " the stack's eval.timingsReport.",
+)
 @click.option(
     "--project-dir",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
@@ -123,11 +172,13 @@ def main(
     commit: str | None,
     suite: Path | None,
     image: str | None,
+    suite_in_image: str | None,
+    timings_report: str | None,
     project_dir: Path,
 ) -> None:
     """Write the manifests of STACK as YAML under OUT (stack/, argo/, run/<run-id>/ and run/<run-id>.json)."""
     try:
-        groups = render(stack, out, project_dir, run_id, commit, suite, image)
+        groups = render(stack, out, project_dir, run_id, commit, suite, image, suite_in_image, timings_report)
     except SettingsError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

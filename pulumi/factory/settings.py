@@ -6,6 +6,7 @@ Kept free of any Pulumi import so that `render` (and its checks) read the very s
 
 from __future__ import annotations
 
+import posixpath
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +26,22 @@ class SettingsError(ValueError):
     """A stack setting is missing or invalid; the message names the source and field."""
 
 
+# vLLM checks at start that `gpuMemoryUtilization` of the GPU is free; copies that share one GPU through
+# time-slicing must fit together, with room for each process's CUDA context.
+GPU_MEMORY_HEADROOM = 0.05
+# A ConfigMap (data + metadata) must stay under etcd's 1 MiB object limit; keep room for the metadata.
+CONFIGMAP_LIMIT_BYTES = 1024 * 1024
+CONFIGMAP_METADATA_ROOM = 16 * 1024
+DATASET_KEY = "dataset"  # the dataset's ConfigMap key (keys cannot hold '/'; the volume maps it to its path)
+
+
 @dataclass(frozen=True)
 class DevicePluginSettings:
     enabled: bool
     image: str
     time_slicing_replicas: int
     fail_requests_greater_than_one: bool
+    node_selector: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -38,14 +49,15 @@ class VolumeSettings:
     size: str
     access_mode: str
     storage_class: str | None
+    host_path: str | None = None  # a pre-populated node folder, bound through a static PersistentVolume
 
 
 @dataclass(frozen=True)
-class HpaSettings:
+class GpuSmokeSettings:
+    """A Job that asks for one GPU and runs `nvidia-smi` before vLLM is rolled out."""
+
     enabled: bool
-    min_replicas: int
-    max_replicas: int
-    target_waiting_requests: int
+    image: str
 
 
 @dataclass(frozen=True)
@@ -62,13 +74,16 @@ class VllmSettings:
     memory: str
     service_type: str
     startup_budget_seconds: int
-    hpa: HpaSettings
+    download_budget_seconds: int
+    replicas: int
+    prefetch: bool
 
 
 @dataclass(frozen=True)
 class ArgoModel:
     name: str
     base_url: str
+    served_model_name: str
 
 
 @dataclass(frozen=True)
@@ -81,8 +96,10 @@ class EvalSettings:
     active_deadline_seconds: int
     ttl_seconds_after_finished: int
     sharding: str
+    timings_report: str | None  # a previous report on the results volume, relative to it (balanced sharding)
     gate_mode: str
-    judge_base_url: str | None
+    judge_base_url: str | None  # None: the stack's own vLLM
+    judge_model: str | None  # None: the stack's vLLM servedModelName
     cpu: str
     memory: str
 
@@ -101,6 +118,17 @@ class RunSettings:
     commit: str
     suite_text: str
     suite_source: str
+    # The files of the run's suite, by their path relative to the suite's folder (suite.yaml first); they
+    # reach the pods through the run's ConfigMap. Empty when the suite is baked into the image.
+    files: tuple[SuiteFile, ...] = ()
+    suite_in_image: str | None = None  # absolute path of the suite inside the run's image
+
+
+@dataclass(frozen=True)
+class SuiteFile:
+    key: str  # ConfigMap key: no '/', so derived from the path
+    path: str  # relative to the suite's folder, as the suite names it
+    text: str
 
 
 @dataclass(frozen=True)
@@ -115,12 +143,27 @@ class StackSettings:
     vllm: VllmSettings
     eval: EvalSettings
     argo: ArgoSettings
+    gpu_smoke: GpuSmokeSettings
     hf_token_secret: str = "hf-token"
     eval_keys_secret: str = "eval-api-keys"
 
     @property
     def vllm_base_url(self) -> str:
         return f"http://vllm.{self.namespace}.svc:8000/v1"
+
+    @property
+    def judge_base_url(self) -> str:
+        """The judge the pods call: `eval.judge.baseUrl`, else the stack's own vLLM."""
+        return self.eval.judge_base_url or self.vllm_base_url
+
+    @property
+    def judge_model(self) -> str:
+        return self.eval.judge_model or self.vllm.served_model_name
+
+    @property
+    def protect_data(self) -> bool:
+        """Volumes holding weights and results: `pulumi destroy` leaves them; prod also refuses to replace them."""
+        return self.environment == "prod"
 
 
 class _Reader:
@@ -208,12 +251,25 @@ def image_is_pinned(image: str) -> bool:
     return bool(name) and "/" not in tag and tag not in ("", "latest")
 
 
-def _volume(r: _Reader, default_size: str) -> VolumeSettings:
+def _volume(r: _Reader, default_size: str, host_path_allowed: bool = False) -> VolumeSettings:
+    host_path = r.opt_str("hostPath")
+    if host_path is not None and not host_path_allowed:
+        raise r._fail("hostPath", "only modelCache can be bound to a node folder")
+    if host_path is not None and not host_path.startswith("/"):
+        raise r._fail("hostPath", f"must be an absolute path on the node, got {host_path!r}")
     return VolumeSettings(
         size=r.quantity("size", default_size),
         access_mode=r.choice("accessMode", "ReadWriteOnce", ("ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod")),
         storage_class=r.opt_str("storageClass"),
+        host_path=host_path,
     )
+
+
+def _labels(r: _Reader, key: str, default: dict[str, str]) -> dict[str, str]:
+    value = r.data.get(key, default)
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise r._fail(key, f"expected a mapping of node label to value (strings), got {value!r}")
+    return dict(value)
 
 
 def parse(config: dict[str, Any], stack: str, source: str) -> StackSettings:
@@ -222,20 +278,29 @@ def parse(config: dict[str, Any], stack: str, source: str) -> StackSettings:
     environment = r.choice("environment", stack if stack in ENVIRONMENTS else "prod", ENVIRONMENTS)
     dp = r.sub("devicePlugin")
     vl = r.sub("vllm")
-    hpa = vl.sub("hpa")
     ev = r.sub("eval")
+    judge = ev.sub("judge")
     ar = r.sub("argo")
+    smoke = r.sub("gpuSmoke")
+    if vl.data.get("hpa") is not None:
+        raise vl._fail(
+            "hpa",
+            "removed: nothing in this stack serves vLLM's vllm:num_requests_waiting to the metrics API, so an HPA "
+            "on it never scales; delete vllm.hpa and set vllm.replicas",
+        )
     shards = ev.integer("shards", 4, minimum=1)
     models_raw = ar.data.get("models", [])
     if not isinstance(models_raw, list):
-        raise SettingsError(f"{source}: argo.models: expected a list of {{name, baseUrl}}")
+        raise SettingsError(f"{source}: argo.models: expected a list of {{name, baseUrl, servedModelName}}")
     models = tuple(
         ArgoModel(
             name=_Reader(m, source, f"argo.models[{i}]").text("name", pattern=_DNS_LABEL),
             base_url=_Reader(m, source, f"argo.models[{i}]").text("baseUrl"),
+            served_model_name=_Reader(m, source, f"argo.models[{i}]").text("servedModelName"),
         )
         for i, m in enumerate(models_raw)
     )
+    vllm_image = vl.image("image")
     settings = StackSettings(
         stack=stack,
         environment=environment,
@@ -246,11 +311,13 @@ def parse(config: dict[str, Any], stack: str, source: str) -> StackSettings:
             image=dp.image("image", "nvcr.io/nvidia/k8s-device-plugin:v0.17.1"),
             time_slicing_replicas=dp.integer("timeSlicingReplicas", 1, minimum=1),
             fail_requests_greater_than_one=dp.flag("failRequestsGreaterThanOne", True),
+            # Labelled by NVIDIA's GPU feature discovery / GPU operator; CPU-only nodes get no plugin pod.
+            node_selector=_labels(dp, "nodeSelector", {"nvidia.com/gpu.present": "true"}),
         ),
-        model_cache=_volume(r.sub("modelCache"), "50Gi"),
+        model_cache=_volume(r.sub("modelCache"), "50Gi", host_path_allowed=True),
         results=_volume(r.sub("results"), "5Gi"),
         vllm=VllmSettings(
-            image=vl.image("image"),
+            image=vllm_image,
             model=vl.text("model"),
             revision=vl.text("revision"),
             served_model_name=vl.text("servedModelName"),
@@ -262,12 +329,9 @@ def parse(config: dict[str, Any], stack: str, source: str) -> StackSettings:
             memory=vl.quantity("memory", "16Gi"),
             service_type=vl.choice("serviceType", "ClusterIP", ("ClusterIP", "NodePort", "LoadBalancer")),
             startup_budget_seconds=vl.integer("startupBudgetSeconds", 1800, minimum=60),
-            hpa=HpaSettings(
-                enabled=hpa.flag("enabled", False),
-                min_replicas=hpa.integer("minReplicas", 1, minimum=1),
-                max_replicas=hpa.integer("maxReplicas", 2, minimum=1),
-                target_waiting_requests=hpa.integer("targetWaitingRequests", 8, minimum=1),
-            ),
+            download_budget_seconds=vl.integer("downloadBudgetSeconds", 3600, minimum=60),
+            replicas=vl.integer("replicas", 1, minimum=1),
+            prefetch=vl.flag("prefetch", True),
         ),
         eval=EvalSettings(
             image=ev.image("image"),
@@ -278,22 +342,62 @@ def parse(config: dict[str, Any], stack: str, source: str) -> StackSettings:
             active_deadline_seconds=ev.integer("activeDeadlineSeconds", 7200, minimum=60),
             ttl_seconds_after_finished=ev.integer("ttlSecondsAfterFinished", 86400),
             sharding=ev.choice("sharding", "contiguous", ("contiguous", "balanced", "many")),
+            timings_report=ev.opt_str("timingsReport"),
             gate_mode=ev.choice("gateMode", "block", ("block", "warn")),
-            judge_base_url=ev.opt_str("judgeBaseUrl"),
+            judge_base_url=judge.opt_str("baseUrl"),
+            judge_model=judge.opt_str("model"),
             cpu=ev.quantity("cpu", "1"),
             memory=ev.quantity("memory", "1Gi"),
         ),
         argo=ArgoSettings(enabled=ar.flag("enabled", False), models=models),
+        gpu_smoke=GpuSmokeSettings(enabled=smoke.flag("enabled", True), image=smoke.image("image", vllm_image)),
     )
     _check_consistency(settings, source)
     return settings
 
 
+def check_settings(s: StackSettings, source: str) -> None:
+    """Re-check settings changed after parsing (e.g. by a render flag)."""
+    _check_consistency(s, source)
+
+
 def _check_consistency(s: StackSettings, source: str) -> None:
+    """Contradictions between settings, each refused with the key to change and how."""
     if s.eval.max_failed_indexes > s.eval.shards:
         raise SettingsError(f"{source}: eval.maxFailedIndexes: must be <= eval.shards ({s.eval.shards})")
-    if s.vllm.hpa.min_replicas > s.vllm.hpa.max_replicas:
-        raise SettingsError(f"{source}: vllm.hpa.minReplicas: must be <= vllm.hpa.maxReplicas")
+    if s.eval.sharding == "balanced" and s.eval.timings_report is None:
+        raise SettingsError(
+            f"{source}: eval.timingsReport: 'balanced' sharding needs a previous run's report on the results "
+            "volume (e.g. eval.timingsReport: <previous-run-id>/report.json); set it, or use sharding: contiguous"
+        )
+    if s.eval.timings_report is not None:
+        parts = s.eval.timings_report.split("/")
+        if s.eval.timings_report.startswith("/") or ".." in parts:
+            raise SettingsError(
+                f"{source}: eval.timingsReport: must be relative to the results volume (e.g. <run-id>/report.json),"
+                f" got {s.eval.timings_report!r}"
+            )
+    for key, volume in (("modelCache", s.model_cache), ("results", s.results)):
+        if volume.access_mode == "ReadWriteMany" and volume.storage_class is None and volume.host_path is None:
+            raise SettingsError(
+                f"{source}: {key}.storageClass: ReadWriteMany needs a storage class that provides it (NFS, CephFS,"
+                " EFS, Filestore, ...); common default classes are ReadWriteOnce and the claim would never bind."
+                f" Set {key}.storageClass, or use accessMode: ReadWriteOnce"
+            )
+    if s.model_cache.host_path is not None and s.model_cache.access_mode == "ReadWriteMany":
+        raise SettingsError(
+            f"{source}: modelCache.accessMode: a hostPath volume lives on one node; use ReadWriteOnce with hostPath"
+        )
+    slices = s.device_plugin.time_slicing_replicas if s.device_plugin.enabled else 1
+    sharing = min(slices, s.vllm.replicas) if slices > 1 else 1
+    fraction = s.vllm.gpu_memory_utilization
+    if sharing > 1 and sharing * fraction > 1 - GPU_MEMORY_HEADROOM:
+        raise SettingsError(
+            f"{source}: vllm.gpuMemoryUtilization: {sharing} vLLM replicas can share one GPU "
+            f"(devicePlugin.timeSlicingReplicas: {slices}, vllm.replicas: {s.vllm.replicas}), and each reserves "
+            f"{fraction:g} of its memory at start: the second fails vLLM's free-memory check. Set it to at most "
+            f"{(1 - GPU_MEMORY_HEADROOM) / sharing:.2f}, or lower vllm.replicas / devicePlugin.timeSlicingReplicas"
+        )
     if s.environment == "dev" and s.vllm.service_type == "LoadBalancer":
         raise SettingsError(f"{source}: vllm.serviceType: LoadBalancer is not allowed in dev")
     if s.argo.enabled and not s.argo.models:
@@ -332,20 +436,62 @@ def load_stack(project_dir: Path, stack: str) -> StackSettings:
     return parse(strip_project(doc.get("config") or {}, str(path)), stack, str(path))
 
 
-def make_run(run_id: str, commit: str, suite_path: Path) -> RunSettings:
-    """Validate one run's identity: the run id names Kubernetes objects, so it must be a DNS label."""
+def make_run(run_id: str, commit: str, suite_path: Path, suite_in_image: str | None = None) -> RunSettings:
+    """Validate one run: its id names Kubernetes objects (a DNS label); its suite must load as the evaluator
+    loads it, and the files it names travel with it in the run's ConfigMap (or in the image)."""
     if not _DNS_LABEL.match(run_id) or len(run_id) > RUN_ID_MAX:
         raise SettingsError(
             f"--run-id: {run_id!r} must be lowercase letters, digits and '-', at most {RUN_ID_MAX} characters"
         )
     if not _COMMIT.match(commit):
         raise SettingsError(f"--commit: {commit!r} must be a git commit hash (7 to 40 lowercase hex digits)")
+    if suite_in_image is not None and not suite_in_image.startswith("/"):
+        raise SettingsError(f"--suite-in-image: {suite_in_image!r} must be an absolute path inside the image")
     try:
         text = suite_path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SettingsError(f"--suite: {suite_path}: {exc.strerror or exc}") from exc
+    files = () if suite_in_image else suite_files(suite_path, text)
+    return RunSettings(
+        run_id=run_id,
+        commit=commit,
+        suite_text=text,
+        suite_source=str(suite_path),
+        files=files,
+        suite_in_image=suite_in_image,
+    )
+
+
+def suite_files(suite_path: Path, text: str) -> tuple[SuiteFile, ...]:
+    """The dataset the suite names, checked by the evaluator's own loader, to ship beside the suite.
+
+    A ConfigMap volume can place a key at a nested path but never outside the mount, and the whole object
+    must stay under 1 MiB: both are refused here, naming the file, instead of a pod failing later.
+    """
+    from evaluator.errors import InputError
+    from evaluator.suite import load_suite
+
     try:
-        yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SettingsError(f"--suite: {suite_path}: invalid YAML: {exc}") from exc
-    return RunSettings(run_id=run_id, commit=commit, suite_text=text, suite_source=str(suite_path))
+        # No environment overrides: the pods set their own endpoints; only the files matter here.
+        loaded = load_suite(suite_path, environ={})
+    except InputError as exc:
+        raise SettingsError(f"--suite: {exc.message}") from None
+    relative = posixpath.normpath(loaded.suite.dataset.replace("\\", "/"))
+    if relative.startswith("/") or relative == ".." or relative.startswith("../"):
+        raise SettingsError(
+            f"--suite: {suite_path}: dataset: {loaded.suite.dataset!r} is outside the suite's folder; the run's "
+            "ConfigMap mounts the suite's folder only. Move the dataset beside (or below) the suite."
+        )
+    data = loaded.dataset_path.read_bytes()
+    try:
+        dataset_text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SettingsError(f"--suite: {loaded.dataset_path}: not UTF-8 text (JSONL, CSV or JSON)") from None
+    size = len(text.encode()) + len(data) + CONFIGMAP_METADATA_ROOM
+    if size > CONFIGMAP_LIMIT_BYTES:
+        raise SettingsError(
+            f"--suite: {loaded.dataset_path}: {len(data):,} bytes; with the suite the run's ConfigMap would "
+            f"exceed Kubernetes' 1 MiB object limit. Bake the suite folder into the run's image and render with "
+            f"--suite-in-image PATH (pulumi/README.md, 'Large datasets')."
+        )
+    return (SuiteFile(key=DATASET_KEY, path=relative, text=dataset_text),)

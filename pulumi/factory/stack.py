@@ -12,7 +12,7 @@ from factory import components
 from factory.settings import PROJECT, RunSettings, SettingsError, StackSettings, make_run, parse
 
 _STRING_KEYS = ("environment", "kubeContext", "namespace")
-_OBJECT_KEYS = ("devicePlugin", "modelCache", "results", "vllm", "eval", "argo")
+_OBJECT_KEYS = ("devicePlugin", "modelCache", "results", "vllm", "eval", "argo", "gpuSmoke")
 _SECRET_KEYS = {"hfToken": None, "evalTargetApiKey": "EVAL_TARGET_API_KEY", "evalJudgeApiKey": "EVAL_JUDGE_API_KEY"}
 
 
@@ -38,6 +38,25 @@ def read_run(config: pulumi.Config, project_dir: Path) -> RunSettings | None:
     return make_run(str(run["runId"]), str(run["commit"]), project_dir / str(run["suiteFile"]))
 
 
+def run_images_so_far(stack: str, run_id: str, image: str) -> pulumi.Output[dict[str, str]]:
+    """Which image evaluated which stack-owned run id: this stack's own last outputs (a StackReference to
+    itself), plus this run. A run id seen with another image stops `pulumi preview`/`up` before the Job is
+    replaced: its results folder holds the first image's shards, which the new pods would resume."""
+    name = f"{pulumi.get_organization()}/{pulumi.get_project()}/{stack}"
+    previous = pulumi.StackReference(f"{stack}-previous-outputs", stack_name=name).get_output("evalRunImages")
+
+    def check(images: Any) -> dict[str, str]:
+        images = dict(images) if isinstance(images, dict) else {}
+        if images.get(run_id, image) != image:
+            raise pulumi.RunError(
+                f"Pulumi.{stack}.yaml: evalRun.runId: run {run_id} was evaluated by image {images[run_id]!r}; "
+                f"eval.image is now {image!r}. A run id belongs to one image: set a new evalRun.runId."
+            )
+        return {**images, run_id: image}
+
+    return previous.apply(check)
+
+
 def deploy(project_dir: Path) -> dict[str, Any]:
     """Declare everything for the current stack; returns the components (for tests and exports)."""
     config = pulumi.Config()
@@ -53,11 +72,17 @@ def deploy(project_dir: Path) -> dict[str, Any]:
     if s.device_plugin.enabled:
         out["device_plugin"] = components.GpuDevicePlugin("gpu-device-plugin", s, opts)
     out["model_cache"] = components.ModelCache("model-cache", s, after_ns)
+    # The GPU proof first (after the device plugin that advertises the GPU), then vLLM.
+    gpu_deps: list[pulumi.Resource] = [workspace, *([out["device_plugin"]] if "device_plugin" in out else [])]
+    out["gpu_smoke"] = smoke = components.GpuSmokeTest(
+        "gpu-smoke", s, pulumi.ResourceOptions(provider=provider, depends_on=gpu_deps)
+    )
+    out["vllm_after"] = vllm_after = [workspace, out["model_cache"], smoke]
     out["vllm"] = vllm = components.VllmServer(
         "vllm",
         s,
         hf_token=config.get_secret("hfToken"),
-        opts=pulumi.ResourceOptions(provider=provider, depends_on=[workspace, out["model_cache"]]),
+        opts=pulumi.ResourceOptions(provider=provider, depends_on=vllm_after),
     )
     keys = {env: value for key, env in _SECRET_KEYS.items() if env and (value := config.get_secret(key)) is not None}
     if keys:
@@ -66,6 +91,7 @@ def deploy(project_dir: Path) -> dict[str, Any]:
         out["argo"] = components.ArgoEvalTemplate("argo-eval", s, after_ns)
     run = read_run(config, project_dir)
     if run is not None:
+        pulumi.export("evalRunImages", run_images_so_far(stack, run.run_id, s.eval.image))
         run_opts = pulumi.ResourceOptions(provider=provider, depends_on=[workspace, vllm])
         out["eval_job"] = job = components.EvalJob(f"eval-{run.run_id}", s, run, run_opts)
         out["eval_gate"] = components.EvalGate(f"gate-{run.run_id}", s, run, job, run_opts)

@@ -12,11 +12,9 @@ for path in (HERE, HERE.parents[1] / "pulumi", HERE.parents[1] / "pulumi" / "pol
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from pulumi_harness import SUITE_TEXT  # noqa: E402
+from pulumi_harness import write_suite  # noqa: E402
 
 
 @pytest.fixture
 def suite_file(tmp_path: Path) -> Path:
-    path = tmp_path / "suite.yaml"
-    path.write_text(SUITE_TEXT)
-    return path
+    return write_suite(tmp_path)

@@ -7,6 +7,7 @@ monitor), which records every resource registration with its exact inputs.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from dataclasses import dataclass, field
@@ -25,7 +26,24 @@ import pulumi  # noqa: E402
 
 PROJECT = "ai-eval-factory"
 SECRET_SIG = "4dabf18193072939515e22adb298388d"  # the engine's marker of a secret value
-SUITE_TEXT = "name: smoke\ncases:\n  - id: c1\n    input: hi\n"
+# A suite the evaluator itself accepts (evaluator.suite.load_suite), with the dataset it names beside it.
+SUITE_TEXT = """\
+name: smoke
+dataset: cases.jsonl
+target: {base_url: "http://127.0.0.1:9/v1", model: set-by-the-stack}
+metrics:
+  - {type: exact_match}
+"""
+DATASET_TEXT = '{"id": "c1", "input": "hi", "expected_output": "hi"}\n'
+
+
+def write_suite(folder: Path) -> Path:
+    """suite.yaml and its cases.jsonl in `folder`; returns the suite's path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "cases.jsonl").write_text(DATASET_TEXT)
+    suite = folder / "suite.yaml"
+    suite.write_text(SUITE_TEXT)
+    return suite
 
 
 @dataclass
@@ -41,9 +59,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
     """Records every resource the program registers; returns its inputs as its state."""
 
     registered: list[Registration] = field(default_factory=list)
+    # What a StackReference reads: the referenced stack's last outputs (none by default: a first `up`).
+    stack_outputs: dict[str, Any] = field(default_factory=dict)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         self.registered.append(Registration(args.typ, args.name, args.inputs, args.provider))
+        if args.typ == "pulumi:pulumi:StackReference":
+            return f"{args.name}-id", {**args.inputs, "outputs": self.stack_outputs}
         return f"{args.name}-id", args.inputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
@@ -80,6 +102,9 @@ def stack_config(stack: str) -> dict[str, Any]:
 def configure(stack: str, config: dict[str, Any], secrets: dict[str, str] | None = None) -> RecordingMocks:
     """Install fresh mocks and the stack's config (secrets marked secret, as `config set --secret` does)."""
     mocks = RecordingMocks()
+    # The mocks run on the thread's current event loop. Any earlier `asyncio.run` in this process (every test
+    # that runs the evaluator in-process) leaves none set, so the order of tests must not decide: set a fresh one.
+    asyncio.set_event_loop(asyncio.new_event_loop())
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
     values = {f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
     secrets = secrets or {}
@@ -89,12 +114,16 @@ def configure(stack: str, config: dict[str, Any], secrets: dict[str, str] | None
 
 
 def run_program(
-    stack: str, config: dict[str, Any], secrets: dict[str, str] | None = None
+    stack: str,
+    config: dict[str, Any],
+    secrets: dict[str, str] | None = None,
+    stack_outputs: dict[str, Any] | None = None,
 ) -> tuple[RecordingMocks, dict[str, Any]]:
     """Run factory.stack.deploy for `stack` with this config under mocks; wait for every registration."""
     from factory.stack import deploy
 
     mocks = configure(stack, config, secrets)
+    mocks.stack_outputs = stack_outputs or {}
     result: dict[str, Any] = {}
 
     @pulumi.runtime.test

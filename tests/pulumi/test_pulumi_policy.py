@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import rules
 from factory import manifests
-from factory.settings import load_stack
+from factory.settings import RunSettings, load_stack
 from pulumi_harness import PULUMI_DIR
 from pulumi_policy import PolicyCustomTimeouts, PolicyResourceOptions, ResourceValidationArgs
 
@@ -133,7 +133,8 @@ def test_plaintext_secrets_are_refused(dev: Any) -> None:
     hf.pop("valueFrom")
     hf["value"] = "hf_" + "a" * 30
     assert violations("no-plaintext-secrets", dep) == ["container 'vllm': env HF_TOKEN holds a literal secret value"]
-    cm = copy.deepcopy(manifests.suite_configmap(dev, type("Run", (), {"run_id": "r", "suite_text": "x"})()))
+    run = RunSettings(run_id="r", commit="0123456", suite_text="x", suite_source="x")
+    cm = copy.deepcopy(manifests.suite_configmap(dev, run))
     cm["data"]["judge"] = "sk-" + "b" * 30
     assert violations("no-plaintext-secrets", cm) == [
         "ConfigMap key 'judge' looks like a credential: store it in a Secret"

@@ -19,7 +19,7 @@ import yaml
 from click.testing import CliRunner
 from factory import manifests, render
 from factory.settings import load_stack
-from pulumi_harness import PULUMI_DIR, SUITE_TEXT
+from pulumi_harness import DATASET_TEXT, PULUMI_DIR, SUITE_TEXT, write_suite
 
 MIN_K8S = "1.33"
 NEWEST_K8S = kubernetes_validate.utils.latest_version()
@@ -31,8 +31,7 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """dev and prod, each with one run, rendered through the real CLI."""
     root = tmp_path_factory.mktemp("rendered")
-    suite = root / "suite.yaml"
-    suite.write_text(SUITE_TEXT)
+    suite = write_suite(root)
     for stack in ("dev", "prod"):
         args = ["--stack", stack, "--out", str(root / stack), "--run-id", RUN_ID, "--commit", COMMIT]
         result = CliRunner().invoke(render.main, [*args, "--suite", str(suite)])
@@ -56,6 +55,9 @@ def argo_embedded(doc: dict[str, Any]) -> list[dict[str, Any]]:
     filled = [t.replace("{{workflow.parameters.commit}}", COMMIT) for t in filled]
     suite_b64 = base64.b64encode(SUITE_TEXT.encode()).decode()
     filled = [t.replace("{{workflow.parameters.suite-b64}}", suite_b64) for t in filled]
+    dataset_b64 = base64.b64encode(DATASET_TEXT.encode()).decode()
+    filled = [t.replace("{{workflow.parameters.dataset-b64}}", dataset_b64) for t in filled]
+    filled = [t.replace("{{workflow.parameters.dataset-path}}", "cases.jsonl") for t in filled]
     return [yaml.safe_load(t) for t in filled]
 
 
@@ -189,8 +191,7 @@ def test_checkov_has_no_unexplained_finding(rendered: Path, tmp_path: Path) -> N
     ],
 )
 def test_render_rejects_bad_run_arguments(tmp_path: Path, extra: list[str], message: str) -> None:
-    suite = tmp_path / "suite.yaml"
-    suite.write_text(SUITE_TEXT)
+    suite = write_suite(tmp_path)
     args = ["--stack", "dev", "--out", str(tmp_path / "out"), *extra]
     if "--commit" in extra:
         args += ["--suite", str(suite)]
@@ -201,8 +202,7 @@ def test_render_rejects_bad_run_arguments(tmp_path: Path, extra: list[str], mess
 
 
 def test_a_run_image_overrides_the_stack_and_the_launch_plan_reads_the_rendered_run(tmp_path: Path) -> None:
-    suite = tmp_path / "suite.yaml"
-    suite.write_text(SUITE_TEXT)
+    suite = write_suite(tmp_path)
     image = f"registry.example:5000/ai-eval-factory/evaluator:{COMMIT}"
     args = ["--stack", "prod", "--out", str(tmp_path / "out"), "--run-id", RUN_ID, "--commit", COMMIT]
     result = CliRunner().invoke(render.main, [*args, "--suite", str(suite), "--image", image])
@@ -222,8 +222,7 @@ def test_a_run_image_overrides_the_stack_and_the_launch_plan_reads_the_rendered_
 
 
 def test_a_floating_run_image_is_refused(tmp_path: Path) -> None:
-    suite = tmp_path / "suite.yaml"
-    suite.write_text(SUITE_TEXT)
+    suite = write_suite(tmp_path)
     args = ["--stack", "dev", "--out", str(tmp_path / "o"), "--run-id", "r1", "--commit", COMMIT]
     result = CliRunner().invoke(render.main, [*args, "--suite", str(suite), "--image", "evaluator:latest"])
     assert result.exit_code == 2

@@ -10,7 +10,16 @@ import pytest
 from factory import manifests
 from factory.settings import SettingsError, parse
 from factory.typed import logical_name
-from pulumi_harness import PULUMI_DIR, SUITE_TEXT, RecordingMocks, configure, run_program, stack_config, unwrap
+from pulumi_harness import (
+    DATASET_TEXT,
+    PULUMI_DIR,
+    RecordingMocks,
+    configure,
+    run_program,
+    stack_config,
+    unwrap,
+    write_suite,
+)
 
 import pulumi
 
@@ -33,8 +42,7 @@ def stack(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="module")
 def program(stack: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[RecordingMocks, dict[str, Any]]:
     """The whole program once per stack, with a run and every secret configured."""
-    suite_file = tmp_path_factory.mktemp("suite") / "suite.yaml"
-    suite_file.write_text(SUITE_TEXT)
+    suite_file = write_suite(tmp_path_factory.mktemp("suite"))
     config = stack_config(stack)
     config["evalRun"] = {"runId": "r1-abc", "commit": "0123456789abcdef", "suiteFile": str(suite_file)}
     secrets = {"hfToken": "hf_" + "x" * 30, "evalJudgeApiKey": "sk-judge"}
@@ -126,9 +134,9 @@ def test_vllm_has_gpu_limit_probes_and_safe_defaults(program: tuple[RecordingMoc
     assert "value" not in env["HF_TOKEN"]
     svc = unwrap(mocks.by_name("service-eval-vllm").inputs)
     assert svc["spec"]["type"] != "LoadBalancer" or stack != "dev"
-    hpa = [r for r in kube_resources(mocks) if r.typ.endswith("HorizontalPodAutoscaler")]
-    assert bool(hpa) == s.vllm.hpa.enabled
-    assert ("replicas" in dep["spec"]) != s.vllm.hpa.enabled
+    # No autoscaler: nothing in the stack serves vLLM's queue metric to the metrics API.
+    assert not [r for r in kube_resources(mocks) if r.typ.endswith("HorizontalPodAutoscaler")]
+    assert dep["spec"]["replicas"] == s.vllm.replicas
 
 
 def test_secrets_are_marked_secret(program: tuple[RecordingMocks, dict]) -> None:
@@ -172,15 +180,21 @@ def test_eval_job_follows_the_contract(program: tuple[RecordingMocks, dict]) -> 
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] >= 10000
     (c,) = pod["containers"]
     assert c["name"] == "evaluator"
-    assert c["command"] == ["evaluator", "run", "/suite/suite.yaml", "--out", "$(EVAL_OUT_DIR)"]
+    assert c["command"] == ["evaluator", "run", "/suite/suite.yaml", "--out", "/results/r1-abc"]
+    assert c["command"][-1] == {e["name"]: e.get("value") for e in c["env"]}["EVAL_OUT_DIR"]
     env = {e["name"]: e.get("value") for e in c["env"]}
+    # The index as the Job controller provides it: the pod's completion-index annotation (downward API).
+    (index,) = [e for e in c["env"] if e["name"] == "JOB_COMPLETION_INDEX"]
+    assert index == {
+        "name": "JOB_COMPLETION_INDEX",
+        "valueFrom": {"fieldRef": {"fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}},
+    }
     assert env["EVAL_TOTAL_SHARDS"] == str(int(spec["completions"]))  # the engine returns numbers as floats
     assert env["EVAL_RUN_ID"] == "r1-abc"
     assert env["EVAL_COMMIT"] == "0123456789abcdef"
     assert env["EVAL_OUT_DIR"] == "/results/r1-abc"
     assert env["EVAL_TARGET_BASE_URL"] == f"http://vllm.{s.namespace}.svc:8000/v1"
     assert env["NVIDIA_VISIBLE_DEVICES"] == "void"
-    assert "JOB_COMPLETION_INDEX" not in env  # the Job controller sets it
     for key in ("limits", "requests"):
         assert GPU not in c["resources"][key]
     assert c["securityContext"]["allowPrivilegeEscalation"] is False
@@ -191,7 +205,8 @@ def test_eval_job_follows_the_contract(program: tuple[RecordingMocks, dict]) -> 
     assert volumes["suite"]["configMap"]["name"] == "suite-r1-abc"
     assert volumes["results"]["persistentVolumeClaim"]["claimName"] == "eval-results"
     suite = unwrap(mocks.by_name("configmap-eval-suite-r1-abc").inputs)
-    assert "cases" in suite["data"]["suite.yaml"]
+    assert "dataset: cases.jsonl" in suite["data"]["suite.yaml"]
+    assert suite["data"]["dataset"] == DATASET_TEXT  # the file the suite names travels with it
 
 
 def test_gate_job_aggregates_then_gates_after_the_eval_job(program: tuple[RecordingMocks, dict]) -> None:

@@ -1,0 +1,412 @@
+"""The cluster journey, for real: what `render` (and so `pulumi up`) declares runs an evaluation.
+
+An operator's path, with the strongest real parts this machine has (no API server, no GPU, no registry):
+`python -m factory.render` for a stack and a run -> the Indexed Job's Pods (one per completion index, see
+kube_pods.index_pods) -> `podman kube play` with the evaluator image built from evaluator/Dockerfile ->
+the rendered aggregate Job (aggregate, then gate) -> the merged report on the results volume.
+
+The stand-in for vLLM is the project's OpenAI-compatible stub (`python -m openai_stub`), run from the
+rendered vLLM Deployment's own pod (its uid, volumes and port; the image and command swapped, GPU request,
+probes and the weight prefetch dropped, since none can run here) and reached under the rendered Service
+name through the shared network namespace's hosts file. It is served under the stack's servedModelName,
+and its counters prove that the name the stack declared is the one the pods asked for.
+
+Only checked elsewhere, not run here: the API server's admission and scheduling, Pulumi's await logic,
+real GPUs, vLLM itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+from tests.journeys import kube_pods
+from tests.journeys.kube_pods import Manifest, Podman, PodResult
+from tests.journeys.podman_images import REPO, CannotBuild, evaluator_image, heavy_lock, why_not_here
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+PULUMI_DIR = REPO / "pulumi"
+SUITE = Path(__file__).resolve().parent / "suite" / "suite.yaml"
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+STUB_ROOT = "/opt/openai-stub"
+
+
+def case_ids() -> list[str]:
+    lines = (SUITE.parent / "cases.jsonl").read_text().splitlines()
+    return [json.loads(line)["id"] for line in lines if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def heavy() -> Iterator[str]:
+    """The machine-wide heavy lock for the whole module, and the evaluator image built under it."""
+    reason = why_not_here()
+    if reason is not None:
+        pytest.skip(f"cluster journey: {reason}")
+    with heavy_lock():
+        try:
+            image = evaluator_image()
+        except CannotBuild as exc:
+            pytest.skip(f"cluster journey: cannot build the evaluator image here: {exc}")
+        yield image
+
+
+@pytest.fixture(scope="module")
+def netns(heavy: str) -> Iterator[str]:
+    """A private network namespace, loopback only: every pod of the journey shares it, nothing leaves it."""
+    name = f"factory-journey-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
+    try:
+        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=False, capture_output=True)
+
+
+@dataclass
+class Journey:
+    stack: str
+    run_id: str
+    out: Path
+    plan: dict[str, Any]
+    stack_objs: list[Manifest]
+    run_objs: list[Manifest]
+    index_results: list[PodResult]
+    aggregate: PodResult
+    report: dict[str, Any]
+    stats: dict[str, Any]
+    extra: dict[str, Any]
+
+
+def render(stack: str, out: Path, run_id: str, image: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    """The operator's command, exactly: `python -m factory.render` from pulumi/."""
+    command = [sys.executable, "-m", "factory.render", "--stack", stack, "--out", str(out), "--run-id", run_id]
+    command += ["--commit", COMMIT, "--suite", str(SUITE), "--image", image, *extra]
+    return subprocess.run(command, cwd=PULUMI_DIR, capture_output=True, text=True, timeout=120, check=False)
+
+
+def hosts_file(path: Path, urls: list[str]) -> Path:
+    """Cluster DNS for the journey: each rendered service host -> 127.0.0.1 of the shared namespace."""
+    hosts = sorted({urlparse(u).hostname or "" for u in urls} - {""})
+    path.write_text("127.0.0.1 localhost\n" + "".join(f"127.0.0.1 {h}\n" for h in hosts))
+    path.chmod(0o644)
+    return path
+
+
+def env_of(container: Manifest) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+
+
+def vllm_standin(deployment: Manifest, image: str, name: str, hosts: Path) -> tuple[Manifest, int, str]:
+    """The rendered vLLM pod with the stub in place of vLLM (same uid, port, volumes, served model name)."""
+    template = deployment["spec"]["template"]
+    p = kube_pods.pod(name, deployment["metadata"]["namespace"], template)
+    spec = p["spec"]
+    spec.pop("initContainers", None)  # the weight prefetch downloads from the hub: not reachable here
+    (server,) = spec["containers"]
+    args = server["args"]
+    served = args[args.index("--served-model-name") + 1]
+    port = int(server.pop("ports")[0]["containerPort"])  # host network of the shared namespace: no mapping
+    server["image"] = image
+    server["command"] = ["python", "-m", "openai_stub", "--port", str(port), "--model", served]
+    server["args"] = []
+    server["env"] = [*server.get("env", []), {"name": "PYTHONPATH", "value": STUB_ROOT}]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        server.pop(probe, None)  # podman would run them with curl, which the image lacks; /health is polled below
+    for key in ("requests", "limits"):
+        server["resources"][key].pop("nvidia.com/gpu", None)
+        # A GPU node's CPU count (prod asks for 8) does not fit this machine; podman refuses more than it has.
+        server["resources"][key]["cpu"] = str(min(_cpus(server["resources"][key]["cpu"]), os.cpu_count() or 1))
+    server["volumeMounts"].append({"name": "openai-stub", "mountPath": f"{STUB_ROOT}/openai_stub", "readOnly": True})
+    spec["volumes"].append(
+        {"name": "openai-stub", "hostPath": {"path": str(REPO / "openai_stub"), "type": "Directory"}}
+    )
+    return kube_pods.with_hosts_file(p, hosts), port, served
+
+
+def _cpus(quantity: str) -> float:
+    return float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+
+
+def http_get(podman: Podman, pod: str, url: str) -> str:
+    script = "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())"
+    return podman.exec(pod, "vllm", "python", "-c", script, url)
+
+
+def wait_healthy(podman: Podman, pod: str, port: int) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            http_get(podman, pod, f"http://127.0.0.1:{port}/health")
+            return
+        except AssertionError as exc:
+            state = podman.states(pod).get("vllm", ("missing", 0))
+            if state[0] != "running" or time.monotonic() > deadline:
+                logs = podman.run("logs", f"{pod}-vllm", check=False)
+                raise AssertionError(f"stand-in vLLM not healthy ({state}): {logs.stdout}{logs.stderr}") from exc
+            time.sleep(0.5)
+
+
+def failed(results: list[PodResult]) -> str:
+    return "\n".join(r.logs[-3000:] for r in results if not r.succeeded)
+
+
+def run_journey(
+    stack: str,
+    image: str,
+    netns: str,
+    work: Path,
+    seed: dict[str, bytes] | None = None,
+    rerun_image: str | None = None,
+) -> Journey:
+    """render -> volumes -> stand-in vLLM -> index pods -> aggregate + gate -> report and server counters."""
+    run_id = f"journey-{stack}-{uuid.uuid4().hex[:8]}"
+    out = work / "rendered"
+    rendered = render(stack, out, run_id, image)
+    assert rendered.returncode == 0, rendered.stderr
+    stack_objs = kube_pods.load_dir(out / "stack")
+    run_objs = kube_pods.load_dir(out / "run" / run_id)
+    plan = json.loads((out / "run" / f"{run_id}.json").read_text())
+    (eval_job,) = [o for o in run_objs if o["metadata"]["name"] == plan["eval_job"]]
+    (aggregate_job,) = [o for o in run_objs if o["metadata"]["name"] == plan["aggregate_job"]]
+    configmaps = kube_pods.by_kind(run_objs, "ConfigMap")
+    (deployment,) = [d for d in kube_pods.by_kind(stack_objs, "Deployment") if d["metadata"]["name"] == "vllm"]
+    containers = eval_job["spec"]["template"]["spec"]["containers"]
+    urls = [v for c in containers for k, v in env_of(c).items() if k.endswith("_BASE_URL")]
+    hosts = hosts_file(work / "hosts", urls)
+
+    podman = Podman(netns, work)
+    claims = kube_pods.by_kind(stack_objs, "PersistentVolumeClaim")
+    for claim in claims:  # a crashed earlier run may have left these
+        podman.run("volume", "rm", "--force", claim["metadata"]["name"], check=False)
+    extra: dict[str, Any] = {}
+    try:
+        podman.play(claims)
+        results_dir = podman.volume_path(plan["results_claim"])
+        for relative, data in (seed or {}).items():
+            target = results_dir / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        standin, port, served = vllm_standin(deployment, image, f"vllm-standin-{run_id}", hosts)
+        podman.play([standin])
+        wait_healthy(podman, standin["metadata"]["name"], port)
+
+        index_pods = [kube_pods.with_hosts_file(p, hosts) for p in kube_pods.index_pods(eval_job)]
+        assert len(index_pods) == plan["completions"]
+        index_results = podman.run_pods(index_pods, int(eval_job["spec"]["parallelism"]), extra=configmaps)
+        assert all(r.succeeded for r in index_results), failed(index_results)
+
+        (aggregate,) = podman.run_pods([kube_pods.with_hosts_file(kube_pods.job_pod(aggregate_job), hosts)], 1)
+        report = json.loads((results_dir / run_id / "report.json").read_text())
+        stats = json.loads(http_get(podman, standin["metadata"]["name"], f"http://127.0.0.1:{port}/_stats"))
+        extra["served"] = served
+        if rerun_image is not None:
+            extra["rerun"] = rerun_with_another_image(podman, work, stack, run_id, rerun_image, hosts)
+    finally:
+        podman.cleanup()
+    return Journey(stack, run_id, out, plan, stack_objs, run_objs, index_results, aggregate, report, stats, extra)
+
+
+def rerun_with_another_image(podman: Podman, work: Path, stack: str, run_id: str, image: str, hosts: Path) -> PodResult:
+    """The same run id rendered with another image: its first index pod, on the same results volume."""
+    out = work / "rerendered"
+    rendered = render(stack, out, run_id, image)
+    assert rendered.returncode == 0, rendered.stderr
+    run_objs = kube_pods.load_dir(out / "run" / run_id)
+    (job,) = [o for o in kube_pods.by_kind(run_objs, "Job") if o["spec"].get("completionMode") == "Indexed"]
+    first = kube_pods.with_hosts_file(kube_pods.index_pods(job)[0], hosts)
+    first["metadata"]["name"] += "-rerun"
+    played = podman.play([*kube_pods.by_kind(run_objs, "ConfigMap"), first], check=False)
+    (result,) = podman.wait([first["metadata"]["name"]], timeout=120)
+    result.logs += played.stdout + played.stderr
+    return result
+
+
+def stack_settings(stack: str) -> dict[str, Any]:
+    doc = yaml.safe_load((PULUMI_DIR / f"Pulumi.{stack}.yaml").read_text())
+    return {k.split(":", 1)[1]: v for k, v in doc["config"].items()}
+
+
+def assert_complete_report(j: Journey) -> None:
+    """Every case exactly once, the run's id, every shard complete, nothing the gate would doubt."""
+    report = j.report
+    assert report["run_id"] == j.run_id
+    assert report["commit"] == COMMIT
+    assert report["problems"] == [], report["problems"]
+    ids = [c["case_id"] for c in report["cases"]]
+    assert sorted(ids) == sorted(case_ids()) and len(ids) == len(set(ids))
+    assert report["shards"]["expected"] == j.plan["completions"]
+    assert report["shards"]["complete"] == list(range(j.plan["completions"]))
+    assert report["totals"]["errored"] == 0 and report["totals"]["passed"] == len(case_ids())
+    assert j.aggregate.succeeded, j.aggregate.logs  # aggregate (init container), then gate: PASS
+    # Each case landed in the shard the Job controller's index picked for that pod.
+    assert {c["shard"] for c in report["cases"]} <= set(range(j.plan["completions"]))
+    assert len({r.name for r in j.index_results}) == j.plan["completions"]
+
+
+def assert_the_stack_model_was_asked(j: Journey) -> None:
+    """The stand-in was asked for exactly the servedModelName the stack declares, by target and judge."""
+    served = stack_settings(j.stack)["vllm"]["servedModelName"]
+    assert j.extra["served"] == served
+    assert set(j.stats["by_model"]) == {served}, j.stats
+    # One target call per case, plus answer relevancy's judge calls.
+    assert j.stats["by_model"][served] > len(case_ids()), j.stats
+    assert j.stats["by_status"] == {"200": j.stats["total"]}, j.stats
+
+
+@pytest.fixture(scope="module")
+def dev_journey(heavy: str, netns: str, tmp_path_factory: pytest.TempPathFactory) -> Journey:
+    other = heavy.rsplit(":", 1)[0] + ":journey-rebuilt"
+    subprocess.run(["podman", "tag", heavy, other], check=True, capture_output=True, env=kube_pods.podman_env())
+    try:
+        return run_journey("dev", heavy, netns, tmp_path_factory.mktemp("dev"), rerun_image=other)
+    finally:
+        subprocess.run(["podman", "untag", other, other], check=False, capture_output=True, env=kube_pods.podman_env())
+
+
+def test_dev_stack_runs_an_evaluation_from_the_rendered_objects(dev_journey: Journey) -> None:
+    assert_complete_report(dev_journey)
+    assert_the_stack_model_was_asked(dev_journey)
+
+
+def test_prod_stack_runs_with_its_own_shards_and_balanced_timings(
+    dev_journey: Journey, heavy: str, netns: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """prod: 16 shards, 8 at a time, `balanced` sharding from a previous report on the results volume."""
+    timings = stack_settings("prod")["eval"]["timingsReport"]
+    seed = {timings: json.dumps(dev_journey.report).encode()}
+    j = run_journey("prod", heavy, netns, tmp_path_factory.mktemp("prod"), seed=seed)
+    assert_complete_report(j)
+    assert_the_stack_model_was_asked(j)
+    env = env_of(j.run_objs[1]["spec"]["template"]["spec"]["containers"][0])
+    assert env["EVAL_SHARDING"] == "balanced"
+    assert env["EVAL_TIMINGS"] == f"/results/{timings}"
+    assert j.plan["completions"] == stack_settings("prod")["eval"]["shards"]
+
+
+def test_a_run_id_reused_with_another_image_fails_at_once_and_keeps_the_old_results(dev_journey: Journey) -> None:
+    """Stale shards are never reported as a new image's: its first pod refuses to start the shard (exit 2)."""
+    rerun = dev_journey.extra["rerun"]
+    assert not rerun.succeeded
+    assert rerun.exit_codes.get("evaluator") in (-1, None), rerun.exit_codes  # the shard never started
+    assert "journey-rebuilt" in rerun.logs and "another image" in rerun.logs, rerun.logs
+
+
+def test_the_helpers_cannot_pass_an_empty_run(tmp_path: Path) -> None:
+    """The expansion is what the Job controller does: one pod per index, each with its own annotation."""
+    job = {
+        "metadata": {"name": "eval-x", "namespace": "eval"},
+        "spec": {"completionMode": "Indexed", "completions": 3, "template": {"spec": {"containers": [{"name": "e"}]}}},
+    }
+    pods = kube_pods.index_pods(job)
+    assert [p["metadata"]["annotations"][kube_pods.INDEX_ANNOTATION] for p in pods] == ["0", "1", "2"]
+    assert [p["spec"]["hostname"] for p in pods] == ["eval-x-0", "eval-x-1", "eval-x-2"]
+    assert all(p["spec"]["containers"][0]["env"] == [kube_pods.INDEX_ENV] for p in pods)
+    assert shutil.which("python3")
+
+
+def argo_filled(template: Manifest, params: dict[str, str]) -> Manifest:
+    """The WorkflowTemplate with its parameters substituted, as `argo submit -p` does."""
+    text = yaml.safe_dump(template, sort_keys=False, width=1 << 20)
+    for name, value in params.items():
+        text = text.replace("{{workflow.parameters." + name + "}}", value)
+    assert "{{workflow.parameters." not in text
+    filled: Manifest = yaml.safe_load(text)
+    return filled
+
+
+def argo_container_pod(template: Manifest, name: str, namespace: str) -> Manifest:
+    """An Argo container template as the pod Argo runs for it (its executor sidecar aside)."""
+    spec = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": template["automountServiceAccountToken"],
+        "securityContext": template["securityContext"],
+        "volumes": template["volumes"],
+        "containers": [template["container"]],
+    }
+    return kube_pods.pod(name, namespace, {"metadata": template.get("metadata", {}), "spec": spec})
+
+
+def test_the_argo_path_runs_as_pods(heavy: str, netns: str, tmp_path: Path) -> None:
+    """dev with argo.enabled: prepare's ConfigMap, each model's Indexed Job, then its aggregate and gate steps."""
+    project = tmp_path / "project"
+    project.mkdir()
+    config = yaml.safe_load((PULUMI_DIR / "Pulumi.dev.yaml").read_text())
+    config["config"]["ai-eval-factory:argo"]["enabled"] = True
+    config["config"]["ai-eval-factory:eval"]["image"] = heavy  # what a release sets as the stack's eval.image
+    (project / "Pulumi.dev.yaml").write_text(yaml.safe_dump(config))
+    out = tmp_path / "rendered"
+    command = [sys.executable, "-m", "factory.render", "--stack", "dev", "--out", str(out)]
+    rendered = subprocess.run([*command, "--project-dir", str(project)], cwd=PULUMI_DIR, capture_output=True, text=True)
+    assert rendered.returncode == 0, rendered.stderr
+    stack_objs = kube_pods.load_dir(out / "stack")
+    (template,) = kube_pods.by_kind(kube_pods.load_dir(out / "argo"), "WorkflowTemplate")
+    run_id = f"argo-{uuid.uuid4().hex[:8]}"
+    dataset = SUITE.parent / "cases.jsonl"
+    params = {
+        "run-id": run_id,
+        "commit": COMMIT,
+        "suite-b64": base64.b64encode(SUITE.read_bytes()).decode(),
+        "dataset-path": yaml.safe_load(SUITE.read_text())["dataset"],
+        "dataset-b64": base64.b64encode(dataset.read_bytes()).decode(),
+    }
+    workflow = argo_filled(template, params)
+    templates = {t["name"]: t for t in workflow["spec"]["templates"]}
+    suite_cm = yaml.safe_load(templates["prepare"]["resource"]["manifest"])
+    models = [t["name"].removeprefix("evaluate-") for t in templates.values() if t["name"].startswith("evaluate-")]
+    assert models
+    (deployment,) = [d for d in kube_pods.by_kind(stack_objs, "Deployment") if d["metadata"]["name"] == "vllm"]
+    namespace = deployment["metadata"]["namespace"]
+    jobs = {m: yaml.safe_load(templates[f"evaluate-{m}"]["resource"]["manifest"]) for m in models}
+    urls = [v for j in jobs.values() for k, v in env_of(j["spec"]["template"]["spec"]["containers"][0]).items()]
+    hosts = hosts_file(tmp_path / "hosts", [u for u in urls if u.startswith("http")])
+    podman = Podman(netns, tmp_path)
+    claims = kube_pods.by_kind(stack_objs, "PersistentVolumeClaim")
+    for claim in claims:
+        podman.run("volume", "rm", "--force", claim["metadata"]["name"], check=False)
+    try:
+        podman.play(claims)
+        standin, port, served = vllm_standin(deployment, heavy, f"vllm-standin-{run_id}", hosts)
+        podman.play([standin])
+        wait_healthy(podman, standin["metadata"]["name"], port)
+        results = podman.volume_path("eval-results")
+        for model, job in jobs.items():
+            pods = [kube_pods.with_hosts_file(p, hosts) for p in kube_pods.index_pods(job)]
+            index_results = podman.run_pods(pods, int(job["spec"]["parallelism"]), extra=[suite_cm])
+            assert all(r.succeeded for r in index_results), failed(index_results)
+            for step in ("aggregate", "gate"):
+                step_pod = argo_container_pod(templates[f"{step}-{model}"], f"{step}-{run_id}-{model}", namespace)
+                (result,) = podman.run_pods([kube_pods.with_hosts_file(step_pod, hosts)], 1)
+                assert result.succeeded, result.logs
+            report = json.loads((results / f"{run_id}-{model}" / "report.json").read_text())
+            assert report["run_id"] == f"{run_id}-{model}" and report["problems"] == []
+            assert sorted(c["case_id"] for c in report["cases"]) == sorted(case_ids())
+        stats = json.loads(http_get(podman, standin["metadata"]["name"], f"http://127.0.0.1:{port}/_stats"))
+    finally:
+        podman.cleanup()
+    assert set(stats["by_model"]) == {served}, stats
+
+
+def test_a_lock_held_by_the_command_that_started_us_is_not_taken_again(tmp_path: Path) -> None:
+    """`flock /tmp/factory-heavy.lock pytest tests/journeys` must not wait for itself."""
+    lock = tmp_path / "lock"
+    lock.touch()
+    code = "import sys; from pathlib import Path; from tests.journeys.podman_images import _held_by_an_ancestor as h"
+    code += "; print(h(Path(sys.argv[1])))"
+    under = subprocess.run(["flock", str(lock), sys.executable, "-c", code, str(lock)], cwd=REPO, capture_output=True)
+    alone = subprocess.run([sys.executable, "-c", code, str(lock)], cwd=REPO, capture_output=True)
+    assert (under.stdout.strip(), alone.stdout.strip()) == (b"True", b"False"), under.stderr + alone.stderr
