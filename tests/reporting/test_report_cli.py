@@ -76,6 +76,8 @@ def _damaged(change) -> str:  # type: ignore[no-untyped-def]
         (_damaged(lambda r: r["totals"].update(cases="20")), "field 'totals.cases'"),
         (_damaged(lambda r: r.update(problems=[{"kind": "x"}])), "problems[0]: missing field 'message'"),
     ],
+    # Fixed ids: the damaged reports hold temporary paths, and pytest-xdist workers must collect the same names.
+    ids=["not-json", "other-schema", "no-cases", "no-metrics", "text-score", "text-count", "problem-without-message"],
 )
 def test_bad_reports_exit_2_naming_file_and_field(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "bad.json"
