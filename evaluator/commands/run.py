@@ -17,11 +17,9 @@ import click
 import evaluator
 from evaluator.commands.common import git_commit, handle_errors, setup_logging
 from evaluator.contract import Report
-from evaluator.dataset import load_dataset
 from evaluator.errors import EXIT_BAD_SHARD, EXIT_INFRASTRUCTURE, EXIT_INPUT_ERROR, InputError
-from evaluator.preflight import check_cases
 from evaluator.reporting.terminal import print_summary
-from evaluator.sharding import assign, index_from_environment, shard_count_for
+from evaluator.sharding import assign, index_from_environment
 
 log = logging.getLogger("evaluator.run")
 
@@ -83,6 +81,19 @@ log = logging.getLogger("evaluator.run")
     help="A previous REPORT.json whose per-case durations drive 'balanced' sharding. [env: EVAL_TIMINGS]",
 )
 @click.option(
+    "--profile",
+    envvar="EVAL_PROFILE",
+    default=None,
+    help="Evaluate the cases this profile of the suite selects (e.g. pr: a fixed-seed sample; nightly: all). "
+    "[env: EVAL_PROFILE; default: every case]",
+)
+@click.option(
+    "--variant",
+    envvar="EVAL_VARIANT",
+    default=None,
+    help="Evaluate only this variant (one branch of a fan-out over variants). [env: EVAL_VARIANT; default: all]",
+)
+@click.option(
     "--retry-errors/--keep-errors",
     default=True,
     help="On resume, re-run cases that ended in an infrastructure error.",
@@ -100,6 +111,8 @@ def run(
     commit: str | None,
     sharding: str | None,
     timings: Path | None,
+    profile: str | None,
+    variant: str | None,
     retry_errors: bool,
     verbose: int,
     quiet: bool,
@@ -112,7 +125,8 @@ def run(
     On a laptop, one shard:        evaluator run suite.yaml --out out --shard-index 2 --total-shards 8
     On a laptop, all shards:       evaluator run suite.yaml --out out --workers 4
 
-    Finished cases are never run twice: re-running with the same OUT resumes where the shard stopped.
+    The work is every selected case answered by every variant of the suite; shards split that product.
+    Finished units are never run twice: re-running with the same OUT resumes where the shard stopped.
 
     \b
     Exit codes: 0 shard finished (quality failures included), 2 bad suite/dataset/flag,
@@ -120,20 +134,23 @@ def run(
     """
     setup_logging(verbose, quiet)
     loaded = evaluator.load_suite(suite_file)
-    cases = load_dataset(loaded.dataset_path, loaded.suite.dataset_format)
-    check_cases(loaded, cases)
+    planned = evaluator.plan_run(loaded, profile=profile, variant=variant)
     mode = sharding or loaded.suite.sharding.mode
     chunk = loaded.suite.sharding.chunk_size
-    total = total_shards if total_shards is not None else shard_count_for(mode, len(cases), workers, chunk)
+    total = total_shards if total_shards is not None else planned.shard_count(mode, workers)
     previous = read_timings(timings) if mode == "balanced" else None
     durations = previous.durations() if previous is not None else None
-    assign(cases, 0, total, mode, durations=durations, chunk_size=chunk)  # validates before any shard starts
+    assign(planned.units, 0, total, mode, durations=durations, chunk_size=chunk)  # validates before any shard
     commit = commit or git_commit(suite_file.resolve().parent)
-    run_id = run_id or f"{loaded.suite_hash[:12]}-{commit[:12]}"
+    run_id = run_id or evaluator.default_run_id(loaded, commit, profile)
     if workers is not None:
         if shard_index is not None:
             raise InputError("--workers runs every shard; do not combine it with --shard-index")
-        code = run_local_workers(suite_file, out, workers, total, run_id, commit, mode, timings, retry_errors)
+        log.info("%s", planned.describe())
+        code = run_local_workers(
+            suite_file, out, workers, total, run_id, commit, mode, timings, retry_errors, profile=profile,
+            variant=variant,
+        )  # fmt: skip
         sys.exit(code)
     index = index_from_environment(shard_index)
     if index is None:
@@ -142,7 +159,7 @@ def run(
         index = 0
     evaluator.run_shard(
         loaded, out, shard_index=index, total_shards=total, run_id=run_id, commit=commit, sharding=mode,
-        timings=previous, retry_errors=retry_errors,
+        timings=previous, retry_errors=retry_errors, profile=profile, variant=variant,
     )  # fmt: skip
 
 
@@ -163,12 +180,19 @@ def run_local_workers(
     mode: str,
     timings: Path | None,
     retry_errors: bool,
+    *,
+    profile: str | None = None,
+    variant: str | None = None,
 ) -> int:
     """Completions = total, parallelism = workers: start index i when a slot frees, like the Job controller."""
     command = [sys.executable, "-m", "evaluator", "run", str(suite_file), "--out", str(out), "--run-id", run_id,
                "--commit", commit, "--sharding", mode]  # fmt: skip
     if timings is not None:
         command += ["--timings", str(timings)]
+    if profile is not None:
+        command += ["--profile", profile]
+    if variant is not None:
+        command += ["--variant", variant]
     if not retry_errors:
         command.append("--keep-errors")
     log.info("run %s: %d shards, %d at a time, into %s", run_id, total, workers, out)
