@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from evaluator.baseline import compare
 from evaluator.compare import against_baseline, interval_of
 from evaluator.contract import Difference, MetricSummary, PairComparison, Report, Totals
-from evaluator.stats import non_inferiority
+from evaluator.stats import NonInferiority, non_inferiority
 
 
 @dataclass
@@ -165,14 +165,20 @@ def pair_label(pair: PairComparison) -> str:
     return f"{pair.candidate} vs {against}"
 
 
+def classify(diff: Difference, confidence: float, tolerance: float) -> NonInferiority | None:
+    """regression / no_regression / inconclusive of one paired difference; None when no case paired up."""
+    interval = interval_of(diff, confidence)
+    return non_inferiority(interval, tolerance) if interval is not None else None
+
+
 def decide(pair: PairComparison, name: str, diff: Difference, tolerance: float, verdict: Verdict) -> str:
     """One metric of one pair held to the tolerance: regression (fails), no_regression, or inconclusive."""
-    interval = interval_of(diff, pair.confidence)
     label = f"{pair_label(pair)}: {name}"
-    if interval is None:
+    result = classify(diff, pair.confidence, tolerance)
+    if result is None:
         verdict.undecided(f"{label}: no case to compare")
         return "inconclusive"
-    result = non_inferiority(interval, tolerance)
+    interval = result.difference
     shown = (
         f"difference {interval.estimate:+.3f} ({pair.confidence:.0%} CI {interval.low:+.3f} .. "
         f"{interval.high:+.3f}, n={interval.n}), tolerance {tolerance:g}"
