@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from evaluator.baseline import compare
 from evaluator.compare import against_baseline, interval_of
 from evaluator.contract import Difference, MetricSummary, PairComparison, Report, Totals
+from evaluator.errors import InputError
 from evaluator.stats import NonInferiority, non_inferiority
 
 
@@ -72,6 +73,11 @@ def judge(
     pipeline asks for), `warn` lets nothing block. `policy` overrides `gate.policy`."""
     gate = report.gate
     chosen = policy or gate.policy
+    if chosen == "no_regression" and gate.regression_tolerance is None:
+        raise InputError(
+            "policy no_regression needs the suite's gate.regression_tolerance (the largest drop accepted, e.g. 0.02);"
+            " this report's suite sets none"
+        )
     verdict = Verdict(
         passed=True,
         mode=mode or gate.mode,

@@ -49,7 +49,7 @@ from evaluator.results import (
 )
 from evaluator.selection import Unit
 from evaluator.sharding import ShardPlan
-from evaluator.suite import Endpoint, Judge, LoadedSuite, Target
+from evaluator.suite import Concurrency, Endpoint, Judge, LoadedSuite, Target
 
 log = logging.getLogger("evaluator.run")
 
@@ -85,30 +85,40 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
+def _sampling(endpoint: Endpoint) -> dict[str, Any]:
+    """What shapes an endpoint's answers (its model and sampling settings), never its key."""
+    return {
+        "model": endpoint.model,
+        "endpoint": redact_url(endpoint.base_url),
+        "max_tokens": endpoint.max_tokens,
+        "temperature": endpoint.temperature,
+        "seed": endpoint.seed,
+        "extra_body": dict(endpoint.extra_body),
+    }
+
+
 def target_info(target: Target) -> TargetInfo:
-    """A variant's target as the manifest records it: what shapes its answers, never its key."""
-    return TargetInfo(
-        model=target.model,
-        endpoint=redact_url(target.base_url),
-        system_prompt=target.system_prompt,
-        prompt_template=target.prompt_template,
-        max_tokens=target.max_tokens,
-        temperature=target.temperature,
-        seed=target.seed,
-        extra_body=dict(target.extra_body),
-    )
+    """A variant's target as the manifest records it."""
+    return TargetInfo(**_sampling(target), system_prompt=target.system_prompt, prompt_template=target.prompt_template)
 
 
 def judge_info(judge: Judge) -> JudgeInfo:
-    return JudgeInfo(
-        model=judge.model,
-        endpoint=redact_url(judge.base_url),
-        max_tokens=judge.max_tokens,
-        temperature=judge.temperature,
-        seed=judge.seed,
-        structured_output=judge.structured_output,
-        extra_body=dict(judge.extra_body),
+    return JudgeInfo(**_sampling(judge), structured_output=judge.structured_output)
+
+
+def retry_policy(concurrency: Concurrency) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=concurrency.max_attempts,
+        backoff_base_s=concurrency.backoff_base_s,
+        backoff_max_s=concurrency.backoff_max_s,
+        timeout_s=concurrency.request_timeout_s,
     )
+
+
+def new_client(endpoint: Endpoint, concurrency: Concurrency) -> ChatClient:
+    """A keep-alive client with its own adaptive limit, for one server (share it across endpoints there)."""
+    limiter = AdaptiveLimiter(concurrency.max_calls_per_endpoint, concurrency.min_calls_per_endpoint)
+    return ChatClient(endpoint.base_url, api_key=endpoint.api_key(), limiter=limiter, retry=retry_policy(concurrency))
 
 
 class ShardRunner:
@@ -261,12 +271,6 @@ class ShardRunner:
 
     async def _evaluate(self, todo: list[Unit], latest: dict[str, ResultRecord]) -> dict[str, EndpointSummary]:
         concurrency = self.suite.concurrency
-        retry = RetryPolicy(
-            max_attempts=concurrency.max_attempts,
-            backoff_base_s=concurrency.backoff_base_s,
-            backoff_max_s=concurrency.backoff_max_s,
-            timeout_s=concurrency.request_timeout_s,
-        )
         # One pool and one adaptive limit per server (base_url); one client, with its own key, per endpoint.
         clients: dict[str, ChatClient] = {}
 
@@ -275,10 +279,7 @@ class ShardRunner:
                 return None
             if endpoint.base_url in clients:
                 return clients[endpoint.base_url].for_key(endpoint.api_key())
-            limiter = AdaptiveLimiter(concurrency.max_calls_per_endpoint, concurrency.min_calls_per_endpoint)
-            clients[endpoint.base_url] = ChatClient(
-                endpoint.base_url, api_key=endpoint.api_key(), limiter=limiter, retry=retry
-            )
+            clients[endpoint.base_url] = new_client(endpoint, concurrency)
             return clients[endpoint.base_url]
 
         variants_in_use = {u.variant for u in todo}
