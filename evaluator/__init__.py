@@ -82,12 +82,14 @@ def run_shard(
     retry_errors: bool = True,
     profile: str | None = None,
     variant: str | None = None,
+    steps_dir: str | Path | None = None,
 ) -> ShardOutcome:
     """Evaluates shard `shard_index` of `total_shards` into `out/shard-NNNNN/` and returns its counts.
 
     Exactly what one pod of the Indexed Job does: resumes from what is already on disk, writes one flushed
     record per unit (a case answered by a variant) and a manifest at the end. `profile` selects the cases (see
-    the suite's `profiles`), `variant` restricts the run to one variant (an Argo fan-out over variants).
+    the suite's `profiles`), `variant` restricts the run to one variant (an Argo fan-out over variants), and
+    `steps_dir` is where the run's G-Eval steps are shared (default `out`; a fan-out's branches share one).
     `run_id` defaults to `default_run_id`; `timings` (a previous report) drives 'balanced' sharding. Raises
     InputError (bad suite or dataset), BadShardError (the folder holds another run) or InfrastructureError
     (error budget exceeded, or no G-Eval steps).
@@ -116,7 +118,10 @@ def run_shard(
     logging.getLogger("evaluator.run").info(
         "run %s, suite %s, commit %s, %s", identity.run_id, identity.suite_name, commit[:12], planned.describe()
     )
-    runner = ShardRunner(loaded, plan, identity, Path(out), profile=planned.selection.info)
+    runner = ShardRunner(
+        loaded, plan, identity, Path(out), profile=planned.selection.info,
+        steps_dir=Path(steps_dir) if steps_dir is not None else None,
+    )  # fmt: skip
     return asyncio.run(runner.run(retry_errors=retry_errors))
 
 

@@ -94,6 +94,14 @@ log = logging.getLogger("evaluator.run")
     help="Evaluate only this variant (one branch of a fan-out over variants). [env: EVAL_VARIANT; default: all]",
 )
 @click.option(
+    "--steps-dir",
+    envvar="EVAL_STEPS_DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the run's G-Eval steps are shared (g_eval_steps.json), when the branches of a fan-out write "
+    "into separate folders. [env: EVAL_STEPS_DIR; default: OUT]",
+)
+@click.option(
     "--retry-errors/--keep-errors",
     default=True,
     help="On resume, re-run cases that ended in an infrastructure error.",
@@ -113,6 +121,7 @@ def run(
     timings: Path | None,
     profile: str | None,
     variant: str | None,
+    steps_dir: Path | None,
     retry_errors: bool,
     verbose: int,
     quiet: bool,
@@ -149,7 +158,7 @@ def run(
         log.info("%s", planned.describe())
         code = run_local_workers(
             suite_file, out, workers, total, run_id, commit, mode, timings, retry_errors, profile=profile,
-            variant=variant,
+            variant=variant, steps_dir=steps_dir,
         )  # fmt: skip
         sys.exit(code)
     index = index_from_environment(shard_index)
@@ -159,7 +168,7 @@ def run(
         index = 0
     evaluator.run_shard(
         loaded, out, shard_index=index, total_shards=total, run_id=run_id, commit=commit, sharding=mode,
-        timings=previous, retry_errors=retry_errors, profile=profile, variant=variant,
+        timings=previous, retry_errors=retry_errors, profile=profile, variant=variant, steps_dir=steps_dir,
     )  # fmt: skip
 
 
@@ -183,6 +192,7 @@ def run_local_workers(
     *,
     profile: str | None = None,
     variant: str | None = None,
+    steps_dir: Path | None = None,
 ) -> int:
     """Completions = total, parallelism = workers: start index i when a slot frees, like the Job controller."""
     command = [sys.executable, "-m", "evaluator", "run", str(suite_file), "--out", str(out), "--run-id", run_id,
@@ -193,6 +203,8 @@ def run_local_workers(
         command += ["--profile", profile]
     if variant is not None:
         command += ["--variant", variant]
+    if steps_dir is not None:
+        command += ["--steps-dir", str(steps_dir)]
     if not retry_errors:
         command.append("--keep-errors")
     log.info("run %s: %d shards, %d at a time, into %s", run_id, total, workers, out)

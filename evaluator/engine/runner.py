@@ -131,12 +131,14 @@ class ShardRunner:
         identity: RunIdentity,
         out: Path,
         profile: ProfileInfo | None = None,
+        steps_dir: Path | None = None,
     ) -> None:
         self.loaded = loaded
         self.suite = loaded.suite
         self.plan = plan
         self.identity = identity
         self.out = out
+        self.steps_dir = steps_dir or out  # where the run's G-Eval steps live: the run's results folder
         self.profile = profile
         self.targets = self.suite.targets()
         self.folder = shard_dir(out, plan.index)
@@ -296,7 +298,7 @@ class ShardRunner:
             factory = MetricFactory(self.suite.metrics, judge)
             wait_s = 300.0 + len(factory.criteria_only()) * concurrency.request_timeout_s * concurrency.max_attempts
             self.g_eval_steps = await factory.prepare(
-                self.out, run_id=self.identity.run_id, suite_hash=self.identity.suite_hash, wait_s=wait_s
+                self.steps_dir, run_id=self.identity.run_id, suite_hash=self.identity.suite_hash, wait_s=wait_s
             )
             in_flight = concurrency.max_cases_in_flight or 2 * sum(c.limiter.maximum for c in clients.values())
             progress = _Progress(self.plan.index, len(todo))
