@@ -120,7 +120,7 @@ def run_shard(
     )
     runner = ShardRunner(
         loaded, plan, identity, Path(out), profile=planned.selection.info,
-        steps_dir=Path(steps_dir) if steps_dir is not None else None,
+        steps_dir=Path(steps_dir) if steps_dir is not None else None, variants=planned.variants,
     )  # fmt: skip
     return asyncio.run(runner.run(retry_errors=retry_errors))
 

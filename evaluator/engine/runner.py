@@ -132,6 +132,7 @@ class ShardRunner:
         out: Path,
         profile: ProfileInfo | None = None,
         steps_dir: Path | None = None,
+        variants: list[str] | None = None,
     ) -> None:
         self.loaded = loaded
         self.suite = loaded.suite
@@ -140,7 +141,8 @@ class ShardRunner:
         self.out = out
         self.steps_dir = steps_dir or out  # where the run's G-Eval steps live: the run's results folder
         self.profile = profile
-        self.targets = self.suite.targets()
+        everything = self.suite.targets()  # the run's variants (all, or the one of a fan-out's branch), in order
+        self.targets = {name: everything[name] for name in (variants or list(everything))}
         self.folder = shard_dir(out, plan.index)
         self.results_path = self.folder / RESULTS_FILE
         self.manifest_path = self.folder / MANIFEST_FILE
