@@ -266,7 +266,7 @@ class GEval(_Metric):
         default=None,
         min_length=1,
         description="Fixed steps: reproducible scores. Without them the judge writes steps from `criteria` "
-        "once per shard; they are recorded in the shard folder.",
+        "once per run, shared by every shard; they are recorded in the run's results folder.",
     )
     evaluation_params: list[EvalParam] = Field(default_factory=lambda: list(_DEFAULT_EVAL_PARAMS), min_length=1)
 
