@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from evaluator.commands.common import git_commit, handle_errors, setup_logging
+from evaluator.commands.common import git_commit, handle_errors, profile_option, setup_logging
 from evaluator.contract import Report
 from evaluator.errors import EXIT_GATE_FAILED, InputError
 
@@ -40,13 +40,7 @@ COMPARE_PROFILE = "smoke"  # one case per family: 3 variants x 5 cases on a 135M
     help="Comparison mode: the built-in example of three variants (model, system prompt, sampling) of one "
     f"assistant, judged by one judge and gated on paired differences [profile: {COMPARE_PROFILE}].",
 )
-@click.option(
-    "--profile",
-    envvar="EVAL_PROFILE",
-    default=None,
-    help="The suite's profile to run (the example's: pr, nightly). [env: EVAL_PROFILE; default: every case, "
-    f"or {COMPARE_PROFILE} with --compare]",
-)
+@profile_option(f"every case, or {COMPARE_PROFILE} with --compare")
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),

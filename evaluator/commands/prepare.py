@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 import evaluator
-from evaluator.commands.common import git_commit, handle_errors, setup_logging
+from evaluator.commands.common import git_commit, handle_errors, profile_option, setup_logging
 
 
 @click.command()
@@ -30,7 +30,7 @@ from evaluator.commands.common import git_commit, handle_errors, setup_logging
 )
 @click.option("--run-id", envvar="EVAL_RUN_ID", default=None, help="The run's id. [env: EVAL_RUN_ID]")
 @click.option("--commit", envvar="EVAL_COMMIT", default=None, help="Commit under evaluation. [env: EVAL_COMMIT]")
-@click.option("--profile", envvar="EVAL_PROFILE", default=None, help="The profile the run uses. [env: EVAL_PROFILE]")
+@profile_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON object.")
 @handle_errors
 def prepare(suite_file: Path, out: Path, run_id: str | None, commit: str | None, profile: str | None,

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 import evaluator
-from evaluator.commands.common import git_commit, handle_errors, setup_logging
+from evaluator.commands.common import git_commit, handle_errors, profile_option, setup_logging
 from evaluator.contract import Report
 from evaluator.errors import EXIT_BAD_SHARD, EXIT_INFRASTRUCTURE, EXIT_INPUT_ERROR, InputError
 from evaluator.reporting.terminal import print_summary
@@ -80,13 +80,7 @@ log = logging.getLogger("evaluator.run")
     default=None,
     help="A previous REPORT.json whose per-case durations drive 'balanced' sharding. [env: EVAL_TIMINGS]",
 )
-@click.option(
-    "--profile",
-    envvar="EVAL_PROFILE",
-    default=None,
-    help="Evaluate the cases this profile of the suite selects (e.g. pr: a fixed-seed sample; nightly: all). "
-    "[env: EVAL_PROFILE; default: every case]",
-)
+@profile_option()
 @click.option(
     "--variant",
     envvar="EVAL_VARIANT",
