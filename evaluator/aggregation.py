@@ -114,7 +114,8 @@ def aggregate(out: Path, *, expect_shards: int | None = None, gate: Gate | None 
             if previous is not None and previous[0].error is None:
                 problems.add(
                     "duplicate_case",
-                    f"{_unit(key)} recorded twice in shard {index} (lines {previous[1]} and {line})",
+                    f"{_unit(record.variant, record.case_id)} recorded twice in shard {index} (lines {previous[1]} "
+                    f"and {line})",
                     index, results_path, line,
                 )  # fmt: skip
             shard_latest[key] = (record, line)
@@ -123,7 +124,8 @@ def aggregate(out: Path, *, expect_shards: int | None = None, gate: Gate | None 
                 other_shard, other_line = case_origin[key]
                 problems.add(
                     "duplicate_case",
-                    f"{_unit(key)} in shard {index} (line {line}) and shard {other_shard} (line {other_line})",
+                    f"{_unit(record.variant, record.case_id)} in shard {index} (line {line}) and shard "
+                    f"{other_shard} (line {other_line})",
                     index, results_path, line,
                 )  # fmt: skip
                 continue
@@ -132,9 +134,9 @@ def aggregate(out: Path, *, expect_shards: int | None = None, gate: Gate | None 
                 **{name: getattr(record, name) for name in ReportCase.model_fields if name != "shard"}, shard=index
             )
         if manifest is not None:
-            missing_cases = [unit_key(v, cid) for v, cid in manifest.units() if unit_key(v, cid) not in shard_latest]
-            for key in missing_cases[:20]:
-                problems.add("missing_case", f"shard {index}: assigned {_unit(key)} has no result", index,
+            missing_cases = [(v, cid) for v, cid in manifest.units() if unit_key(v, cid) not in shard_latest]
+            for variant, cid in missing_cases[:20]:
+                problems.add("missing_case", f"shard {index}: assigned {_unit(variant, cid)} has no result", index,
                              results_path)  # fmt: skip
             per_shard.append(
                 ShardTiming(
@@ -201,9 +203,9 @@ def aggregate(out: Path, *, expect_shards: int | None = None, gate: Gate | None 
     )
 
 
-def _unit(key: str) -> str:
-    variant, _, case_id = key.rpartition("/") if "/" in key else ("", "", key)
-    return f"case {case_id!r}" + (f" of variant {variant!r}" if variant else "")
+def _unit(variant: str, case_id: str) -> str:
+    """A unit as a message names it: as before variants existed for the implicit one."""
+    return f"case {case_id!r}" + (f" of variant {variant!r}" if variant != DEFAULT_VARIANT else "")
 
 
 def _variant_order(first: Manifest | None, cases: Iterable[ReportCase]) -> list[str]:

@@ -17,18 +17,12 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from evaluator.contract import ProfileInfo
+from evaluator.contract import ProfileInfo, unit_key
 from evaluator.dataset import Case
 from evaluator.errors import InputError
-from evaluator.suite import DEFAULT_VARIANT, Profile, Suite
+from evaluator.suite import Profile, Suite
 
 UNTAGGED = "(untagged)"
-
-
-def unit_key(variant: str, case_id: str) -> str:
-    """The name of one unit of work: the case id for the one implicit variant (as before variants existed),
-    `variant/case_id` otherwise (variant names cannot hold a '/')."""
-    return case_id if variant == DEFAULT_VARIANT else f"{variant}/{case_id}"
 
 
 @dataclass(frozen=True, slots=True)
