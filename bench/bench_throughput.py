@@ -17,6 +17,11 @@ Everything runs on 127.0.0.1; the DeepEval process refuses any non-loopback conn
     .venv/bin/python bench/bench_throughput.py                            # the full run: 5,000 cases
     .venv/bin/python bench/bench_throughput.py --cases 300 --concurrency 16,64
     .venv/bin/python bench/bench_throughput.py --cases 300 --skip-deepeval
+    .venv/bin/python bench/bench_throughput.py --cases 5000 --concurrency 64,128 --variants 1,2 --skip-deepeval
+
+`--variants 1,2` runs the evaluator rows once per variant count: with V variants every case is answered by each of
+V named targets (issue 13), so a run is cases x V units of 4 calls and ideal = cases x V x 4 x latency / C. Keeping
+the single-variant efficiency with 2 variants is the target.
 """
 
 from __future__ import annotations
@@ -53,8 +58,8 @@ def write_dataset(path: Path, cases: int) -> None:
             handle.write(json.dumps(record) + "\n")
 
 
-def write_suite(path: Path, dataset: Path, base_url: str, concurrency: int) -> None:
-    suite = {
+def write_suite(path: Path, dataset: Path, base_url: str, concurrency: int, variants: int = 1) -> None:
+    suite: dict[str, Any] = {
         "name": "bench-throughput",
         "description": "bench/bench_throughput.py: 1 target call + answer relevancy per case",
         "dataset": str(dataset),
@@ -64,6 +69,10 @@ def write_suite(path: Path, dataset: Path, base_url: str, concurrency: int) -> N
         "gate": {"min_pass_rate": 0.0, "error_budget": 1.0, "mode": "warn"},
         "concurrency": {"max_calls_per_endpoint": concurrency, "request_timeout_s": 60},
     }
+    if variants > 1:  # named targets on the same server: they share its pool and adaptive limit
+        suite["variants"] = [
+            {"name": f"v{i}", "model": f"bench-target-{i}", "system_prompt": f"Variant {i}."} for i in range(variants)
+        ]
     path.write_text(yaml.safe_dump(suite, sort_keys=False), encoding="utf-8")
 
 
@@ -79,13 +88,15 @@ def count_results(out: Path) -> tuple[int, int]:
     return records, errored
 
 
-def run_evaluator(work: Path, dataset: Path, base_url: str, cases: int, concurrency: int) -> dict[str, Any]:
-    suite = work / f"suite-c{concurrency}.yaml"
-    out = work / f"out-c{concurrency}"
-    write_suite(suite, dataset, base_url, concurrency)
+def run_evaluator(
+    work: Path, dataset: Path, base_url: str, cases: int, concurrency: int, variants: int = 1
+) -> dict[str, Any]:
+    suite = work / f"suite-c{concurrency}-v{variants}.yaml"
+    out = work / f"out-c{concurrency}-v{variants}"
+    write_suite(suite, dataset, base_url, concurrency, variants)
     reset_stats(base_url)
     command = [sys.executable, "-m", "evaluator", "run", str(suite), "--out", str(out), "-q",
-               "--run-id", f"bench-c{concurrency}", "--commit", "bench"]  # fmt: skip
+               "--run-id", f"bench-c{concurrency}-v{variants}", "--commit", "bench"]  # fmt: skip
     started = time.perf_counter()
     done = subprocess.run(command, cwd=work, env=offline_environ(), capture_output=True, text=True)
     process_s = time.perf_counter() - started
@@ -94,9 +105,10 @@ def run_evaluator(work: Path, dataset: Path, base_url: str, cases: int, concurre
     walls = [json.loads(m.read_text())["wall_time_s"] for m in out.glob("shard-*/manifest.json")]
     note = f"exit {done.returncode}" + (f": {done.stderr.strip()[-300:]}" if done.returncode else "")
     return {
-        "runner": "evaluator",
+        "runner": "evaluator" if variants == 1 else f"evaluator, {variants} variants",
         "concurrency": concurrency,
-        "cases": cases,
+        "cases": cases * variants,  # units: every case answered by every variant
+        "variants": variants,
         "wall_s": max(walls) if walls else process_s,  # the shard's own wall time, like DeepEval's row
         "process_s": process_s,  # plus interpreter start and imports (DeepEval's import alone takes seconds)
         "done": records - errored,
@@ -174,6 +186,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int_list, default=[16, 64, 128], help="comma list")
     parser.add_argument("--latency", type=float, default=0.2, help="stub latency per call, seconds")
     parser.add_argument("--skip-deepeval", action="store_true", help="only the evaluator rows")
+    parser.add_argument(
+        "--variants", type=int_list, default=[1], help="comma list of variant counts for the evaluator rows"
+    )
     parser.add_argument("--skip-defaults", action="store_true", help="no deepeval-defaults row")
     parser.add_argument("--skip-serial", action="store_true", help="no serial row")
     parser.add_argument("--tuned-concurrency", type=int_list, default=None, help="default: --concurrency")
@@ -204,8 +219,9 @@ def main() -> None:
     print(f"{os.cpu_count()} CPUs, {args.cases} cases x {CALLS_PER_CASE} calls, latency {args.latency}s; in {work}")
     load_before = os.getloadavg()[0]
     with stub_process(latency=args.latency) as base_url:
-        for concurrency in args.concurrency:
-            report(run_evaluator(work, dataset, base_url, args.cases, concurrency))
+        for variants in args.variants:
+            for concurrency in args.concurrency:
+                report(run_evaluator(work, dataset, base_url, args.cases, concurrency, variants))
         if not args.skip_deepeval:
             de = (dataset, base_url, args.cases)
             if not args.skip_defaults:
@@ -230,10 +246,11 @@ def main() -> None:
         "runner": "runner",
         "judge": "judge",
         "concurrency": "conc.",
-        "cases": "cases",
+        "variants": "variants",
+        "cases": "units",
         "done": "done",
         "wall_s": "wall s",
-        "cases_per_s": "cases/s",
+        "cases_per_s": "units/s",
         "ideal_s": "ideal s",
         "efficiency": "efficiency",
         "process_s": "process s",
@@ -257,6 +274,11 @@ def main() -> None:
 def print_verdicts(rows: list[dict[str, Any]]) -> None:
     """The issue's targets, checked against this run's rows."""
     ours = {r["concurrency"]: r for r in rows if r["runner"] == "evaluator"}
+    for row in rows:
+        single = ours.get(row["concurrency"])
+        if row.get("variants", 1) > 1 and single and single["efficiency"] and row["efficiency"]:
+            print(f"{row['variants']} variants @ {row['concurrency']}: efficiency {row['efficiency']:.2f} vs "
+                  f"{single['efficiency']:.2f} single-variant (target: kept)")  # fmt: skip
     tuned = {r["concurrency"]: r for r in rows if r["runner"].startswith("deepeval tuned")}
     defaults = next((r for r in rows if r["runner"] == "deepeval defaults"), None)
     print()

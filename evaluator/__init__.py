@@ -32,9 +32,19 @@ if TYPE_CHECKING:
     from evaluator.contract import Report
     from evaluator.engine.runner import ShardOutcome
     from evaluator.gate import Verdict
+    from evaluator.planning import RunPlan
     from evaluator.suite import LoadedSuite
 
-__all__ = ["aggregate", "judge", "load_report", "load_suite", "run_shard", "write_report"]
+__all__ = [
+    "aggregate",
+    "default_run_id",
+    "judge",
+    "load_report",
+    "load_suite",
+    "plan_run",
+    "run_shard",
+    "write_report",
+]
 
 
 def load_suite(path: str | Path) -> LoadedSuite:
@@ -42,6 +52,21 @@ def load_suite(path: str | Path) -> LoadedSuite:
     from evaluator.suite import load_suite as load
 
     return load(path)
+
+
+def plan_run(suite: str | Path | LoadedSuite, *, profile: str | None = None, variant: str | None = None) -> RunPlan:
+    """What a run of `suite` evaluates: the profile's cases (every case without one) times the variants (one
+    variant with `variant`), checked against the metrics before any call. `RunPlan.units` is the work the shards
+    split; `shard_count(mode, ...)` is the Job's completions for a sharding mode."""
+    from evaluator.planning import plan_run as make
+
+    return make(suite if not isinstance(suite, str | Path) else load_suite(suite), profile=profile, variant=variant)
+
+
+def default_run_id(suite: LoadedSuite, commit: str, profile: str | None = None) -> str:
+    """`<suite-hash[:12]>-<commit[:12]>`, plus `-<profile>` for a profile's run (a `pr` and a `nightly` run of one
+    commit are different runs)."""
+    return f"{suite.suite_hash[:12]}-{commit[:12]}" + (f"-{profile}" if profile else "")
 
 
 def run_shard(
@@ -55,40 +80,49 @@ def run_shard(
     sharding: str | None = None,
     timings: Report | None = None,
     retry_errors: bool = True,
+    profile: str | None = None,
+    variant: str | None = None,
+    steps_dir: str | Path | None = None,
 ) -> ShardOutcome:
     """Evaluates shard `shard_index` of `total_shards` into `out/shard-NNNNN/` and returns its counts.
 
     Exactly what one pod of the Indexed Job does: resumes from what is already on disk, writes one flushed
-    record per case and a manifest at the end. `run_id` defaults to `<suite-hash[:12]>-<commit[:12]>`;
-    `timings` (a previous report) drives 'balanced' sharding. Raises InputError (bad suite or dataset),
-    BadShardError (the folder holds another run) or InfrastructureError (error budget exceeded).
+    record per unit (a case answered by a variant) and a manifest at the end. `profile` selects the cases (see
+    the suite's `profiles`), `variant` restricts the run to one variant (an Argo fan-out over variants), and
+    `steps_dir` is where the run's G-Eval steps are shared (default `out`; a fan-out's branches share one).
+    `run_id` defaults to `default_run_id`; `timings` (a previous report) drives 'balanced' sharding. Raises
+    InputError (bad suite or dataset), BadShardError (the folder holds another run) or InfrastructureError
+    (error budget exceeded, or no G-Eval steps).
     """
     import asyncio
     import logging
 
-    from evaluator.dataset import load_dataset
     from evaluator.engine.runner import RunIdentity, ShardRunner
-    from evaluator.preflight import check_cases
     from evaluator.sharding import assign
     from evaluator.suite import LoadedSuite as Loaded
 
     loaded = suite if isinstance(suite, Loaded) else load_suite(suite)
-    cases = load_dataset(loaded.dataset_path, loaded.suite.dataset_format)
-    check_cases(loaded, cases)
+    planned = plan_run(loaded, profile=profile, variant=variant)
     mode = sharding or loaded.suite.sharding.mode
     durations = timings.durations() if timings is not None else None
     plan = assign(
-        cases, shard_index, total_shards, mode, durations=durations, chunk_size=loaded.suite.sharding.chunk_size
-    )
+        planned.units, shard_index, total_shards, mode, durations=durations,
+        chunk_size=loaded.suite.sharding.chunk_size,
+    )  # fmt: skip
     identity = RunIdentity(
-        run_id=run_id or f"{loaded.suite_hash[:12]}-{commit[:12]}",
+        run_id=run_id or default_run_id(loaded, commit, profile),
         commit=commit,
         suite_hash=loaded.suite_hash,
         suite_name=loaded.suite.name,
     )
-    logging.getLogger("evaluator.run").info("run %s, suite %s, commit %s", identity.run_id, identity.suite_name,
-                                            commit[:12])  # fmt: skip
-    return asyncio.run(ShardRunner(loaded, plan, identity, Path(out)).run(retry_errors=retry_errors))
+    logging.getLogger("evaluator.run").info(
+        "run %s, suite %s, commit %s, %s", identity.run_id, identity.suite_name, commit[:12], planned.describe()
+    )
+    runner = ShardRunner(
+        loaded, plan, identity, Path(out), profile=planned.selection.info,
+        steps_dir=Path(steps_dir) if steps_dir is not None else None, variants=planned.variants,
+    )  # fmt: skip
+    return asyncio.run(runner.run(retry_errors=retry_errors))
 
 
 def aggregate(out: str | Path, *, expect_shards: int | None = None) -> Report:

@@ -9,9 +9,11 @@ report is the single input of the gate, the reports (JUnit, Markdown, HTML), the
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from evaluator.compare import within_run
 from evaluator.contract import (
     LatencySummary,
     Manifest,
@@ -25,11 +27,13 @@ from evaluator.contract import (
     SlowCase,
     SuiteInfo,
     Totals,
+    VariantSummary,
+    unit_key,
 )
 from evaluator.errors import InputError
 from evaluator.results import MANIFEST_FILE, RESULTS_FILE, file_sha256, read_manifest, read_results, shard_dirs
-from evaluator.stats import percentile
-from evaluator.suite import Gate
+from evaluator.stats import mean_ci, percentile, wilson_interval
+from evaluator.suite import DEFAULT_VARIANT, CompareSettings, Gate
 
 
 def _latency(values: list[float]) -> LatencySummary:
@@ -105,31 +109,35 @@ def aggregate(out: Path, *, expect_shards: int | None = None, gate: Gate | None 
                     "misplaced_record", f"record of shard {record.shard_index} found in shard {index}", index,
                     results_path, line,
                 )  # fmt: skip
-            previous = shard_latest.get(record.case_id)
+            key = unit_key(record.variant, record.case_id)
+            previous = shard_latest.get(key)
             if previous is not None and previous[0].error is None:
                 problems.add(
                     "duplicate_case",
-                    f"case {record.case_id!r} recorded twice in shard {index} (lines {previous[1]} and {line})",
+                    f"{_unit(record.variant, record.case_id)} recorded twice in shard {index} (lines {previous[1]} "
+                    f"and {line})",
                     index, results_path, line,
                 )  # fmt: skip
-            shard_latest[record.case_id] = (record, line)
-        for case_id, (record, line) in shard_latest.items():
-            if case_id in case_origin:
-                other_shard, other_line = case_origin[case_id]
+            shard_latest[key] = (record, line)
+        for key, (record, line) in shard_latest.items():
+            if key in case_origin:
+                other_shard, other_line = case_origin[key]
                 problems.add(
                     "duplicate_case",
-                    f"case {case_id!r} in shard {index} (line {line}) and shard {other_shard} (line {other_line})",
+                    f"{_unit(record.variant, record.case_id)} in shard {index} (line {line}) and shard "
+                    f"{other_shard} (line {other_line})",
                     index, results_path, line,
                 )  # fmt: skip
                 continue
-            case_origin[case_id] = (index, line)
-            cases[case_id] = ReportCase.model_construct(
+            case_origin[key] = (index, line)
+            cases[key] = ReportCase.model_construct(
                 **{name: getattr(record, name) for name in ReportCase.model_fields if name != "shard"}, shard=index
             )
         if manifest is not None:
-            missing_cases = [cid for cid in manifest.case_ids if cid not in shard_latest]
-            for cid in missing_cases[:20]:
-                problems.add("missing_case", f"shard {index}: assigned case {cid!r} has no result", index, results_path)
+            missing_cases = [(v, cid) for v, cid in manifest.units() if unit_key(v, cid) not in shard_latest]
+            for variant, cid in missing_cases[:20]:
+                problems.add("missing_case", f"shard {index}: assigned {_unit(variant, cid)} has no result", index,
+                             results_path)  # fmt: skip
             per_shard.append(
                 ShardTiming(
                     index=index,
@@ -165,8 +173,11 @@ def aggregate(out: Path, *, expect_shards: int | None = None, gate: Gate | None 
             "mixed_suite", f"shards were run from different suite versions: {', '.join(s[:12] for s in suites)}"
         )
 
+    _run_settings_agree(manifests, problems)
     first = next(iter(manifests.values()), None)
-    ordered = sorted(cases.values(), key=lambda r: (r.case_index, r.case_id))
+    variants = _variant_order(first, cases.values())
+    position = {name: i for i, name in enumerate(variants)}
+    ordered = sorted(cases.values(), key=lambda r: (r.case_index, r.case_id, position.get(r.variant, len(variants))))
     return _build_report(
         ordered,
         problems=problems,
@@ -187,7 +198,37 @@ def aggregate(out: Path, *, expect_shards: int | None = None, gate: Gate | None 
             per_shard=per_shard,
         ),
         gate=gate or (first.gate if first else Gate()),
+        first=first,
+        variants=variants,
     )
+
+
+def _unit(variant: str, case_id: str) -> str:
+    """A unit as a message names it: as before variants existed for the implicit one."""
+    return f"case {case_id!r}" + (f" of variant {variant!r}" if variant != DEFAULT_VARIANT else "")
+
+
+def _variant_order(first: Manifest | None, cases: Iterable[ReportCase]) -> list[str]:
+    """The suite's variant order (the manifests record every variant's target), else the order seen."""
+    if first is not None and first.targets:
+        return list(first.targets)
+    return list(dict.fromkeys(case.variant for case in cases)) or [DEFAULT_VARIANT]
+
+
+def _run_settings_agree(manifests: dict[int, Manifest], problems: _Problems) -> None:
+    """Every shard of a run selected the same cases and scored with the same G-Eval steps and judge."""
+    for kind, label, value in (
+        ("mixed_profile", "selected different cases (profile or dataset)",
+         lambda m: (m.profile.name, m.profile.selection_sha256) if m.profile else None),
+        ("mixed_g_eval_steps", "scored G-Eval with different evaluation steps", lambda m: m.g_eval_steps),
+        ("mixed_judge", "used different judges or judge settings", lambda m: m.judge),
+    ):  # fmt: skip
+        seen: dict[str, list[int]] = {}
+        for index, manifest in manifests.items():
+            seen.setdefault(repr(value(manifest)), []).append(index)
+        if len(seen) > 1:
+            groups = "; ".join(f"shards {', '.join(map(str, indexes))}" for indexes in seen.values())
+            problems.add(kind, f"the shards of this run {label}: {groups}")
 
 
 def _build_report(
@@ -200,7 +241,80 @@ def _build_report(
     commit: str | None,
     shards: Shards,
     gate: Gate,
+    first: Manifest | None = None,
+    variants: list[str] | None = None,
 ) -> Report:
+    variants = variants or [DEFAULT_VARIANT]
+    settings = first.compare if first is not None else CompareSettings()
+    starts = [p.started_at for p in shards.per_shard if p.started_at]
+    ends = [p.finished_at for p in shards.per_shard if p.finished_at]
+    wall = None
+    if starts and ends:
+        try:
+            wall = (datetime.fromisoformat(max(ends)) - datetime.fromisoformat(min(starts))).total_seconds()
+        except ValueError:
+            problems.append(
+                Problem(kind="invalid_manifest", message="a manifest's started_at/finished_at is no ISO time")
+            )
+    overall = _summarize(ordered, settings.confidence)
+    by_variant: dict[str, VariantSummary] = {}
+    for name in variants:
+        part = _summarize([c for c in ordered if c.variant == name], settings.confidence)
+        by_variant[name] = VariantSummary(
+            target=first.targets.get(name) if first is not None else None,
+            totals=part.totals,
+            pass_rate_ci_low=part.pass_rate_ci[0],
+            pass_rate_ci_high=part.pass_rate_ci[1],
+            metrics=part.metrics,
+            latency=part.latency,
+            errors_by_kind=part.errors_by_kind,
+        )
+    reference = settings.reference or variants[0]
+    slowest = sorted(ordered, key=lambda r: -r.duration_s)[:10]
+    return Report(
+        run_id=run_id,
+        suite=suite,
+        results_dir=results_dir,
+        commit=commit,
+        generated_at=datetime.now(UTC).isoformat(),
+        gate=gate,
+        shards=shards,
+        problems=problems,
+        totals=overall.totals.model_copy(update={"wall_time_s": wall}),
+        metrics=overall.metrics,
+        latency=overall.latency,
+        errors_by_kind=overall.errors_by_kind,
+        slowest_cases=[SlowCase(case_id=r.key, shard=r.shard, duration_s=r.duration_s) for r in slowest],
+        variants=by_variant,
+        reference=reference,
+        comparisons=within_run(ordered, variants, reference, settings),
+        compare=settings,
+        judge=first.judge if first is not None else None,
+        g_eval_steps=first.g_eval_steps if first is not None else {},
+        profile=first.profile if first is not None else None,
+        cases=ordered,
+    )
+
+
+class _Summary:
+    """Totals, metric summaries (with confidence intervals), latency and errors of a set of cases."""
+
+    def __init__(
+        self,
+        totals: Totals,
+        pass_rate_ci: tuple[float | None, float | None],
+        metrics: dict[str, MetricSummary],
+        latency: dict[str, LatencySummary],
+        errors_by_kind: dict[str, int],
+    ) -> None:
+        self.totals = totals
+        self.pass_rate_ci = pass_rate_ci
+        self.metrics = metrics
+        self.latency = latency
+        self.errors_by_kind = errors_by_kind
+
+
+def _summarize(ordered: list[ReportCase], confidence: float) -> _Summary:
     errored = [r for r in ordered if r.error is not None]
     passed = [r for r in ordered if r.success and r.error is None]
     judged = len(ordered) - len(errored)
@@ -235,6 +349,8 @@ def _build_report(
     metrics = {}
     for name in sorted(set(metric_count) | set(metric_errors)):
         scores = metric_scores.get(name, [])
+        mean = mean_ci(scores, confidence) if len(scores) >= 2 else None
+        rate = wilson_interval(metric_pass[name], metric_count[name], confidence) if metric_count[name] else None
         metrics[name] = MetricSummary(
             count=metric_count[name],
             errors=metric_errors[name],
@@ -243,27 +359,13 @@ def _build_report(
             p95=percentile(scores, 95),
             pass_rate=metric_pass[name] / metric_count[name] if metric_count[name] else None,
             threshold=thresholds.get(name),
+            ci_low=mean.low if mean is not None else None,
+            ci_high=mean.high if mean is not None else None,
+            pass_rate_ci_low=rate.low if rate is not None else None,
+            pass_rate_ci_high=rate.high if rate is not None else None,
         )
-    starts = [p.started_at for p in shards.per_shard if p.started_at]
-    ends = [p.finished_at for p in shards.per_shard if p.finished_at]
-    wall = None
-    if starts and ends:
-        try:
-            wall = (datetime.fromisoformat(max(ends)) - datetime.fromisoformat(min(starts))).total_seconds()
-        except ValueError:
-            problems.append(
-                Problem(kind="invalid_manifest", message="a manifest's started_at/finished_at is no ISO time")
-            )
-    slowest = sorted(ordered, key=lambda r: -r.duration_s)[:10]
-    return Report(
-        run_id=run_id,
-        suite=suite,
-        results_dir=results_dir,
-        commit=commit,
-        generated_at=datetime.now(UTC).isoformat(),
-        gate=gate,
-        shards=shards,
-        problems=problems,
+    rate = wilson_interval(len(passed), judged, confidence) if judged else None
+    return _Summary(
         totals=Totals(
             cases=len(ordered),
             passed=len(passed),
@@ -271,14 +373,13 @@ def _build_report(
             errored=len(errored),
             pass_rate=len(passed) / judged if judged else None,
             error_rate=len(errored) / len(ordered) if ordered else None,
-            wall_time_s=wall,
+            wall_time_s=None,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             calls=calls,
         ),
+        pass_rate_ci=(rate.low, rate.high) if rate is not None else (None, None),
         metrics=metrics,
         latency={kind: _latency(values) for kind, values in sorted(latency.items())},
         errors_by_kind=dict(errors_by_kind.most_common()),
-        slowest_cases=[SlowCase(case_id=r.case_id, shard=r.shard, duration_s=r.duration_s) for r in slowest],
-        cases=ordered,
     )

@@ -13,7 +13,8 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-from evaluator.contract import Report, ReportCase
+from evaluator.compare import like_with_like, metric_entry, variant_pairs
+from evaluator.contract import Report, ReportCase, unit_key
 
 _EPS = 1e-9
 
@@ -31,6 +32,7 @@ class CaseChange:
     reason: str
     input: str
     error: str | None = None
+    variant: str = "default"
 
     @property
     def drop(self) -> float:
@@ -70,6 +72,7 @@ class Comparison:
     improvements: list[CaseChange] = field(default_factory=list)  # most improved first
     new: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what was not like with like, said plainly
 
     @property
     def regressed(self) -> bool:
@@ -95,16 +98,6 @@ class Comparison:
         return out
 
 
-def _entry(case: ReportCase, metric: str) -> tuple[float | None, bool, str, str | None]:
-    """(score, success, reason, error) of one case's metric; a case-level error wins."""
-    if case.error is not None:
-        return None, False, case.error.message, case.error.kind
-    entry = case.metrics.get(metric)
-    if entry is None:
-        return None, False, "", "metric not evaluated"
-    return entry.score, entry.success and entry.score is not None, entry.reason or "", entry.error or None
-
-
 def _metric_names(report: Report) -> set[str]:
     names = set(report.metrics)
     for case in report.cases:
@@ -116,8 +109,12 @@ def compare(current: Report, baseline: Report, tolerance: float) -> Comparison:
     """Diff current against baseline; tolerance is the largest allowed drop of a metric (0-1 scale)."""
     if tolerance < 0:
         raise ValueError("tolerance must be >= 0")
-    cur = {c.case_id: c for c in current.cases}
-    base = {c.case_id: c for c in baseline.cases}
+    pairs = variant_pairs(current, baseline)
+    cur = {c.key: c for c in current.cases}
+    base: dict[str, ReportCase] = {}
+    for cur_variant, base_variant in pairs:  # each current unit keyed to its baseline counterpart
+        for case in baseline.cases_of(base_variant):
+            base[unit_key(cur_variant, case.case_id)] = case
     matched_ids = sorted(cur.keys() & base.keys())
     regressions: list[CaseChange] = []
     improvements: list[CaseChange] = []
@@ -130,8 +127,8 @@ def compare(current: Report, baseline: Report, tolerance: float) -> Comparison:
             b_case, c_case = base[cid], cur[cid]
             if metric not in b_case.metrics and metric not in c_case.metrics:
                 continue
-            old, old_ok, _, old_err = _entry(b_case, metric)
-            new, new_ok, reason, new_err = _entry(c_case, metric)
+            old, old_ok, _, old_err = metric_entry(b_case, metric)
+            new, new_ok, reason, new_err = metric_entry(c_case, metric)
             if old is None and old_err is not None and new is None:
                 continue  # errored in both runs: nothing to compare
             compared += 1
@@ -150,6 +147,7 @@ def compare(current: Report, baseline: Report, tolerance: float) -> Comparison:
                 reason=reason if new_err is None else f"{new_err}: {reason}".rstrip(": "),
                 input=c_case.input,
                 error=new_err,
+                variant=c_case.variant,
             )
             worse = (old_ok and not new_ok) or (old is not None and (new is None or new < old - _EPS))
             better = (new_ok and not old_ok) or (new is not None and (old is None or new > old + _EPS))
@@ -175,6 +173,7 @@ def compare(current: Report, baseline: Report, tolerance: float) -> Comparison:
         improvements=improvements,
         new=sorted(cur.keys() - base.keys()),
         removed=sorted(base.keys() - cur.keys()),
+        notes=like_with_like(current, baseline),
     )
 
 

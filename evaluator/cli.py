@@ -14,6 +14,7 @@ import click
 # name -> "module:attribute" of a click.Command. Each module owns one concern.
 SUBCOMMANDS: dict[str, str] = {
     "run": "evaluator.commands.run:run",
+    "prepare": "evaluator.commands.prepare:prepare",
     "aggregate": "evaluator.commands.aggregate:aggregate",
     "gate": "evaluator.commands.gate:gate",
     "serve-demo-model": "evaluator.commands.demo:serve_demo_model",

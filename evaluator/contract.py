@@ -9,10 +9,13 @@ Validation is strict (a score must be a JSON number, an id a string, a flag a bo
 reported with the field that is wrong instead of being coerced into something that looks right.
 
 Versions:
-- `evaluator.result/v1`: unchanged since the first release.
-- `evaluator.manifest/v2`: v1 plus each endpoint's `limit_changes`. v1 manifests are still read.
-- `evaluator.report/v2`: v1 plus `shards.per_shard[].endpoints` (limit changes for the HTML plot) and
-  `problems[].field`. v1 reports are still read (the new fields are empty).
+- `evaluator.result/v2`: v1 plus `variant` (which named target answered). v1 records read as variant `default`.
+- `evaluator.manifest/v3`: v2 plus `case_variants`, `targets`, `judge`, `g_eval_steps`, `profile`, `compare`.
+  v2 (v1 plus each endpoint's `limit_changes`) and v1 manifests are still read.
+- `evaluator.report/v3`: v2 plus `cases[].variant`, `variants` (per-variant summaries with confidence
+  intervals), `reference`, `comparisons` (paired differences), `judge`, `g_eval_steps`, `profile`, `compare`,
+  and `ci_low`/`ci_high` on metric summaries. v2 (v1 plus `shards.per_shard[].endpoints` and `problems[].field`)
+  and v1 reports are still read: the new fields are empty, every case is variant `default`.
 """
 
 from __future__ import annotations
@@ -24,13 +27,23 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from evaluator.errors import InputError
-from evaluator.suite import Gate
+from evaluator.suite import DEFAULT_VARIANT, CompareSettings, Gate
 
-RESULT_SCHEMA: Final = "evaluator.result/v1"
-MANIFEST_SCHEMA: Final = "evaluator.manifest/v2"
-REPORT_SCHEMA: Final = "evaluator.report/v2"
+RESULT_SCHEMA: Final = "evaluator.result/v2"
+MANIFEST_SCHEMA: Final = "evaluator.manifest/v3"
+REPORT_SCHEMA: Final = "evaluator.report/v3"
+RESULT_SCHEMAS: Final = ("evaluator.result/v1", RESULT_SCHEMA)
+MANIFEST_SCHEMAS: Final = ("evaluator.manifest/v1", "evaluator.manifest/v2", MANIFEST_SCHEMA)
+REPORT_SCHEMAS: Final = ("evaluator.report/v1", "evaluator.report/v2", REPORT_SCHEMA)
 MANIFEST_SCHEMA_V1: Final = "evaluator.manifest/v1"
 REPORT_SCHEMA_V1: Final = "evaluator.report/v1"
+
+
+def unit_key(variant: str, case_id: str) -> str:
+    """The name of one unit of work (a case answered by a variant): the case id for the implicit variant, as
+    before variants existed, else `variant/case_id` (a variant name cannot hold a '/')."""
+    return case_id if variant == DEFAULT_VARIANT else f"{variant}/{case_id}"
+
 
 NonNegativeInt = Annotated[int, Field(ge=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
@@ -77,6 +90,7 @@ class Call(_Model):
 class CaseOutcome(_Model):
     """What a case produced: shared by the result record (on disk per shard) and the report's case list."""
 
+    variant: str = Field(default=DEFAULT_VARIANT, description="result v2: the variant that answered")
     case_id: str
     case_index: NonNegativeInt
     input: str
@@ -94,7 +108,7 @@ class CaseOutcome(_Model):
 class _RecordHead(_Model):
     """Which run, suite and shard a record belongs to (first on the line, so a human reads it first)."""
 
-    schema_version: Literal["evaluator.result/v1"] = Field(default=RESULT_SCHEMA, alias="schema")
+    schema_version: Literal["evaluator.result/v1", "evaluator.result/v2"] = Field(default=RESULT_SCHEMA, alias="schema")
     run_id: str
     suite_hash: str
     commit: str
@@ -139,10 +153,48 @@ class Counts(_Model):
     errored: NonNegativeInt
 
 
+class TargetInfo(_Model):
+    """What a variant's answers came from (no key; the URL without credentials): recorded so two runs can be
+    told apart or shown to be alike."""
+
+    model: str
+    endpoint: str
+    system_prompt: str | None = None
+    prompt_template: str = "{input}"
+    max_tokens: int
+    temperature: float
+    seed: int | None = None
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+
+
+class JudgeInfo(_Model):
+    """The judge every variant was scored by, and its sampling settings (the same for all variants)."""
+
+    model: str
+    endpoint: str
+    max_tokens: int
+    temperature: float
+    seed: int | None = None
+    structured_output: str
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+
+
+class ProfileInfo(_Model):
+    """Which cases a run evaluated: the profile (None: every case), how it selects, and what it selected."""
+
+    name: str | None = None
+    tags: list[str] | None = None
+    sample: int | None = None
+    seed: int | None = None
+    dataset_cases: NonNegativeInt
+    selected_cases: NonNegativeInt
+    selection_sha256: str = Field(description="sha256 of the selected case ids, one per line, in dataset order")
+
+
 class Manifest(_Model):
     """A shard's `manifest.json`: written atomically when the shard finished; vouches for its results file."""
 
-    schema_version: Literal["evaluator.manifest/v1", "evaluator.manifest/v2"] = Field(
+    schema_version: Literal["evaluator.manifest/v1", "evaluator.manifest/v2", "evaluator.manifest/v3"] = Field(
         default=MANIFEST_SCHEMA, alias="schema"
     )
     run_id: str
@@ -162,6 +214,21 @@ class Manifest(_Model):
     finished_at: str
     wall_time_s: NonNegativeFloat
     endpoints: dict[str, EndpointSummary] = Field(default_factory=dict)
+    case_variants: list[str] = Field(
+        default_factory=list, description="v3: the variant of each case_ids entry (empty: all `default`)"
+    )
+    targets: dict[str, TargetInfo | None] = Field(default_factory=dict, description="v3: each variant's target")
+    judge: JudgeInfo | None = Field(default=None, description="v3: the judge and its sampling settings")
+    g_eval_steps: dict[str, list[str]] = Field(
+        default_factory=dict, description="v3: the evaluation steps each G-Eval metric used (generated once per run)"
+    )
+    profile: ProfileInfo | None = Field(default=None, description="v3: which cases the run selected")
+    compare: CompareSettings = Field(default_factory=CompareSettings, description="v3: the suite's comparison")
+
+    def units(self) -> list[tuple[str, str]]:
+        """(variant, case id) of every unit assigned to the shard."""
+        variants = self.case_variants or [DEFAULT_VARIANT] * len(self.case_ids)
+        return list(zip(variants, self.case_ids, strict=False))
 
 
 # --- the report --------------------------------------------------------------------------------------------
@@ -226,6 +293,10 @@ class MetricSummary(_Model):
     p50: float | None
     p95: float | None
     threshold: float | None
+    ci_low: float | None = Field(default=None, description="v3: the mean's Student-t confidence interval")
+    ci_high: float | None = None
+    pass_rate_ci_low: float | None = Field(default=None, description="v3: the pass rate's Wilson interval")
+    pass_rate_ci_high: float | None = None
 
 
 class LatencySummary(_Model):
@@ -247,11 +318,61 @@ class ReportCase(CaseOutcome):
 
     shard: int
 
+    @property
+    def key(self) -> str:
+        return unit_key(self.variant, self.case_id)
+
+
+class VariantSummary(_Model):
+    """One variant's numbers: what the leaderboard shows."""
+
+    target: TargetInfo | None = None
+    totals: Totals
+    pass_rate_ci_low: float | None = Field(default=None, description="Wilson interval of the case pass rate")
+    pass_rate_ci_high: float | None = None
+    metrics: dict[str, MetricSummary]
+    latency: dict[str, LatencySummary] = Field(default_factory=dict)
+    errors_by_kind: dict[str, NonNegativeInt] = Field(default_factory=dict)
+
+
+class Difference(_Model):
+    """Candidate minus reference on the cases both scored: the mean difference with its paired bootstrap interval,
+    per-case wins/ties/losses and the exact sign test's p-value. None where fewer than two cases pair up."""
+
+    n: NonNegativeInt
+    reference_mean: float | None
+    candidate_mean: float | None
+    difference: float | None
+    ci_low: float | None
+    ci_high: float | None
+    wins: NonNegativeInt
+    ties: NonNegativeInt
+    losses: NonNegativeInt
+    p_value: float | None
+
+
+class PairComparison(_Model):
+    """A candidate variant against the reference, case by case."""
+
+    reference: str
+    candidate: str
+    baseline_run_id: str | None = Field(default=None, description="set when the reference is a baseline report's")
+    cases: NonNegativeInt = Field(description="cases both variants answered")
+    metrics: dict[str, Difference]
+    pass_rate: Difference = Field(description="the case-level pass (every metric passed) as 1/0 per case")
+    flipped_to_fail: list[str] = Field(description="case ids the reference passed and the candidate did not")
+    flipped_to_pass: list[str] = Field(description="case ids the reference did not pass and the candidate did")
+    confidence: float
+    resamples: NonNegativeInt
+    seed: int
+
 
 class Report(_Model):
     """`REPORT.json`, written by `evaluator aggregate`: the single input of the gate, the reports and `plan`."""
 
-    schema_version: Literal["evaluator.report/v1", "evaluator.report/v2"] = Field(default=REPORT_SCHEMA, alias="schema")
+    schema_version: Literal["evaluator.report/v1", "evaluator.report/v2", "evaluator.report/v3"] = Field(
+        default=REPORT_SCHEMA, alias="schema"
+    )
     run_id: str | None
     suite: SuiteInfo = Field(default_factory=SuiteInfo)
     results_dir: str | None = None
@@ -265,11 +386,30 @@ class Report(_Model):
     latency: dict[str, LatencySummary] = Field(default_factory=dict)
     errors_by_kind: dict[str, NonNegativeInt] = Field(default_factory=dict)
     slowest_cases: list[SlowCase] = Field(default_factory=list)
+    variants: dict[str, VariantSummary] = Field(
+        default_factory=dict, description="v3: per variant, in the suite's order (`totals` counts every unit)"
+    )
+    reference: str | None = Field(default=None, description="v3: the variant the others are compared with")
+    comparisons: list[PairComparison] = Field(default_factory=list, description="v3: each candidate vs reference")
+    compare: CompareSettings = Field(default_factory=CompareSettings, description="v3: the comparison's settings")
+    judge: JudgeInfo | None = Field(default=None, description="v3: the one judge of every variant")
+    g_eval_steps: dict[str, list[str]] = Field(default_factory=dict, description="v3: the steps G-Eval used")
+    profile: ProfileInfo | None = Field(default=None, description="v3: which cases ran")
     cases: list[ReportCase]
 
     def durations(self) -> dict[str, float]:
-        """Per-case durations, for 'balanced' sharding of the next run."""
-        return {case.case_id: case.duration_s for case in self.cases}
+        """Per-unit durations (keyed by `unit_key`), for 'balanced' sharding of the next run."""
+        return {case.key: case.duration_s for case in self.cases}
+
+    @property
+    def variant_names(self) -> list[str]:
+        """The variants in the suite's order (`default` for a report without variants)."""
+        if self.variants:
+            return list(self.variants)
+        return list(dict.fromkeys(case.variant for case in self.cases)) or [DEFAULT_VARIANT]
+
+    def cases_of(self, variant: str) -> list[ReportCase]:
+        return [case for case in self.cases if case.variant == variant]
 
 
 # --- reading and writing -------------------------------------------------------------------------------------
@@ -334,8 +474,8 @@ def json_schemas() -> dict[str, str]:
 def load_report(path: str | Path) -> Report:
     """Reads and validates a REPORT.json; every problem is an InputError naming the file and the field.
 
-    v1 reports (before limit changes were recorded) load as they are; a report from a newer evaluator, or a
-    file that is no report, gets a message saying so.
+    v1 and v2 reports (before variants) load as they are, every case of variant `default`; a report from a newer
+    evaluator, or a file that is no report, gets a message saying so.
     """
     source = Path(path)
     try:
@@ -358,7 +498,7 @@ def report_from(content: Any, source: str = "<report>") -> Report:
     if not isinstance(content, dict):
         raise InputError(f"{source}: top level must be a JSON object (an evaluator report)")
     schema = content.get("schema")
-    if schema not in (REPORT_SCHEMA, REPORT_SCHEMA_V1):
+    if schema not in REPORT_SCHEMAS:
         hint = (
             "written by a newer evaluator; upgrade ai-eval-factory to read it"
             if isinstance(schema, str) and schema.startswith("evaluator.report/")

@@ -29,7 +29,7 @@ TEXT_FIELDS = ("input", "expected_output", "actual_output")
 TOOL_FIELDS = ("tools_called", "expected_tools")
 # A conversational case (DeepEval's ConversationalGolden/ConversationalTestCase): `turns` makes a case one.
 CONVERSATION_TEXT_FIELDS = ("scenario", "expected_outcome", "chatbot_role", "user_description")
-KNOWN_FIELDS = {"id", *TEXT_FIELDS, *LIST_FIELDS, *TOOL_FIELDS, "turns", *CONVERSATION_TEXT_FIELDS}
+KNOWN_FIELDS = {"id", "tags", *TEXT_FIELDS, *LIST_FIELDS, *TOOL_FIELDS, "turns", *CONVERSATION_TEXT_FIELDS}
 # Present in DeepEval's exports; carried through untouched.
 DEEPEVAL_EXTRA_FIELDS = {
     "name",
@@ -68,10 +68,17 @@ class Case:
     expected_outcome: str | None = None
     chatbot_role: str | None = None
     user_description: str | None = None
+    # Labels for profiles (`pr`: a sample stratified by the first tag); not part of the case's identity.
+    tags: tuple[str, ...] = ()
 
     @property
     def conversational(self) -> bool:
         return self.turns is not None
+
+    @property
+    def key(self) -> str:
+        """What sharding and timings know the case by."""
+        return self.id
 
 
 def content_id(fields: dict[str, Any]) -> str:
@@ -227,13 +234,14 @@ def _to_case(path: Path, line: int, row: dict[str, Any], index: int) -> Case:
             lists[field] = tuple(items)
         else:
             raise InputError(f"{where(field)}: must be a list of strings")
+    tags = _tags(where, row.get("tags"))
     case_id = row.get("id")
     if case_id is None:
         case_id = content_id(row)
     elif not isinstance(case_id, str | int) or isinstance(case_id, bool) or str(case_id).strip() == "":
         raise InputError(f"{where('id')}: must be a non-empty string or integer")
     if row.get("turns") is not None:
-        return _conversation(where, row, str(case_id), index, lists["context"])
+        return _conversation(where, row, str(case_id), index, lists["context"], tags)
     for field in CONVERSATION_TEXT_FIELDS:
         if row.get(field) is not None:
             raise InputError(f"{where(field)}: only a conversational case (one with 'turns') has this field")
@@ -251,7 +259,22 @@ def _to_case(path: Path, line: int, row: dict[str, Any], index: int) -> Case:
         retrieval_context=lists["retrieval_context"],
         tools_called=_tool_calls(where, "tools_called", row.get("tools_called")),
         expected_tools=_tool_calls(where, "expected_tools", row.get("expected_tools")),
+        tags=tags,
     )
+
+
+def _tags(where: _Where, value: Any) -> tuple[str, ...]:
+    """A list of non-empty strings (a CSV cell: `a|b`, or a JSON list)."""
+    if value is None:
+        return ()
+    if isinstance(value, str):  # a CSV cell
+        try:
+            value = json.loads(value) if value.lstrip().startswith("[") else value.split(CSV_LIST_DELIMITER)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{where('tags')}: invalid JSON list ({exc.msg})") from None
+    if not isinstance(value, list) or not all(isinstance(t, str) and t.strip() for t in value):
+        raise InputError(f"{where('tags')}: must be a list of non-empty strings")
+    return tuple(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +287,12 @@ class _Where:
 
 
 def _conversation(
-    where: _Where, row: dict[str, Any], case_id: str, index: int, context: tuple[str, ...] | None
+    where: _Where,
+    row: dict[str, Any],
+    case_id: str,
+    index: int,
+    context: tuple[str, ...] | None,
+    tags: tuple[str, ...] = (),
 ) -> Case:
     """A conversational case: recorded turns, scored as DeepEval's ConversationalTestCase."""
     hints = {
@@ -298,6 +326,7 @@ def _conversation(
         expected_outcome=row.get("expected_outcome"),
         chatbot_role=row.get("chatbot_role"),
         user_description=row.get("user_description"),
+        tags=tags,
     )
 
 

@@ -12,7 +12,7 @@ def check_cases(loaded: LoadedSuite, cases: list[Case]) -> None:
     from evaluator.engine.checks import check_metrics  # imports DeepEval and any custom metric: only when running
 
     check_metrics(loaded, cases)
-    if loaded.suite.target is None:
+    if any(target is None for target in loaded.suite.targets().values()):
         for case in cases:
             if case.actual_output is None:
                 raise InputError(

@@ -23,8 +23,9 @@ from pydantic import ValidationError
 from evaluator.atomic import write_text_atomic
 from evaluator.contract import (
     MANIFEST_SCHEMA,
-    MANIFEST_SCHEMA_V1,
+    MANIFEST_SCHEMAS,
     RESULT_SCHEMA,
+    RESULT_SCHEMAS,
     Manifest,
     ResultRecord,
     first_error,
@@ -88,7 +89,7 @@ def read_results(path: Path) -> ShardFile:
         except ValueError as exc:
             shard.problems.append(LineProblem(number, f"corrupt line: {exc}"))
             continue
-        if not isinstance(content, dict) or content.get("schema") != RESULT_SCHEMA:
+        if not isinstance(content, dict) or content.get("schema") not in RESULT_SCHEMAS:
             shard.problems.append(LineProblem(number, f"not an evaluator result record (schema {RESULT_SCHEMA!r})"))
             continue
         try:
@@ -169,7 +170,7 @@ def read_manifest(path: Path) -> ManifestRead:
         return ManifestRead(missing=True)
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         return ManifestRead(problem=f"unreadable manifest ({exc})")
-    if not isinstance(content, dict) or content.get("schema") not in (MANIFEST_SCHEMA, MANIFEST_SCHEMA_V1):
+    if not isinstance(content, dict) or content.get("schema") not in MANIFEST_SCHEMAS:
         return ManifestRead(problem=f"not an evaluator manifest (schema {MANIFEST_SCHEMA!r})", field="schema")
     try:
         return ManifestRead(manifest=Manifest.model_validate(content))

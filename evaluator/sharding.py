@@ -1,4 +1,7 @@
-"""Which cases belong to which shard: deterministic, so every pod and every retry agrees.
+"""Which units of work belong to which shard: deterministic, so every pod and every retry agrees.
+
+A unit is a case answered by one variant (`evaluator.selection.Unit`; a plain `Case` works the same): shards cover
+the whole (variant, case) product, so a suite of 3 variants needs 3 times the shards (or `many` chunks) of one.
 
 Three modes:
 - contiguous: shard k gets cases [k*n/N, (k+1)*n/N); the default, and easy to read in logs.
@@ -14,46 +17,61 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
-from evaluator.dataset import Case
 from evaluator.errors import InputError
 
 
+class Work(Protocol):
+    """What sharding needs of a unit of work: a name (for timings) and a position (for order)."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def index(self) -> int: ...
+
+
+W = TypeVar("W", bound=Work)
+
+
 @dataclass(frozen=True)
-class ShardPlan:
+class ShardPlan(Generic[W]):
     index: int
     total: int
     mode: str
-    cases: list[Case]
+    units: list[W]
 
-    def describe(self) -> str:
-        """One log line: the index, its share and, when contiguous, its range."""
-        head = f"shard {self.index}/{self.total} ({self.mode}): {len(self.cases)} cases"
-        if not self.cases:
+    def describe(self, noun: str = "cases", where: str = "dataset positions") -> str:
+        """One log line: the index, its share and, when contiguous, its range (`units` and their positions in
+        the (case x variant) product when a suite has variants)."""
+        head = f"shard {self.index}/{self.total} ({self.mode}): {len(self.units)} {noun}"
+        if not self.units:
             return head
-        positions = [c.index for c in self.cases]
+        positions = [c.index for c in self.units]
         if positions == list(range(positions[0], positions[-1] + 1)):
-            return f"{head}, dataset positions {positions[0]}..{positions[-1]}"
-        return f"{head}, dataset positions {positions[0]}..{positions[-1]} (not contiguous)"
+            return f"{head}, {where} {positions[0]}..{positions[-1]}"
+        return f"{head}, {where} {positions[0]}..{positions[-1]} (not contiguous)"
 
 
-def shard_count_for(mode: str, cases: int, requested: int | None, chunk_size: int) -> int:
-    """The number of shards a Job needs; in 'many' mode it follows from the chunk size."""
+def shard_count_for(mode: str, units: int, requested: int | None, chunk_size: int) -> int:
+    """The number of shards a Job needs; in 'many' mode it follows from the chunk size and the units (cases x
+    variants)."""
     if mode == "many":
-        return max(1, math.ceil(cases / chunk_size))
+        return max(1, math.ceil(units / chunk_size))
     return requested or 1
 
 
 def assign(
-    cases: Sequence[Case],
+    cases: Sequence[W],
     index: int,
     total: int,
     mode: str = "contiguous",
     *,
     durations: Mapping[str, float] | None = None,
     chunk_size: int = 25,
-) -> ShardPlan:
-    """The cases of shard `index` out of `total`."""
+) -> ShardPlan[W]:
+    """The units of shard `index` out of `total`."""
     if total < 1:
         raise InputError(f"total shards must be at least 1, got {total}")
     if not 0 <= index < total:
@@ -65,7 +83,7 @@ def assign(
         expected = shard_count_for("many", len(cases), total, chunk_size)
         if total != expected:
             raise InputError(
-                f"'many' sharding with chunk_size {chunk_size} over {len(cases)} cases needs exactly "
+                f"'many' sharding with chunk_size {chunk_size} over {len(cases)} units needs exactly "
                 f"{expected} shards (Job completions), got {total}"
             )
         chosen = list(cases[index * chunk_size : (index + 1) * chunk_size])
@@ -73,21 +91,21 @@ def assign(
         chosen = _longest_first(cases, total, durations or {})[index]
     else:
         raise InputError(f"unknown sharding mode {mode!r} (contiguous, balanced, many)")
-    return ShardPlan(index=index, total=total, mode=mode, cases=chosen)
+    return ShardPlan(index=index, total=total, mode=mode, units=chosen)
 
 
-def _longest_first(cases: Sequence[Case], total: int, durations: Mapping[str, float]) -> list[list[Case]]:
-    """LPT scheduling; unknown cases cost the mean of the known ones. Ties break on dataset order."""
-    known = [durations[c.id] for c in cases if c.id in durations]
+def _longest_first(cases: Sequence[W], total: int, durations: Mapping[str, float]) -> list[list[W]]:
+    """LPT scheduling; unknown units cost the mean of the known ones. Ties break on position."""
+    known = [durations[c.key] for c in cases if c.key in durations]
     default = sum(known) / len(known) if known else 1.0
-    order = sorted(cases, key=lambda c: (-durations.get(c.id, default), c.index))
+    order = sorted(cases, key=lambda c: (-durations.get(c.key, default), c.index))
     loads = [(0.0, shard) for shard in range(total)]
     heapq.heapify(loads)
-    buckets: list[list[Case]] = [[] for _ in range(total)]
+    buckets: list[list[W]] = [[] for _ in range(total)]
     for case in order:
         load, shard = heapq.heappop(loads)
         buckets[shard].append(case)
-        heapq.heappush(loads, (load + durations.get(case.id, default), shard))
+        heapq.heappush(loads, (load + durations.get(case.key, default), shard))
     for bucket in buckets:
         bucket.sort(key=lambda c: c.index)
     return buckets

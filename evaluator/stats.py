@@ -6,6 +6,7 @@ Scores are per case, 0..1, higher is better. A comparison pairs a reference (wha
 a candidate on the cases both scored; differences are candidate − reference, so a regression is a negative one.
 
 - `mean_ci`: a metric's mean with a Student-t confidence interval.
+- `wilson_interval`: a pass rate with Wilson's score interval (sound near 0 and 1, where pass rates live).
 - `paired_bootstrap_ci`: the mean paired difference with a percentile bootstrap interval, seeded: the same inputs
   give the same interval on every machine and every run.
 - `win_tie_loss` and `sign_test`: per-case wins, ties and losses, and the exact two-sided sign test of
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -136,6 +138,22 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> Interval:
     variance = math.fsum((v - mean) ** 2 for v in values) / (n - 1)
     half = t_quantile(0.5 + confidence / 2.0, n - 1) * math.sqrt(variance / n)
     return Interval(mean, mean - half, mean + half, confidence, n)
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> Interval:
+    """A proportion (a pass rate) with Wilson's score interval; unlike the normal approximation it stays inside
+    0..1 and is honest for 0 or n successes (scipy: `binomtest(k, n).proportion_ci(method="wilson")`)."""
+    _check_confidence(confidence)
+    if n <= 0:
+        raise ValueError("no trials")
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes must be within 0..{n}, got {successes}")
+    z = statistics.NormalDist().inv_cdf(0.5 + confidence / 2.0)
+    share = successes / n
+    denominator = 1.0 + z * z / n
+    centre = (share + z * z / (2.0 * n)) / denominator
+    half = z * math.sqrt(share * (1.0 - share) / n + z * z / (4.0 * n * n)) / denominator
+    return Interval(share, max(0.0, centre - half), min(1.0, centre + half), confidence, n)
 
 
 # --- pairs ------------------------------------------------------------------------------------------------------

@@ -72,6 +72,36 @@ class Target(Endpoint):
         return value
 
 
+VARIANT_NAME = r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$"
+DEFAULT_VARIANT = "default"  # the one implicit variant of a suite with a single `target` (or none)
+
+
+class Variant(_Strict):
+    """One named way of answering: a model, an endpoint, a prompt, sampling settings.
+
+    Every field left out is taken from the suite's `target`, so a sweep names only what it varies. The name is a
+    DNS label because it names Kubernetes objects and folders when an Argo workflow fans out over variants.
+    """
+
+    name: str = Field(pattern=VARIANT_NAME, description="lowercase letters, digits and '-', at most 40")
+    description: str = ""
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str | None = None
+    max_tokens: int | None = Field(default=None, gt=0)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    seed: int | None = None
+    extra_body: dict[str, Any] | None = None
+    system_prompt: str | None = None
+    prompt_template: str | None = None
+
+    def resolve(self, base: Target | None) -> Target:
+        """The complete target of this variant: the suite's `target`, then this variant's own fields."""
+        fields = base.model_dump() if base is not None else {}
+        fields.update({k: getattr(self, k) for k in self.model_fields_set if k not in ("name", "description")})
+        return Target.model_validate(fields)
+
+
 class Judge(Endpoint):
     """The LLM that scores answers for LLM-judged metrics."""
 
@@ -236,7 +266,7 @@ class GEval(_Metric):
         default=None,
         min_length=1,
         description="Fixed steps: reproducible scores. Without them the judge writes steps from `criteria` "
-        "once per shard; they are recorded in the shard folder.",
+        "once per run, shared by every shard; they are recorded in the run's results folder.",
     )
     evaluation_params: list[EvalParam] = Field(default_factory=lambda: list(_DEFAULT_EVAL_PARAMS), min_length=1)
 
@@ -454,7 +484,13 @@ def uses_judge(spec: MetricSpec) -> bool:
 
 
 class Gate(_Strict):
-    """When a release may ship."""
+    """When a release may ship.
+
+    `policy: absolute` (the default) holds every variant to `min_pass_rate`; `no_regression` passes a candidate
+    unless it is shown to be worse than the reference variant (or the baseline report) by more than
+    `regression_tolerance`: the paired difference's confidence interval must lie below -tolerance to fail, above
+    it to pass, and anything in between is inconclusive (`inconclusive: block` fails closed, `warn` does not).
+    """
 
     min_pass_rate: float = Field(default=0.8, ge=0.0, le=1.0)
     error_budget: float = Field(default=0.02, ge=0.0, le=1.0, description="Max share of errored cases.")
@@ -462,6 +498,48 @@ class Gate(_Strict):
     regression_tolerance: float | None = Field(
         default=None, ge=0.0, le=1.0, description="Max drop of any metric's mean against the baseline."
     )
+    policy: Literal["absolute", "no_regression"] = Field(
+        default="absolute", description="absolute thresholds, or no regression against a reference (report v3)"
+    )
+    inconclusive: Literal["block", "warn"] = Field(
+        default="block", description="What a comparison that cannot decide does: block (fail closed) or warn."
+    )
+
+    @model_validator(mode="after")
+    def _tolerance_for_no_regression(self) -> Gate:
+        if self.policy == "no_regression" and self.regression_tolerance is None:
+            raise ValueError(
+                "policy 'no_regression' needs 'regression_tolerance': the largest drop you accept (e.g. 0.02)"
+            )
+        return self
+
+
+class CompareSettings(_Strict):
+    """How variants are compared: which is the reference, and the statistics' settings (seeded: reproducible)."""
+
+    reference: str | None = Field(default=None, description="The variant others are compared with [the first].")
+    confidence: float = Field(default=0.95, gt=0.0, lt=1.0)
+    resamples: int = Field(default=2000, ge=100, le=100_000, description="Paired bootstrap resamples.")
+    seed: int = 0
+    tie_margin: float = Field(default=0.0, ge=0.0, le=1.0, description="Score differences within this are ties.")
+
+
+PROFILE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+
+
+class Profile(_Strict):
+    """A named selection of the dataset's cases (seed 001 section 1: a small set on every PR, all of it nightly).
+
+    `tags` keeps the cases carrying any of them; `sample` then draws that many cases, stratified by each case's
+    first tag (proportional allocation, every stratum at least one case while the sample allows), each stratum
+    drawn with its own `random.Random(f"{seed}:{stratum}")`: the same suite and seed select the same cases on
+    every machine. No `tags` and no `sample`: every case.
+    """
+
+    description: str = ""
+    tags: list[str] | None = Field(default=None, min_length=1)
+    sample: int | None = Field(default=None, ge=1)
+    seed: int = 0
 
 
 class Concurrency(_Strict):
@@ -496,8 +574,13 @@ class Suite(_Strict):
     dataset_format: Literal["jsonl", "csv", "goldens"] | None = None
     target: Target | None = None
     judge: Judge | None = None
+    variants: list[Variant] | None = Field(
+        default=None, min_length=1, description="Named targets; each case is answered by every one of them."
+    )
     metrics: list[MetricSpec] = Field(min_length=1)
     gate: Gate = Field(default_factory=Gate)
+    compare: CompareSettings = Field(default_factory=CompareSettings)
+    profiles: dict[Annotated[str, Field(pattern=PROFILE_NAME)], Profile] = Field(default_factory=dict)
     concurrency: Concurrency = Field(default_factory=Concurrency)
     sharding: Sharding = Field(default_factory=Sharding)
 
@@ -509,11 +592,35 @@ class Suite(_Strict):
             raise ValueError(f"metric names must be unique; give 'name' to: {', '.join(duplicates)}")
         if self.judge is None and any(uses_judge(m) for m in self.metrics):
             raise ValueError("LLM-judged metrics need a 'judge' endpoint")
+        if self.variants is not None:
+            names = [v.name for v in self.variants]
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise ValueError(f"variant names must be unique: {', '.join(twice)}")
+        reference = self.compare.reference
+        if reference is not None and reference not in self.variant_names:
+            raise ValueError(f"compare.reference {reference!r} is not a variant ({', '.join(self.variant_names)})")
         return self
 
     @property
     def needs_judge(self) -> bool:
         return any(uses_judge(m) for m in self.metrics)
+
+    @property
+    def variant_names(self) -> list[str]:
+        """Variant names in suite order; a suite without `variants` has the one implicit variant `default`."""
+        return [v.name for v in self.variants] if self.variants else [DEFAULT_VARIANT]
+
+    @property
+    def reference(self) -> str:
+        """The variant the others are compared with: `compare.reference`, else the first."""
+        return self.compare.reference or self.variant_names[0]
+
+    def targets(self) -> dict[str, Target | None]:
+        """Each variant's complete target (None: the suite has no target; every case carries its answer)."""
+        if not self.variants:
+            return {DEFAULT_VARIANT: self.target}
+        return {variant.name: variant.resolve(self.target) for variant in self.variants}
 
 
 class LoadedSuite(BaseModel):
@@ -620,6 +727,7 @@ def load_suite(path: str | Path, *, environ: dict[str, str] | None = None) -> Lo
         suite = Suite.model_validate(data)
     except ValidationError as exc:
         raise InputError(_format_errors(suite_path, exc, _yaml_lines(text))) from None
+    _check_variants(suite_path, suite, _yaml_lines(text))
     dataset_path = (suite_path.parent / suite.dataset).resolve()
     if not dataset_path.is_file():
         line = _yaml_lines(text).get(("dataset",))
@@ -627,14 +735,40 @@ def load_suite(path: str | Path, *, environ: dict[str, str] | None = None) -> Lo
     return LoadedSuite(suite=suite, path=suite_path, dataset_path=dataset_path, suite_hash=_hash(suite, dataset_path))
 
 
+def _check_variants(path: Path, suite: Suite, lines: dict[tuple[str | int, ...], int]) -> None:
+    """Every variant, completed from `target`, is a whole target (a URL, a model, a valid prompt template)."""
+    for index, variant in enumerate(suite.variants or []):
+        try:
+            variant.resolve(suite.target)
+        except ValidationError as exc:
+            messages = []
+            for item in exc.errors():
+                field = item["loc"][0] if item["loc"] else ""
+                loc: tuple[str | int, ...] = ("variants", index, str(field)) if field else ("variants", index)
+                hint = " (set it on the variant or in 'target')" if item["type"] == "missing" else ""
+                line = next((lines[loc[:cut]] for cut in range(len(loc), 0, -1) if loc[:cut] in lines), None)
+                where = location(str(path), line, ".".join(str(p) for p in loc))
+                messages.append(f"{where}: variant {variant.name!r}: {item['msg']}{hint}")
+            raise InputError("\n".join(messages)) from None
+
+
 def _hash(suite: Suite, dataset_path: Path) -> str:
-    """Hashes what decides the results (suite content and dataset bytes), not URLs that env vars move."""
+    """Hashes what decides the results (suite content and dataset bytes), not URLs that env vars move.
+
+    Profiles are left out: a `pr` and a `nightly` run of one suite are the same suite on different selections
+    (the selection is recorded apart, in the manifests and the report)."""
     digest = hashlib.sha256()
-    content = suite.model_dump(mode="json", exclude={"concurrency": True, "description": True})
+    content = suite.model_dump(
+        mode="json", exclude={"concurrency": True, "description": True, "profiles": True}, exclude_none=False
+    )
     for section in ("target", "judge"):
         if content.get(section):
             content[section].pop("base_url", None)
             content[section].pop("api_key_env", None)
+    for variant in content.get("variants") or []:
+        variant.pop("base_url", None)
+        variant.pop("api_key_env", None)
+        variant.pop("description", None)
     digest.update(yaml.safe_dump(content, sort_keys=True).encode())
     with dataset_path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

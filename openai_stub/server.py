@@ -13,6 +13,13 @@ Answers: with `response_format` `{"type": "json_object", "schema": S}` or
 `{"type": "json_schema", "json_schema": {"schema": S}}` the content is a small JSON document valid against S
 (see `schema_instance`; a message containing `stub-verdict: no` makes a judge look unsatisfied); otherwise the
 text after `Answer with exactly:` in the last user message, or the fixed `answer`.
+
+Planted quality (`quality`, e.g. `ref=0.85,cand=0.65`): a text answer of a listed model is bad when the question's
+draw `quality_draw(seed, last user message)` is at or above the model's quality; a bad answer carries
+`stub-verdict: no` (so a judge reading it is unsatisfied) and differs from the good one (so exact match fails).
+The draw depends on the question only, not on the model, so a worse model fails a superset of the cases a better
+one fails: the difference between two models is known exactly (`planted_difference`), which is what the
+statistical gate's tests need.
 """
 
 from __future__ import annotations
@@ -68,6 +75,11 @@ class Controls:
     answer: str = DEFAULT_ANSWER  # default text answer
     model: str = "stub-model"  # listed by /v1/models
     api_key: str | None = None  # when set, require `Authorization: Bearer K` for K in this comma-separated set
+    quality: str = ""  # planted answer quality per model: "model=0.9,other=0.7" (unlisted models always answer well)
+
+    def qualities(self) -> dict[str, float]:
+        """`quality` parsed: model -> share of questions answered well."""
+        return parse_quality(self.quality)
 
     def accepted_keys(self) -> list[str]:
         """The keys a call may present, in the order given (a call's key is recorded as `key-<position>`)."""
@@ -95,6 +107,11 @@ def _coerce(name: str, value: Any, current: Any) -> Any:
         if isinstance(value, str):
             return value
         raise ValueError(f"control {name!r} must be a string")
+    if name == "quality":
+        if isinstance(value, str):
+            parse_quality(value)
+            return value
+        raise ValueError(f"control {name!r} must be a string like 'model=0.9,other=0.7'")
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"control {name!r} must be a number, got {value!r}")
     if isinstance(current, int):
@@ -102,6 +119,36 @@ def _coerce(name: str, value: Any, current: Any) -> Any:
             raise ValueError(f"control {name!r} must be an integer, got {value!r}")
         return int(value)
     return float(value)
+
+
+def parse_quality(spec: str) -> dict[str, float]:
+    """'model=0.9,other=0.7' -> {'model': 0.9, 'other': 0.7}; ValueError naming the bad entry."""
+    out: dict[str, float] = {}
+    for entry in filter(None, (part.strip() for part in spec.split(","))):
+        model, sep, value = entry.rpartition("=")
+        try:
+            share = float(value)
+        except ValueError:
+            share = -1.0
+        if not sep or not model or not 0.0 <= share <= 1.0:
+            raise ValueError(f"control 'quality': {entry!r} must be MODEL=SHARE with SHARE within [0, 1]")
+        out[model] = share
+    return out
+
+
+def quality_draw(seed: int, question: str) -> float:
+    """The question's uniform draw in [0, 1): a model of quality q answers it well when the draw is below q."""
+    digest = hashlib.blake2b(question.encode(), digest_size=8, key=f"quality:{seed}".encode()).digest()
+    return int.from_bytes(digest, "little") / _U64
+
+
+def planted_difference(seed: int, questions: Sequence[str], reference: float, candidate: float) -> float:
+    """The exact share of `questions` a candidate of quality `candidate` answers well minus the reference's."""
+    draws = [quality_draw(seed, q) for q in questions]
+    return (sum(d < candidate for d in draws) - sum(d < reference for d in draws)) / len(draws)
+
+
+BAD_ANSWER_MARK = " (stub-verdict: no)"
 
 
 def _validate(values: Mapping[str, Any]) -> None:
@@ -382,6 +429,9 @@ class StubServer:
         schema = _requested_schema(response_format)
         if schema is None:
             answer = self._text_answer(messages)
+            quality = self.controls.qualities().get(str(payload.get("model")))
+            if quality is not None and quality_draw(self.controls.seed, _last_user(messages)) >= quality:
+                answer += BAD_ANSWER_MARK
             wants_json = isinstance(response_format, dict) and response_format.get("type") != "text"
             if wants_json:  # JSON asked for, but no schema given
                 answer = json.dumps({"answer": answer})
@@ -409,6 +459,13 @@ class StubServer:
                     return match.group(1)
                 break
         return self.controls.answer
+
+
+def _last_user(messages: Sequence[Any]) -> str:
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return _text_of(message.get("content"))
+    return ""
 
 
 def _requested_schema(response_format: Any) -> dict[str, Any] | None:
@@ -555,6 +612,8 @@ _HELP = {
     "model": "model id listed by /v1/models",
     "api_key": "require 'Authorization: Bearer KEY' for KEY in this comma-separated set; /_stats counts "
     "which key (key-0, key-1, ...) each model's calls presented",
+    "quality": "planted answer quality per model, 'MODEL=SHARE,...': a listed model answers a question badly "
+    "(marked 'stub-verdict: no') when the question's draw is at or above SHARE",
 }
 
 
@@ -568,7 +627,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0 = any free port)")
     for field in dataclasses.fields(Controls):
         default = getattr(defaults, field.name)
-        kind: Callable[[str], Any] = str if field.name in ("answer", "model", "api_key") else type(default)
+        kind: Callable[[str], Any] = str if field.name in ("answer", "model", "api_key", "quality") else type(default)
         flag = f"--{field.name.replace('_', '-')}"
         parser.add_argument(
             flag, dest=field.name, type=kind, default=default, help=f"{_HELP[field.name]} (%(default)s)"

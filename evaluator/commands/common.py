@@ -36,6 +36,18 @@ def handle_errors(function: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def profile_option(default: str = "every case") -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """`--profile NAME` (env EVAL_PROFILE): which of the suite's profiles selects the run's cases. One definition
+    for `run`, `prepare` and `demo`, so a pipeline's EVAL_PROFILE means the same to each."""
+    return click.option(
+        "--profile",
+        envvar="EVAL_PROFILE",
+        default=None,
+        help=f"The suite's profile selecting the cases (e.g. pr: a fixed-seed sample; nightly: all). "
+        f"[env: EVAL_PROFILE; default: {default}]",
+    )
+
+
 def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
     logging.basicConfig(

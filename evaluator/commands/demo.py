@@ -14,11 +14,14 @@ from pathlib import Path
 
 import click
 
-from evaluator.commands.common import git_commit, handle_errors, setup_logging
+from evaluator.commands.common import git_commit, handle_errors, profile_option, setup_logging
 from evaluator.contract import Report
 from evaluator.errors import EXIT_GATE_FAILED, InputError
 
-EXAMPLE_SUITE = Path(__file__).resolve().parent.parent / "examples" / "demo" / "suite.yaml"
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLE_SUITE = EXAMPLES / "demo" / "suite.yaml"
+COMPARE_SUITE = EXAMPLES / "compare" / "suite.yaml"
+COMPARE_PROFILE = "smoke"  # one case per family: 3 variants x 5 cases on a 135M model on two cores
 
 
 @click.command()
@@ -26,10 +29,18 @@ EXAMPLE_SUITE = Path(__file__).resolve().parent.parent / "examples" / "demo" / "
     "--suite",
     "suite_file",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=EXAMPLE_SUITE,
-    show_default="the built-in example",
+    default=None,
+    show_default="the built-in example (with --compare: the built-in comparison example)",
     help="Suite to run against the built-in model.",
 )
+@click.option(
+    "--compare",
+    "comparison",
+    is_flag=True,
+    help="Comparison mode: the built-in example of three variants (model, system prompt, sampling) of one "
+    f"assistant, judged by one judge and gated on paired differences [profile: {COMPARE_PROFILE}].",
+)
+@profile_option(f"every case, or {COMPARE_PROFILE} with --compare")
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -40,31 +51,39 @@ EXAMPLE_SUITE = Path(__file__).resolve().parent.parent / "examples" / "demo" / "
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Local shards.")
 @click.option("--fresh", is_flag=True, help="Delete OUT first instead of resuming.")
 @handle_errors
-def demo(suite_file: Path, out: Path, workers: int, fresh: bool) -> None:
+def demo(suite_file: Path | None, comparison: bool, profile: str | None, out: Path, workers: int, fresh: bool) -> None:
     """Run the example suite end to end against the built-in model (no GPU, no cluster).
 
     SmolLM2-135M answers and judges: the scores are meaningless, the point is the pipeline (shards, resume,
     aggregate, reports, gate). The suite's gate is in 'warn' mode. Point the same suite at vLLM with
     EVAL_TARGET_BASE_URL / EVAL_JUDGE_BASE_URL for real scores.
+
+    With --compare every case is answered by each of three variants, sharded as (variant, case) units; the
+    reports show a leaderboard, paired differences and flipped cases, and the gate is no_regression.
     """
     setup_logging()
     import evaluator
     from evaluator.commands.run import run_local_workers
     from evaluator.localmodel import serve_model
 
+    if suite_file is None:
+        suite_file = COMPARE_SUITE if comparison else EXAMPLE_SUITE
+    if comparison and profile is None:
+        profile = COMPARE_PROFILE
     if fresh and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     loaded = evaluator.load_suite(suite_file)
+    click.echo(evaluator.plan_run(loaded, profile=profile).describe(), err=True)
     commit = git_commit(Path.cwd())
-    run_id = f"{loaded.suite_hash[:12]}-{commit[:12]}"
+    run_id = evaluator.default_run_id(loaded, commit, profile)
     started = time.monotonic()
     with serve_model(log_file=out / "model-server.log") as base_url:
         click.echo(f"built-in model serving at {base_url}", err=True)
         os.environ["EVAL_TARGET_BASE_URL"] = base_url
         os.environ["EVAL_JUDGE_BASE_URL"] = base_url
         code = run_local_workers(suite_file, out, workers, workers, run_id, commit,
-                                 loaded.suite.sharding.mode, None, True)  # fmt: skip
+                                 loaded.suite.sharding.mode, None, True, profile=profile)  # fmt: skip
     if code:
         click.echo(f"shards failed (exit {code}); see the log above; re-run to resume", err=True)
     report_path = out / "report.json"
@@ -75,13 +94,14 @@ def demo(suite_file: Path, out: Path, workers: int, fresh: bool) -> None:
     click.echo(f"\nreport: {report_path}" + "".join(f"\n{kind}: {path}" for kind, path in written), err=True)
     click.echo(f"demo finished in {time.monotonic() - started:.0f}s", err=True)
     if not verdict.passed:
-        for reason in verdict.reasons:
+        for reason in [*verdict.reasons, *verdict.inconclusive]:
             click.echo(f"  - {reason}", err=True)
     if code:
         sys.exit(code)
     if verdict.blocks:
         sys.exit(EXIT_GATE_FAILED)
-    click.echo("gate: " + ("PASS" if verdict.passed else "WARN (mode 'warn': not blocking)"), err=True)
+    shown = "PASS" if verdict.passed else f"WARN ({verdict.label}; mode 'warn': not blocking)"
+    click.echo(f"gate: {shown}", err=True)
 
 
 def _write_reports(report: Report, out: Path) -> list[tuple[str, Path]]:

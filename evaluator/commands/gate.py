@@ -25,30 +25,47 @@ from evaluator.gate import judge
     "--baseline",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="A previous REPORT.json; with the suite's regression_tolerance, a metric drop fails the gate.",
+    help="A previous REPORT.json to compare with (matched case by case, variant by variant): with the suite's "
+    "regression_tolerance a drop fails the gate. A baseline of another profile is compared on the shared cases.",
+)
+@click.option(
+    "--policy",
+    type=click.Choice(["absolute", "no_regression"]),
+    default=None,
+    help="Override the suite's gate.policy: absolute thresholds, or no regression against the reference "
+    "variant (or --baseline) beyond the tolerance, judged on confidence intervals.",
 )
 @handle_errors
-def gate(report_file: Path, mode: str | None, baseline: Path | None) -> None:
+def gate(report_file: Path, mode: str | None, baseline: Path | None, policy: str | None) -> None:
     """Judge REPORT.json against the suite's gate.
 
     Fails closed: a missing, incomplete or corrupt shard, a duplicate case, or errors above the error budget can
     never pass, whatever the scores. Infrastructure errors are reported apart from quality failures.
 
+    With policy no_regression a candidate fails only when the confidence interval of its paired difference
+    from the reference lies below -tolerance; when the interval straddles it the verdict is INCONCLUSIVE and
+    says how many more cases would decide it. INCONCLUSIVE blocks like a failure (exit 1: not shown to be
+    safe) unless the suite's gate says `inconclusive: warn` or --mode warn is given (exit 0, WARN);
+    --mode block makes it block whatever the suite says.
+
     \b
-    Exit codes: 0 pass (or failed in 'warn' mode), 1 gate failed, 2 usage or input error (a file that is no
-    report, or a damaged one: the message names the file and the field).
+    Exit codes: 0 pass (or a failure that does not block: warn), 1 gate failed or inconclusive (blocking),
+    2 usage or input error (a file that is no report, or a damaged one: the message names the file and field).
     """
     report = load_report(report_file)
-    verdict = judge(report, mode=mode, baseline=load_report(baseline) if baseline else None)
+    verdict = judge(report, mode=mode, baseline=load_report(baseline) if baseline else None, policy=policy)
     for note in verdict.notes:
         click.echo(f"  {note}")
     if verdict.passed:
-        click.echo(f"PASS: run {report.run_id}: {report.totals.cases} cases")
+        click.echo(f"PASS: run {report.run_id}: {report.totals.cases} cases ({verdict.policy})")
         sys.exit(EXIT_OK)
     for reason in verdict.reasons:
         click.echo(f"  - {reason}", err=True)
+    for reason in verdict.inconclusive:
+        click.echo(f"  ? {reason}", err=True)
+    counts = f"{len(verdict.reasons)} failure(s), {len(verdict.inconclusive)} inconclusive"
     if verdict.blocks:
-        click.echo(f"FAIL: run {report.run_id}: {len(verdict.reasons)} reason(s)", err=True)
+        click.echo(f"{verdict.label}: run {report.run_id}: {counts}", err=True)
         sys.exit(EXIT_GATE_FAILED)
-    click.echo(f"WARN: gate failed in warn mode ({len(verdict.reasons)} reason(s)); not blocking", err=True)
+    click.echo(f"WARN: gate {verdict.label} ({counts}); not blocking", err=True)
     sys.exit(EXIT_OK)

@@ -15,13 +15,11 @@ from typing import Any
 import click
 
 import evaluator
-from evaluator.commands.common import git_commit, handle_errors, setup_logging
+from evaluator.commands.common import git_commit, handle_errors, profile_option, setup_logging
 from evaluator.contract import Report
-from evaluator.dataset import load_dataset
 from evaluator.errors import EXIT_BAD_SHARD, EXIT_INFRASTRUCTURE, EXIT_INPUT_ERROR, InputError
-from evaluator.preflight import check_cases
 from evaluator.reporting.terminal import print_summary
-from evaluator.sharding import assign, index_from_environment, shard_count_for
+from evaluator.sharding import assign, index_from_environment
 
 log = logging.getLogger("evaluator.run")
 
@@ -82,6 +80,21 @@ log = logging.getLogger("evaluator.run")
     default=None,
     help="A previous REPORT.json whose per-case durations drive 'balanced' sharding. [env: EVAL_TIMINGS]",
 )
+@profile_option()
+@click.option(
+    "--variant",
+    envvar="EVAL_VARIANT",
+    default=None,
+    help="Evaluate only this variant (one branch of a fan-out over variants). [env: EVAL_VARIANT; default: all]",
+)
+@click.option(
+    "--steps-dir",
+    envvar="EVAL_STEPS_DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the run's G-Eval steps are shared (g_eval_steps.json), when the branches of a fan-out write "
+    "into separate folders. [env: EVAL_STEPS_DIR; default: OUT]",
+)
 @click.option(
     "--retry-errors/--keep-errors",
     default=True,
@@ -100,6 +113,9 @@ def run(
     commit: str | None,
     sharding: str | None,
     timings: Path | None,
+    profile: str | None,
+    variant: str | None,
+    steps_dir: Path | None,
     retry_errors: bool,
     verbose: int,
     quiet: bool,
@@ -112,7 +128,8 @@ def run(
     On a laptop, one shard:        evaluator run suite.yaml --out out --shard-index 2 --total-shards 8
     On a laptop, all shards:       evaluator run suite.yaml --out out --workers 4
 
-    Finished cases are never run twice: re-running with the same OUT resumes where the shard stopped.
+    The work is every selected case answered by every variant of the suite; shards split that product.
+    Finished units are never run twice: re-running with the same OUT resumes where the shard stopped.
 
     \b
     Exit codes: 0 shard finished (quality failures included), 2 bad suite/dataset/flag,
@@ -120,20 +137,23 @@ def run(
     """
     setup_logging(verbose, quiet)
     loaded = evaluator.load_suite(suite_file)
-    cases = load_dataset(loaded.dataset_path, loaded.suite.dataset_format)
-    check_cases(loaded, cases)
+    planned = evaluator.plan_run(loaded, profile=profile, variant=variant)
     mode = sharding or loaded.suite.sharding.mode
     chunk = loaded.suite.sharding.chunk_size
-    total = total_shards if total_shards is not None else shard_count_for(mode, len(cases), workers, chunk)
+    total = total_shards if total_shards is not None else planned.shard_count(mode, workers)
     previous = read_timings(timings) if mode == "balanced" else None
     durations = previous.durations() if previous is not None else None
-    assign(cases, 0, total, mode, durations=durations, chunk_size=chunk)  # validates before any shard starts
+    assign(planned.units, 0, total, mode, durations=durations, chunk_size=chunk)  # validates before any shard
     commit = commit or git_commit(suite_file.resolve().parent)
-    run_id = run_id or f"{loaded.suite_hash[:12]}-{commit[:12]}"
+    run_id = run_id or evaluator.default_run_id(loaded, commit, profile)
     if workers is not None:
         if shard_index is not None:
             raise InputError("--workers runs every shard; do not combine it with --shard-index")
-        code = run_local_workers(suite_file, out, workers, total, run_id, commit, mode, timings, retry_errors)
+        log.info("%s", planned.describe())
+        code = run_local_workers(
+            suite_file, out, workers, total, run_id, commit, mode, timings, retry_errors, profile=profile,
+            variant=variant, steps_dir=steps_dir,
+        )  # fmt: skip
         sys.exit(code)
     index = index_from_environment(shard_index)
     if index is None:
@@ -142,7 +162,7 @@ def run(
         index = 0
     evaluator.run_shard(
         loaded, out, shard_index=index, total_shards=total, run_id=run_id, commit=commit, sharding=mode,
-        timings=previous, retry_errors=retry_errors,
+        timings=previous, retry_errors=retry_errors, profile=profile, variant=variant, steps_dir=steps_dir,
     )  # fmt: skip
 
 
@@ -163,12 +183,22 @@ def run_local_workers(
     mode: str,
     timings: Path | None,
     retry_errors: bool,
+    *,
+    profile: str | None = None,
+    variant: str | None = None,
+    steps_dir: Path | None = None,
 ) -> int:
     """Completions = total, parallelism = workers: start index i when a slot frees, like the Job controller."""
     command = [sys.executable, "-m", "evaluator", "run", str(suite_file), "--out", str(out), "--run-id", run_id,
                "--commit", commit, "--sharding", mode]  # fmt: skip
     if timings is not None:
         command += ["--timings", str(timings)]
+    if profile is not None:
+        command += ["--profile", profile]
+    if variant is not None:
+        command += ["--variant", variant]
+    if steps_dir is not None:
+        command += ["--steps-dir", str(steps_dir)]
     if not retry_errors:
         command.append("--keep-errors")
     log.info("run %s: %d shards, %d at a time, into %s", run_id, total, workers, out)

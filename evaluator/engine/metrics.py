@@ -4,17 +4,16 @@ DeepEval metrics keep per-measurement state (score, reason), so each case gets f
 Every LLM-judged metric gets the shard's one judge (`model=`) and `eval_mode="llm"`, so a `DEEPEVAL_EVAL_MODE`
 in the environment cannot route a decision to a hosted service: nothing leaves the machine but judge calls.
 
-G-Eval from `criteria` alone: the judge writes the evaluation steps once per shard (`MetricFactory.prepare`),
-before the first case, and every case of the shard is scored with those same steps. They are recorded in the
-shard folder (`g_eval_steps.json`, with the judge's model and sampling settings) and reused when the shard resumes,
-so a resumed shard does not score half its cases with other steps.
+G-Eval from `criteria` alone: the judge writes the evaluation steps once per RUN (`MetricFactory.prepare`, the
+lock in engine/steps.py), before any case, and every case of every shard is scored with those same steps. They are
+recorded in the run's results folder (`g_eval_steps.json`, with the judge's model and sampling settings), reused
+when a shard resumes, and listed in every shard's manifest.
 """
 
 from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +60,7 @@ from pydantic import BaseModel, create_model
 
 from evaluator import suite as s
 from evaluator.engine import custom, threaded
+from evaluator.engine.steps import SharedSteps
 from evaluator.engine.testcase import TestCase
 from evaluator.errors import InfrastructureError
 
@@ -110,8 +110,6 @@ METRIC_CLASSES: dict[str, type[Any]] = {
 # DeepEval release that adds such a call to another metric fails there.
 SYNC_ONLY = frozenset({"turn_faithfulness"})
 
-STEPS_FILE = "g_eval_steps.json"
-STEPS_SCHEMA = "evaluator.g_eval_steps/v1"
 
 _JSON_TYPES: dict[str, Any] = {
     "string": str,
@@ -187,47 +185,40 @@ class MetricFactory:
     def criteria_only(self) -> list[GEvalSpec]:
         return [sp for sp in self.specs if isinstance(sp, s.GEval | s.ConversationalGEval) and not sp.evaluation_steps]
 
-    async def prepare(self, folder: Path, *, run_id: str, suite_hash: str) -> None:
-        """Has the judge write the steps of every criteria-only G-Eval once, before any case; records them in
-        `folder/g_eval_steps.json`, or reuses the ones recorded there by an earlier attempt of this shard."""
-        pending = self.criteria_only()
-        if not pending:
-            return
+    async def prepare(
+        self, run_folder: Path, *, run_id: str, suite_hash: str, wait_s: float = 1800.0
+    ) -> dict[str, list[str]]:
+        """Steps of every criteria-only G-Eval, written once per RUN into `run_folder/g_eval_steps.json` (by
+        whichever shard gets there first, under a lock; see engine/steps.py) and read by every other shard.
+        Returns the steps each G-Eval metric of the suite uses, fixed ones included (for the manifest)."""
         from evaluator.engine.http import CallError
 
-        path = folder / STEPS_FILE
-        recorded = _recorded_steps(path, run_id, suite_hash)
-        entries: dict[str, Any] = {}
-        for spec in pending:
-            entry = _steps_entry(spec, [])
-            previous = recorded.get(spec.key)
-            if isinstance(previous, dict) and _same_definition(previous, entry):
-                steps = [str(step) for step in previous["evaluation_steps"]]
-            else:
-                try:
-                    steps = await self._generate_steps(spec)
-                except CallError as exc:
-                    raise InfrastructureError(
-                        f"G-Eval '{spec.key}': the judge could not write evaluation steps from the criteria "
-                        f"({exc.message})"
-                    ) from None
-                except Exception as exc:  # DeepEval raises ValueError on output it cannot parse
-                    raise InfrastructureError(
-                        f"G-Eval '{spec.key}': the judge's evaluation steps were unusable ({type(exc).__name__}: {exc})"
-                    ) from None
-            self.generated_steps[spec.key] = steps
-            entries[spec.key] = _steps_entry(spec, steps)
-        _write_steps(
-            path,
-            {
-                "schema": STEPS_SCHEMA,
-                "run_id": run_id,
-                "suite_hash": suite_hash,
-                "judge": _judge_settings(self.judge),
-                "generated_at": datetime.now(UTC).isoformat(),
-                "metrics": entries,
-            },
-        )
+        pending = {spec.key: spec for spec in self.criteria_only()}
+
+        async def generate(key: str) -> list[str]:
+            spec = pending[key]
+            try:
+                return await self._generate_steps(spec)
+            except CallError as exc:
+                raise InfrastructureError(
+                    f"G-Eval '{spec.key}': the judge could not write evaluation steps from the criteria ({exc.message})"
+                ) from None
+            except Exception as exc:  # DeepEval raises ValueError on output it cannot parse
+                raise InfrastructureError(
+                    f"G-Eval '{spec.key}': the judge's evaluation steps were unusable ({type(exc).__name__}: {exc})"
+                ) from None
+
+        if pending:
+            shared = SharedSteps(
+                run_folder, run_id=run_id, suite_hash=suite_hash, judge=judge_settings(self.judge), wait_s=wait_s
+            )
+            definitions = {key: _definition(spec) for key, spec in pending.items()}
+            self.generated_steps = await shared.obtain(definitions, generate)
+        return {
+            spec.key: list(spec.evaluation_steps or self.generated_steps[spec.key])
+            for spec in self.specs
+            if isinstance(spec, s.GEval | s.ConversationalGEval)
+        }
 
     async def _generate_steps(self, spec: GEvalSpec) -> list[str]:
         metric = self._g_eval(spec, steps=None)
@@ -358,50 +349,12 @@ def _construct(cls: type[Any], asynchronous: bool, **kwargs: Any) -> AnyMetric:
     return metric
 
 
-def _steps_entry(spec: GEvalSpec, steps: list[str]) -> dict[str, Any]:
-    return {
-        "type": spec.type,
-        "criteria": spec.criteria,
-        "evaluation_params": list(spec.evaluation_params),
-        "evaluation_steps": steps,
-    }
+def _definition(spec: GEvalSpec) -> dict[str, Any]:
+    """What the generated steps depend on: a change of any of these asks the judge again."""
+    return {"type": spec.type, "criteria": spec.criteria, "evaluation_params": list(spec.evaluation_params)}
 
 
-def _same_definition(previous: dict[str, Any], entry: dict[str, Any]) -> bool:
-    steps = previous.get("evaluation_steps")
-    return (
-        all(previous.get(k) == entry[k] for k in ("type", "criteria", "evaluation_params"))
-        and isinstance(steps, list)
-        and bool(steps)
-        and all(isinstance(step, str) for step in steps)
-    )
-
-
-def _write_steps(path: Path, document: dict[str, Any]) -> None:
-    import json
-
-    from evaluator.atomic import write_text_atomic
-
-    write_text_atomic(path, json.dumps(document, ensure_ascii=False, indent=1) + "\n")
-
-
-def _recorded_steps(path: Path, run_id: str, suite_hash: str) -> dict[str, Any]:
-    """Steps an earlier attempt of this shard recorded for this same run; nothing for another run or a bad file."""
-    import json
-
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(data, dict) or data.get("schema") != STEPS_SCHEMA:
-        return {}
-    if data.get("run_id") != run_id or data.get("suite_hash") != suite_hash:
-        return {}
-    metrics = data.get("metrics")
-    return metrics if isinstance(metrics, dict) else {}
-
-
-def _judge_settings(judge: DeepEvalBaseLLM) -> dict[str, Any]:
+def judge_settings(judge: DeepEvalBaseLLM) -> dict[str, Any]:
     """The judge's model and sampling settings, so two runs' steps can be compared (no URL, no key)."""
     config = getattr(judge, "config", None)
     if config is None:

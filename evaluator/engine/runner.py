@@ -1,7 +1,9 @@
 """One shard, one asyncio loop: resume from disk, evaluate the rest concurrently, write as we go.
 
-The loop keeps about twice as many cases in flight as the endpoints accept calls, so the adaptive limiters, not
-the case scheduler, decide the pace: the evaluator runs as fast as the server answers and no faster.
+A shard's work is a list of units, each a case answered by one variant (a named target). The loop keeps about
+twice as many units in flight as the endpoints accept calls, so the adaptive limiters, not the scheduler, decide
+the pace: the evaluator runs as fast as the server answers and no faster. Variants on one server share its pool
+and adaptive limit (and the judge's, when the judge lives there too); each still sends its own key.
 """
 
 from __future__ import annotations
@@ -14,7 +16,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from evaluator.contract import Call, Counts, EndpointSummary, ErrorInfo, Manifest, MetricResult, ResultRecord
+from evaluator.contract import (
+    Call,
+    Counts,
+    EndpointSummary,
+    ErrorInfo,
+    JudgeInfo,
+    Manifest,
+    MetricResult,
+    ProfileInfo,
+    ResultRecord,
+    TargetInfo,
+    unit_key,
+)
 from evaluator.dataset import Case
 from evaluator.engine.http import CallError, CallRecord, ChatClient, RetryPolicy, current_calls, redact_url
 from evaluator.engine.judge import ChatJudge, NoJudge
@@ -33,8 +47,9 @@ from evaluator.results import (
     truncate_torn_tail,
     write_manifest,
 )
+from evaluator.selection import Unit
 from evaluator.sharding import ShardPlan
-from evaluator.suite import Endpoint, LoadedSuite
+from evaluator.suite import Concurrency, Endpoint, Judge, LoadedSuite, Target
 
 log = logging.getLogger("evaluator.run")
 
@@ -70,17 +85,68 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
-class ShardRunner:
-    """Evaluates the cases of one shard plan into `out/shard-NNNNN/`."""
+def _sampling(endpoint: Endpoint) -> dict[str, Any]:
+    """What shapes an endpoint's answers (its model and sampling settings), never its key."""
+    return {
+        "model": endpoint.model,
+        "endpoint": redact_url(endpoint.base_url),
+        "max_tokens": endpoint.max_tokens,
+        "temperature": endpoint.temperature,
+        "seed": endpoint.seed,
+        "extra_body": dict(endpoint.extra_body),
+    }
 
-    def __init__(self, loaded: LoadedSuite, plan: ShardPlan, identity: RunIdentity, out: Path) -> None:
+
+def target_info(target: Target) -> TargetInfo:
+    """A variant's target as the manifest records it."""
+    return TargetInfo(**_sampling(target), system_prompt=target.system_prompt, prompt_template=target.prompt_template)
+
+
+def judge_info(judge: Judge) -> JudgeInfo:
+    return JudgeInfo(**_sampling(judge), structured_output=judge.structured_output)
+
+
+def retry_policy(concurrency: Concurrency) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=concurrency.max_attempts,
+        backoff_base_s=concurrency.backoff_base_s,
+        backoff_max_s=concurrency.backoff_max_s,
+        timeout_s=concurrency.request_timeout_s,
+    )
+
+
+def new_client(endpoint: Endpoint, concurrency: Concurrency) -> ChatClient:
+    """A keep-alive client with its own adaptive limit, for one server (share it across endpoints there)."""
+    limiter = AdaptiveLimiter(concurrency.max_calls_per_endpoint, concurrency.min_calls_per_endpoint)
+    return ChatClient(endpoint.base_url, api_key=endpoint.api_key(), limiter=limiter, retry=retry_policy(concurrency))
+
+
+class ShardRunner:
+    """Evaluates the units of one shard plan into `out/shard-NNNNN/`."""
+
+    def __init__(
+        self,
+        loaded: LoadedSuite,
+        plan: ShardPlan[Unit],
+        identity: RunIdentity,
+        out: Path,
+        profile: ProfileInfo | None = None,
+        steps_dir: Path | None = None,
+        variants: list[str] | None = None,
+    ) -> None:
         self.loaded = loaded
         self.suite = loaded.suite
         self.plan = plan
         self.identity = identity
+        self.out = out
+        self.steps_dir = steps_dir or out  # where the run's G-Eval steps live: the run's results folder
+        self.profile = profile
+        everything = self.suite.targets()  # the run's variants (all, or the one of a fan-out's branch), in order
+        self.targets = {name: everything[name] for name in (variants or list(everything))}
         self.folder = shard_dir(out, plan.index)
         self.results_path = self.folder / RESULTS_FILE
         self.manifest_path = self.folder / MANIFEST_FILE
+        self.g_eval_steps: dict[str, list[str]] = {}
 
     # --- resume -------------------------------------------------------------------------------------------
     def _finished_on_disk(self) -> dict[str, ResultRecord]:
@@ -96,7 +162,7 @@ class ShardRunner:
         if on_disk.torn_tail:
             log.warning("%s: cutting a torn last line left by a killed run", self.results_path)
             truncate_torn_tail(self.results_path, on_disk.valid_bytes)
-        assigned = {c.id for c in self.plan.cases}
+        assigned = {u.key for u in self.plan.units}
         latest: dict[str, ResultRecord] = {}
         for record, line in zip(on_disk.records, on_disk.lines, strict=True):
             for key, found, expected in (
@@ -109,25 +175,30 @@ class ShardRunner:
                         f"{self.results_path}:{line}: field '{key}' is {found!r}, this run has "
                         f"{expected!r}; use a fresh --out folder for a new run"
                     )
-            if record.case_id not in assigned:
+            key = record_key(record)
+            if key not in assigned:
                 raise BadShardError(
-                    f"{self.results_path}:{line}: case {record.case_id!r} is not assigned to shard "
-                    f"{self.plan.index} (was the sharding mode changed?)"
+                    f"{self.results_path}:{line}: case {record.case_id!r} (variant {record.variant!r}) is not "
+                    f"assigned to shard {self.plan.index} (were the sharding mode, the profile or the variants "
+                    f"changed?)"
                 )
-            latest[record.case_id] = record
+            latest[key] = record
         return latest
 
     # --- run ----------------------------------------------------------------------------------------------
     async def run(self, *, retry_errors: bool = True) -> ShardOutcome:
         started_wall = time.monotonic()
         started_at = now_iso()
-        log.info("%s", self.plan.describe())
+        if len(self.targets) > 1:
+            log.info("%s", self.plan.describe("units (case x variant)", "product positions"))
+        else:
+            log.info("%s", self.plan.describe())
         latest = self._finished_on_disk()
-        done = {cid for cid, r in latest.items() if not (retry_errors and r.error is not None)}
-        todo = [c for c in self.plan.cases if c.id not in done]
+        done = {key for key, r in latest.items() if not (retry_errors and r.error is not None)}
+        todo = [u for u in self.plan.units if u.key not in done]
         if done:
             log.info(
-                "shard %d: resuming, %d cases already finished, %d to go",
+                "shard %d: resuming, %d units already finished, %d to go",
                 self.plan.index,
                 len(done),
                 len(todo),
@@ -135,20 +206,19 @@ class ShardRunner:
         if todo or not self.manifest_path.exists():
             self.manifest_path.unlink(missing_ok=True)  # the manifest must never vouch for a file still growing
         stats: dict[str, EndpointSummary] = {}
-        if todo:
-            stats = await self._evaluate(todo, latest)
-        elif (manifest := read_manifest(self.manifest_path).manifest) is not None:
+        if not todo and (manifest := read_manifest(self.manifest_path).manifest) is not None:
             log.info("shard %d: already complete", self.plan.index)
             counts = manifest.counts
             return ShardOutcome(
                 self.plan.index, counts.cases, len(done), 0, counts.passed, counts.failed, counts.errored, 0.0
             )
-        final = [latest[c.id] for c in self.plan.cases if c.id in latest]
+        stats = await self._evaluate(todo, latest)
+        final = [latest[u.key] for u in self.plan.units if u.key in latest]
         errored = sum(1 for r in final if r.error is not None)
         passed = sum(1 for r in final if r.success and r.error is None)
         outcome = ShardOutcome(
             index=self.plan.index,
-            assigned=len(self.plan.cases),
+            assigned=len(self.plan.units),
             resumed=len(done),
             evaluated=len(todo),
             passed=passed,
@@ -185,7 +255,13 @@ class ShardRunner:
             gate=self.suite.gate,
             suite_path=str(self.loaded.path),
             max_calls_per_endpoint=self.suite.concurrency.max_calls_per_endpoint,
-            case_ids=[c.id for c in self.plan.cases],
+            case_ids=[u.case.id for u in self.plan.units],
+            case_variants=[u.variant for u in self.plan.units],
+            targets={name: target_info(t) if t is not None else None for name, t in self.targets.items()},
+            judge=judge_info(self.suite.judge) if self.suite.judge is not None else None,
+            g_eval_steps=self.g_eval_steps,
+            profile=self.profile,
+            compare=self.suite.compare,
             counts=Counts(
                 cases=outcome.assigned, passed=outcome.passed, failed=outcome.failed, errored=outcome.errored
             ),
@@ -197,48 +273,49 @@ class ShardRunner:
         )
         write_manifest(self.manifest_path, manifest)
 
-    async def _evaluate(self, todo: list[Case], latest: dict[str, ResultRecord]) -> dict[str, EndpointSummary]:
+    async def _evaluate(self, todo: list[Unit], latest: dict[str, ResultRecord]) -> dict[str, EndpointSummary]:
         concurrency = self.suite.concurrency
-        retry = RetryPolicy(
-            max_attempts=concurrency.max_attempts,
-            backoff_base_s=concurrency.backoff_base_s,
-            backoff_max_s=concurrency.backoff_max_s,
-            timeout_s=concurrency.request_timeout_s,
-        )
         # One pool and one adaptive limit per server (base_url); one client, with its own key, per endpoint.
         clients: dict[str, ChatClient] = {}
-        endpoint_clients: list[ChatClient | None] = []
-        for endpoint in (self.suite.target, self.suite.judge):
+
+        def client_for(endpoint: Endpoint | None) -> ChatClient | None:
             if endpoint is None:
-                endpoint_clients.append(None)
-            elif endpoint.base_url in clients:
-                endpoint_clients.append(clients[endpoint.base_url].for_key(endpoint.api_key()))
-            else:
-                limiter = AdaptiveLimiter(concurrency.max_calls_per_endpoint, concurrency.min_calls_per_endpoint)
-                clients[endpoint.base_url] = ChatClient(
-                    endpoint.base_url, api_key=endpoint.api_key(), limiter=limiter, retry=retry
-                )
-                endpoint_clients.append(clients[endpoint.base_url])
+                return None
+            if endpoint.base_url in clients:
+                return clients[endpoint.base_url].for_key(endpoint.api_key())
+            clients[endpoint.base_url] = new_client(endpoint, concurrency)
+            return clients[endpoint.base_url]
+
+        variants_in_use = {u.variant for u in todo}
+        targets = {
+            name: (target, client_for(target))
+            for name, target in self.targets.items()
+            if name in variants_in_use and target is not None
+        }
+        judge_client = client_for(self.suite.judge)
         for client in clients.values():
             await client.__aenter__()
         try:
-            target, judge_client = endpoint_clients
             judge = ChatJudge(judge_client, self.suite.judge) if judge_client and self.suite.judge else NoJudge()
             factory = MetricFactory(self.suite.metrics, judge)
-            await factory.prepare(self.folder, run_id=self.identity.run_id, suite_hash=self.identity.suite_hash)
+            wait_s = 300.0 + len(factory.criteria_only()) * concurrency.request_timeout_s * concurrency.max_attempts
+            self.g_eval_steps = await factory.prepare(
+                self.steps_dir, run_id=self.identity.run_id, suite_hash=self.identity.suite_hash, wait_s=wait_s
+            )
             in_flight = concurrency.max_cases_in_flight or 2 * sum(c.limiter.maximum for c in clients.values())
             progress = _Progress(self.plan.index, len(todo))
             pending = iter(todo)
             with ResultWriter(self.results_path) as writer:
 
                 async def worker() -> None:
-                    for case in pending:
-                        record = await self._evaluate_case(case, target, factory)
+                    for unit in pending:
+                        record = await self._evaluate_case(unit, targets.get(unit.variant), factory)
                         writer.write(record)
-                        latest[case.id] = record
+                        latest[unit.key] = record
                         progress.tick(record, clients)
 
-                await asyncio.gather(*(worker() for _ in range(max(1, min(in_flight, len(todo))))))
+                if todo:
+                    await asyncio.gather(*(worker() for _ in range(max(1, min(in_flight, len(todo))))))
         finally:
             for client in clients.values():
                 await client.__aexit__()
@@ -255,7 +332,10 @@ class ShardRunner:
             for url, c in clients.items()
         }
 
-    async def _evaluate_case(self, case: Case, target: ChatClient | None, factory: MetricFactory) -> ResultRecord:
+    async def _evaluate_case(
+        self, unit: Unit, target: tuple[Target, ChatClient | None] | None, factory: MetricFactory
+    ) -> ResultRecord:
+        case = unit.case
         calls: list[CallRecord] = []
         token = current_calls.set(calls)
         started_at, started = now_iso(), time.perf_counter()
@@ -264,11 +344,13 @@ class ShardRunner:
         actual = case.actual_output
         try:
             if actual is None:
-                if target is None or self.suite.target is None:
+                client = target[1] if target is not None else None
+                if target is None or client is None:
                     error = ErrorInfo(kind="config", message="case has no actual_output and the suite no target")
                 else:
+                    settings = target[0]
                     try:
-                        actual = (await target.chat("target", _target_body(self.suite.target, case))).text
+                        actual = (await client.chat("target", _target_body(settings, case))).text
                     except CallError as exc:
                         error = ErrorInfo(kind=exc.kind, message=exc.message)
             if error is None and actual is not None:
@@ -293,6 +375,7 @@ class ShardRunner:
             commit=self.identity.commit,
             shard_index=self.plan.index,
             total_shards=self.plan.total,
+            variant=unit.variant,
             case_id=case.id,
             case_index=case.index,
             input=case.input,
@@ -308,7 +391,12 @@ class ShardRunner:
         )
 
 
-def _target_body(target: Any, case: Case) -> dict[str, Any]:
+def record_key(record: ResultRecord) -> str:
+    """The unit a record answers (see `contract.unit_key`)."""
+    return unit_key(record.variant, record.case_id)
+
+
+def _target_body(target: Target, case: Case) -> dict[str, Any]:
     prompt = target.prompt_template.format(
         input=case.input,
         context="\n".join(case.context or ()),
@@ -351,7 +439,7 @@ class _Progress:
             for c in clients.values()
         )
         log.info(
-            "shard %d: %d/%d cases, %.1f cases/s, %d errored, concurrency limit %s",
+            "shard %d: %d/%d units, %.1f units/s, %d errored, concurrency limit %s",
             self.index, self.done, self.total, rate, self.errors, limits,
         )  # fmt: skip
 

@@ -41,14 +41,19 @@ def write_reports(
         write_text_atomic(junit_path, junit.render(report))
         out.files.append(("junit", junit_path))
     if markdown_path is not None:
-        text = markdown.render(report, out.comparison, suite_path=suite_path, out_dir=out_dir)
+        text = markdown.render(
+            report, out.comparison, suite_path=suite_path, out_dir=out_dir, price_per_1k_tokens=price_per_1k_tokens
+        )
         write_text_atomic(markdown_path, text)
         out.files.append(("markdown", markdown_path))
     if html_path is not None:
         require_report_extra("the HTML report")
         from evaluator.reporting import html
 
-        text = html.render(report, baseline, out.comparison, suite_path=suite_path, out_dir=out_dir)
+        text = html.render(
+            report, baseline, out.comparison, suite_path=suite_path, out_dir=out_dir,
+            price_per_1k_tokens=price_per_1k_tokens,
+        )  # fmt: skip
         write_text_atomic(html_path, text)
         out.files.append(("html", html_path))
     if history_path is not None:

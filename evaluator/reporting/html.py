@@ -1,4 +1,6 @@
-"""A single self-contained HTML report: plots (plotly.js inlined once), metric table, searchable cases.
+"""A single self-contained HTML report: plots (plotly.js inlined once), metric table, searchable cases; with
+variants, a leaderboard, a forest plot of each candidate's paired differences per metric, the flipped cases and
+every case's answers side by side.
 
 No network is needed to open it: plotly.js (about 4.8 MB) is embedded, nothing is fetched from a CDN, so the
 file can be archived by Jenkins and opened years later on an air-gapped laptop.
@@ -17,10 +19,12 @@ from evaluator.baseline import Comparison
 from evaluator.contract import Report, ReportCase
 from evaluator.gate import judge
 from evaluator.reporting.fields import compress_ranges, duration, excerpt, fmt, status
+from evaluator.reporting.leaderboard import ComparisonView, view
 from evaluator.reporting.markdown import failed_shards, rerun_command
 from evaluator.reporting.plots import all_figures
 
 TOP_REGRESSIONS = 50
+TOP_FLIPS = 50
 
 
 def _case_row(case: ReportCase, metric_names: list[str]) -> dict[str, Any]:
@@ -39,6 +43,7 @@ def _case_row(case: ReportCase, metric_names: list[str]) -> dict[str, Any]:
         reasons.insert(0, f"{case.error.kind}: {excerpt(case.error.message, 300)}")
     return {
         "case_id": case.case_id,
+        "variant": case.variant,
         "shard": case.shard,
         "status": status(case),
         "scores": scores,
@@ -49,6 +54,43 @@ def _case_row(case: ReportCase, metric_names: list[str]) -> dict[str, Any]:
     }
 
 
+def _side_by_side(report: Report, compared: ComparisonView) -> list[dict[str, Any]]:
+    """One row per case: its input and expected output, then each variant's answer, status and scores."""
+    if not compared.active:
+        return []
+    variants = list(report.variants)
+    by_case: dict[str, dict[str, ReportCase]] = {}
+    order: list[str] = []
+    for case in report.cases:
+        if case.case_id not in by_case:
+            order.append(case.case_id)
+        by_case.setdefault(case.case_id, {})[case.variant] = case
+    flipped = {cid for p in report.comparisons for cid in p.flipped_to_fail}
+    rows = []
+    for case_id in order:
+        answers = by_case[case_id]
+        first = next(iter(answers.values()))
+        cells = []
+        for name in variants:
+            answer = answers.get(name)
+            if answer is None:
+                cells.append({"status": "missing", "output": "(no result)", "scores": ""})
+                continue
+            scores = " · ".join(f"{m} {fmt(e.score, '.2f')}" for m, e in sorted(answer.metrics.items()))
+            output = answer.actual_output if answer.error is None else f"{answer.error.kind}: {answer.error.message}"
+            cells.append({"status": status(answer), "output": excerpt(output, 400), "scores": scores})
+        rows.append(
+            {
+                "case_id": case_id,
+                "input": excerpt(first.input, 300),
+                "expected": excerpt(first.expected_output, 200),
+                "flipped": case_id in flipped,
+                "cells": cells,
+            }
+        )
+    return rows
+
+
 def render(
     report: Report,
     baseline: Report | None = None,
@@ -56,9 +98,11 @@ def render(
     *,
     suite_path: str | None = None,
     out_dir: str | None = None,
+    price_per_1k_tokens: float = 0.0,
 ) -> str:
     """The complete HTML document."""
     totals = report.totals
+    compared = view(report, flips_limit=TOP_FLIPS, price_per_1k_tokens=price_per_1k_tokens)
     deltas = {m.name: m for m in comparison.metrics} if comparison else {}
     metric_names = sorted(set(report.metrics) | {n for c in report.cases for n in c.metrics})
     metric_rows = []
@@ -122,4 +166,8 @@ def render(
         rerun=rerun_command(report, bad[0], suite_path, out_dir or "DIR") if bad else "",
         metric_names=metric_names,
         cases=[_case_row(c, metric_names) for c in report.cases],
+        compared=compared,
+        variant_names=list(report.variants) if compared.active else [],
+        side_by_side=_side_by_side(report, compared),
+        notes=[*judge(report).notes, *(comparison.notes if comparison else [])],
     )

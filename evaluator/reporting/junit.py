@@ -2,9 +2,11 @@
 
 Shape (valid against the junit-4.xsd that Jenkins' JUnit parsers accept; see tests/reporting/schemas/):
 one <testsuite> per shard carrying run id, commit and shard as <properties> (the schema allows properties on a
-suite only), quality failures as <failure> with the judge's reason, infrastructure errors as <error> (Jenkins
-counts them apart), and one extra <testsuite name="...aggregate"> with an <error> per recorded problem (a
-missing shard must turn the build red even though it has no cases).
+suite only) or, when the suite compares variants, one <testsuite> per variant (its model, whether it is the
+reference, its pass rate and its paired difference from the reference as properties; testcase classnames
+`evaluator.<suite>.<variant>.<metric>`); quality failures as <failure> with the judge's reason, infrastructure
+errors as <error> (Jenkins counts them apart), and one extra <testsuite name="...aggregate"> with an <error> per
+recorded problem (a missing shard must turn the build red even though it has no cases).
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ def _testcase(case: ReportCase, metric: str, suite: str) -> tuple[ET.Element, st
         "testcase",
         {"name": _clean(case.case_id), "classname": _classname(suite, metric), "time": f"{case.duration_s:.3f}"},
     )
+    return _outcome(el, case, metric)
+
+
+def _outcome(el: ET.Element, case: ReportCase, metric: str) -> tuple[ET.Element, str]:
     entry = case.metrics.get(metric)
     details = f"input: {_clean(case.input, 4000)}\nactual_output: {_clean(case.actual_output, 4000)}"
     if case.error is not None:
@@ -64,6 +70,55 @@ def _properties(parent: ET.Element, props: dict[str, Any]) -> None:
         ET.SubElement(el, "property", {"name": name, "value": _clean(value)})
 
 
+def _variant_suites(report: Report, root: ET.Element, totals: dict[str, int]) -> float:
+    """One <testsuite> per variant; returns the longest suite time."""
+    suite = report.suite.name or "suite"
+    metrics = sorted(report.metrics)
+    pairs = {p.candidate: p for p in report.comparisons}
+    longest = 0.0
+    for name, summary in report.variants.items():
+        cases = report.cases_of(name)
+        ts = ET.SubElement(root, "testsuite", {"name": f"{suite}.{name}"})
+        props: dict[str, Any] = {
+            "run_id": report.run_id or "", "commit": report.commit or "", "suite": suite,
+            "suite_hash": report.suite.hash or "", "variant": name,
+            "model": summary.target.model if summary.target is not None else "",
+            "reference": str(name == report.reference).lower(),
+            "pass_rate": "" if summary.totals.pass_rate is None else f"{summary.totals.pass_rate:.4f}",
+            "profile": (report.profile.name or "") if report.profile else "",
+            "judge": report.judge.model if report.judge else "",
+        }  # fmt: skip
+        pair = pairs.get(name)
+        if pair is not None and pair.pass_rate.difference is not None:
+            low, high = pair.pass_rate.ci_low, pair.pass_rate.ci_high
+            props["pass_rate_difference"] = f"{pair.pass_rate.difference:+.4f}"
+            props["pass_rate_difference_ci"] = "" if low is None or high is None else f"{low:+.4f} {high:+.4f}"
+            props["flipped_to_fail"] = len(pair.flipped_to_fail)
+        _properties(ts, props)
+        counts = {"tests": 0, "failure": 0, "error": 0}
+        classname = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{suite}.{name}")
+        for case in sorted(cases, key=lambda c: (c.case_index, c.case_id)):
+            for metric in metrics or sorted(case.metrics):
+                el = ET.Element(
+                    "testcase",
+                    {"name": _clean(case.case_id), "classname": f"evaluator.{classname}.{metric}",
+                     "time": f"{case.duration_s:.3f}"},
+                )  # fmt: skip
+                _, outcome = _outcome(el, case, metric)
+                ts.append(el)
+                counts["tests"] += 1
+                if outcome in counts:
+                    counts[outcome] += 1
+        seconds = sum(c.duration_s for c in cases)
+        for key, value in (("tests", counts["tests"]), ("failures", counts["failure"]), ("errors", counts["error"])):
+            ts.set(key, str(value))
+            totals[key] += value
+        ts.set("skipped", "0")
+        ts.set("time", f"{seconds:.3f}")
+        longest = max(longest, seconds)
+    return longest
+
+
 def build(report: Report) -> ET.Element:
     """The <testsuites> tree for report."""
     suite = report.suite.name or "suite"
@@ -77,6 +132,9 @@ def build(report: Report) -> ET.Element:
     root = ET.Element("testsuites", {"name": f"evaluator {suite}"})
     totals = {"tests": 0, "failures": 0, "errors": 0}
     time_total = 0.0
+    if len(report.variants) > 1:
+        time_total = _variant_suites(report, root, totals)
+        by_shard = {}
     wall = {p.index: p.wall_time_s for p in shards.per_shard}
     started = {p.index: p.started_at or "" for p in shards.per_shard}
     for shard in sorted(by_shard):

@@ -1,7 +1,10 @@
-"""The pull-request comment: verdict, metric table with deltas, the 10 most regressed cases, shards to re-run.
+"""The pull-request comment: verdict, metric table with deltas, the 10 most regressed cases, shards to re-run;
+with variants, a leaderboard, each candidate's paired differences from the reference (as the gate reads them)
+and the top cases that flipped from pass to fail.
 
 GitHub rejects comments over 65,536 characters, so every list here is bounded (top 10 cases, 20 problems,
-shard indexes as ranges) and cells are cut to excerpts; `render` guarantees the limit whatever the report.
+40 leaderboard rows, 80 difference rows, shard indexes as ranges) and cells are cut to excerpts; `render`
+guarantees the limit whatever the report.
 """
 
 from __future__ import annotations
@@ -13,10 +16,15 @@ from evaluator.baseline import Comparison
 from evaluator.contract import Report
 from evaluator.gate import judge
 from evaluator.reporting.fields import compress_ranges, duration, excerpt, fmt
+from evaluator.reporting.leaderboard import ComparisonView, view
 
 GITHUB_COMMENT_LIMIT = 65_536
 TOP_REGRESSIONS = 10
+TOP_FLIPS = 10
 MAX_PROBLEMS = 20
+MAX_LEADERBOARD = 40
+MAX_PAIR_ROWS = 80
+ICONS = {"pass": "✅", "fail": "❌", "inconclusive": "❔"}
 
 
 def _cell(text: Any, limit: int) -> str:
@@ -56,32 +64,51 @@ def render(
     suite_path: str | None = None,
     out_dir: str | None = None,
     limit: int = GITHUB_COMMENT_LIMIT,
+    price_per_1k_tokens: float = 0.0,
 ) -> str:
     """Markdown for a PR comment, at most limit characters."""
     totals = report.totals
     verdict = judge(report)
     regressed = comparison is not None and comparison.regressed
-    icon = "✅" if verdict.passed and not regressed else "❌"
+    icon = ICONS["fail"] if regressed else ICONS[verdict.status]
     title = f"{icon} **Evaluation {verdict.label}**" + (" — regressed vs baseline" if regressed else "")
+    compared = view(report, flips_limit=TOP_FLIPS, price_per_1k_tokens=price_per_1k_tokens)
+    counted = f"**{totals.cases} cases**"
+    if compared.active:
+        variants = len(compared.leaderboard)
+        counted = f"**{variants} variants × {totals.cases // variants} cases = {totals.cases} answers**"
     lines = [
         f"## {title}: `{excerpt(report.suite.name or 'suite', 80)}`",
         "",
         f"Run `{excerpt(report.run_id or '', 80)}` at commit `{(report.commit or '?')[:12]}`"
         + (f", compared with baseline `{excerpt(comparison.baseline_run_id, 80)}`" if comparison else ""),
         "",
-        f"**{totals.cases} cases**: {totals.passed} passed, {totals.failed} failed, {totals.errored} errored · "
+        f"{counted}: {totals.passed} passed, {totals.failed} failed, {totals.errored} errored · "
         f"pass rate {totals.pass_rate or 0:.1%} · error rate {totals.error_rate or 0:.1%} · "
         f"wall time {duration(totals.wall_time_s)} · {totals.prompt_tokens + totals.completion_tokens} tokens",
         "",
     ]
+    if compared.active:
+        lines += [f"Cases: {compared.profile_line or 'every case'}. Scored by {compared.judge_line}.", ""]
+    elif report.profile is not None and report.profile.name:
+        lines += [f"Cases: {_cell(report.profile.name, 60)} profile, {report.profile.selected_cases} cases.", ""]
     for reason in verdict.reasons[:MAX_PROBLEMS]:
         lines.append(f"- ⚠️ {_cell(reason, 300)}")
+    for reason in verdict.inconclusive[:MAX_PROBLEMS]:
+        lines.append(f"- ❔ {_cell(reason, 300)}")
+    for note in verdict.notes[:MAX_PROBLEMS]:
+        lines.append(f"- ℹ️ {_cell(note, 300)}")
     if comparison is not None:
         for reason in comparison.reasons():
             lines.append(f"- 🔻 {_cell(reason, 300)}")
-    if verdict.reasons or regressed:
+        for note in comparison.notes:
+            lines.append(f"- ℹ️ {_cell(note, 300)}")
+    if verdict.reasons or verdict.inconclusive or verdict.notes or regressed or (comparison and comparison.notes):
         lines.append("")
-    lines += _metric_table(report, comparison)
+    if compared.active:
+        lines += _leaderboard(compared) + _pairs(compared, report.reference or "") + _flips(compared)
+    if not compared.active or comparison is not None:
+        lines += _metric_table(report, comparison)
     if comparison is not None:
         lines += _regressions(comparison)
     lines += _shards(report, suite_path or report.suite.path or "SUITE.yaml", out_dir or "DIR")
@@ -123,6 +150,74 @@ def _metric_table(report: Report, comparison: Comparison | None) -> list[str]:
             f"{len(comparison.regressions)} case-metric results regressed, {len(comparison.improvements)} "
             f"improved; {len(comparison.new)} new and {len(comparison.removed)} removed cases.",
         ]
+    return [*out, ""]
+
+
+def _leaderboard(compared: ComparisonView) -> list[str]:
+    metrics = compared.metrics
+    header = (
+        "| # | variant | model | pass rate [95% CI] | "
+        + " | ".join(f"{_cell(m, 40)} mean [95% CI]" for m in metrics)
+        + " | target p50 / p95 s | tokens/case |"
+    )
+    rule = "|---:|---|---|---:|" + "---:|" * len(metrics) + "---:|---:|"
+    with_cost = any(row.cost is not None for row in compared.leaderboard)
+    if with_cost:
+        header += " cost |"
+        rule += "---:|"
+    out = ["### Leaderboard", "", header, rule]
+    for row in compared.leaderboard[:MAX_LEADERBOARD]:
+        name = f"**{_cell(row.variant, 40)}** (reference)" if row.reference else _cell(row.variant, 40)
+        cells = [
+            str(row.rank), name, f"`{_cell(row.model, 60)}`", row.pass_rate.text(".1%"),
+            *(row.metrics[m].text() if m in row.metrics else "–" for m in metrics),
+            f"{fmt(row.latency_p50, '.2f')} / {fmt(row.latency_p95, '.2f')}", fmt(row.tokens_per_case, ".0f"),
+        ]  # fmt: skip
+        if with_cost:
+            cells.append(fmt(row.cost, ".4f"))
+        out.append("| " + " | ".join(cells) + " |")
+    if len(compared.leaderboard) > MAX_LEADERBOARD:
+        out.append(f"| … | {len(compared.leaderboard) - MAX_LEADERBOARD} more variants in REPORT.json |")
+    return [*out, ""]
+
+
+def _pairs(compared: ComparisonView, reference: str) -> list[str]:
+    out = [
+        f"### Candidates vs reference `{_cell(reference, 40)}` (tolerance {compared.tolerance:g})",
+        "",
+        "Paired over the cases both answered: difference = candidate − reference, paired bootstrap 95% CI, "
+        "wins/ties/losses per case, exact sign test p-value. A regression only when the whole interval lies "
+        "below −tolerance.",
+        "",
+        "| candidate | metric | difference [95% CI] | W / T / L | p | decision |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    marks = {"regression": "🔻 ", "inconclusive": "❔ ", "no_regression": "✅ "}
+    for row in compared.pairs[:MAX_PAIR_ROWS]:
+        out.append(
+            f"| {_cell(row.candidate, 40)} | {_cell(row.metric, 40)} | {row.difference.text('+.3f')} | "
+            f"{row.wins} / {row.ties} / {row.losses} | {fmt(row.p_value, '.3g')} | "
+            f"{marks.get(row.verdict, '')}{_cell(row.decision, 80)} |"
+        )
+    if len(compared.pairs) > MAX_PAIR_ROWS:
+        out.append(f"| … | {len(compared.pairs) - MAX_PAIR_ROWS} more rows in REPORT.json | | | | |")
+    return [*out, ""]
+
+
+def _flips(compared: ComparisonView) -> list[str]:
+    if not compared.flips:
+        return ["### Flipped cases", "", "No case that the reference passed fails with a candidate.", ""]
+    out = [
+        f"### Top {len(compared.flips)} flipped cases: pass → fail (of {compared.flips_total})",
+        "",
+        "| pair | case | input | reference output | candidate output | why it failed |",
+        "|---|---|---|---|---|---|",
+    ]
+    for f in compared.flips:
+        out.append(
+            f"| {_cell(f.pair, 50)} | `{_cell(f.case_id, 60)}` | {_cell(f.input, 100)} | "
+            f"{_cell(f.reference_output, 120)} | {_cell(f.candidate_output, 120)} | {_cell(f.reason, 200)} |"
+        )
     return [*out, ""]
 
 

@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from evaluator.baseline import Comparison
-from evaluator.contract import Report, ShardTiming
+from evaluator.contract import PairComparison, Report, ShardTiming
 from evaluator.reporting.fields import metric_score
 
 STRAGGLER_FACTOR = 1.5  # a shard slower than 1.5x the median shard is drawn as a straggler
@@ -267,11 +267,100 @@ def limit_changes(report: Report) -> go.Figure:
     return fig
 
 
+def _gap(high: float | None, low: float | None) -> float:
+    return high - low if high is not None and low is not None else 0.0
+
+
+def leaderboard_chart(report: Report) -> go.Figure:
+    """Each variant's case pass rate and metric means with their 95% intervals (error bars), side by side."""
+    names = list(report.variants)
+    metrics = sorted({m for v in report.variants.values() for m in v.metrics})
+    fig = go.Figure()
+    series: list[tuple[str, list[float | None], list[float | None], list[float | None]]] = [
+        (
+            "pass rate",
+            [v.totals.pass_rate for v in report.variants.values()],
+            [v.pass_rate_ci_low for v in report.variants.values()],
+            [v.pass_rate_ci_high for v in report.variants.values()],
+        )
+    ]
+    for metric in metrics:
+        entries = [v.metrics.get(metric) for v in report.variants.values()]
+        series.append(
+            (
+                f"{metric} mean",
+                [e.mean if e else None for e in entries],
+                [e.ci_low if e else None for e in entries],
+                [e.ci_high if e else None for e in entries],
+            )
+        )
+    for label, values, lows, highs in series:
+        up = [_gap(high, value) for value, high in zip(values, highs, strict=True)]
+        down = [_gap(value, low) for value, low in zip(values, lows, strict=True)]
+        fig.add_trace(go.Bar(x=names, y=values, name=label, error_y={"type": "data", "array": up, "arrayminus": down}))
+    fig.update_layout(
+        title=f"Leaderboard: pass rate and metric means per variant (95% intervals; reference {report.reference})",
+        barmode="group",
+        yaxis={"range": [0, 1.05], "title": "share / mean score"},
+        **_LAYOUT,
+    )
+    return fig
+
+
+def forest(report: Report, pairs: list[PairComparison] | None = None, tolerance: float | None = None) -> go.Figure:
+    """One panel per metric (and the case pass rate): each candidate's paired difference from the reference with
+    its bootstrap interval, the zero line and the -tolerance line the gate holds it to."""
+    chosen = report.comparisons if pairs is None else pairs
+    tolerance = report.gate.regression_tolerance if tolerance is None else tolerance
+    metrics = [*sorted({m for p in chosen for m in p.metrics}), "pass rate"]
+    fig = make_subplots(rows=len(metrics), cols=1, subplot_titles=metrics, shared_xaxes=True, vertical_spacing=0.08)
+    for row, metric in enumerate(metrics, start=1):
+        labels, values, plus, minus, colors = [], [], [], [], []
+        for pair in chosen:
+            diff = pair.pass_rate if metric == "pass rate" else pair.metrics.get(metric)
+            if diff is None or diff.difference is None:
+                continue
+            low = diff.ci_low if diff.ci_low is not None else diff.difference
+            high = diff.ci_high if diff.ci_high is not None else diff.difference
+            labels.append(f"{pair.candidate} vs {pair.reference}")
+            values.append(diff.difference)
+            plus.append(high - diff.difference)
+            minus.append(diff.difference - low)
+            below = tolerance is not None and high < -tolerance
+            straddles = tolerance is not None and low <= -tolerance <= high
+            colors.append("#e45756" if below else ("#f58518" if straddles else "#4c78a8"))
+        fig.add_trace(
+            go.Scatter(
+                x=values, y=labels, mode="markers", name=metric, showlegend=False,
+                marker={"size": 11, "color": colors, "symbol": "diamond"},
+                error_x={"type": "data", "array": plus, "arrayminus": minus, "thickness": 2},
+                hovertemplate="%{y}: %{x:+.3f}<extra>" + metric + "</extra>",
+            ),
+            row=row, col=1,
+        )  # fmt: skip
+        fig.add_vline(x=0, line_color="grey", line_dash="dot", row=row, col=1)
+        if tolerance:
+            fig.add_vline(x=-tolerance, line_color="red", line_dash="dash", row=row, col=1)
+    if not chosen:
+        _empty(fig, "one variant: nothing to compare")
+    fig.update_xaxes(title_text="candidate − reference (95% paired bootstrap interval)", row=len(metrics), col=1)
+    fig.update_layout(
+        title=f"Paired differences from the reference (red dashed: −tolerance {tolerance or 0:g}; "
+        "red: regression, orange: inconclusive)",
+        **{**_LAYOUT, "height": max(300, 120 + 110 * len(metrics) * max(1, len(chosen)) // 2)},
+    )
+    return fig
+
+
 def all_figures(
     report: Report, baseline: Report | None = None, comparison: Comparison | None = None
 ) -> list[tuple[str, go.Figure]]:
     """(div id, figure) for every plot of the HTML report, in page order."""
+    variants: list[tuple[str, go.Figure]] = []
+    if len(report.variants) > 1:
+        variants = [("plot-leaderboard", leaderboard_chart(report)), ("plot-forest", forest(report))]
     return [
+        *variants,
         ("plot-scores", score_distribution(report)),
         ("plot-baseline", baseline_vs_current(report, baseline, comparison)),
         ("plot-latency", latency_histogram(report)),

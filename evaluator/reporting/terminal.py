@@ -9,6 +9,7 @@ from evaluator.baseline import Comparison
 from evaluator.contract import Report
 from evaluator.gate import judge
 from evaluator.reporting.fields import compress_ranges, duration, fmt
+from evaluator.reporting.leaderboard import ComparisonView, view
 
 
 def _pct(value: float | None) -> str:
@@ -37,18 +38,47 @@ def metrics_table(report: Report, comparison: Comparison | None = None) -> Table
     return table
 
 
+def leaderboard_table(compared: ComparisonView) -> Table:
+    table = Table(title="Leaderboard (95% intervals)", title_justify="left")
+    for name in ("#", "variant", "model", "pass rate", *compared.metrics, "target p50/p95 s", "tokens/case"):
+        table.add_column(name, justify="left" if name in ("variant", "model") else "right")
+    for row in compared.leaderboard:
+        table.add_row(
+            str(row.rank), row.variant + (" (ref)" if row.reference else ""), row.model, row.pass_rate.text(".1%"),
+            *(row.metrics[m].text() if m in row.metrics else "–" for m in compared.metrics),
+            f"{fmt(row.latency_p50, '.2f')}/{fmt(row.latency_p95, '.2f')}", fmt(row.tokens_per_case, ".0f"),
+        )  # fmt: skip
+    return table
+
+
+def pairs_table(compared: ComparisonView) -> Table:
+    table = Table(title=f"Candidates vs reference (tolerance {compared.tolerance:g})", title_justify="left")
+    for name in ("candidate", "metric", "difference [95% CI]", "W/T/L", "p", "decision"):
+        table.add_column(name, justify="right" if name in ("difference [95% CI]", "W/T/L", "p") else "left")
+    styles = {"regression": "red", "inconclusive": "yellow", "no_regression": "green"}
+    for row in compared.pairs:
+        style = styles.get(row.verdict, "white")
+        table.add_row(
+            row.candidate, row.metric, row.difference.text("+.3f"), f"{row.wins}/{row.ties}/{row.losses}",
+            fmt(row.p_value, ".3g"), f"[{style}]{row.decision}[/]",
+        )  # fmt: skip
+    return table
+
+
 def print_summary(report: Report, console: Console | None = None, comparison: Comparison | None = None) -> None:
     """Print verdict, totals, metrics, latency, shards and problems of one aggregate."""
     console = console or Console()
     totals, shards = report.totals, report.shards
     verdict = judge(report)
-    style = "bold green" if verdict.passed else "bold red"
+    style = {"pass": "bold green", "fail": "bold red", "inconclusive": "bold yellow"}[verdict.status]
     console.print(
         f"[{style}]{verdict.label}[/] suite [bold]{report.suite.name or '?'}[/] run {report.run_id or '?'}"
         f" commit {(report.commit or '?')[:12]}"
     )
     for reason in verdict.reasons:
         console.print(f"  [red]•[/] {reason}")
+    for reason in verdict.inconclusive:
+        console.print(f"  [yellow]?[/] {reason}")
     console.print(
         f"cases {totals.cases}: [green]{totals.passed} passed[/], [yellow]{totals.failed} failed[/], "
         f"[red]{totals.errored} errored[/] · pass rate {_pct(totals.pass_rate)} · error rate {_pct(totals.error_rate)}"
@@ -56,7 +86,13 @@ def print_summary(report: Report, console: Console | None = None, comparison: Co
         f" · tokens {totals.prompt_tokens}+{totals.completion_tokens}",
         highlight=False,
     )
-    console.print(metrics_table(report, comparison))
+    compared = view(report)
+    if compared.active:
+        console.print(f"cases: {compared.profile_line or 'every case'}; {compared.judge_line}", highlight=False)
+        console.print(leaderboard_table(compared))
+        console.print(pairs_table(compared))
+    else:
+        console.print(metrics_table(report, comparison))
     if report.latency:
         lt = Table(title="Latency per call type (s)", title_justify="left")
         lt.add_column("type")

@@ -3,7 +3,7 @@
 # started as a sibling container by the host's daemon. No bind mount (a path in the Jenkins container is
 # not a path on the host): the suite goes in and the results come out with `docker cp`. The server and models
 # under test come from the job's EVAL_TARGET_* / EVAL_JUDGE_* parameters (the judge defaults to the target);
-# no kubeconfig is involved.
+# no kubeconfig is involved. EVAL_PROFILE (the Jenkinsfile's: the suite's full set) selects the cases.
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
@@ -20,7 +20,7 @@ gpu_args=()
 if [ -n "${EVAL_GPUS:-}" ]; then gpu_args=(--gpus "$EVAL_GPUS"); fi
 # -e NAME (without =value) passes the variable from this environment without echoing its value.
 docker create --name "$name" --network host "${gpu_args[@]}" \
-  -e EVAL_RUN_ID="$rid" -e EVAL_COMMIT="$COMMIT" \
+  -e EVAL_RUN_ID="$rid" -e EVAL_COMMIT="$COMMIT" -e EVAL_PROFILE \
   -e EVAL_TARGET_BASE_URL -e EVAL_TARGET_MODEL -e EVAL_TARGET_API_KEY \
   -e EVAL_JUDGE_BASE_URL -e EVAL_JUDGE_MODEL -e EVAL_JUDGE_API_KEY \
   "$image" run "/work/suite/$suite_file" --out /work/out --workers "$EVAL_WORKERS" >/dev/null

@@ -16,7 +16,7 @@ def make_cases(count: int) -> list[Case]:
 
 
 def partition(cases: list[Case], total: int, mode: str, **kwargs: object) -> list[list[str]]:
-    return [[c.id for c in assign(cases, i, total, mode, **kwargs).cases] for i in range(total)]  # type: ignore[arg-type]
+    return [[c.id for c in assign(cases, i, total, mode, **kwargs).units] for i in range(total)]  # type: ignore[arg-type]
 
 
 @given(st.integers(min_value=1, max_value=300), st.integers(min_value=1, max_value=40))

@@ -1,6 +1,7 @@
-"""G-Eval from `criteria`: the judge writes the steps once per shard, before the first case; every case of the
-shard is scored with them; they are recorded in the shard folder with the judge's settings and reused when the
-shard resumes (so one shard never mixes two sets of steps)."""
+"""G-Eval from `criteria`: the judge writes the steps once per RUN (issue 13 phase 2; phase 1 did it once per
+shard), before the first case; every case of every shard is scored with them; they are recorded in the run's
+results folder with the judge's settings and reused when a shard resumes (so a run never mixes two sets of steps).
+The concurrent side (several shard processes racing for the lock) is tests/compare/test_g_eval_steps_per_run.py."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def _suite(tmp_path: Path, stub: str) -> Path:
     return write_suite(tmp_path, CASES, base_url=stub, metrics=[CRITERIA], target=None)
 
 
-def test_steps_are_written_once_per_shard_recorded_and_used_by_every_case(
+def test_steps_are_written_once_per_run_recorded_and_used_by_every_case(
     tmp_path: Path, stub: str, evaluator_cli
 ) -> None:
     suite, out = _suite(tmp_path, stub), tmp_path / "out"
@@ -31,12 +32,15 @@ def test_steps_are_written_once_per_shard_recorded_and_used_by_every_case(
     for index in (0, 1):
         done = evaluator_cli("run", str(suite), "--out", str(out), "--shard-index", str(index), "--total-shards", "2")
         assert done.returncode == 0, done.stderr
-    # 6 cases scored with one judge call each, plus one steps call per shard: not one per case.
-    assert get_stats(stub)["total"] == 6 + 2
+    # 6 cases scored with one judge call each, plus one steps call for the run: not one per shard, nor per case.
+    assert get_stats(stub)["total"] == 6 + 1
+    recorded = json.loads((out / "g_eval_steps.json").read_text())
     for index in (0, 1):
         records = read_records(out / f"shard-0000{index}" / "results.jsonl")
         assert all(len(r["calls"]) == 1 and r["metrics"]["correct"]["error"] is None for r in records)
-        recorded = json.loads((out / f"shard-0000{index}" / "g_eval_steps.json").read_text())
+        assert json.loads((out / f"shard-0000{index}" / "manifest.json").read_text())["g_eval_steps"] == {
+            "correct": ["ok"]
+        }
         assert recorded["schema"] == "evaluator.g_eval_steps/v1"
         assert recorded["run_id"] == records[0]["run_id"] and recorded["suite_hash"] == records[0]["suite_hash"]
         assert recorded["judge"] == {"model": "stub-model", "temperature": 0.0, "seed": 0, "max_tokens": 1024,
@@ -51,7 +55,7 @@ def test_steps_are_written_once_per_shard_recorded_and_used_by_every_case(
 def test_a_resumed_shard_reuses_its_recorded_steps(tmp_path: Path, stub: str, evaluator_cli) -> None:
     suite, out = _suite(tmp_path, stub), tmp_path / "out"
     assert evaluator_cli("run", str(suite), "--out", str(out)).returncode == 0
-    steps_file = out / "shard-00000" / "g_eval_steps.json"
+    steps_file = out / "g_eval_steps.json"
     document = json.loads(steps_file.read_text())
     document["metrics"]["correct"]["evaluation_steps"] = ["Recorded step one.", "Recorded step two."]
     steps_file.write_text(json.dumps(document))
@@ -69,7 +73,7 @@ def test_a_resumed_shard_reuses_its_recorded_steps(tmp_path: Path, stub: str, ev
 
 def test_steps_of_another_run_are_not_reused(tmp_path: Path, stub: str, evaluator_cli) -> None:
     suite, out = _suite(tmp_path, stub), tmp_path / "out"
-    folder = out / "shard-00000"
+    folder = out
     folder.mkdir(parents=True)
     (folder / "g_eval_steps.json").write_text(json.dumps({
         "schema": "evaluator.g_eval_steps/v1", "run_id": "another-run", "suite_hash": "x",
@@ -93,6 +97,7 @@ def test_a_judge_that_cannot_write_steps_is_an_infrastructure_failure(tmp_path: 
     assert done.returncode == 4, done.stderr
     assert "G-Eval 'correct': the judge could not write evaluation steps from the criteria" in done.stderr
     assert not (tmp_path / "out" / "shard-00000" / "results.jsonl").exists()  # no case was scored without steps
+    assert not (tmp_path / "out" / "g_eval_steps.lock").exists()  # the lock is released on failure
 
 
 def test_fixed_steps_make_no_steps_call_and_no_record(tmp_path: Path, stub: str, evaluator_cli) -> None:
@@ -101,4 +106,4 @@ def test_fixed_steps_make_no_steps_call_and_no_record(tmp_path: Path, stub: str,
     reset_stats(stub)
     assert evaluator_cli("run", str(suite), "--out", str(tmp_path / "out")).returncode == 0
     assert get_stats(stub)["total"] == 6
-    assert not (tmp_path / "out" / "shard-00000" / "g_eval_steps.json").exists()
+    assert not (tmp_path / "out" / "g_eval_steps.json").exists()

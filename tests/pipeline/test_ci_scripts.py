@@ -255,7 +255,7 @@ def test_the_local_path_passes_the_target_and_judge_models_without_a_kubeconfig(
     )
     assert result.returncode == 0, result.stderr
     create = next(line for line in log.read_text().splitlines() if line.startswith("docker create"))
-    for name in LOCAL_TARGET:
+    for name in [*LOCAL_TARGET, "EVAL_PROFILE"]:
         # `-e NAME` passes the value from the environment without putting it on the command line.
         assert f" -e {name} " in create
     assert "KUBECONFIG" not in create

@@ -224,6 +224,28 @@ def test_gate_mode_reaches_the_gate() -> None:
     assert "parameters {" not in (REPO / "Jenkinsfile").read_text(), "the job, not the Jenkinsfile, owns parameters"
 
 
+def test_the_release_runs_the_suites_full_profile_and_it_reaches_the_run(pipeline: Call) -> None:
+    """seed 001: pull requests run a sample (the workflows), a release the suite's full set. The pipeline's
+    environment names a profile of its suite; Jenkins hands environment entries to every `sh`, and the local path
+    passes EVAL_PROFILE into the evaluator's container, where `evaluator run` reads it."""
+    import evaluator
+
+    environment = child(pipeline, "environment").text
+    profile = re.search(r"^\s*EVAL_PROFILE = '([\w-]+)'$", environment, re.MULTILINE)
+    suite = re.search(r"^\s*EVAL_SUITE = '([^']+)'$", environment, re.MULTILINE)
+    assert profile and suite, "the pipeline names its suite and the profile a release runs"
+    loaded = evaluator.load_suite(REPO / suite.group(1))
+    assert profile.group(1) == "nightly" and profile.group(1) in loaded.suite.profiles
+    everything = evaluator.plan_run(loaded, profile=profile.group(1))
+    assert len(everything.cases) == len(evaluator.plan_run(loaded).cases)  # a release is gated on every case
+    local = (REPO / "scripts" / "ci-pipeline" / "run-local-eval.sh").read_text()
+    assert re.search(r"^\s*-e EVAL_RUN_ID=\S+ -e EVAL_COMMIT=\S+ -e EVAL_PROFILE \\$", local, re.MULTILINE)
+    from evaluator.commands.run import run
+
+    (option,) = [p for p in run.params if p.name == "profile"]
+    assert option.envvar == "EVAL_PROFILE"
+
+
 def test_the_baseline_is_the_last_green_release(pipeline: Call) -> None:
     baseline = stage_named(pipeline, "Baseline")
     (copy,) = [c for c in everything(baseline) if c.name == "copyArtifacts"]

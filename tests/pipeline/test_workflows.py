@@ -133,3 +133,38 @@ def test_release_trigger_steps_reach_the_receiver_and_are_accepted(tmp_path: Pat
         receiver.shutdown()
         receiver.server_close()
         thread.join(timeout=5)
+
+
+def test_the_small_evaluation_picks_the_profile_that_fits_the_trigger(tmp_path: Path) -> None:
+    """seed 001: a pull request runs the suite's small `pr` sample, a push to main its full `nightly` set. The
+    step's EVAL_PROFILE reaches the run: scripts/demo.sh execs `evaluator demo`, whose --profile reads it, and the
+    run machinery selects that profile's cases from it (checked with `evaluator prepare`, which plans like a run)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from evaluator.cli import main
+    from evaluator.commands.demo import EXAMPLE_SUITE, demo
+
+    workflow = load(REPO / ".github" / "workflows" / "ci.yml")
+    assert set(workflow["on"]) == {"pull_request", "push"}
+    (step,) = [s for s in workflow["jobs"]["small-evaluation"]["steps"] if "scripts/demo.sh" in s.get("run", "")]
+    match = re.fullmatch(
+        r"\$\{\{ github\.event_name == 'pull_request' && '([\w-]+)' \|\| '([\w-]+)' \}\}", step["env"]["EVAL_PROFILE"]
+    )
+    assert match, step["env"]["EVAL_PROFILE"]
+    assert match.groups() == ("pr", "nightly")
+    assert 'exec .venv/bin/evaluator demo "$@"' in (REPO / "scripts" / "demo.sh").read_text()
+    (option,) = [p for p in demo.params if p.name == "profile"]
+    assert option.envvar == "EVAL_PROFILE"
+    selected = {}
+    for profile in match.groups():
+        done = CliRunner().invoke(
+            main, ["prepare", str(EXAMPLE_SUITE), "--out", str(tmp_path / profile), "--json"],
+            env={"EVAL_PROFILE": profile}, catch_exceptions=False,
+        )  # fmt: skip
+        assert done.exit_code == 0, done.output
+        facts = json.loads(done.stdout)
+        assert facts["profile"] == profile
+        selected[profile] = facts["cases"]
+    assert selected == {"pr": 4, "nightly": 8}

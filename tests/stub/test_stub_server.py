@@ -332,3 +332,43 @@ def test_deepeval_metric_runs_against_the_stub(question: str, score: float) -> N
         assert get_stats(base_url)["by_status"] == {"200": 3}  # statements, verdicts, reason
     finally:
         stop()
+
+
+def test_planted_quality_per_model_is_nested_and_known_exactly() -> None:
+    """`quality`: a listed model answers a question badly when the question's draw is at or above its share; the
+    draw depends on the question only, so a worse model fails a superset, and `planted_difference` is exact."""
+    from openai_stub import planted_difference, quality_draw
+
+    questions = [f"Question {i}: what is {i} plus {i}?" for i in range(200)]
+
+    async def check(stub: StubServer, session: aiohttp.ClientSession) -> None:
+        answers: dict[str, list[bool]] = {}
+        for model in ("good", "bad", "unlisted"):
+            answers[model] = []
+            for question in questions:
+                status, body, _ = await post(session, stub, {**chat_body(question), "model": model})
+                text = body["choices"][0]["message"]["content"]
+                assert status == 200 and text.startswith("The stub model answers: ok.")
+                answers[model].append("stub-verdict: no" not in text)
+        assert answers["unlisted"] == [True] * 200
+        assert answers["good"] == [quality_draw(3, q) < 0.9 for q in questions]
+        assert all(g or not b for g, b in zip(answers["good"], answers["bad"], strict=True))  # nested: bad ⊆ good
+        share = (sum(answers["bad"]) - sum(answers["good"])) / 200
+        assert share == planted_difference(3, questions, 0.9, 0.6) and -0.45 < share < -0.15
+        # Judge calls (schema-constrained answers) are never degraded: only a model's text answers are.
+        schema = {"type": "json_object", "schema": relevancy.Verdicts.model_json_schema()}
+        bad_question = next(q for q, ok in zip(questions, answers["bad"], strict=True) if not ok)
+        status, body, _ = await post(
+            session, stub, {**chat_body(bad_question), "model": "bad", "response_format": schema}
+        )
+        assert status == 200 and "stub-verdict" not in body["choices"][0]["message"]["content"]
+
+    run(check, quality="good=0.9,bad=0.6", seed=3)
+
+
+def test_a_bad_quality_control_is_refused_naming_it() -> None:
+    async def check(stub: StubServer, session: aiohttp.ClientSession) -> None:
+        async with session.post(stub.base_url.removesuffix("/v1") + "/_control", json={"quality": "m=1.5"}) as r:
+            assert r.status == 400 and "control 'quality': 'm=1.5' must be MODEL=SHARE" in await r.text()
+
+    run(check)
