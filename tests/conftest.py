@@ -13,6 +13,22 @@ import pytest
 os.environ.setdefault("DEEPEVAL_TELEMETRY_OPT_OUT", "1")
 os.environ.setdefault("DEEPEVAL_DISABLE_DOTENV", "1")
 
+# The longest test files, longest first. scripts/test.sh runs `pytest -n 2 --dist loadfile --no-loadscope-reorder`:
+# each of these starts on a free worker as early as possible instead of ending the run alone on one worker.
+LONGEST_FIRST = (
+    "tests/ansible/test_ansible_molecule.py",
+    "tests/pipeline/test_evaluator_image.py",
+    "tests/journeys/test_cluster_journey.py",
+    "tests/compare/test_compare_end_to_end.py",
+    "tests/engine/test_builtin_model.py",
+    "tests/compare/test_demo_compare.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {path: position for position, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: the rest keep their order
+
 
 @pytest.fixture
 def stub() -> Iterator[str]:

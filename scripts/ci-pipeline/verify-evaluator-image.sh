@@ -47,6 +47,10 @@ docker build --network host --build-arg PYTHON_IMAGE=local/python:3.11-debian12 
   --file "$repo/evaluator/Dockerfile" --tag ai-eval-factory/evaluator:verify "$repo" >"$work/build.log" 2>&1 \
   || { tail -40 "$work/build.log" >&2; exit 1; }
 version="$(docker run --rm --network none ai-eval-factory/evaluator:verify --version)"
+# `docker run IMAGE` with nothing else: the image's default command must work on its base install (no extras).
+docker run --rm --network none ai-eval-factory/evaluator:verify >"$work/default.log" 2>&1 \
+  || { tail -20 "$work/default.log" >&2; log "the image's default command failed"; exit 1; }
+grep -q "Usage: evaluator" "$work/default.log" || { log "the default command printed no usage"; exit 1; }
 uid="$(docker run --rm --network none --entrypoint id ai-eval-factory/evaluator:verify -u)"
 size="$(docker image inspect --format '{{.Size}}' ai-eval-factory/evaluator:verify)"
 [ "$uid" = 10001 ] || { log "image runs as uid $uid, expected 10001"; exit 1; }
