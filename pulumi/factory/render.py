@@ -134,6 +134,7 @@ def render(
     profile: str | None = None,
 ) -> dict[str, list[Path]]:
     """Render `stack/` (long-lived), `argo/` (when enabled) and `run/<run-id>/` (when a run is given)."""
+    profile = profile or None  # empty, as the Argo template's default: every case
     settings = load_stack(project_dir, stack)
     groups = {"stack": write_group(out / "stack", manifests.long_lived(settings))}
     if settings.argo.enabled:
