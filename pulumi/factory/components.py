@@ -139,6 +139,7 @@ class EvalJob(_Manifests):
         # Fixed names: the old Job must go before its replacement can be created.
         job = manifests.eval_job(s, run.run_id, run.commit, run=run)
         self._add([job], delete_before_replace=True, depends_on=[cm])
+        self.run = run
         self.job = self.resources[f"Job/{manifests.eval_job_name(run.run_id)}"]
         self.job_name = pulumi.Output.from_input(manifests.eval_job_name(run.run_id))
         self.register_outputs({"jobName": self.job_name})
@@ -152,14 +153,16 @@ class EvalGate(_Manifests):
     ):
         super().__init__("EvalGate", name, s, opts)
         self._add(
-            [manifests.aggregate_job(s, run.run_id, run.commit)], delete_before_replace=True, depends_on=[after.job]
+            [manifests.aggregate_job(s, run.run_id, run.commit, run=run)],
+            delete_before_replace=True,
+            depends_on=[after.job],
         )
         self.job_name = pulumi.Output.from_input(manifests.aggregate_job_name(run.run_id))
         self.register_outputs({"jobName": self.job_name})
 
 
 class ArgoEvalTemplate(_Manifests):
-    """The Argo Workflows WorkflowTemplate (prepare, evaluate models, aggregate, gate) and its RBAC."""
+    """The Argo Workflows WorkflowTemplate (suite, plan, one branch per variant, gates) and its RBAC."""
 
     def __init__(self, name: str, s: StackSettings, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ArgoEvalTemplate", name, s, opts)

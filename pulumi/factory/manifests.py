@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import re
+from pathlib import Path
 from typing import Any
 
 import yaml
 
+from factory import fanout
 from factory.settings import DATASET_KEY, RunSettings, StackSettings
 
 Manifest = dict[str, Any]
@@ -640,6 +643,14 @@ def timings_path(s: StackSettings, timings_report: str | None = None) -> str | N
     return posixpath.join(RESULTS_MOUNT, report) if report else None
 
 
+def run_shards(s: StackSettings, run: RunSettings | None = None) -> int:
+    """The Indexed Job's completions: the stack's `eval.shards`, or under `many` sharding what the suite's
+    units need (ceil(units / chunk_size), as `evaluator run` computes it: any other count makes every pod exit 2)."""
+    if run is not None and s.eval.sharding == "many":
+        return run.many_shards
+    return s.eval.shards
+
+
 def _evaluator_env(
     s: StackSettings,
     run_id: str,
@@ -647,12 +658,15 @@ def _evaluator_env(
     target_base_url: str,
     target_model: str,
     timings: str | None = None,
+    shards: int | str | None = None,
+    out: str | None = None,
+    extra: list[Manifest] | None = None,
 ) -> list[Manifest]:
     env: list[Manifest] = [
-        {"name": "EVAL_TOTAL_SHARDS", "value": str(s.eval.shards)},
+        {"name": "EVAL_TOTAL_SHARDS", "value": str(s.eval.shards if shards is None else shards)},
         {"name": "EVAL_RUN_ID", "value": run_id},
         {"name": "EVAL_COMMIT", "value": commit},
-        {"name": "EVAL_OUT_DIR", "value": out_dir(run_id)},
+        {"name": "EVAL_OUT_DIR", "value": out or out_dir(run_id)},
         {"name": "EVAL_SHARDING", "value": s.eval.sharding},
         # The stack decides what is evaluated and who judges: the suite's own endpoints are overridden.
         {"name": "EVAL_TARGET_BASE_URL", "value": target_base_url},
@@ -660,6 +674,7 @@ def _evaluator_env(
         {"name": "EVAL_JUDGE_BASE_URL", "value": s.judge_base_url},
         {"name": "EVAL_JUDGE_MODEL", "value": s.judge_model},
         {"name": "EVAL_IMAGE", "value": s.eval.image},
+        *(extra or []),
         # CPU workers: an NVIDIA runtime set as the node default must expose no GPU to them.
         {"name": "NVIDIA_VISIBLE_DEVICES", "value": "void"},
         {"name": "HOME", "value": "/tmp"},
@@ -673,6 +688,11 @@ def _evaluator_env(
             {"name": key, "valueFrom": {"secretKeyRef": {"name": s.eval_keys_secret, "key": key, "optional": True}}}
         )
     return env
+
+
+def _profile_env(run: RunSettings | None) -> list[Manifest]:
+    """EVAL_PROFILE only for a run with a profile (the evaluator reads it; none: every case)."""
+    return [{"name": "EVAL_PROFILE", "value": run.profile}] if run is not None and run.profile else []
 
 
 def _evaluator_container(
@@ -787,7 +807,7 @@ def eval_job(
     timings_report: str | None = None,
 ) -> Manifest:
     """The Indexed Job of docs/contract.md: one pod per shard, exit codes mapped to podFailurePolicy."""
-    e = s.eval
+    shards = run_shards(s, run)
     # The folder itself, not `$(EVAL_OUT_DIR)`: no consumer of the YAML has to expand variable references.
     command = ["evaluator", "run", suite_path_in_pod(run), "--out", out_dir(run_id)]
     env = _evaluator_env(
@@ -797,29 +817,55 @@ def eval_job(
         target_base_url or s.vllm_base_url,
         target_model or s.vllm.served_model_name,
         timings_path(s, timings_report),
+        shards=shards,
+        extra=_profile_env(run),
     )
-    # Declared as the Job controller injects it (docs/contract.md): the index from the pod's annotation.
-    index_env = {
-        "name": "JOB_COMPLETION_INDEX",
-        "valueFrom": {"fieldRef": {"fieldPath": f"metadata.annotations['{INDEX_ANNOTATION}']"}},
-    }
     if suite_volume is None and run is not None and not run.suite_in_image:
         suite_volume = {
             "name": "suite",
             "configMap": {"name": suite_configmap_name(run_id), "items": suite_items(run)},
         }
-    pod_labels = labels("evaluator", **{"ai-eval-factory/run-id": run_id})
+    return _indexed_job(
+        s,
+        eval_job_name(run_id),
+        labels("evaluator", **{"ai-eval-factory/run-id": run_id}),
+        command,
+        env,
+        suite_volume,
+        completions=shards,
+        parallelism=min(s.eval.parallelism, shards),
+        max_failed_indexes=min(s.eval.max_failed_indexes, shards),
+    )
+
+
+def _indexed_job(
+    s: StackSettings,
+    name: str,
+    pod_labels: dict[str, str],
+    command: list[str],
+    env: list[Manifest],
+    suite_volume: Manifest | None,
+    completions: int | str,
+    parallelism: int | str,
+    max_failed_indexes: int | str,
+) -> Manifest:
+    """One shard per completion index; the run-guard first; exit codes mapped to the podFailurePolicy."""
+    e = s.eval
+    # Declared as the Job controller injects it (docs/contract.md): the index from the pod's annotation.
+    index_env = {
+        "name": "JOB_COMPLETION_INDEX",
+        "valueFrom": {"fieldRef": {"fieldPath": f"metadata.annotations['{INDEX_ANNOTATION}']"}},
+    }
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": _meta(eval_job_name(run_id), s.namespace, "evaluator", _skips(*_JOB_SKIPS))
-        | {"labels": pod_labels},
+        "metadata": _meta(name, s.namespace, "evaluator", _skips(*_JOB_SKIPS)) | {"labels": pod_labels},
         "spec": {
             "completionMode": "Indexed",
-            "completions": e.shards,
-            "parallelism": min(e.parallelism, e.shards),
+            "completions": completions,
+            "parallelism": parallelism,
             "backoffLimitPerIndex": e.backoff_limit_per_index,
-            "maxFailedIndexes": e.max_failed_indexes,
+            "maxFailedIndexes": max_failed_indexes,
             "activeDeadlineSeconds": e.active_deadline_seconds,
             "ttlSecondsAfterFinished": e.ttl_seconds_after_finished,
             "podFailurePolicy": {
@@ -853,7 +899,7 @@ def eval_job(
     }
 
 
-def aggregate_job(s: StackSettings, run_id: str, commit: str) -> Manifest:
+def aggregate_job(s: StackSettings, run_id: str, commit: str, run: RunSettings | None = None) -> Manifest:
     """Merge every shard, then judge: `aggregate` as the init container, `gate` as the result.
 
     Two containers instead of a shell `&&`, so the image needs no shell and each step keeps its exit code.
@@ -862,8 +908,9 @@ def aggregate_job(s: StackSettings, run_id: str, commit: str) -> Manifest:
     """
     out = out_dir(run_id)
     report = f"{out}/report.json"
-    env = _evaluator_env(s, run_id, commit, s.vllm_base_url, s.vllm.served_model_name)
-    aggregate = ["evaluator", "aggregate", out, "--out", report, "--expect-shards", str(s.eval.shards)]
+    shards = run_shards(s, run)
+    env = _evaluator_env(s, run_id, commit, s.vllm_base_url, s.vllm.served_model_name, shards=shards)
+    aggregate = ["evaluator", "aggregate", out, "--out", report, "--expect-shards", str(shards)]
     gate = ["evaluator", "gate", report, "--mode", s.eval.gate_mode]
     pod_labels = labels("evaluator", **{"ai-eval-factory/run-id": run_id})
     return {
@@ -893,7 +940,7 @@ def run_manifests(s: StackSettings, run: RunSettings, timings_report: str | None
     return [
         suite_configmap(s, run),
         eval_job(s, run.run_id, run.commit, run=run, timings_report=timings_report),
-        aggregate_job(s, run.run_id, run.commit),
+        aggregate_job(s, run.run_id, run.commit, run=run),
     ]
 
 
@@ -921,12 +968,51 @@ def await_seconds(s: StackSettings, obj: Manifest) -> int | None:
 
 ARGO_RUN_ID = "{{workflow.parameters.run-id}}"
 ARGO_COMMIT = "{{workflow.parameters.commit}}"
+ARGO_PROFILE = "{{workflow.parameters.profile}}"
 ARGO_DATASET_PATH = "{{workflow.parameters.dataset-path}}"
+ARGO_RESULTS = f"{RESULTS_MOUNT}/{ARGO_RUN_ID}"  # the run's folder: its G-Eval steps, a folder and a report per variant
 ARGO_SERVICE_ACCOUNT = "argo-eval"
 # Argo's resource conditions are label selectors over gjson paths, so a condition cannot be looked up by
 # type. A Job's first condition is its first verdict: FailureTarget/Failed, or SuccessCriteriaMet/Complete
-# (these Jobs are never suspended). So a FailJob (exit 2) ends the step within seconds, not at its deadline.
+# (these Jobs are never suspended). So a FailJob (exit 2) ends the step within seconds, not at its deadline,
+# and success needs no shard count (a branch's completions are only known once the plan step has run).
 ARGO_JOB_FAILED = "status.conditions.0.type in (FailureTarget,Failed)"
+ARGO_JOB_SUCCEEDED = "status.conditions.0.type in (SuccessCriteriaMet,Complete)"
+# Where the plan step writes Argo's output parameters: on the pod's writable /tmp (the root is read-only).
+PLAN_OUTPUTS = "/tmp/plan"
+PLAN_OUTPUT_NAMES = ("branches", "reference", "gate-alone", "gate-vs-reference")
+# One branch (one variant's Indexed Job), as the plan step describes it in each item of `branches`.
+BRANCH_INPUTS = ("variant", "job", "completions", "parallelism", "max-failed-indexes")
+# Integer fields of the branch's Job manifest filled in by Argo: unquoted in the YAML text, so that they are
+# numbers once substituted (a quoted '3' would be a string, which the API server refuses for completions).
+_ARGO_INT = "=argo-int="
+
+
+def _input(name: str) -> str:
+    return "{{inputs.parameters." + name + "}}"
+
+
+def _input_parameters(*names: str) -> Manifest:
+    return {"parameters": [{"name": n} for n in names]}
+
+
+def _passing(*names: str, source: str = "inputs.parameters") -> Manifest:
+    return {"parameters": [{"name": n, "value": "{{" + f"{source}.{n}" + "}}"} for n in names]}
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """No `&id001` anchors where builders share a dict (labels): plain YAML for the API server and for humans."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True
+
+
+def _manifest_text(obj: Manifest) -> str:
+    """A resource template's manifest: YAML with Argo placeholders, the integer ones left unquoted."""
+    text = yaml.dump(obj, Dumper=_PlainDumper, sort_keys=False, width=1 << 20)
+    text = re.sub(rf"'?{_ARGO_INT}(\{{\{{[^'\n]*\}}\}})'?", r"\1", text)
+    assert _ARGO_INT not in text, text
+    return text
 
 
 def argo_rbac(s: StackSettings) -> list[Manifest]:
@@ -956,14 +1042,100 @@ def argo_rbac(s: StackSettings) -> list[Manifest]:
     return [account, role, binding]
 
 
-def workflow_template(s: StackSettings) -> Manifest:
-    """The design's next step as a DAG: prepare the suite, evaluate each model as an Indexed Job,
-    aggregate, gate.
+def branch_job(s: StackSettings, suite_volume: Manifest) -> Manifest:
+    """One variant's Indexed Job (the `evaluate` step of a branch): the run's id, this variant only, its own
+    folder, the run's G-Eval steps; name, completions, parallelism and maxFailedIndexes from the plan step."""
+    variant = _input("variant")
+    out = f"{ARGO_RESULTS}/{variant}"
+    shards = _input("completions")
+    env = _evaluator_env(
+        s,
+        ARGO_RUN_ID,
+        ARGO_COMMIT,
+        s.vllm_base_url,
+        s.vllm.served_model_name,
+        timings_path(s),
+        shards=shards,
+        out=out,
+        extra=[
+            {"name": "EVAL_VARIANT", "value": variant},
+            {"name": "EVAL_STEPS_DIR", "value": ARGO_RESULTS},
+            {"name": "EVAL_PROFILE", "value": ARGO_PROFILE},
+        ],
+    )
+    pod_labels = labels("evaluator", **{"ai-eval-factory/run-id": ARGO_RUN_ID, "ai-eval-factory/variant": variant})
+    return _indexed_job(
+        s,
+        _input("job"),
+        pod_labels,
+        ["evaluator", "run", posixpath.join(SUITE_MOUNT, SUITE_KEY), "--out", out],
+        env,
+        suite_volume,
+        completions=_ARGO_INT + shards,
+        parallelism=_ARGO_INT + _input("parallelism"),
+        max_failed_indexes=_ARGO_INT + _input("max-failed-indexes"),
+    )
 
-    Each model's Job and aggregation come from the same builders as the kubectl path, with the run id
-    `<run-id>-<model>` so that every model's results land in their own folder.
+
+def _argo_step(s: StackSettings, name: str, container: Manifest, suite_volume: Manifest | None = None) -> Manifest:
+    """A container template as an evaluator pod: no API token (so Argo's executor runs as the workflow account,
+    which may write `workflowtaskresults`), the results volume, the evaluator's pod security."""
+    pod = _evaluator_pod(s, suite_volume, [container], [])
+    return {
+        "name": name,
+        "metadata": {"labels": labels("evaluator")},
+        "securityContext": pod["securityContext"],
+        "automountServiceAccountToken": False,
+        "executor": {"serviceAccountName": ARGO_SERVICE_ACCOUNT},
+        "volumes": pod["volumes"],
+        "container": container,
+    }
+
+
+def _argo_env(s: StackSettings, out: str) -> list[Manifest]:
+    return _evaluator_env(
+        s,
+        ARGO_RUN_ID,
+        ARGO_COMMIT,
+        s.vllm_base_url,
+        s.vllm.served_model_name,
+        out=out,
+        extra=[{"name": "EVAL_PROFILE", "value": ARGO_PROFILE}],
+    )
+
+
+def plan_step(s: StackSettings, suite_volume: Manifest) -> Manifest:
+    """`evaluator prepare --json` (the suite, dataset and profile checked once, the run's G-Eval steps written once
+    into the run's folder) through factory/fanout.py, which turns its plan into Argo's output parameters."""
+    e = s.eval
+    command = [
+        "python",
+        "-c",
+        Path(fanout.__file__).read_text(encoding="utf-8"),
+        "--outputs", PLAN_OUTPUTS,
+        "--shards", str(e.shards),
+        "--sharding", e.sharding,
+        "--parallelism", str(e.parallelism),
+        "--max-failed-indexes", str(e.max_failed_indexes),
+        "--",
+        "evaluator", "prepare", posixpath.join(SUITE_MOUNT, SUITE_KEY), "--out", ARGO_RESULTS, "--json",
+    ]  # fmt: skip
+    container = _evaluator_container(s, "plan", command, _argo_env(s, ARGO_RESULTS), suite_volume=True)
+    step = _argo_step(s, "plan", container, suite_volume)
+    step["outputs"] = {
+        "parameters": [{"name": n, "valueFrom": {"path": f"{PLAN_OUTPUTS}/{n}"}} for n in PLAN_OUTPUT_NAMES]
+    }
+    return step
+
+
+def workflow_template(s: StackSettings) -> Manifest:
+    """Seed 000 section 11 as a DAG: the suite's ConfigMap, the plan, one branch per variant (`withParam`: its
+    Indexed Job, then its own report), then the gates: each variant against the reference's report.
+
+    Every branch runs the same builders as the kubectl path (the Job, the run-guard, the pod security) with the
+    run's id, `EVAL_VARIANT`, its own folder `<run>/<variant>/`, and the run's G-Eval steps (`EVAL_STEPS_DIR`).
+    A single-variant suite is one branch, gated alone exactly as the kubectl path gates its report.
     """
-    n = s.eval.shards
     suite_name = f"suite-{ARGO_RUN_ID}"
     suite_cm = {
         "apiVersion": "v1",
@@ -982,61 +1154,98 @@ def workflow_template(s: StackSettings) -> Manifest:
             "items": [{"key": SUITE_KEY, "path": SUITE_KEY}, {"key": DATASET_KEY, "path": ARGO_DATASET_PATH}],
         },
     }
-    executor = {"serviceAccountName": ARGO_SERVICE_ACCOUNT}
+    variant = _input("variant")
+    report = f"{ARGO_RESULTS}/{variant}.json"
+    aggregate = ["evaluator", "aggregate", f"{ARGO_RESULTS}/{variant}", "--out", report]
+    aggregate += ["--expect-shards", _input("completions")]
+    gate = ["evaluator", "gate", report]
+    mode = ["--mode", s.eval.gate_mode]
+    baseline = ["--baseline", f"{ARGO_RESULTS}/{_input('reference')}.json"]
+    env = _argo_env(s, ARGO_RESULTS)
+    done = "branches.Succeeded || branches.Failed || branches.Errored"
     templates: list[Manifest] = [
-        {"name": "prepare", "resource": {"action": "apply", "manifest": yaml.safe_dump(suite_cm, sort_keys=False)}}
-    ]
-    tasks: list[Manifest] = [{"name": "prepare", "template": "prepare"}]
-    for model in s.argo.models:
-        run_id = f"{ARGO_RUN_ID}-{model.name}"
-        job = eval_job(
-            s,
-            run_id,
-            ARGO_COMMIT,
-            target_base_url=model.base_url,
-            target_model=model.served_model_name,
-            suite_volume=suite_volume,
-        )
-        templates.append(
-            {
-                "name": f"evaluate-{model.name}",
-                # Backstop only: a failed Job matches failureCondition within seconds.
-                "activeDeadlineSeconds": s.eval.active_deadline_seconds + 300,
-                "resource": {
-                    "action": "create",
-                    "setOwnerReference": True,
-                    "successCondition": f"status.succeeded > {n - 1}",
-                    "failureCondition": ARGO_JOB_FAILED,
-                    "manifest": yaml.safe_dump(job, sort_keys=False),
-                },
-            }
-        )
-        pod = aggregate_job(s, run_id, ARGO_COMMIT)["spec"]["template"]["spec"]
-        for step, container in (("aggregate", pod["initContainers"][0]), ("gate", pod["containers"][0])):
-            templates.append(
-                {
-                    "name": f"{step}-{model.name}",
-                    "metadata": {"labels": labels("evaluator")},
-                    "securityContext": pod["securityContext"],
-                    # No API token in the step's pod; Argo's executor then needs its own account.
-                    "automountServiceAccountToken": False,
-                    "executor": executor,
-                    "volumes": pod["volumes"],
-                    "container": container,
-                }
-            )
-        evaluate = f"evaluate-{model.name}"
-        tasks += [
-            {"name": evaluate, "template": evaluate, "depends": "prepare"},
-            {
-                "name": f"aggregate-{model.name}",
-                "template": f"aggregate-{model.name}",
-                # Aggregate whatever the shards left, even after a failed Job: the report names the gaps.
-                "depends": f"{evaluate}.Succeeded || {evaluate}.Failed || {evaluate}.Errored",
+        {
+            "name": "main",
+            "dag": {
+                # One failed branch must stop neither the other branches nor the verdicts: every report is
+                # written and every gate prints why (the workflow still fails with the failed branch).
+                "failFast": False,
+                "tasks": [
+                    {"name": "prepare", "template": "prepare"},
+                    {"name": "plan", "template": "plan", "depends": "prepare"},
+                    {
+                        "name": "branches",
+                        "template": "branch",
+                        "depends": "plan",
+                        "withParam": "{{tasks.plan.outputs.parameters.branches}}",
+                        "arguments": _passing(*BRANCH_INPUTS, source="item"),
+                    },
+                    {
+                        "name": "gate-alone",
+                        "template": "gate-alone",
+                        "depends": done,
+                        "withParam": "{{tasks.plan.outputs.parameters.gate-alone}}",
+                        "arguments": {"parameters": [{"name": "variant", "value": "{{item}}"}]},
+                    },
+                    {
+                        "name": "gate-vs-reference",
+                        "template": "gate-vs-reference",
+                        "depends": done,
+                        "withParam": "{{tasks.plan.outputs.parameters.gate-vs-reference}}",
+                        "arguments": {
+                            "parameters": [
+                                {"name": "variant", "value": "{{item}}"},
+                                {"name": "reference", "value": "{{tasks.plan.outputs.parameters.reference}}"},
+                            ]
+                        },
+                    },
+                ],
             },
-            {"name": f"gate-{model.name}", "template": f"gate-{model.name}", "depends": f"aggregate-{model.name}"},
-        ]
-    templates.insert(0, {"name": "main", "dag": {"tasks": tasks}})
+        },
+        {"name": "prepare", "resource": {"action": "apply", "manifest": yaml.safe_dump(suite_cm, sort_keys=False)}},
+        plan_step(s, suite_volume),
+        {
+            "name": "branch",
+            "inputs": _input_parameters(*BRANCH_INPUTS),
+            "dag": {
+                "failFast": False,
+                "tasks": [
+                    {"name": "evaluate", "template": "evaluate", "arguments": _passing(*BRANCH_INPUTS)},
+                    {
+                        "name": "aggregate",
+                        "template": "aggregate",
+                        # Aggregate whatever the shards left, even after a failed Job: the report names the gaps.
+                        "depends": "evaluate.Succeeded || evaluate.Failed || evaluate.Errored",
+                        "arguments": _passing("variant", "completions"),
+                    },
+                ],
+            },
+        },
+        {
+            "name": "evaluate",
+            "inputs": _input_parameters(*BRANCH_INPUTS),
+            # Backstop only: a failed Job matches failureCondition within seconds.
+            "activeDeadlineSeconds": s.eval.active_deadline_seconds + 300,
+            "resource": {
+                "action": "create",
+                "setOwnerReference": True,
+                "successCondition": ARGO_JOB_SUCCEEDED,
+                "failureCondition": ARGO_JOB_FAILED,
+                "manifest": _manifest_text(branch_job(s, suite_volume)),
+            },
+        },
+        _argo_step(s, "aggregate", _evaluator_container(s, "aggregate", aggregate, env, suite_volume=False))
+        | {"inputs": _input_parameters("variant", "completions")},
+        # The one variant of a single-variant suite: its own gate, as the kubectl path's aggregate Job judges it.
+        _argo_step(s, "gate-alone", _evaluator_container(s, "gate", [*gate, *mode], env, suite_volume=False))
+        | {"inputs": _input_parameters("variant")},
+        # Several variants: each against the reference branch's report (the reference itself then answers for
+        # its own problems and error budget; under `absolute` also for its thresholds).
+        _argo_step(
+            s, "gate-vs-reference", _evaluator_container(s, "gate", [*gate, *baseline, *mode], env, suite_volume=False)
+        )
+        | {"inputs": _input_parameters("variant", "reference")},
+    ]
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "WorkflowTemplate",
@@ -1051,6 +1260,11 @@ def workflow_template(s: StackSettings) -> Manifest:
                     {"name": "suite-b64", "description": "the suite YAML, base64-encoded (base64 -w0 suite.yaml)"},
                     {"name": "dataset-path", "description": "the suite's `dataset` value (relative to the suite)"},
                     {"name": "dataset-b64", "description": "that dataset file, base64-encoded (under 1 MiB)"},
+                    {
+                        "name": "profile",
+                        "value": "",
+                        "description": "the suite's profile selecting the cases (EVAL_PROFILE); empty: every case",
+                    },
                 ]
             },
             "podGC": {"strategy": "OnWorkflowSuccess"},

@@ -19,7 +19,15 @@ import click
 import yaml
 
 from factory import manifests
-from factory.settings import SettingsError, StackSettings, check_settings, image_is_pinned, load_stack, make_run
+from factory.settings import (
+    RunSettings,
+    SettingsError,
+    StackSettings,
+    check_settings,
+    image_is_pinned,
+    load_stack,
+    make_run,
+)
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -59,8 +67,9 @@ def with_run_image(settings: StackSettings, image: str) -> StackSettings:
     return dataclasses.replace(settings, eval=dataclasses.replace(settings.eval, image=image))
 
 
-def launch_plan(objs: list[manifests.Manifest], files: list[Path]) -> dict[str, object]:
-    """Facts about a rendered run, taken from its objects: suite ConfigMap, eval Job, aggregate Job."""
+def launch_plan(objs: list[manifests.Manifest], files: list[Path], run: RunSettings) -> dict[str, object]:
+    """Facts about a rendered run, taken from its objects (suite ConfigMap, eval Job, aggregate Job) and, for what
+    no object holds, from the evaluator's own plan of the run (variants, units)."""
     suite, eval_job, aggregate_job = objs
     pod = eval_job["spec"]["template"]["spec"]
     claims = [v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v]
@@ -86,6 +95,12 @@ def launch_plan(objs: list[manifests.Manifest], files: list[Path]) -> dict[str, 
         "sharding": env["EVAL_SHARDING"],
         "timings": env.get("EVAL_TIMINGS"),
         "job_deadline_seconds": eval_job["spec"]["activeDeadlineSeconds"],
+        # Added with variants and profiles: what the run evaluates (the Job's completions follow the units
+        # under 'many' sharding).
+        "profile": env.get("EVAL_PROFILE"),
+        "variants": list(run.variants),
+        "reference": run.reference,
+        "units": run.units,
     }
 
 
@@ -116,17 +131,19 @@ def render(
     image: str | None = None,
     suite_in_image: str | None = None,
     timings_report: str | None = None,
+    profile: str | None = None,
 ) -> dict[str, list[Path]]:
     """Render `stack/` (long-lived), `argo/` (when enabled) and `run/<run-id>/` (when a run is given)."""
+    profile = profile or None  # empty, as the Argo template's default: every case
     settings = load_stack(project_dir, stack)
     groups = {"stack": write_group(out / "stack", manifests.long_lived(settings))}
     if settings.argo.enabled:
         groups["argo"] = write_group(out / "argo", manifests.argo(settings))
-    run_args = (run_id, commit, suite, image, suite_in_image, timings_report)
+    run_args = (run_id, commit, suite, image, suite_in_image, timings_report, profile)
     if any(arg is not None for arg in run_args):
         if run_id is None or commit is None or suite is None:
             raise SettingsError("a run needs all of --run-id, --commit and --suite")
-        run = make_run(run_id, commit, suite, suite_in_image)
+        run = make_run(run_id, commit, suite, suite_in_image, profile)
         run_settings = with_run_image(settings, image) if image is not None else settings
         if timings_report is not None:
             run_settings = dataclasses.replace(
@@ -137,7 +154,7 @@ def render(
         check_run_image(plan_path, run_settings.eval.image)
         objs = manifests.run_manifests(run_settings, run)
         groups["run"] = write_group(out / "run" / run_id, objs)
-        plan = launch_plan(objs, groups["run"])
+        plan = launch_plan(objs, groups["run"], run)
         plan_path.write_text(json.dumps(plan, indent=2) + "\n", encoding="utf-8")
     return groups
 
@@ -159,6 +176,12 @@ def render(
     " the stack's eval.timingsReport.",
 )
 @click.option(
+    "--profile",
+    envvar="EVAL_PROFILE",
+    help="The suite's profile selecting the run's cases (EVAL_PROFILE in the pods; default: every case). From the"
+    " environment only when a run is rendered. [env: EVAL_PROFILE]",
+)
+@click.option(
     "--project-dir",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     default=PROJECT_DIR,
@@ -174,11 +197,15 @@ def main(
     image: str | None,
     suite_in_image: str | None,
     timings_report: str | None,
+    profile: str | None,
     project_dir: Path,
 ) -> None:
     """Write the manifests of STACK as YAML under OUT (stack/, argo/, run/<run-id>/ and run/<run-id>.json)."""
+    source = click.get_current_context().get_parameter_source("profile")
+    if source == click.core.ParameterSource.ENVIRONMENT and run_id is None:
+        profile = None  # a pipeline's EVAL_PROFILE selects a run's cases; a stack alone has none to select
     try:
-        groups = render(stack, out, project_dir, run_id, commit, suite, image, suite_in_image, timings_report)
+        groups = render(stack, out, project_dir, run_id, commit, suite, image, suite_in_image, timings_report, profile)
     except SettingsError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

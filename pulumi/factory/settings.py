@@ -80,13 +80,6 @@ class VllmSettings:
 
 
 @dataclass(frozen=True)
-class ArgoModel:
-    name: str
-    base_url: str
-    served_model_name: str
-
-
-@dataclass(frozen=True)
 class EvalSettings:
     image: str
     shards: int
@@ -106,8 +99,9 @@ class EvalSettings:
 
 @dataclass(frozen=True)
 class ArgoSettings:
+    """The WorkflowTemplate: it fans out over the variants of the suite it is given (no model list here)."""
+
     enabled: bool
-    models: tuple[ArgoModel, ...]
 
 
 @dataclass(frozen=True)
@@ -122,6 +116,12 @@ class RunSettings:
     # reach the pods through the run's ConfigMap. Empty when the suite is baked into the image.
     files: tuple[SuiteFile, ...] = ()
     suite_in_image: str | None = None  # absolute path of the suite inside the run's image
+    # What the evaluator's own plan (evaluator.plan_run) makes of the suite: the work the shards split.
+    profile: str | None = None  # the suite's profile selecting the cases (EVAL_PROFILE); None: every case
+    variants: tuple[str, ...] = ("default",)
+    reference: str = "default"
+    units: int = 0  # (variant, case) pairs of the selection
+    many_shards: int = 1  # the Indexed Job's completions under `many` sharding: ceil(units / chunk_size)
 
 
 @dataclass(frozen=True)
@@ -289,17 +289,14 @@ def parse(config: dict[str, Any], stack: str, source: str) -> StackSettings:
             "on it never scales; delete vllm.hpa and set vllm.replicas",
         )
     shards = ev.integer("shards", 4, minimum=1)
-    models_raw = ar.data.get("models", [])
-    if not isinstance(models_raw, list):
-        raise SettingsError(f"{source}: argo.models: expected a list of {{name, baseUrl, servedModelName}}")
-    models = tuple(
-        ArgoModel(
-            name=_Reader(m, source, f"argo.models[{i}]").text("name", pattern=_DNS_LABEL),
-            base_url=_Reader(m, source, f"argo.models[{i}]").text("baseUrl"),
-            served_model_name=_Reader(m, source, f"argo.models[{i}]").text("servedModelName"),
+    if ar.data.get("models") is not None:
+        raise ar._fail(
+            "models",
+            "removed: the template fans out over the variants of the suite it is given (one Indexed Job per "
+            "variant, withParam), so the models a run compares live in the suite: make each model a variant "
+            "({name: ..., base_url: <its baseUrl>, model: <its servedModelName>}) and delete argo.models. A variant "
+            "without base_url/model is answered by this stack's vLLM (vllm.servedModelName)",
         )
-        for i, m in enumerate(models_raw)
-    )
     vllm_image = vl.image("image")
     settings = StackSettings(
         stack=stack,
@@ -349,7 +346,7 @@ def parse(config: dict[str, Any], stack: str, source: str) -> StackSettings:
             cpu=ev.quantity("cpu", "1"),
             memory=ev.quantity("memory", "1Gi"),
         ),
-        argo=ArgoSettings(enabled=ar.flag("enabled", False), models=models),
+        argo=ArgoSettings(enabled=ar.flag("enabled", False)),
         gpu_smoke=GpuSmokeSettings(enabled=smoke.flag("enabled", True), image=smoke.image("image", vllm_image)),
     )
     _check_consistency(settings, source)
@@ -400,10 +397,6 @@ def _check_consistency(s: StackSettings, source: str) -> None:
         )
     if s.environment == "dev" and s.vllm.service_type == "LoadBalancer":
         raise SettingsError(f"{source}: vllm.serviceType: LoadBalancer is not allowed in dev")
-    if s.argo.enabled and not s.argo.models:
-        raise SettingsError(f"{source}: argo.models: at least one model is required when argo.enabled")
-    if len({m.name for m in s.argo.models}) != len(s.argo.models):
-        raise SettingsError(f"{source}: argo.models: model names must be unique")
 
 
 def strip_project(config: dict[str, Any], source: str) -> dict[str, Any]:
@@ -436,9 +429,17 @@ def load_stack(project_dir: Path, stack: str) -> StackSettings:
     return parse(strip_project(doc.get("config") or {}, str(path)), stack, str(path))
 
 
-def make_run(run_id: str, commit: str, suite_path: Path, suite_in_image: str | None = None) -> RunSettings:
+def make_run(
+    run_id: str,
+    commit: str,
+    suite_path: Path,
+    suite_in_image: str | None = None,
+    profile: str | None = None,
+    profile_source: str = "--profile",
+) -> RunSettings:
     """Validate one run: its id names Kubernetes objects (a DNS label); its suite must load as the evaluator
-    loads it, and the files it names travel with it in the run's ConfigMap (or in the image)."""
+    loads it (the files it names travel with it in the run's ConfigMap, or in the image), and its profile must be
+    one of the suite's. The evaluator's own plan of the run gives the variants and the units the shards split."""
     if not _DNS_LABEL.match(run_id) or len(run_id) > RUN_ID_MAX:
         raise SettingsError(
             f"--run-id: {run_id!r} must be lowercase letters, digits and '-', at most {RUN_ID_MAX} characters"
@@ -451,31 +452,55 @@ def make_run(run_id: str, commit: str, suite_path: Path, suite_in_image: str | N
         text = suite_path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SettingsError(f"--suite: {suite_path}: {exc.strerror or exc}") from exc
-    files = () if suite_in_image else suite_files(suite_path, text)
+    loaded = _load_suite(suite_path)
+    planned = _plan(loaded, profile, profile_source)
     return RunSettings(
         run_id=run_id,
         commit=commit,
         suite_text=text,
         suite_source=str(suite_path),
-        files=files,
+        files=() if suite_in_image else suite_files(suite_path, text, loaded),
         suite_in_image=suite_in_image,
+        profile=profile,
+        variants=tuple(planned.variants),
+        reference=loaded.suite.reference,
+        units=len(planned.units),
+        many_shards=planned.shard_count("many"),
     )
 
 
-def suite_files(suite_path: Path, text: str) -> tuple[SuiteFile, ...]:
+def _load_suite(suite_path: Path) -> Any:
+    """The evaluator's own loader (a suite it would reject is refused here), without environment overrides: the
+    pods set their own endpoints. With --suite-in-image the local suite is the folder baked into the image."""
+    from evaluator.errors import InputError
+    from evaluator.suite import load_suite
+
+    try:
+        return load_suite(suite_path, environ={})
+    except InputError as exc:
+        raise SettingsError(f"--suite: {exc.message}") from None
+
+
+def _plan(loaded: Any, profile: str | None, source: str) -> Any:
+    """evaluator.plan_run: the profile's cases x the variants, checked against the metrics."""
+    from evaluator.errors import InputError
+    from evaluator.planning import plan_run
+
+    try:
+        return plan_run(loaded, profile=profile)
+    except InputError as exc:
+        where = source if profile is not None and exc.message.startswith("unknown profile") else "--suite"
+        raise SettingsError(f"{where}: {exc.message}") from None
+
+
+def suite_files(suite_path: Path, text: str, loaded: Any = None) -> tuple[SuiteFile, ...]:
     """The dataset the suite names, checked by the evaluator's own loader, to ship beside the suite.
 
     A ConfigMap volume can place a key at a nested path but never outside the mount, and the whole object
     must stay under 1 MiB: both are refused here, naming the file, instead of a pod failing later.
     """
-    from evaluator.errors import InputError
-    from evaluator.suite import load_suite
-
-    try:
-        # No environment overrides: the pods set their own endpoints; only the files matter here.
-        loaded = load_suite(suite_path, environ={})
-    except InputError as exc:
-        raise SettingsError(f"--suite: {exc.message}") from None
+    if loaded is None:
+        loaded = _load_suite(suite_path)
     relative = posixpath.normpath(loaded.suite.dataset.replace("\\", "/"))
     if relative.startswith("/") or relative == ".." or relative.startswith("../"):
         raise SettingsError(

@@ -34,8 +34,21 @@ def read_run(config: pulumi.Config, project_dir: Path) -> RunSettings | None:
     if run is None:
         return None
     if not isinstance(run, dict) or not {"runId", "commit", "suiteFile"} <= run.keys():
-        raise SettingsError(f"{PROJECT}:evalRun: expected {{runId, commit, suiteFile}}, got {run!r}")
-    return make_run(str(run["runId"]), str(run["commit"]), project_dir / str(run["suiteFile"]))
+        raise SettingsError(
+            f"{PROJECT}:evalRun: expected {{runId, commit, suiteFile}} (and optionally profile), got {run!r}"
+        )
+    profile = run.get("profile")
+    if profile is not None and not isinstance(profile, str):
+        raise SettingsError(
+            f"{PROJECT}:evalRun.profile: expected the name of one of the suite's profiles, got {profile!r}"
+        )
+    return make_run(
+        str(run["runId"]),
+        str(run["commit"]),
+        project_dir / str(run["suiteFile"]),
+        profile=profile or None,
+        profile_source=f"{PROJECT}:evalRun.profile",
+    )
 
 
 def run_images_so_far(stack: str, run_id: str, image: str) -> pulumi.Output[dict[str, str]]:

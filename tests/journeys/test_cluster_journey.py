@@ -18,8 +18,11 @@ real GPUs, vLLM itself.
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import os
+import posixpath
+import re
 import shutil
 import subprocess
 import sys
@@ -34,7 +37,7 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from tests.journeys import kube_pods
+from tests.journeys import argo_dag, kube_pods
 from tests.journeys.kube_pods import Manifest, Podman, PodResult
 from tests.journeys.podman_images import REPO, CannotBuild, evaluator_image, heavy_lock, why_not_here
 
@@ -42,6 +45,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 PULUMI_DIR = REPO / "pulumi"
 SUITE = Path(__file__).resolve().parent / "suite" / "suite.yaml"
+VARIANTS_SUITE = SUITE.parent / "variants.yaml"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 STUB_ROOT = "/opt/openai-stub"
 
@@ -319,16 +323,6 @@ def test_the_helpers_cannot_pass_an_empty_run(tmp_path: Path) -> None:
     assert shutil.which("python3")
 
 
-def argo_filled(template: Manifest, params: dict[str, str]) -> Manifest:
-    """The WorkflowTemplate with its parameters substituted, as `argo submit -p` does."""
-    text = yaml.safe_dump(template, sort_keys=False, width=1 << 20)
-    for name, value in params.items():
-        text = text.replace("{{workflow.parameters." + name + "}}", value)
-    assert "{{workflow.parameters." not in text
-    filled: Manifest = yaml.safe_load(text)
-    return filled
-
-
 def argo_container_pod(template: Manifest, name: str, namespace: str) -> Manifest:
     """An Argo container template as the pod Argo runs for it (its executor sidecar aside)."""
     spec = {
@@ -341,64 +335,178 @@ def argo_container_pod(template: Manifest, name: str, namespace: str) -> Manifes
     return kube_pods.pod(name, namespace, {"metadata": template.get("metadata", {}), "spec": spec})
 
 
-def test_the_argo_path_runs_as_pods(heavy: str, netns: str, tmp_path: Path) -> None:
-    """dev with argo.enabled: prepare's ConfigMap, each model's Indexed Job, then its aggregate and gate steps."""
-    project = tmp_path / "project"
+def with_outputs_folder(p: Manifest, template: Manifest, host: Path) -> Manifest:
+    """Argo's executor reads each `outputs.parameters[].valueFrom.path` once the main container has ended; here
+    the folder holding them is a host folder, so that the test can read them after the pod (uid 10001) wrote."""
+    folders = {posixpath.dirname(o["valueFrom"]["path"]) for o in template["outputs"]["parameters"]}
+    (folder,) = folders
+    host.mkdir(parents=True)
+    host.chmod(0o777)
+    p = copy.deepcopy(p)
+    p["spec"]["volumes"].append({"name": "argo-outputs", "hostPath": {"path": str(host), "type": "Directory"}})
+    p["spec"]["containers"][0]["volumeMounts"].append({"name": "argo-outputs", "mountPath": folder})
+    return p
+
+
+@dataclass
+class ArgoJourney:
+    run_id: str
+    served: str
+    phase: str
+    walk: argo_dag.DagWalk
+    plan: dict[str, str]
+    pods: dict[str, list[PodResult]]  # call (template + variant) -> its pods
+    results: Path  # a copy of the run's folder on the results volume
+    stats: dict[str, Any]
+
+
+def run_argo_journey(
+    image: str, netns: str, work: Path, suite: Path, profile: str = "", eval_changes: dict[str, Any] | None = None
+) -> ArgoJourney:
+    """dev with argo.enabled (and `eval_changes`): the WorkflowTemplate as `render` writes it, its parameters
+    substituted as `argo submit -p` does, then walked as Argo's controller would (tests/journeys/argo_dag.py)
+    with every step run as pods: prepare's ConfigMap, the plan step, each branch's Indexed Job and aggregate, the
+    gates."""
+    project = work / "project"
     project.mkdir()
     config = yaml.safe_load((PULUMI_DIR / "Pulumi.dev.yaml").read_text())
     config["config"]["ai-eval-factory:argo"]["enabled"] = True
-    config["config"]["ai-eval-factory:eval"]["image"] = heavy  # what a release sets as the stack's eval.image
+    config["config"]["ai-eval-factory:eval"]["image"] = image  # what a release sets as the stack's eval.image
+    config["config"]["ai-eval-factory:eval"] |= eval_changes or {}
     (project / "Pulumi.dev.yaml").write_text(yaml.safe_dump(config))
-    out = tmp_path / "rendered"
+    out = work / "rendered"
     command = [sys.executable, "-m", "factory.render", "--stack", "dev", "--out", str(out)]
     rendered = subprocess.run([*command, "--project-dir", str(project)], cwd=PULUMI_DIR, capture_output=True, text=True)
     assert rendered.returncode == 0, rendered.stderr
     stack_objs = kube_pods.load_dir(out / "stack")
     (template,) = kube_pods.by_kind(kube_pods.load_dir(out / "argo"), "WorkflowTemplate")
     run_id = f"argo-{uuid.uuid4().hex[:8]}"
-    dataset = SUITE.parent / "cases.jsonl"
     params = {
         "run-id": run_id,
         "commit": COMMIT,
-        "suite-b64": base64.b64encode(SUITE.read_bytes()).decode(),
-        "dataset-path": yaml.safe_load(SUITE.read_text())["dataset"],
-        "dataset-b64": base64.b64encode(dataset.read_bytes()).decode(),
+        "suite-b64": base64.b64encode(suite.read_bytes()).decode(),
+        "dataset-path": yaml.safe_load(suite.read_text())["dataset"],
+        "dataset-b64": base64.b64encode((suite.parent / "cases.jsonl").read_bytes()).decode(),
+        "profile": profile,
     }
-    workflow = argo_filled(template, params)
-    templates = {t["name"]: t for t in workflow["spec"]["templates"]}
-    suite_cm = yaml.safe_load(templates["prepare"]["resource"]["manifest"])
-    models = [t["name"].removeprefix("evaluate-") for t in templates.values() if t["name"].startswith("evaluate-")]
-    assert models
+    declared = {p["name"]: p for p in template["spec"]["arguments"]["parameters"]}
+    assert set(declared) == set(params), declared  # every workflow parameter given, none unknown
+    workflow = argo_dag.substitute(template, {f"workflow.parameters.{k}": v for k, v in params.items()}, strict=False)
+    assert "{{workflow." not in json.dumps(workflow)
     (deployment,) = [d for d in kube_pods.by_kind(stack_objs, "Deployment") if d["metadata"]["name"] == "vllm"]
     namespace = deployment["metadata"]["namespace"]
-    jobs = {m: yaml.safe_load(templates[f"evaluate-{m}"]["resource"]["manifest"]) for m in models}
-    urls = [v for j in jobs.values() for k, v in env_of(j["spec"]["template"]["spec"]["containers"][0]).items()]
-    hosts = hosts_file(tmp_path / "hosts", [u for u in urls if u.startswith("http")])
-    podman = Podman(netns, tmp_path)
+    hosts = hosts_file(work / "hosts", re.findall(r"https?://[^\s\"']+", json.dumps(workflow)))
+    podman = Podman(netns, work)
     claims = kube_pods.by_kind(stack_objs, "PersistentVolumeClaim")
     for claim in claims:
         podman.run("volume", "rm", "--force", claim["metadata"]["name"], check=False)
+    configmaps: list[Manifest] = []
+    pods: dict[str, list[PodResult]] = {}
+    plan: dict[str, str] = {}
+
+    def leaf(call: argo_dag.Call) -> tuple[str, dict[str, str]]:
+        body = call.body
+        key = "/".join(filter(None, [call.template, call.arguments.get("variant")]))
+        name = re.sub(r"[^a-z0-9-]", "-", f"{key}-{run_id}".lower())[:63].strip("-")
+        if "resource" in body:
+            obj = yaml.safe_load(body["resource"]["manifest"])
+            if obj["kind"] == "ConfigMap":  # prepare: podman plays a ConfigMap with the pods that mount it
+                configmaps.append(obj)
+                return "Succeeded", {}
+            assert obj["kind"] == "Job" and body["resource"]["action"] == "create", obj["kind"]
+            index_pods = [kube_pods.with_hosts_file(p, hosts) for p in kube_pods.index_pods(obj)]
+            pods[key] = podman.run_pods(index_pods, int(obj["spec"]["parallelism"]), extra=configmaps)
+            return ("Succeeded" if all(r.succeeded for r in pods[key]) else "Failed"), {}
+        step = kube_pods.with_hosts_file(argo_container_pod(body, name, namespace), hosts)
+        folder = work / "outputs" / name
+        if body.get("outputs"):
+            step = with_outputs_folder(step, body, folder)
+        (pods[key],) = [podman.run_pods([step], 1, extra=configmaps)]
+        outputs = {}
+        for output in (body.get("outputs") or {}).get("parameters", []):
+            outputs[output["name"]] = (folder / posixpath.basename(output["valueFrom"]["path"])).read_text()
+        if call.template == "plan":
+            plan.update(outputs)
+        return ("Succeeded" if pods[key][0].succeeded else "Failed"), outputs
+
     try:
         podman.play(claims)
-        standin, port, served = vllm_standin(deployment, heavy, f"vllm-standin-{run_id}", hosts)
+        standin, port, served = vllm_standin(deployment, image, f"vllm-standin-{run_id}", hosts)
         podman.play([standin])
         wait_healthy(podman, standin["metadata"]["name"], port)
-        results = podman.volume_path("eval-results")
-        for model, job in jobs.items():
-            pods = [kube_pods.with_hosts_file(p, hosts) for p in kube_pods.index_pods(job)]
-            index_results = podman.run_pods(pods, int(job["spec"]["parallelism"]), extra=[suite_cm])
-            assert all(r.succeeded for r in index_results), failed(index_results)
-            for step in ("aggregate", "gate"):
-                step_pod = argo_container_pod(templates[f"{step}-{model}"], f"{step}-{run_id}-{model}", namespace)
-                (result,) = podman.run_pods([kube_pods.with_hosts_file(step_pod, hosts)], 1)
-                assert result.succeeded, result.logs
-            report = json.loads((results / f"{run_id}-{model}" / "report.json").read_text())
-            assert report["run_id"] == f"{run_id}-{model}" and report["problems"] == []
-            assert sorted(c["case_id"] for c in report["cases"]) == sorted(case_ids())
+        walk = argo_dag.DagWalk(workflow, leaf)
+        phase = walk.run()
         stats = json.loads(http_get(podman, standin["metadata"]["name"], f"http://127.0.0.1:{port}/_stats"))
+        results = work / "results"
+        shutil.copytree(podman.volume_path("eval-results") / run_id, results)
     finally:
         podman.cleanup()
-    assert set(stats["by_model"]) == {served}, stats
+    return ArgoJourney(run_id, served, phase, walk, plan, pods, results, stats)
+
+
+def selected_ids(suite: Path, profile: str | None) -> list[str]:
+    import evaluator
+
+    return [c.id for c in evaluator.plan_run(evaluator.load_suite(suite), profile=profile or None).cases]
+
+
+def test_the_argo_fan_out_over_variants_runs_as_pods(heavy: str, netns: str, tmp_path: Path) -> None:
+    """A two-variant suite through the fan-out: the plan step (`evaluator prepare`), one Indexed Job per variant
+    (the stack's `many` sharding: completions from the plan), each branch's own report, each variant gated
+    against the reference's report; one set of G-Eval steps for the whole run."""
+    j = run_argo_journey(heavy, netns, tmp_path, VARIANTS_SUITE, profile="journey", eval_changes={"sharding": "many"})
+    failed_pods = [r for rs in j.pods.values() for r in rs if not r.succeeded]
+    assert j.phase == "Succeeded", failed(failed_pods)
+    ids = selected_ids(VARIANTS_SUITE, "journey")
+    variants = ["reference", "candidate"]
+    branches = json.loads(j.plan["branches"])
+    assert [b["variant"] for b in branches] == variants and j.plan["reference"] == "reference"
+    for branch in branches:
+        # One Job per variant with the plan's completions (2 = ceil(6 cases / chunk 3)), pods all succeeded.
+        assert branch["job"] == f"eval-{j.run_id}-{branch['variant']}" and branch["completions"] == 2
+        assert len(j.pods[f"evaluate/{branch['variant']}"]) == 2
+    order = [(c.template, c.arguments.get("variant")) for c in j.walk.calls]
+    assert order[:2] == [("prepare", None), ("plan", None)]
+    assert sorted(o for o in order if o[0].startswith("gate")) == [("gate-vs-reference", v) for v in sorted(variants)]
+    steps = json.loads((j.results / "g_eval_steps.json").read_text())  # written by the plan step
+    assert steps["run_id"] == j.run_id
+    run_steps = {metric: entry["evaluation_steps"] for metric, entry in steps["metrics"].items()}
+    assert list(run_steps) == ["correct"] and run_steps["correct"]
+    for variant in variants:
+        report = json.loads((j.results / f"{variant}.json").read_text())
+        assert report["run_id"] == j.run_id and report["problems"] == [], report["problems"]
+        assert list(report["variants"]) == [variant]
+        assert sorted(c["case_id"] for c in report["cases"]) == sorted(ids)  # every (variant, case) exactly once
+        assert report["shards"]["complete"] == [0, 1] and report["profile"]["name"] == "journey"
+        assert report["g_eval_steps"] == run_steps  # the same steps judged every branch
+        assert not (j.results / variant / "g_eval_steps.json").exists()  # every branch read the run's one file
+    # Each variant's own model answered its cases, once per case; the stack's served model judged: the G-Eval
+    # steps once for the whole run (the plan step), then one score per (variant, case).
+    assert j.stats["by_model"] == {
+        "journey-reference": len(ids),
+        "journey-candidate": len(ids),
+        j.served: 1 + len(variants) * len(ids),
+    }, j.stats
+    assert j.stats["by_status"] == {"200": j.stats["total"]}, j.stats
+
+
+def test_the_argo_path_runs_a_single_variant_suite_as_pods(heavy: str, netns: str, tmp_path: Path) -> None:
+    """The journey's plain suite (no variants) through the same template: one branch, `default`, gated alone as
+    the kubectl path gates its report; the stack's served model asked for everything."""
+    j = run_argo_journey(heavy, netns, tmp_path, SUITE)
+    failed_pods = [r for rs in j.pods.values() for r in rs if not r.succeeded]
+    assert j.phase == "Succeeded", failed(failed_pods)
+    (branch,) = json.loads(j.plan["branches"])
+    shards = stack_settings("dev")["eval"]["shards"]
+    assert branch["variant"] == "default" and branch["completions"] == shards
+    assert len(j.pods["evaluate/default"]) == shards
+    assert [(c.template, c.arguments.get("variant")) for c in j.walk.calls if c.template.startswith("gate")] == [
+        ("gate-alone", "default")
+    ]
+    report = json.loads((j.results / "default.json").read_text())
+    assert report["run_id"] == j.run_id and report["problems"] == []
+    assert sorted(c["case_id"] for c in report["cases"]) == sorted(case_ids())
+    assert set(j.stats["by_model"]) == {j.served}, j.stats
 
 
 def test_a_lock_held_by_the_command_that_started_us_is_not_taken_again(tmp_path: Path) -> None:

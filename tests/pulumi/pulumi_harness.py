@@ -46,6 +46,39 @@ def write_suite(folder: Path) -> Path:
     return suite
 
 
+# Two variants (the reference second, so the reference is not simply the first), 5 tagged cases, `many` chunks of 2.
+VARIANTS_SUITE_TEXT = """\
+name: fan-out
+dataset: cases.jsonl
+target: {base_url: "http://127.0.0.1:9/v1", model: set-by-the-stack}
+variants:
+  - {name: cand, model: model-cand}
+  - {name: ref, model: model-ref}
+compare: {reference: ref}
+metrics:
+  - {type: exact_match}
+gate: {policy: no_regression, regression_tolerance: 0.05}
+sharding: {mode: many, chunk_size: 2}
+profiles:
+  pr: {tags: [pr]}
+"""
+VARIANTS_CASES = 5
+VARIANTS_PR_CASES = 3
+
+
+def write_variants_suite(folder: Path) -> Path:
+    """The two-variant suite above and its dataset (3 of the 5 cases tagged `pr`); returns the suite's path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [
+        {"id": f"c{i}", "input": f"q{i}", "expected_output": "ok", "tags": ["pr"] if i < VARIANTS_PR_CASES else ["x"]}
+        for i in range(VARIANTS_CASES)
+    ]
+    (folder / "cases.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    suite = folder / "suite.yaml"
+    suite.write_text(VARIANTS_SUITE_TEXT)
+    return suite
+
+
 @dataclass
 class Registration:
     typ: str

@@ -110,8 +110,8 @@ def test_a_dataset_the_pods_could_not_read_is_refused_at_render(tmp_path: Path, 
 
 def test_a_dataset_over_the_configmap_limit_is_refused_naming_the_file_and_the_way_out(tmp_path: Path) -> None:
     suite = write_suite(tmp_path / "s")
-    line = json.dumps({"id": "x", "input": "y" * 1000, "expected_output": "z"}) + "\n"
-    (suite.parent / "cases.jsonl").write_text(line * 1100)
+    lines = [json.dumps({"id": f"x{i}", "input": "y" * 1000, "expected_output": "z"}) + "\n" for i in range(1100)]
+    (suite.parent / "cases.jsonl").write_text("".join(lines))  # a valid dataset (unique ids), just too large
     result = render_run(tmp_path, "dev", suite)
     assert result.exit_code == 2
     assert f"{suite.parent / 'cases.jsonl'}:" in result.output and "1 MiB" in result.output
@@ -126,15 +126,40 @@ def test_a_dataset_over_the_configmap_limit_is_refused_naming_the_file_and_the_w
     assert set(docs["ConfigMap/suite-r1"]["data"]) == {"suite.yaml"}
 
 
+# What Argo fills in for one branch of the fan-out (the plan step's output for one variant).
+BRANCH = {"variant": "cand", "job": "eval-r1-cand", "completions": "3", "parallelism": "2", "max-failed-indexes": "1"}
+
+
+def argo_manifest(template: dict[str, Any]) -> dict[str, Any]:
+    """A resource template's manifest with its inputs filled in as Argo does for one branch."""
+    text = template["resource"]["manifest"]
+    for name, value in BRANCH.items():
+        text = text.replace("{{inputs.parameters." + name + "}}", value)
+    manifest: dict[str, Any] = yaml.safe_load(text)
+    return manifest
+
+
+def argo_steps(template: dict[str, Any]) -> list[dict[str, Any]]:
+    """The containers of every pod the workflow runs: its container templates and the Jobs it creates."""
+    containers = [t["container"] for t in template["spec"]["templates"] if "container" in t]
+    for t in template["spec"]["templates"]:
+        if "resource" in t and "Job" in t["resource"]["manifest"]:
+            containers += argo_manifest(t)["spec"]["template"]["spec"]["containers"]
+    return containers
+
+
 def test_the_argo_prepare_step_ships_the_dataset_too() -> None:
     (template,) = [o for o in manifests.argo(load_stack(PULUMI_DIR, "prod")) if o["kind"] == "WorkflowTemplate"]
     params = {p["name"] for p in template["spec"]["arguments"]["parameters"]}
     assert {"suite-b64", "dataset-b64", "dataset-path"} <= params
     prepare = yaml.safe_load(template["spec"]["templates"][1]["resource"]["manifest"])
     assert prepare["binaryData"]["dataset"] == "{{workflow.parameters.dataset-b64}}"
-    jobs = [yaml.safe_load(t["resource"]["manifest"]) for t in template["spec"]["templates"][2:] if "resource" in t]
-    for job in jobs:
-        (volume,) = [v for v in job["spec"]["template"]["spec"]["volumes"] if v["name"] == "suite"]
+    jobs = [argo_manifest(t) for t in template["spec"]["templates"][2:] if "resource" in t]
+    pods = [j["spec"]["template"]["spec"] for j in jobs]
+    pods += [t for t in template["spec"]["templates"] if t["name"] == "plan"]  # the plan step reads the suite too
+    assert len(pods) == 2
+    for pod in pods:
+        (volume,) = [v for v in pod["volumes"] if v["name"] == "suite"]
         assert {"key": "dataset", "path": "{{workflow.parameters.dataset-path}}"} in volume["configMap"]["items"]
 
 
@@ -176,24 +201,29 @@ def test_pods_ask_for_the_served_model_and_the_stack_judge(stack: str) -> None:
             assert env["EVAL_JUDGE_MODEL"] == s.vllm.served_model_name
 
 
-def test_a_configured_judge_and_each_argo_models_served_name_are_used() -> None:
+def test_a_configured_judge_and_the_stacks_served_name_reach_every_argo_step() -> None:
+    """The stack's vLLM answers every variant that names no model or endpoint of its own (EVAL_TARGET_*
+    override the suite's `target`); the configured judge scores every branch and writes the G-Eval steps."""
     s = settings("prod", eval__judge={"baseUrl": "http://judge.eval.svc:8000/v1", "model": "judge-70b"})
     (template,) = [o for o in manifests.argo(s) if o["kind"] == "WorkflowTemplate"]
-    jobs = [yaml.safe_load(t["resource"]["manifest"]) for t in template["spec"]["templates"] if "resource" in t]
-    envs = [env_of(j["spec"]["template"]["spec"]["containers"][0]) for j in jobs if j["kind"] == "Job"]
-    assert [(e["EVAL_TARGET_BASE_URL"], e["EVAL_TARGET_MODEL"]) for e in envs] == [
-        (m.base_url, m.served_model_name) for m in s.argo.models
-    ]
+    envs = [env_of(c) for c in argo_steps(template)]
+    assert len(envs) == 5  # plan, the branch's Job, aggregate, gate-alone, gate-vs-reference
+    assert {(e["EVAL_TARGET_BASE_URL"], e["EVAL_TARGET_MODEL"]) for e in envs} == {
+        (s.vllm_base_url, s.vllm.served_model_name)
+    }
     assert {(e["EVAL_JUDGE_BASE_URL"], e["EVAL_JUDGE_MODEL"]) for e in envs} == {
         ("http://judge.eval.svc:8000/v1", "judge-70b")
     }
 
 
-def test_an_argo_model_without_a_served_name_is_refused() -> None:
+def test_argo_models_are_refused_with_the_way_to_variants() -> None:
+    """`argo.models` (one Job per stack-listed model) gave way to the suite's variants: a stack that still lists
+    models stops at preview/render, naming the file, the key and how to move each model into the suite."""
     config = stack_config("prod")
     config["argo"] = {"enabled": True, "models": [{"name": "m", "baseUrl": "http://m:8000/v1"}]}
-    with pytest.raises(SettingsError, match=r"argo\.models\[0\]\.servedModelName: is required"):
+    with pytest.raises(SettingsError, match=r"Pulumi.prod.yaml: argo\.models: removed: .*variants") as caught:
         parse(config, "prod", "Pulumi.prod.yaml")
+    assert "base_url: <its baseUrl>, model: <its servedModelName>" in str(caught.value)
 
 
 # --- 4. Pulumi waits as long as the objects may take ------------------------------------------------
@@ -266,8 +296,8 @@ def _job_status(*conditions: str, **counts: int) -> dict[str, Any]:
 
 def test_a_failed_job_ends_the_argo_evaluate_step_at_once() -> None:
     (template,) = [o for o in manifests.argo(load_stack(PULUMI_DIR, "prod")) if o["kind"] == "WorkflowTemplate"]
-    steps = [t for t in template["spec"]["templates"] if t["name"].startswith("evaluate-")]
-    assert steps
+    steps = [t for t in template["spec"]["templates"] if "resource" in t and "kind: Job" in t["resource"]["manifest"]]
+    assert [s["name"] for s in steps] == ["evaluate"]
     for step in steps:
         failure, success = step["resource"]["failureCondition"], step["resource"]["successCondition"]
         # A FailJob (exit 2): FailureTarget then Failed (Kubernetes >= 1.31); older: Failed alone.
@@ -277,7 +307,9 @@ def test_a_failed_job_ends_the_argo_evaluate_step_at_once() -> None:
         assert not argo_condition_matches(failure, _job_status(failed=1, active=3))
         assert not argo_condition_matches(failure, _job_status("SuccessCriteriaMet", "Complete", succeeded=16))
         assert argo_condition_matches(success, _job_status("SuccessCriteriaMet", "Complete", succeeded=16))
+        assert argo_condition_matches(success, _job_status("Complete", succeeded=16))  # before Kubernetes 1.31
         assert not argo_condition_matches(success, _job_status(succeeded=15, active=1))
+        assert not argo_condition_matches(success, _job_status("FailureTarget", "Failed", succeeded=15, failed=1))
 
 
 def test_argo_steps_without_a_token_run_their_executor_under_the_workflow_account() -> None:

@@ -48,16 +48,25 @@ def docs(root: Path) -> list[tuple[Path, dict[str, Any]]]:
     return out
 
 
+# What Argo fills in for one branch of the fan-out (the plan step's output for a variant `cand`).
+BRANCH_INPUTS = {"variant": "cand", "job": f"eval-{RUN_ID[:20]}-cand", "completions": "3", "parallelism": "2",
+                 "max-failed-indexes": "1"}  # fmt: skip
+
+
 def argo_embedded(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """The Jobs and ConfigMap inside an Argo WorkflowTemplate, placeholders filled as Argo would."""
     text_of = [t["resource"]["manifest"] for t in doc["spec"]["templates"] if "resource" in t]
     filled = [t.replace("{{workflow.parameters.run-id}}", RUN_ID[:20]) for t in text_of]
     filled = [t.replace("{{workflow.parameters.commit}}", COMMIT) for t in filled]
+    filled = [t.replace("{{workflow.parameters.profile}}", "") for t in filled]
     suite_b64 = base64.b64encode(SUITE_TEXT.encode()).decode()
     filled = [t.replace("{{workflow.parameters.suite-b64}}", suite_b64) for t in filled]
     dataset_b64 = base64.b64encode(DATASET_TEXT.encode()).decode()
     filled = [t.replace("{{workflow.parameters.dataset-b64}}", dataset_b64) for t in filled]
     filled = [t.replace("{{workflow.parameters.dataset-path}}", "cases.jsonl") for t in filled]
+    for name, value in BRANCH_INPUTS.items():
+        filled = [t.replace("{{inputs.parameters." + name + "}}", value) for t in filled]
+    assert not any("{{" in t for t in filled), filled
     return [yaml.safe_load(t) for t in filled]
 
 
@@ -115,17 +124,21 @@ def test_workflow_template_matches_argos_model(rendered: Path) -> None:
     doc = yaml.safe_load(path.read_text())
     model = WorkflowTemplate.model_validate(doc)
     assert model.model_dump(mode="json", by_alias=True, exclude_none=True) == doc
-    tasks = {t["name"]: t for t in doc["spec"]["templates"][0]["dag"]["tasks"]}
-    models = [m.name for m in load_stack(PULUMI_DIR, "prod").argo.models]
-    assert len(models) >= 2
-    for m in models:
-        assert tasks[f"evaluate-{m}"]["depends"] == "prepare"
-        assert f"evaluate-{m}.Failed" in tasks[f"aggregate-{m}"]["depends"]
-        assert tasks[f"gate-{m}"]["depends"] == f"aggregate-{m}"
+    templates = {t["name"]: t for t in doc["spec"]["templates"]}
+    tasks = {t["name"]: t for t in templates[doc["spec"]["entrypoint"]]["dag"]["tasks"]}
+    # prepare -> plan -> one branch per variant (withParam) -> the gates, once every branch has its report.
+    assert tasks["plan"]["depends"] == "prepare"
+    assert tasks["branches"]["depends"] == "plan"
+    assert tasks["branches"]["withParam"] == "{{tasks.plan.outputs.parameters.branches}}"
+    for gate in ("gate-alone", "gate-vs-reference"):
+        assert tasks[gate]["depends"] == "branches.Succeeded || branches.Failed || branches.Errored"
+    branch = {t["name"]: t for t in templates[tasks["branches"]["template"]]["dag"]["tasks"]}
+    assert "evaluate.Failed" in branch["aggregate"]["depends"]
     (suite,) = [o for o in argo_embedded(doc) if o["kind"] == "ConfigMap"]
     assert base64.b64decode(suite["binaryData"]["suite.yaml"]).decode() == SUITE_TEXT
-    jobs = [o for o in argo_embedded(doc) if o["kind"] == "Job"]
-    assert len(jobs) == len(models) and all(j["spec"]["completionMode"] == "Indexed" for j in jobs)
+    (job,) = [o for o in argo_embedded(doc) if o["kind"] == "Job"]  # one template, created once per variant
+    assert job["spec"]["completionMode"] == "Indexed" and job["metadata"]["name"] == BRANCH_INPUTS["job"]
+    assert job["spec"]["completions"] == int(BRANCH_INPUTS["completions"])
 
 
 def test_policy_rules_accept_every_rendered_object(rendered: Path) -> None:
