@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from tests.pipeline.conftest import REPO
+from tests.pipeline.jenkins_standin import JENKINS
 
 CASC_FILES = [REPO / "jenkins" / "casc" / "jenkins.yaml", REPO / "jenkins" / "casc" / "cluster.yaml"]
 PLUGINS = REPO / "jenkins" / "plugins.txt"
@@ -27,24 +28,13 @@ REQUIRED_PLUGINS = {
 }  # fmt: skip
 
 
-def merge(into: Any, other: Any) -> Any:
-    """JCasC's merge of several files (ErrorOnConflictMergeStrategy): mappings recursively, sequences appended."""
-    if isinstance(into, dict) and isinstance(other, dict):
-        for key, value in other.items():
-            into[key] = merge(into[key], value) if key in into else value
-        return into
-    if isinstance(into, list) and isinstance(other, list):
-        return into + other
-    raise AssertionError(f"conflicting casc values {into!r} and {other!r}")
-
-
 @pytest.fixture(scope="module")
 def casc() -> dict[str, Any]:
     merged: dict[str, Any] = {}
     for path in CASC_FILES:
         data = yaml.safe_load(path.read_text())
         assert isinstance(data, dict), path
-        merged = merge(merged, data)
+        merged = JENKINS.merge(merged, data)  # the stand-in's JCasC merge, one model of it
     return merged
 
 

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import yaml
@@ -23,20 +21,10 @@ import yaml
 from evaluator.webhook import ConfigError
 from evaluator.webhook.verify import read_secret
 from tests.pipeline.conftest import REPO
+from tests.pipeline.jenkins_standin import JENKINS
 
 HEX = "9b2f0c4d6e8a1b3c5d7e9f0a2b4c6d8e"
 
-
-def load_standin() -> ModuleType:
-    path = REPO / "ansible" / "molecule" / "default" / "standins.jenkins.py"
-    spec = importlib.util.spec_from_file_location("jenkins_standin", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-JENKINS = load_standin()
 
 CONTENTS = [
     HEX.encode(),
