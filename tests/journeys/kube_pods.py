@@ -10,6 +10,10 @@ obvious functions, and nothing else is changed:
 * `with_hosts_file`: cluster DNS. Every pod of a run shares one private network namespace (made by the
   test, loopback only); the rendered Service names (`vllm.<ns>.svc`) resolve to 127.0.0.1 there through a
   hosts file mounted at /etc/hosts. This is the one thing added to the rendered pods for the test.
+* `with_private_configmaps`: the kubelet's atomic projection of a ConfigMap into each pod. podman keeps one
+  named volume per ConfigMap and truncates and rewrites its files on every `kube play` that includes the
+  ConfigMap, so a pod started while another reads the dataset made that pod read an empty file (seen once in
+  CI: "dataset has no cases"). Each pod therefore mounts its own copy of the ConfigMap, as in a cluster.
 
 `podman kube play` (Debian's podman with `catatonit`) is the real consumer of the YAML: ConfigMap volumes
 and their items, PersistentVolumeClaims (as named volumes), `fieldRef` on annotations, `runAsUser`,
@@ -92,6 +96,23 @@ def with_hosts_file(p: Manifest, hosts_file: Path) -> Manifest:
             {"name": "journey-hosts", "mountPath": "/etc/hosts", "readOnly": True}
         )
     return p
+
+
+def with_private_configmaps(p: Manifest, configmaps: list[Manifest]) -> tuple[Manifest, list[Manifest]]:
+    """The pod mounting its own copy of each ConfigMap volume (named `<configmap>-<pod>`), and the objects to
+    play with it: every ConfigMap as given (for `envFrom`/`valueFrom` references) plus the pod's copies."""
+    by_name = {cm["metadata"]["name"]: cm for cm in configmaps}
+    p = copy.deepcopy(p)
+    copies: list[Manifest] = []
+    for volume in p["spec"].get("volumes", []):
+        source = volume.get("configMap")
+        if source is None or source["name"] not in by_name:
+            continue
+        private = copy.deepcopy(by_name[source["name"]])
+        private["metadata"]["name"] = f"{source['name']}-{p['metadata']['name']}"
+        source["name"] = private["metadata"]["name"]
+        copies.append(private)
+    return p, [*configmaps, *copies]
 
 
 @dataclass
@@ -205,8 +226,8 @@ class Podman:
         deadline = time.monotonic() + 900
         while queue or running:
             while queue and len(running) < parallelism:
-                p = queue.pop(0)
-                self.play([*(extra or []), p])
+                p, configmaps = with_private_configmaps(queue.pop(0), extra or [])
+                self.play([*configmaps, p])
                 running.append(p["metadata"]["name"])
             for name in list(running):
                 found = self.result(name)

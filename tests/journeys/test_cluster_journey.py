@@ -323,6 +323,28 @@ def test_the_helpers_cannot_pass_an_empty_run(tmp_path: Path) -> None:
     assert shutil.which("python3")
 
 
+def test_each_pod_mounts_its_own_copy_of_a_configmap() -> None:
+    """podman rewrites a ConfigMap's one volume on every play: pods sharing it could read a truncated dataset."""
+    suite_cm = {"kind": "ConfigMap", "metadata": {"name": "suite-r"}, "data": {"suite.yaml": "s", "cases.jsonl": "c"}}
+    env_cm = {"kind": "ConfigMap", "metadata": {"name": "env-r"}, "data": {"A": "1"}}
+    template = {
+        "spec": {"containers": [{"name": "e"}], "volumes": [{"name": "suite", "configMap": {"name": "suite-r"}}]}
+    }
+    pods = kube_pods.index_pods(
+        {
+            "metadata": {"name": "eval-r", "namespace": "eval"},
+            "spec": {"completionMode": "Indexed", "completions": 2, "template": template},
+        }
+    )
+    played = [kube_pods.with_private_configmaps(p, [suite_cm, env_cm]) for p in pods]
+    mounted = [p["spec"]["volumes"][0]["configMap"]["name"] for p, _ in played]
+    assert mounted == ["suite-r-eval-r-0", "suite-r-eval-r-1"]  # one volume per pod, none shared
+    for (_, objs), name in zip(played, mounted, strict=True):
+        by_name = {o["metadata"]["name"]: o for o in objs}
+        assert set(by_name) == {"suite-r", "env-r", name} and by_name[name]["data"] == suite_cm["data"]
+    assert template["spec"]["volumes"][0]["configMap"]["name"] == "suite-r"  # the rendered template untouched
+
+
 def argo_container_pod(template: Manifest, name: str, namespace: str) -> Manifest:
     """An Argo container template as the pod Argo runs for it (its executor sidecar aside)."""
     spec = {
