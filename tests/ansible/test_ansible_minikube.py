@@ -12,14 +12,13 @@ nvidia.com/gpu capacity. They say they are stand-ins in their own output.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from ansible_harness import ANSIBLE_DIR, tool, tool_env
+from ansible_harness import play_locally
 
 # The cluster is a folder: `host` holds Running/Stopped (absent: no profile), `gpu` the node's capacity.
 MINIKUBE_STANDIN = """#!/bin/sh
@@ -70,7 +69,6 @@ def mirror(tmp_path: Path) -> dict[str, object]:
     # minikube publishes a .sha256 file holding only the digest, like the real release.
     (mirror_dir / "minikube-linux-amd64.sha256").write_text(hashlib.sha256(minikube.read_bytes()).hexdigest())
     (tmp_path / "bin").mkdir()
-    (tmp_path / "playbook.yml").write_text(PLAYBOOK)
     return {
         "minikube_download_url": minikube.as_uri(),
         "minikube_sha256": minikube.as_uri() + ".sha256",
@@ -91,17 +89,8 @@ def mirror(tmp_path: Path) -> dict[str, object]:
 
 
 def play(tmp_path: Path, variables: dict[str, object], *extra: str) -> subprocess.CompletedProcess[str]:
-    playbook = tool("ansible-playbook")
-    assert playbook, "ansible-playbook is not installed: pip install -e '.[ansible]'"
-    (tmp_path / "vars.json").write_text(json.dumps(variables))
-    return subprocess.run(
-        [playbook, "-i", "localhost,", "-c", "local", "-e", f"@{tmp_path / 'vars.json'}", *extra, "playbook.yml"],
-        cwd=tmp_path,
-        env=tool_env(ANSIBLE_ROLES_PATH=str(ANSIBLE_DIR / "roles"), ANSIBLE_LOCALHOST_WARNING="0"),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    """The role on this machine through the stand-ins (the harness's one way of running a local play)."""
+    return play_locally(tmp_path, PLAYBOOK, variables, *extra)
 
 
 def recap(output: str) -> dict[str, int]:
