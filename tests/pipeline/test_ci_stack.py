@@ -48,7 +48,7 @@ def test_the_receiver_is_a_service_and_frpc_routes_only_the_webhook_path_to_it(s
     assert {"jenkins", "agent", "receiver", "frpc"} <= set(stack.compose["services"])
     assert ci_stack.frpc_seam_problems((REPO / "frp" / "frpc.toml").read_text(), stack) == []
     receiver = stack.command("receiver")
-    assert receiver[:2] == ["webhook", "serve"]
+    assert receiver[:1] == ["serve"]  # the receiver image's entrypoint is `release-receiver`
     assert option(receiver, "--host") == "127.0.0.1"
 
 
@@ -175,9 +175,10 @@ def test_jenkins_is_the_project_image_built_from_the_repository(stack: RenderedS
     assert jenkins["build"]["target"] == "controller"
     agent = stack.service("agent")
     assert agent["build"]["context"] == jenkins["build"]["context"] and agent["build"]["target"] == "agent"
+    # The receiver is its own image, from its own context (receiver/): nothing of the evaluator goes in.
     receiver = stack.service("receiver")
-    assert Path(stack_source(stack, receiver["build"]["context"])["src"]).resolve() == REPO
-    assert receiver["build"]["dockerfile"] == "evaluator/Dockerfile"
+    assert Path(stack_source(stack, receiver["build"]["context"])["src"]).resolve() == REPO / "receiver"
+    assert "dockerfile" not in receiver["build"]  # receiver/Dockerfile, the context's own
 
 
 def test_images_are_not_built_when_the_stack_is_told_so(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from evaluator.webhook.cli import serve
+from release_receiver.cli import serve
 from tests.pipeline import frp_template
 from tests.pipeline.conftest import REPO
 

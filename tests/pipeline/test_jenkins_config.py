@@ -219,7 +219,7 @@ def test_the_release_job_reads_what_the_receiver_forwards(casc: dict[str, Any]) 
     variable must be a parameter of the job (else Jenkins drops it)."""
     import dataclasses
 
-    from evaluator.webhook import ReleaseParams
+    from release_receiver import ReleaseParams
 
     script = casc["jobs"][0]["script"]
     variables = dict(re.findall(r"genericVariable \{ key\('([^']+)'\); value\('\$\.([a-z_]+)'\) \}", script))

@@ -1,4 +1,4 @@
-"""`evaluator webhook serve` for real on 127.0.0.1, forwarding to a stand-in for Jenkins' Generic Webhook
+"""`release-receiver serve` for real on 127.0.0.1, forwarding to a stand-in for Jenkins' Generic Webhook
 Trigger endpoint (Jenkins itself cannot run here). The stand-in checks the forwarded HMAC like Jenkins'
 whitelist entry does."""
 
@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from evaluator.webhook import ReplayStore, VerifierConfig, sign, verify_signature
-from evaluator.webhook.server import Forwarder, ReceiverConfig, make_server
+from release_receiver import ReplayStore, VerifierConfig, sign, verify_signature
+from release_receiver.server import Forwarder, ReceiverConfig, make_server
 from tests.pipeline.conftest import MERGE_SHA, SECRET, body_of, release_payload
 
 FORWARD_SECRET = b"jenkins-whitelist-secret"

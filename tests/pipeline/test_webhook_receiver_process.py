@@ -1,4 +1,4 @@
-"""`evaluator webhook serve` as a real process on 127.0.0.1, as the compose stack runs it, forwarding to a
+"""`release-receiver serve` as a real process on 127.0.0.1, as the compose stack runs it, forwarding to a
 stand-in for Jenkins' Generic Webhook Trigger endpoint (Jenkins itself cannot run here; the stand-in checks the
 forwarded HMAC and token the way the whitelist entry and the job token do).
 
@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from evaluator.webhook import sign
+from release_receiver import sign
 from tests.pipeline.conftest import MERGE_SHA, REPO, body_of, release_payload
 from tests.pipeline.test_webhook_receiver import FakeJenkins, _serve
 
@@ -46,7 +46,7 @@ class Receiver:
 
 def start(args: list[str]) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "evaluator", "webhook", "serve", *args],
+        [sys.executable, "-m", "release_receiver", "serve", *args],
         stderr=subprocess.PIPE,
         text=True,
         cwd=REPO,

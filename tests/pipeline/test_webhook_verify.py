@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evaluator.webhook import (
+from release_receiver import (
     ConfigError,
     Delivery,
     Ignored,

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from evaluator.webhook import ReplayStore, VerifierConfig
-from evaluator.webhook.server import ReceiverConfig, make_server
+from release_receiver import ReplayStore, VerifierConfig
+from release_receiver.server import ReceiverConfig, make_server
 from tests.pipeline.conftest import MERGE_SHA, REPO, SECRET, iso
 
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))

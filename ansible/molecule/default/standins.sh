@@ -5,7 +5,7 @@
 #             Generic Webhook Trigger endpoint as the whitelist/HMAC/token would, reaches the agent over SSH
 #   agent     the real jenkins/agent-entrypoint.sh, then sshd (like jenkins/ssh-agent's setup-sshd) with the
 #             Docker CLI: builds would run here as jenkins (uid 1000)
-#   receiver  the real `evaluator webhook serve` code (the package's webhook module, run with Debian's python3
+#   receiver  the real `release-receiver serve` code (receiver/release_receiver, run with Debian's python3
 #             and click instead of the pip-installed image) as uid 10001
 #   frpc      standins.frpc.py: renders and checks the real frp/frpc.toml as frpc would, reaches the receiver
 #   portainer refuses to start unless its secret file is mounted
@@ -28,7 +28,7 @@ build() {
   case "$name" in
     jenkins) cp "$src/jenkins-standin.py" "$work/$name/" ;;
     agent) cp /usr/bin/docker "$src/agent-entrypoint.sh" "$work/$name/" ;;
-    receiver) rm -rf "$work/$name/evaluator" && cp -r "$src/evaluator" "$work/$name/" ;;
+    receiver) rm -rf "$work/$name/release_receiver" && cp -r "$src/release_receiver" "$work/$name/" ;;
     frpc) cp "$src/frpc-standin.py" "$work/$name/" ;;
   esac
   # --network host: apt reaches Debian's mirror the way this instance does.
@@ -73,11 +73,11 @@ build receiver <<'DOCKERFILE'
 FROM molecule-standin/tools:test
 RUN useradd --uid 10001 --home-dir /work --no-create-home evaluator \
     && mkdir -p /work/out && chown -R 10001:10001 /work
-COPY evaluator /opt/receiver/evaluator
+COPY release_receiver /opt/receiver/release_receiver
 ENV PYTHONPATH=/opt/receiver
 USER 10001:10001
 WORKDIR /work
-ENTRYPOINT ["python3", "-m", "evaluator"]
+ENTRYPOINT ["python3", "-m", "release_receiver"]
 DOCKERFILE
 
 build frpc <<'DOCKERFILE'

@@ -1,7 +1,7 @@
 """The CI stack ci_stack converged, checked from the outside with testinfra, and walked end to end.
 
 Everything ran for real inside the privileged systemd container: Debian's docker.io daemon, docker compose, the
-role. The images are stand-ins (standins.sh): the receiver runs the real `evaluator webhook serve` code, the
+role. The images are stand-ins (standins.sh): the receiver runs the real `release-receiver serve` code, the
 agent the real jenkins/agent-entrypoint.sh, frpc and Jenkins are emulated on the real frp/frpc.toml and
 jenkins/casc/*.yaml the role mounted. The journey below: a signed GitHub delivery enters where frpc would hand
 it over (127.0.0.1:8089 in the receiver's network namespace), is verified, forwarded to Jenkins across the

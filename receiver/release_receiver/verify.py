@@ -20,11 +20,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from evaluator.webhook.errors import ConfigError, PayloadError, StaleError
-from evaluator.webhook.payload import DEFAULT_RELEASE_BRANCHES, Ignored, ReleaseParams, filter_release, merged_at
-from evaluator.webhook.replay import ReplayStore, check_delivery_id
-from evaluator.webhook.secret import read_secret
-from evaluator.webhook.signature import verify_signature
+from release_receiver.errors import ConfigError, PayloadError, StaleError
+from release_receiver.payload import DEFAULT_RELEASE_BRANCHES, Ignored, ReleaseParams, filter_release, merged_at
+from release_receiver.replay import ReplayStore, check_delivery_id
+from release_receiver.secret import read_secret
+from release_receiver.signature import verify_signature
 
 __all__ = ["Delivery", "VerifierConfig", "read_secret", "replay_keys", "verify_delivery"]
 

@@ -18,7 +18,7 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
-from evaluator.webhook.errors import ConfigError, ReplayError
+from release_receiver.errors import ConfigError, ReplayError
 
 _DELIVERY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 

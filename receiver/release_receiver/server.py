@@ -31,11 +31,11 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
-from evaluator.webhook.errors import ConfigError, WebhookError
-from evaluator.webhook.payload import Ignored
-from evaluator.webhook.replay import ReplayStore
-from evaluator.webhook.signature import sign
-from evaluator.webhook.verify import Delivery, VerifierConfig, replay_keys, verify_delivery
+from release_receiver.errors import ConfigError, WebhookError
+from release_receiver.payload import Ignored
+from release_receiver.replay import ReplayStore
+from release_receiver.signature import sign
+from release_receiver.verify import Delivery, VerifierConfig, replay_keys, verify_delivery
 
 MAX_BODY = 1024 * 1024  # GitHub caps payloads at 25 MB; a pull_request event is far below 1 MiB.
 _BUSY = (
@@ -179,7 +179,7 @@ def make_handler(config: ReceiverConfig) -> type[BaseHTTPRequestHandler]:
     """A handler class bound to `config` (http.server instantiates one per request)."""
 
     class Handler(BaseHTTPRequestHandler):
-        server_version = "evaluator-webhook"
+        server_version = "release-receiver"
         sys_version = ""
 
         def log_message(self, format: str, *args: Any) -> None:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from evaluator.webhook.errors import PayloadError
+from release_receiver.errors import PayloadError
 
 DEFAULT_RELEASE_BRANCHES: tuple[str, ...] = ("release", "release/*")
 _SHA = re.compile(r"^[0-9a-f]{40}$")

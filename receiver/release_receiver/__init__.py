@@ -8,7 +8,7 @@ unauthenticated byte.
 
 from __future__ import annotations
 
-from evaluator.webhook.errors import (
+from release_receiver.errors import (
     ConfigError,
     PayloadError,
     ReplayError,
@@ -16,10 +16,10 @@ from evaluator.webhook.errors import (
     StaleError,
     WebhookError,
 )
-from evaluator.webhook.payload import Ignored, ReleaseParams, filter_release
-from evaluator.webhook.replay import ReplayStore
-from evaluator.webhook.signature import sign, verify_signature
-from evaluator.webhook.verify import Delivery, VerifierConfig, verify_delivery
+from release_receiver.payload import Ignored, ReleaseParams, filter_release
+from release_receiver.replay import ReplayStore
+from release_receiver.signature import sign, verify_signature
+from release_receiver.verify import Delivery, VerifierConfig, verify_delivery
 
 __all__ = [
     "ConfigError",

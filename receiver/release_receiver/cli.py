@@ -1,12 +1,12 @@
-"""`evaluator webhook`: sign, verify and receive release webhooks.
+"""`release-receiver`: sign, verify and receive release webhooks.
 
-evaluator webhook verify --secret-file F --signature S --delivery D --timestamp T < body
+release-receiver verify --secret-file F --signature S --delivery D --timestamp T < body
     prints the pipeline parameters (JSON or KEY=value lines); exit 0 release merge,
     1 authentic but nothing to build, 2 rejected or bad input.
-evaluator webhook sign --secret-file F < body
-evaluator webhook serve --secret-file F --store S [--forward-url URL --forward-secret-file F2]
+release-receiver sign --secret-file F < body
+release-receiver serve --secret-file F --store S [--forward-url URL --forward-secret-file F2]
 
-Every secret file is read the same way (evaluator/webhook/secret.py): UTF-8 hex or base64 text, a trailing
+Every secret file is read the same way (receiver/release_receiver/secret.py): UTF-8 hex or base64 text, a trailing
 newline dropped, exactly as Jenkins' `${trim:${readFile:...}}` and the release-trigger workflow read theirs.
 """
 
@@ -22,13 +22,13 @@ from typing import BinaryIO
 
 import click
 
-from evaluator.webhook.errors import ConfigError, WebhookError
-from evaluator.webhook.payload import DEFAULT_RELEASE_BRANCHES, Ignored
-from evaluator.webhook.replay import ReplayStore
-from evaluator.webhook.secret import read_secret
-from evaluator.webhook.server import Forwarder, ReceiverConfig, make_server
-from evaluator.webhook.signature import sign
-from evaluator.webhook.verify import Delivery, VerifierConfig, verify_delivery
+from release_receiver.errors import ConfigError, WebhookError
+from release_receiver.payload import DEFAULT_RELEASE_BRANCHES, Ignored
+from release_receiver.replay import ReplayStore
+from release_receiver.secret import read_secret
+from release_receiver.server import Forwarder, ReceiverConfig, make_server
+from release_receiver.signature import sign
+from release_receiver.verify import Delivery, VerifierConfig, verify_delivery
 
 EXIT_ACCEPTED = 0
 EXIT_IGNORED = 1
@@ -113,12 +113,23 @@ def _store(path: Path | None, config: VerifierConfig) -> ReplayStore | None:
     return ReplayStore(path, window_s=max(86400, config.replay_window_s))
 
 
-@click.group()
-def webhook() -> None:
-    """Verify signed release webhooks (HMAC-SHA256, timestamp, replay) and emit pipeline parameters."""
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="release-receiver")
+def main() -> None:
+    """Verify signed release webhooks (HMAC-SHA256, timestamp, replay) and emit pipeline parameters.
+
+    \b
+    The release path: GitHub (or the release-trigger workflow) -> frps -> frpc -> this receiver -> Jenkins.
+      release-receiver serve ...    the receiver the CI stack runs
+      release-receiver verify ...   check one delivery read from stdin, print its parameters
+      release-receiver sign ...     the signature header of a body (for a sender and for tests)
+
+    \b
+    Exit codes: 0 accepted, 1 authentic but nothing to build, 2 rejected or bad input.
+    """
 
 
-@webhook.command()
+@main.command()
 @_secret_option
 @click.option("--signature", default=None, help="The X-Hub-Signature-256 header value ('sha256=<hex>').")
 @click.option("--delivery", default=None, help="The X-GitHub-Delivery header value (unique per delivery).")
@@ -165,7 +176,7 @@ def verify(
             click.echo(f"{key}={shlex.quote(value)}")
 
 
-@webhook.command(name="sign")
+@main.command(name="sign")
 @_secret_option
 @click.option("--body-file", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Default: stdin.")
 def sign_command(secret_file: Path, body_file: Path | None) -> None:
@@ -176,7 +187,7 @@ def sign_command(secret_file: Path, body_file: Path | None) -> None:
         _fail(exc.message)
 
 
-@webhook.command()
+@main.command()
 @_secret_option
 @_store_option
 @_with_policy
