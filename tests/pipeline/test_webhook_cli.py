@@ -19,6 +19,8 @@ GITHUB_SIGNATURE = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f43
 
 
 def receiver(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[str]:
+    if args[:1] in (("verify",), ("serve",)) and "--repository" not in args:
+        args = (*args, "--repository", "acme/ai-eval-factory")  # the repository of conftest's payloads
     process = subprocess.run(
         [sys.executable, "-m", "release_receiver", *args],
         input=stdin,
@@ -137,6 +139,7 @@ def test_serve_runs_as_a_process_on_loopback(secret_file: Path, tmp_path: Path) 
         [
             sys.executable, "-m", "release_receiver", "serve", "--secret-file", str(secret_file),
             "--store", str(tmp_path / "replay.sqlite"), "--port", "0", "--no-require-timestamp",
+            "--repository", "acme/ai-eval-factory",
         ],
         stderr=subprocess.PIPE,
         text=True,
