@@ -52,9 +52,13 @@ def jenkins_reads(path: Path) -> bytes:
     return value.encode("utf-8")
 
 
-SEND_STEP = yaml.safe_load((REPO / ".github" / "workflows" / "release-trigger.yml").read_text())["jobs"]["trigger"][
-    "steps"
-][1]["run"]
+SEND_STEP = next(
+    step["run"]
+    for step in yaml.safe_load((REPO / ".github" / "workflows" / "release-trigger.yml").read_text())["jobs"]["trigger"][
+        "steps"
+    ]
+    if "signature=" in step.get("run", "")
+)
 SIGN_SNIPPET = SEND_STEP.split("signature=\"$(python3 -c '", 1)[1].split('\' "$payload")"', 1)[0]
 
 
