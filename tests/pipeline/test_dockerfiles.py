@@ -80,3 +80,13 @@ def test_the_receiver_image_has_its_own_tight_build_context() -> None:
     text = (REPO / "receiver" / "Dockerfile").read_text()
     assert re.search(r'^ENTRYPOINT \["release-receiver"\]$', text, re.MULTILINE)
     assert "evaluator" not in re.sub(r"#.*", "", text).lower()
+
+
+def test_the_agent_has_the_docker_cli_with_buildx() -> None:
+    text = (REPO / "jenkins" / "Dockerfile").read_text()
+    agent = text[text.index("AS agent") : text.index("AS controller")]
+    assert "COPY --from=docker-cli /usr/local/bin/docker /usr/local/bin/docker" in agent
+    assert (
+        "COPY --from=docker-cli /usr/local/libexec/docker/cli-plugins/docker-buildx "
+        "/usr/local/libexec/docker/cli-plugins/docker-buildx" in agent
+    )
