@@ -112,25 +112,7 @@ def validate(folder: Path, **overrides: Any) -> subprocess.CompletedProcess[str]
 
 
 def render(folder: Path, **overrides: Any) -> RenderedStack:
-    folder.mkdir(parents=True, exist_ok=True)
-    variables = BASE_VARS | overrides | {
-        "render_out": str(folder), "render_role_dir": str(ROLE_DIR), "ansible_python_interpreter": sys.executable,
-    }  # fmt: skip
-    (folder / "vars.json").write_text(json.dumps(variables))
-    playbook = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or "ansible-playbook"
-    (folder / "ansible.cfg").write_text(f"[defaults]\nroles_path = {ROLE_DIR.parent}\nretry_files_enabled = false\n")
-    env = dict(os.environ) | {
-        "ANSIBLE_CONFIG": str(folder / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-    }  # fmt: skip
-    result = subprocess.run(
-        [playbook, "-i", "localhost,", str(PLAYBOOK), "-e", f"@{folder / 'vars.json'}"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    result = run_playbook(folder, PLAYBOOK, **overrides)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     text = (folder / "compose.yml").read_text()
     return RenderedStack(folder, yaml.safe_load(text), text, json.loads((folder / "derived.json").read_text()))

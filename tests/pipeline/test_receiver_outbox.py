@@ -24,6 +24,7 @@ from release_receiver.server import ReceiverConfig, make_server
 from release_receiver.verify import REDELIVERY_WINDOW_S, Delivery
 from tests.pipeline.conftest import MERGE_SHA, SECRET, body_of, release_payload
 from tests.pipeline.gwt_standin import FORWARD_SECRET, TOKEN, GwtStandin, closed_port_url
+from tests.pipeline.test_webhook_receiver import wait_for
 
 POLICY = ReleasePolicy(("acme/ai-eval-factory",))
 CONFIG = VerifierConfig(secret=SECRET, policy=POLICY, require_timestamp=False)
@@ -137,13 +138,6 @@ def serve(tmp_path: Path, jenkins_url: str) -> Any:
     server = make_server("127.0.0.1", 0, config)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}", config.store
-
-
-def wait_for(condition: Any, seconds: float = 15) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("fault", ["truncate", "hang", "garbage", "503"])

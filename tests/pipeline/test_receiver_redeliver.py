@@ -24,6 +24,7 @@ from release_receiver.server import ReceiverConfig, make_server
 from tests.pipeline.conftest import REPO, SECRET, body_of, release_payload
 from tests.pipeline.github_api_standin import WINDOW_S, GitHubHooksStandin
 from tests.pipeline.gwt_standin import FORWARD_SECRET, TOKEN, GwtStandin
+from tests.pipeline.test_webhook_receiver import wait_for
 
 API_TOKEN = "github_pat_standin_0123"
 
@@ -78,13 +79,6 @@ def redeliver(world: dict[str, Any], *extra: str) -> subprocess.CompletedProcess
          "--hook-id", "7", "--token-file", str(world["tmp"] / "token"), "--api-url", world["github"].api_url, *extra],
         capture_output=True, text=True, timeout=120, cwd=REPO,
     )  # fmt: skip
-
-
-def wait_for(condition: Any, seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_deliveries_that_failed_while_the_receiver_was_down_are_redelivered_once(world: dict[str, Any]) -> None:
