@@ -22,9 +22,10 @@ from release_receiver.payload import Ignored, ReleaseParams, filter_release
 from release_receiver.refs import ReleasePolicy, branch_name_problem
 from release_receiver.replay import ReplayStore
 from release_receiver.signature import sign, verify_signature
-from release_receiver.verify import REDELIVERY_WINDOW_S, Delivery, VerifierConfig, verify_delivery
+from release_receiver.verify import MAX_MERGE_AGE_S, REDELIVERY_WINDOW_S, Delivery, VerifierConfig, verify_delivery
 
 __all__ = [
+    "MAX_MERGE_AGE_S",
     "REDELIVERY_WINDOW_S",
     "ConfigError",
     "Delivery",

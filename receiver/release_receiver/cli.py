@@ -37,7 +37,7 @@ from release_receiver.replay import ReplayStore
 from release_receiver.secret import read_secret
 from release_receiver.server import HEALTH_PATH, ReceiverConfig, make_server
 from release_receiver.signature import sign
-from release_receiver.verify import REDELIVERY_WINDOW_S, Delivery, VerifierConfig, verify_delivery
+from release_receiver.verify import MAX_MERGE_AGE_S, REDELIVERY_WINDOW_S, Delivery, VerifierConfig, verify_delivery
 
 EXIT_ACCEPTED = 0
 EXIT_IGNORED = 1
@@ -86,10 +86,11 @@ _policy_options = [
     click.option(
         "--max-merge-age",
         type=click.IntRange(min=1),
-        default=REDELIVERY_WINDOW_S,
+        default=MAX_MERGE_AGE_S,
         show_default=True,
         help="Age of the signed pull_request.merged_at a release may have, seconds. Default: GitHub's redelivery "
-        "window (3 days), so a failed delivery redelivered on its last day still passes.",
+        "window (3 days from the delivery) plus 12 h of GitHub's delivery lag, so a failed delivery redelivered on "
+        "its last day still passes.",
     ),
     click.option(
         "--require-timestamp/--no-require-timestamp",
@@ -143,7 +144,7 @@ def _config(
 
 def default_store_window(config: VerifierConfig) -> int:
     """How long the store remembers keys: every delivery that could still pass, and GitHub's redelivery window."""
-    return max(REDELIVERY_WINDOW_S + config.max_skew_s, config.replay_window_s)
+    return max(MAX_MERGE_AGE_S + config.max_skew_s, config.replay_window_s)
 
 
 def _store(path: Path | None, config: VerifierConfig) -> ReplayStore | None:

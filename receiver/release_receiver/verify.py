@@ -13,8 +13,9 @@
    body through again under a new id.
 
 The windows agree with GitHub's: GitHub redelivers a failed delivery only when asked (`release-receiver
-redeliver`), and only for deliveries of the past 3 days; so a merge may be up to 3 days old when it arrives, and
-every key is remembered for at least that long (plus clock skew).
+redeliver`), and only for deliveries of the past 3 days; so a merge may be over 3 days old when it arrives, and
+every key is remembered for at least that long (plus clock skew). The window counts from GitHub's first
+delivery, which comes after the merge: the merge-age bound adds GitHub's delivery lag (DELIVERY_LAG_S).
 """
 
 from __future__ import annotations
@@ -32,11 +33,24 @@ from release_receiver.replay import ReplayStore, check_delivery_id
 from release_receiver.secret import read_secret
 from release_receiver.signature import verify_signature
 
-__all__ = ["REDELIVERY_WINDOW_S", "Delivery", "VerifierConfig", "read_secret", "replay_keys", "verify_delivery"]
+__all__ = [
+    "DELIVERY_LAG_S",
+    "MAX_MERGE_AGE_S",
+    "REDELIVERY_WINDOW_S",
+    "Delivery",
+    "VerifierConfig",
+    "read_secret",
+    "replay_keys",
+    "verify_delivery",
+]
 
 # "You can redeliver webhook deliveries that occurred in the past 3 days."
 # (docs.github.com/en/webhooks/testing-and-troubleshooting-webhooks/redelivering-webhooks)
 REDELIVERY_WINDOW_S = 3 * 86400
+# GitHub counts those 3 days from a delivery, and sends the first one some time after the merge: seconds as a rule,
+# hours when its webhook queues are backed up. A merge may therefore be this much older than the window.
+DELIVERY_LAG_S = 12 * 3600
+MAX_MERGE_AGE_S = REDELIVERY_WINDOW_S + DELIVERY_LAG_S
 TRIGGER_KEY = "release_trigger"  # where our sender puts the signed copy of delivery id and timestamp
 _TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
 
@@ -56,15 +70,15 @@ class Delivery:
 class VerifierConfig:
     """Secret and policy. `policy` names the repositories and release branches that may release; `max_age_s`
     bounds the timestamp header's age, `max_merge_age_s` the age of the signed merge time (GitHub's redelivery
-    window by default: a failed delivery redelivered on its last day must still pass); `max_skew_s` how far in
-    the future either may be (clock skew)."""
+    window plus its delivery lag by default: a failed delivery redelivered on its last day must still pass);
+    `max_skew_s` how far in the future either may be (clock skew)."""
 
     secret: bytes
     policy: ReleasePolicy
     require_timestamp: bool = True
     max_age_s: int = 300
     max_skew_s: int = 60
-    max_merge_age_s: int = REDELIVERY_WINDOW_S
+    max_merge_age_s: int = MAX_MERGE_AGE_S
 
     def __post_init__(self) -> None:
         if not self.secret:

@@ -21,7 +21,7 @@ from release_receiver import ReplayError, ReplayStore, VerifierConfig, sign, ver
 from release_receiver.outbox import Backoff, Forwarder, ForwardFailure, OutboxWorker
 from release_receiver.refs import ReleasePolicy
 from release_receiver.server import ReceiverConfig, make_server
-from release_receiver.verify import REDELIVERY_WINDOW_S, Delivery
+from release_receiver.verify import DELIVERY_LAG_S, REDELIVERY_WINDOW_S, Delivery
 from tests.pipeline.conftest import MERGE_SHA, SECRET, body_of, release_payload
 from tests.pipeline.gwt_standin import FORWARD_SECRET, TOKEN, GwtStandin, closed_port_url
 from tests.pipeline.test_webhook_receiver import wait_for
@@ -183,11 +183,14 @@ def test_healthz_says_what_waits_and_why(tmp_path: Path) -> None:
 
 
 def test_the_merge_age_and_replay_windows_cover_githubs_redelivery_window(tmp_path: Path) -> None:
-    """GitHub redelivers only when asked and only deliveries of the past 3 days: a failed delivery redelivered on
-    its last day must pass the merge-age check, and every accepted key must be remembered at least that long."""
+    """GitHub redelivers only when asked and only deliveries of the past 3 days, counted from the delivery, which
+    GitHub sends some time after the merge (seconds, or hours when its queues are backed up). A delivery first
+    sent an hour after its merge and redelivered in the last minute of its window must pass the merge-age check,
+    and every accepted key must be remembered at least as long as a delivery carrying it can pass."""
     assert REDELIVERY_WINDOW_S == 3 * 86400
-    assert CONFIG.max_merge_age_s >= REDELIVERY_WINDOW_S
-    late = release_payload(merged_at=T0 - REDELIVERY_WINDOW_S + 60)
+    assert CONFIG.max_merge_age_s >= REDELIVERY_WINDOW_S + DELIVERY_LAG_S
+    first_sent = T0 - REDELIVERY_WINDOW_S + 60  # redelivered now, at T0: the window's last minute
+    late = release_payload(merged_at=first_sent - 3600)
     assert verify_delivery(github(late, "late-1"), CONFIG, None, T0).commit == MERGE_SHA  # type: ignore[union-attr]
     store = ReplayStore(tmp_path / "s.sqlite", CONFIG.replay_window_s)
     verify_delivery(github(late, "late-2"), CONFIG, store, T0)
@@ -197,6 +200,11 @@ def test_the_merge_age_and_replay_windows_cover_githubs_redelivery_window(tmp_pa
     from release_receiver.cli import default_store_window
 
     assert default_store_window(CONFIG) >= CONFIG.max_merge_age_s + CONFIG.max_skew_s
+    # The CLI's defaults are the same numbers: `serve` and `verify` without --max-merge-age.
+    from release_receiver.cli import main
+
+    option = next(p for p in main.commands["serve"].params if p.name == "max_merge_age")
+    assert option.default == CONFIG.max_merge_age_s
 
 
 def cli(*args: str) -> Any:
