@@ -17,6 +17,7 @@ read from a file, never from a command line.
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import urllib.error
@@ -50,6 +51,18 @@ def _when(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
+def _is_attempt(attempt: Any) -> bool:
+    if not isinstance(attempt, dict) or not isinstance(attempt.get("guid"), str):
+        return False
+    if not isinstance(attempt.get("id"), int) or not isinstance(attempt.get("delivered_at"), str):
+        return False
+    try:
+        _when(attempt["delivered_at"])
+    except ValueError:
+        return False
+    return True
+
+
 def succeeded(attempt: dict[str, Any]) -> bool:
     code = attempt.get("status_code")
     return isinstance(code, int) and (200 <= code < 300 or code == 409)
@@ -77,8 +90,10 @@ class GitHubHooks:
         except urllib.error.HTTPError as exc:
             detail = exc.read()[:300].decode("utf-8", errors="replace")
             raise GitHubError(f"{method} {url}: HTTP {exc.code}: {detail}") from None
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise GitHubError(f"{method} {url}: {exc}") from None
+        except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
+            # HTTPException: a truncated answer (IncompleteRead) or one that is not HTTP (BadStatusLine).
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            raise GitHubError(f"{method} {url}: {reason}") from None
 
     def deliveries(self, since: float) -> Iterator[dict[str, Any]]:
         """Every attempt delivered at or after `since`, newest first (stops paging once older ones appear)."""
@@ -88,6 +103,8 @@ class GitHubHooks:
             if not isinstance(page, list):
                 raise GitHubError(f"GET {url}: expected a list of deliveries, got {type(page).__name__}")
             for attempt in page:
+                if not _is_attempt(attempt):
+                    raise GitHubError(f"GET {url}: not a delivery (id, guid, delivered_at): {str(attempt)[:120]}")
                 if _when(attempt["delivered_at"]) < since:
                     return
                 yield attempt

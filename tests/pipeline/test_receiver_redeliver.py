@@ -160,3 +160,47 @@ def test_the_api_standin_refuses_what_github_refuses_and_pages_newest_first(worl
     github.attempts[0]["_at"] = time.time() - WINDOW_S - 1
     assert api(world, f"{base}/{github.attempts[0]['id']}/attempts", "POST")[0] == 422
     assert api(world, f"{base}/{github.attempts[1]['id']}/attempts", "POST")[0] == 202
+
+
+class _BrokenApi:
+    """A server that answers every request with the given bytes, then closes: a truncated or garbled GitHub."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.answer = answer
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(self.answer)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 400\r\n\r\n[{"id": 1',  # IncompleteRead
+        b"SSH-2.0-OpenSSH_9.2\r\n",  # not HTTP: BadStatusLine
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",  # not a list
+        b'HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\n[{"guid": "x"}]',  # an entry without its fields
+    ],
+)
+def test_a_broken_api_answer_is_one_clear_line_not_a_traceback(tmp_path: Path, answer: bytes) -> None:
+    broken = _BrokenApi(answer)
+    (tmp_path / "token").write_text(API_TOKEN)
+    done = subprocess.run(
+        [sys.executable, "-m", "release_receiver", "redeliver", "--repository", "acme/ai-eval-factory",
+         "--hook-id", "7", "--token-file", str(tmp_path / "token"), "--api-url", broken.url],
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+    )  # fmt: skip
+    broken.sock.close()
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and done.stderr.startswith("error: GET "), done.stderr
