@@ -208,6 +208,31 @@ def test_builds_run_on_the_agent_and_only_the_agent_has_the_docker_socket(stack:
     assert any(path.removesuffix(".pub") == p for p in stack.secrets("agent"))
 
 
+def test_no_volume_of_the_controller_is_reachable_from_the_agent_or_its_containers(stack: RenderedStack) -> None:
+    """jenkins_home holds every credential (and the key that decrypts them): it is the controller's alone. The
+    agent mounts its own work volume and the socket; the containers builds start get no volume at all (the
+    scripts copy files in and out with `docker cp`)."""
+
+    def named(service: str) -> set[str]:
+        return {
+            str(v).split(":", 1)[0]
+            for v in stack.service(service).get("volumes", [])
+            if not str(v).startswith(("/", "."))
+        }
+
+    controller = named("jenkins")
+    assert controller == {"jenkins_home"}
+    for name in stack.compose["services"]:
+        if name != "jenkins":
+            assert not named(name) & controller, f"{name} mounts a volume of the controller"
+            assert "volumes_from" not in stack.service(name), name
+    assert named("agent") == {"agent_work"}
+    mounts = re.compile(r"docker\b[^\n]*\s(-v|--volume|--mount|--volumes-from)[\s=]")
+    for script in (REPO / "scripts" / "ci-pipeline").glob("*.sh"):
+        for line in script.read_text().replace("\\\n", " ").splitlines():  # continuation lines joined
+            assert not mounts.search(line), f"{script.name}: a build's container gets a volume: {line.strip()}"
+
+
 def test_secret_files_are_private_and_readable_only_by_their_services(stack: RenderedStack) -> None:
     gid = stack.derived["secret_files"][0]["group"]
     by_name = {s["name"]: s for s in stack.derived["secret_files"]}

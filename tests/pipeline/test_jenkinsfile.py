@@ -274,7 +274,9 @@ def test_the_commit_is_verified_then_claimed_before_any_of_its_files_runs(ordere
     in_stages = [s for s in ordered if s.inside("stages")]
     shells = [s.text for s in in_stages if s.name == "sh"]
     checkout = next(i for i, s in enumerate(in_stages) if s.name == "checkout")
-    assert [s.name for s in in_stages[checkout + 1 :]][:1] == ["sh"]
+    first_sh = next(s for s in in_stages[checkout + 1 :] if s.name == "sh")
+    assert all(s.name in ("withCredentials", "gitUsernamePassword") for s in in_stages[checkout + 1 :][:2])
+    assert first_sh.text == "sh 'scripts/ci-pipeline/verify-release-commit.sh'"
     assert shells[0] == "sh 'scripts/ci-pipeline/verify-release-commit.sh'"
     assert shells[1] == "sh 'scripts/ci-pipeline/claim-release.sh'"
     # A duplicate of a claimed release runs nothing else, and reports nothing on the commit.
@@ -312,3 +314,15 @@ def test_the_job_takes_the_base_branch_and_a_rerun_switch() -> None:
     assert "genericVariable { key('BASE_REF'); value('$.base_ref') }" in JOB_SCRIPT
     assert "stringParam('BASE_REF'" in JOB_SCRIPT
     assert re.search(r"booleanParam\('RERUN', false,", JOB_SCRIPT)
+
+
+def test_the_trust_step_fetches_the_release_branch_with_the_checkouts_credentials(ordered: list[Step]) -> None:
+    """`checkout scm` authenticates only its own git calls; the `git fetch` of verify-release-commit.sh in a plain
+    `sh` would find a private repository closed. The git plugin's gitUsernamePassword binding gives that shell
+    the job's checkout credential (GIT_ASKPASS), never on a command line."""
+    (verify,) = [s for s in ordered if s.name == "sh" and "verify-release-commit" in s.text]
+    bindings = [a for a in verify.ancestors if _call_name(a) == "withCredentials"]
+    assert bindings, "verify-release-commit.sh runs git fetch without credentials"
+    text = (bindings[-1].text or b"").decode()
+    assert "gitUsernamePassword(credentialsId: 'github-checkout')" in text
+    assert "credentials('github-checkout')" in JOB_SCRIPT  # the credential `checkout scm` itself uses

@@ -60,8 +60,13 @@ def github(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     fork = root / "mallory" / "fork.git"
     fork.parent.mkdir()
     git(root, "clone", "-q", "--bare", str(work), str(fork))
+    # A commit that exists only in mallory/fork, on the fork's own `release` (a merge there is no review here).
+    git(work, "checkout", "-q", "-b", "fork-release", "release")
+    git(work, "merge", "-q", "--no-ff", "-m", "Merge pull request #1 of mallory/fork", "evil")
+    foreign = git(work, "rev-parse", "fork-release")
+    git(work, "push", "-q", str(fork), "fork-release:release")
     return {"root": root, "url": f"file://{origin}", "fork": f"file://{fork}", "reviewed": reviewed, "head": head,
-            "side": side, "forged": forged}  # fmt: skip
+            "side": side, "forged": forged, "foreign": foreign}  # fmt: skip
 
 
 def jenkins_checkout(github: dict[str, Any], tmp_path: Path, url: str | None = None) -> Path:
@@ -102,6 +107,9 @@ def test_a_reviewed_merge_on_the_release_branch_is_checked_out(
         ({"COMMIT": "side"}, "is not reachable from origin/release of acme/ai-eval-factory"),
         ({"COMMIT": "forged"}, "is not reachable from origin/release of acme/ai-eval-factory"),
         ({"COMMIT": "0" * 40}, "is not a commit of acme/ai-eval-factory"),
+        # The fork's release merge, claimed to be ours: the pinned repository has no such commit.
+        ({"COMMIT": "foreign"}, "is not a commit of acme/ai-eval-factory"),
+        ({"COMMIT": "foreign", "REPOSITORY": "mallory/fork"}, "is not the pinned repository"),
     ],
 )
 def test_what_is_not_a_reviewed_merge_is_refused_before_any_file_of_it_runs(
