@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 import yaml
 
-from factory import manifests
+from factory import evaluation, manifests, objects, workflow
 from factory.settings import (
     RunSettings,
     SettingsError,
@@ -39,15 +39,15 @@ class _NoAliasDumper(yaml.SafeDumper):
         return True
 
 
-def dump(obj: manifests.Manifest) -> str:
+def dump(obj: objects.Manifest) -> str:
     return yaml.dump(obj, Dumper=_NoAliasDumper, sort_keys=False, width=4096)
 
 
-def file_name(index: int, obj: manifests.Manifest) -> str:
+def file_name(index: int, obj: objects.Manifest) -> str:
     return f"{index:03d}-{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"
 
 
-def write_group(out: Path, objs: list[manifests.Manifest]) -> list[Path]:
+def write_group(out: Path, objs: list[objects.Manifest]) -> list[Path]:
     """One object per file, numbered so that `kubectl apply -f DIR` applies them in order."""
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("*.yaml"):
@@ -67,7 +67,7 @@ def with_run_image(settings: StackSettings, image: str) -> StackSettings:
     return dataclasses.replace(settings, eval=dataclasses.replace(settings.eval, image=image))
 
 
-def launch_plan(objs: list[manifests.Manifest], files: list[Path], run: RunSettings) -> dict[str, object]:
+def launch_plan(objs: list[objects.Manifest], files: list[Path], run: RunSettings) -> dict[str, object]:
     """Facts about a rendered run, taken from its objects (suite ConfigMap, eval Job, aggregate Job) and, for what
     no object holds, from the evaluator's own plan of the run (variants, units)."""
     suite, eval_job, aggregate_job = objs
@@ -106,7 +106,7 @@ def launch_plan(objs: list[manifests.Manifest], files: list[Path], run: RunSetti
 
 def check_run_image(plan_path: Path, image: str) -> None:
     """A run id is evaluated by one image: refuse to render it again for another (stale shards would be
-    resumed and reported as the new image's; the pods refuse too, see manifests.RUN_GUARD_SCRIPT)."""
+    resumed and reported as the new image's; the pods refuse too, see evaluation.RUN_GUARD_SCRIPT)."""
     if not plan_path.is_file():
         return
     try:
@@ -138,7 +138,7 @@ def render(
     settings = load_stack(project_dir, stack)
     groups = {"stack": write_group(out / "stack", manifests.long_lived(settings))}
     if settings.argo.enabled:
-        groups["argo"] = write_group(out / "argo", manifests.argo(settings))
+        groups["argo"] = write_group(out / "argo", workflow.argo(settings))
     run_args = (run_id, commit, suite, image, suite_in_image, timings_report, profile)
     if any(arg is not None for arg in run_args):
         if run_id is None or commit is None or suite is None:
@@ -152,7 +152,7 @@ def render(
             check_settings(run_settings, "--timings-report")
         plan_path = out / "run" / f"{run_id}.json"
         check_run_image(plan_path, run_settings.eval.image)
-        objs = manifests.run_manifests(run_settings, run)
+        objs = evaluation.run_manifests(run_settings, run)
         groups["run"] = write_group(out / "run" / run_id, objs)
         plan = launch_plan(objs, groups["run"], run)
         plan_path.write_text(json.dumps(plan, indent=2) + "\n", encoding="utf-8")

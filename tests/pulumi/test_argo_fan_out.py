@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 import yaml
-from factory import fanout, manifests
+from factory import fanout
 from factory.settings import load_stack
+from factory.workflow import argo
 from pulumi_harness import PULUMI_DIR, VARIANTS_CASES, write_suite, write_variants_suite
 
 import evaluator
@@ -37,7 +38,7 @@ def workflow(stack: str = "prod") -> dict[str, Any]:
 
 
 def workflow_of(s: Any) -> dict[str, Any]:
-    (template,) = [o for o in manifests.argo(s) if o["kind"] == "WorkflowTemplate"]
+    (template,) = [o for o in argo(s) if o["kind"] == "WorkflowTemplate"]
     return template
 
 

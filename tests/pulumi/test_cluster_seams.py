@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
-from factory import manifests, render
+from factory import evaluation, gpu, inference, manifests, render, storage, workflow
 from factory.settings import SettingsError, load_stack, parse
 from pulumi_harness import PULUMI_DIR, run_program, stack_config, unwrap, write_suite
 
@@ -149,7 +149,7 @@ def argo_steps(template: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_the_argo_prepare_step_ships_the_dataset_too() -> None:
-    (template,) = [o for o in manifests.argo(load_stack(PULUMI_DIR, "prod")) if o["kind"] == "WorkflowTemplate"]
+    (template,) = [o for o in workflow.argo(load_stack(PULUMI_DIR, "prod")) if o["kind"] == "WorkflowTemplate"]
     params = {p["name"] for p in template["spec"]["arguments"]["parameters"]}
     assert {"suite-b64", "dataset-b64", "dataset-path"} <= params
     prepare = yaml.safe_load(template["spec"]["templates"][1]["resource"]["manifest"])
@@ -176,7 +176,7 @@ def test_balanced_sharding_without_a_timings_source_is_refused() -> None:
 def test_balanced_pods_read_the_timings_report_from_the_results_volume(tmp_path: Path) -> None:
     s = load_stack(PULUMI_DIR, "prod")
     assert s.eval.sharding == "balanced" and s.eval.timings_report
-    job = manifests.eval_job(s, "r1", "0123456")
+    job = evaluation.eval_job(s, "r1", "0123456")
     env = env_of(job["spec"]["template"]["spec"]["containers"][0])
     assert env["EVAL_SHARDING"] == "balanced"
     assert env["EVAL_TIMINGS"] == f"/results/{s.eval.timings_report}"
@@ -192,7 +192,7 @@ def test_balanced_pods_read_the_timings_report_from_the_results_volume(tmp_path:
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_pods_ask_for_the_served_model_and_the_stack_judge(stack: str) -> None:
     s = load_stack(PULUMI_DIR, stack)
-    for job in (manifests.eval_job(s, "r1", "0123456"), manifests.aggregate_job(s, "r1", "0123456")):
+    for job in (evaluation.eval_job(s, "r1", "0123456"), evaluation.aggregate_job(s, "r1", "0123456")):
         for c in job["spec"]["template"]["spec"]["containers"]:
             env = env_of(c)
             assert env["EVAL_TARGET_BASE_URL"] == s.vllm_base_url
@@ -205,7 +205,7 @@ def test_a_configured_judge_and_the_stacks_served_name_reach_every_argo_step() -
     """The stack's vLLM answers every variant that names no model or endpoint of its own (EVAL_TARGET_*
     override the suite's `target`); the configured judge scores every branch and writes the G-Eval steps."""
     s = settings("prod", eval__judge={"baseUrl": "http://judge.eval.svc:8000/v1", "model": "judge-70b"})
-    (template,) = [o for o in manifests.argo(s) if o["kind"] == "WorkflowTemplate"]
+    (template,) = [o for o in workflow.argo(s) if o["kind"] == "WorkflowTemplate"]
     envs = [env_of(c) for c in argo_steps(template)]
     assert len(envs) == 5  # plan, the branch's Job, aggregate, gate-alone, gate-vs-reference
     assert {(e["EVAL_TARGET_BASE_URL"], e["EVAL_TARGET_MODEL"]) for e in envs} == {
@@ -295,7 +295,7 @@ def _job_status(*conditions: str, **counts: int) -> dict[str, Any]:
 
 
 def test_a_failed_job_ends_the_argo_evaluate_step_at_once() -> None:
-    (template,) = [o for o in manifests.argo(load_stack(PULUMI_DIR, "prod")) if o["kind"] == "WorkflowTemplate"]
+    (template,) = [o for o in workflow.argo(load_stack(PULUMI_DIR, "prod")) if o["kind"] == "WorkflowTemplate"]
     steps = [t for t in template["spec"]["templates"] if "resource" in t and "kind: Job" in t["resource"]["manifest"]]
     assert [s["name"] for s in steps] == ["evaluate"]
     for step in steps:
@@ -313,7 +313,7 @@ def test_a_failed_job_ends_the_argo_evaluate_step_at_once() -> None:
 
 
 def test_argo_steps_without_a_token_run_their_executor_under_the_workflow_account() -> None:
-    objs = manifests.argo(load_stack(PULUMI_DIR, "prod"))
+    objs = workflow.argo(load_stack(PULUMI_DIR, "prod"))
     (template,) = [o for o in objs if o["kind"] == "WorkflowTemplate"]
     (role,) = [o for o in objs if o["kind"] == "Role"]
     account = template["spec"]["serviceAccountName"]
@@ -329,12 +329,12 @@ def test_argo_steps_without_a_token_run_their_executor_under_the_workflow_accoun
 
 def test_the_device_plugin_runs_on_gpu_nodes_only_and_idles_without_a_gpu() -> None:
     s = load_stack(PULUMI_DIR, "prod")
-    _, ds, _ = manifests.device_plugin(s)
+    _, ds, _ = gpu.device_plugin(s)
     pod = ds["spec"]["template"]["spec"]
     terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
     assert terms == [{"matchExpressions": [{"key": "nvidia.com/gpu.present", "operator": "In", "values": ["true"]}]}]
     assert env_of(pod["containers"][0])["FAIL_ON_INIT_ERROR"] == "false"  # as upstream's static manifest
-    assert yaml.safe_load(manifests.device_plugin_config(s))["flags"]["failOnInitError"] is False
+    assert yaml.safe_load(gpu.device_plugin_config(s))["flags"]["failOnInitError"] is False
 
 
 # --- 7. GPU sharing, autoscaling -------------------------------------------------------------------
@@ -372,7 +372,7 @@ def test_read_write_many_without_a_storage_class_is_refused(volume: str) -> None
 
 def test_the_dev_model_cache_is_the_node_folder_through_a_static_volume() -> None:
     s = load_stack(PULUMI_DIR, "dev")
-    pv, pvc = manifests.model_cache(s)
+    pv, pvc = storage.model_cache(s)
     assert pv["kind"] == "PersistentVolume" and pv["spec"]["hostPath"] == {"path": "/models", "type": "Directory"}
     assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
     assert pv["spec"]["claimRef"] == {"namespace": s.namespace, "name": "model-cache"}
@@ -418,7 +418,7 @@ def test_a_stack_owned_run_id_seen_with_another_image_stops_the_preview(tmp_path
 
 def test_the_run_guard_keeps_a_results_folder_to_the_image_that_wrote_it(tmp_path: Path) -> None:
     """The init container's own script, run here as in the pod: record, accept the same image, refuse another."""
-    job = manifests.eval_job(load_stack(PULUMI_DIR, "dev"), "r1", "0123456")
+    job = evaluation.eval_job(load_stack(PULUMI_DIR, "dev"), "r1", "0123456")
     (guard,) = job["spec"]["template"]["spec"]["initContainers"]
     assert guard["name"] == "run-guard" and guard["command"][:2] == ["python", "-c"]
     rules = job["spec"]["podFailurePolicy"]["rules"]
@@ -443,7 +443,7 @@ def test_the_run_guard_keeps_a_results_folder_to_the_image_that_wrote_it(tmp_pat
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_the_gpu_smoke_job_runs_nvidia_smi_on_one_gpu_before_vllm(stack: str) -> None:
     mocks, out = run_program(stack, stack_config(stack))
-    job = manifests.gpu_smoke_job(out["settings"])
+    job = gpu.gpu_smoke_job(out["settings"])
     (c,) = job["spec"]["template"]["spec"]["containers"]
     assert c["command"] == ["nvidia-smi"]
     assert c["resources"]["limits"]["nvidia.com/gpu"] == c["resources"]["requests"]["nvidia.com/gpu"] == "1"
@@ -454,7 +454,7 @@ def test_the_gpu_smoke_job_runs_nvidia_smi_on_one_gpu_before_vllm(stack: str) ->
 def test_the_weight_prefetch_downloads_the_pinned_revision_before_vllm_starts_offline(tmp_path: Path) -> None:
     """The init container's own command, run here against a stand-in huggingface_hub that records the call."""
     s = load_stack(PULUMI_DIR, "dev")
-    pod = manifests.vllm_deployment(s)["spec"]["template"]["spec"]
+    pod = inference.vllm_deployment(s)["spec"]["template"]["spec"]
     (prefetch,) = pod["initContainers"]
     assert prefetch["image"] == s.vllm.image  # vLLM's image ships huggingface_hub
     assert {"name": "model-cache", "mountPath": "/models"} in prefetch["volumeMounts"]

@@ -17,7 +17,7 @@ import pytest
 import rules
 import yaml
 from click.testing import CliRunner
-from factory import manifests, render
+from factory import evaluation, manifests, render
 from factory.settings import load_stack
 from pulumi_harness import DATASET_TEXT, PULUMI_DIR, SUITE_TEXT, write_suite
 
@@ -107,7 +107,7 @@ def test_every_manifest_validates_strictly(rendered: Path, version: str) -> None
 def test_strict_validation_rejects_a_misspelt_field() -> None:
     """The check can fail: an unknown Job field is refused in strict mode."""
     s = load_stack(PULUMI_DIR, "dev")
-    job = manifests.eval_job(s, "x", "0123456")
+    job = evaluation.eval_job(s, "x", "0123456")
     job["spec"]["backofLimitPerIndex"] = 1
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(job, MIN_K8S, strict=True)

@@ -7,7 +7,7 @@ import runpy
 from typing import Any
 
 import pytest
-from factory import manifests
+from factory import gpu, manifests
 from factory.settings import SettingsError, parse
 from factory.typed import logical_name
 from pulumi_harness import (
@@ -250,9 +250,9 @@ def test_time_slicing_is_absent_with_one_replica() -> None:
     cfg = stack_config("prod")
     cfg["devicePlugin"] = {"enabled": True, "timeSlicingReplicas": 1}
     s = parse(cfg, "prod", "test")
-    assert "sharing" not in manifests.device_plugin_config(s)
+    assert "sharing" not in gpu.device_plugin_config(s)
     cfg["devicePlugin"] = {"enabled": True, "timeSlicingReplicas": 4, "failRequestsGreaterThanOne": False}
-    text = manifests.device_plugin_config(parse(cfg, "prod", "test"))
+    text = gpu.device_plugin_config(parse(cfg, "prod", "test"))
     assert "replicas: 4" in text and "failRequestsGreaterThanOne: false" in text
 
 
