@@ -83,3 +83,9 @@ def exec_argv(argv: list[str]) -> None:
     """Execute `argv` with `true` as the program: the kernel itself refuses an argument over MAX_ARG_STRLEN or a
     command line over ARG_MAX (OSError E2BIG, "Argument list too long"), as it would for `argo submit -p ...`."""
     subprocess.run(["true", *argv[1:]], check=True)
+
+
+def exec_env(name: str, value: str) -> None:
+    """Execute `true` with one more environment variable: a `NAME=value` string over MAX_ARG_STRLEN is refused by
+    the kernel (E2BIG) exactly like an argument, as when a container starts with Argo's ARGO_TEMPLATE."""
+    subprocess.run(["true"], env={"PATH": "/usr/bin:/bin", name: value}, check=True)
