@@ -81,7 +81,7 @@ class ModelCache(_Manifests):
 
 
 class VllmServer(_Manifests):
-    """vLLM Deployment + Service `vllm` (+ HPA), and the HF token Secret when one is configured."""
+    """vLLM's account, Deployment (its pod checks the GPU first), Service and policy, and the HF token Secret."""
 
     def __init__(
         self,
@@ -93,25 +93,10 @@ class VllmServer(_Manifests):
         super().__init__("VllmServer", name, s, opts)
         if hf_token is not None:
             self._add([inference.hf_token_secret(s, pulumi.Output.secret(hf_token))])
-        self._add(inference.vllm(s)[1:])  # its service account is declared with the GPU smoke test
+        self._add(inference.vllm(s))
         self.service_name = pulumi.Output.from_input("vllm")
         self.base_url = pulumi.Output.from_input(s.vllm_base_url)
         self.register_outputs({"serviceName": self.service_name, "baseUrl": self.base_url})
-
-
-class GpuSmokeTest(_Manifests):
-    """vLLM's service account and the `gpu-smoke` Job (`nvidia-smi` on one `nvidia.com/gpu`); vLLM waits
-    for it, so a cluster that cannot hand out a GPU fails here, in seconds, with the Job's own log."""
-
-    def __init__(self, name: str, s: StackSettings, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("GpuSmokeTest", name, s, opts)
-        self._add([objects.service_account(s, objects.VLLM_SERVICE_ACCOUNT)])
-        if s.gpu_smoke.enabled:
-            account = self.resources[f"ServiceAccount/{objects.VLLM_SERVICE_ACCOUNT}"]
-            policy, job = gpu.gpu_smoke(s)
-            self._add([policy])
-            self._add([job], depends_on=[account], delete_before_replace=True)
-        self.register_outputs({})
 
 
 class EvalApiKeys(_Manifests):

@@ -6,22 +6,18 @@ from __future__ import annotations
 import yaml
 
 from factory.objects import (
-    VLLM_SERVICE_ACCOUNT,
-    VLLM_UID,
     WHY_PULL_POLICY,
     WHY_TAG_NOT_DIGEST,
     Manifest,
     digest,
     labels,
     object_meta,
-    pod_security,
     restricted_container_security,
     skips,
 )
 from factory.settings import StackSettings
 
 DEVICE_PLUGIN_NAMESPACE = "kube-system"
-GPU_SMOKE_JOB = "gpu-smoke"
 
 
 def device_plugin_config(s: StackSettings) -> str:
@@ -60,6 +56,12 @@ def device_plugin(s: StackSettings) -> list[Manifest]:
         "data": {"config.yaml": config_text},
     }
     pod_labels = labels("nvidia-device-plugin")
+    pod_spec: Manifest = {"priorityClassName": "system-node-critical", "automountServiceAccountToken": False}
+    if s.device_plugin.node_selector:
+        # Only where the configured labels are (devicePlugin.nodeSelector, e.g. GPU Feature Discovery's
+        # nvidia.com/gpu.present): by default every node, as upstream's static manifest; a node without a GPU
+        # runs the plugin idle (failOnInitError: false).
+        pod_spec["affinity"] = _node_affinity(s.device_plugin.node_selector)
     ds = {
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
@@ -87,10 +89,7 @@ def device_plugin(s: StackSettings) -> list[Manifest]:
                     "annotations": {"ai-eval-factory/config-sha": digest(config_text)},
                 },
                 "spec": {
-                    "priorityClassName": "system-node-critical",
-                    "automountServiceAccountToken": False,
-                    # GPU nodes only (devicePlugin.nodeSelector): CPU-only nodes of a mixed cluster get no pod.
-                    "affinity": _node_affinity(s.device_plugin.node_selector),
+                    **pod_spec,
                     "tolerations": [
                         {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
                         {"key": "CriticalAddonsOnly", "operator": "Exists"},
@@ -137,61 +136,27 @@ def device_plugin(s: StackSettings) -> list[Manifest]:
     return [cm, ds, no_ingress]
 
 
-def gpu_smoke(s: StackSettings) -> list[Manifest]:
-    """The GPU smoke Job and a policy that its pod accepts no connection (it only runs nvidia-smi)."""
-    policy = {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": object_meta(f"{GPU_SMOKE_JOB}-no-ingress", s.namespace, GPU_SMOKE_JOB),
-        "spec": {"podSelector": {"matchLabels": labels(GPU_SMOKE_JOB)}, "policyTypes": ["Ingress"]},
-    }
-    return [policy, gpu_smoke_job(s)]
+def gpu_check_container(s: StackSettings) -> Manifest:
+    """The GPU check, as the first init container of vLLM's own pod: `nvidia-smi` with the pod's `nvidia.com/gpu`.
 
-
-def gpu_smoke_job(s: StackSettings) -> Manifest:
-    """The most reliable GPU check there is: a pod that gets `nvidia.com/gpu: 1` and runs `nvidia-smi`.
-
-    Applied before vLLM (Pulumi waits for it): it proves the device plugin advertises the GPU and the runtime
-    injects the driver, and, with vLLM's image (the default), pulls that image onto the GPU node.
+    It proves what a GPU workload needs (the device plugin advertises the GPU, the scheduler hands it to this pod,
+    the runtime injects the driver) on the very GPU vLLM is about to use, and its log says so
+    (`kubectl -n eval logs deploy/vllm -c gpu-check`). In the pod, not in a Job of its own: a separate GPU Job
+    would need a GPU that the running vLLM holds on every upgrade (dev has one), so it would wait out its deadline;
+    the Deployment's `Recreate` frees the old pod's GPU before this pod (check included) is scheduled. The kubelet
+    hands the devices of an init container on to the app containers, so the pod asks for `vllm.gpus` in all.
     """
-    pod_labels = labels(GPU_SMOKE_JOB)
-    container = {
-        "name": "nvidia-smi",
+    gpus = str(s.vllm.gpus)
+    return {
+        "name": "gpu-check",
         "image": s.gpu_smoke.image,
         "imagePullPolicy": "IfNotPresent",
         "command": ["nvidia-smi"],
         # `utility` makes the NVIDIA runtime mount nvidia-smi and the driver libraries into the container.
         "env": [{"name": "NVIDIA_DRIVER_CAPABILITIES", "value": "utility"}],
         "resources": {
-            "requests": {"nvidia.com/gpu": "1", "cpu": "100m", "memory": "128Mi"},
-            "limits": {"nvidia.com/gpu": "1", "cpu": "500m", "memory": "256Mi"},
+            "requests": {"nvidia.com/gpu": gpus, "cpu": "100m", "memory": "128Mi"},
+            "limits": {"nvidia.com/gpu": gpus, "cpu": "500m", "memory": "256Mi"},
         },
         "securityContext": restricted_container_security(),
-    }
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": object_meta(
-            GPU_SMOKE_JOB,
-            s.namespace,
-            GPU_SMOKE_JOB,
-            skips(("CKV_K8S_43", WHY_TAG_NOT_DIGEST), ("CKV_K8S_15", WHY_PULL_POLICY)),
-        ),
-        "spec": {
-            "backoffLimit": 1,
-            # Pulling vLLM's multi-GB image is most of it.
-            "activeDeadlineSeconds": s.vllm.download_budget_seconds,
-            "template": {
-                "metadata": {"labels": pod_labels},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "serviceAccountName": VLLM_SERVICE_ACCOUNT,
-                    "automountServiceAccountToken": False,
-                    "enableServiceLinks": False,
-                    "securityContext": pod_security(VLLM_UID),
-                    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
-                    "containers": [container],
-                },
-            },
-        },
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from factory.gpu import gpu_check_container
 from factory.objects import (
     VLLM_SERVICE_ACCOUNT,
     VLLM_UID,
@@ -168,8 +169,10 @@ def vllm_deployment(s: StackSettings) -> Manifest:
             },
         },
     }
-    if v.prefetch:
-        spec["template"]["spec"]["initContainers"] = [prefetch_container(s)]
+    init = [gpu_check_container(s)] if s.gpu_smoke.enabled else []
+    init += [prefetch_container(s)] if v.prefetch else []
+    if init:
+        spec["template"]["spec"]["initContainers"] = init
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

@@ -21,11 +21,7 @@ def long_lived(s: StackSettings) -> list[Manifest]:
         service_account(s, EVAL_SERVICE_ACCOUNT),
         evaluation.eval_network_policy(s),
     ]
-    vllm_objs = inference.vllm(s)
-    objs.append(vllm_objs[0])  # the service account, used by the GPU smoke Job too
-    if s.gpu_smoke.enabled:
-        objs += gpu.gpu_smoke(s)  # before vLLM: `kubectl wait` for it (Pulumi does)
-    objs += vllm_objs[1:]
+    objs += inference.vllm(s)  # its pod checks the GPU first (gpu.gpu_check_container)
     return objs
 
 
@@ -33,13 +29,11 @@ def await_seconds(s: StackSettings, obj: Manifest) -> int | None:
     """How long `pulumi up` may wait for `obj` to become ready (pulumi-kubernetes' default: 10 minutes).
 
     Each matches what the object itself is allowed: vLLM's rollout budget (its progressDeadlineSeconds),
-    a run's Job deadline, the GPU smoke Job's image pull. None: the default is enough.
+    a run's Job deadline, the device plugin's image pull. None: the default is enough.
     """
     kind, name = obj["kind"], obj["metadata"]["name"]
     if kind == "Deployment" and name == "vllm":
         return inference.rollout_budget_seconds(s) + 300
-    if kind == "Job" and name == gpu.GPU_SMOKE_JOB:
-        return s.vllm.download_budget_seconds + 300
     if kind == "Job" and name.startswith("eval-"):
         return evaluation.eval_job_await_seconds(s)
     if kind == "Job" and name.startswith("aggregate-"):

@@ -45,12 +45,11 @@ def test_the_prod_device_plugin_lands_on_a_fresh_gpu_node_and_its_gpu_reaches_th
     config_map, daemonset, _ = gpu.device_plugin(s)
     cluster = scheduler.Cluster(scheduler.fresh_gpu_cluster())
     assert "gpu-0" in cluster.run_device_plugin(daemonset, config_map)
-    objs = manifests.long_lived(s)
-    (smoke,) = [o for o in objs if o["kind"] == "Job" and o["metadata"]["name"] == gpu.GPU_SMOKE_JOB]
-    assert cluster.schedule("gpu-smoke-0", smoke["spec"]["template"]["spec"]) == "gpu-0"
-    cluster.release("gpu-smoke-0")  # the smoke Job ends before vLLM is rolled out
-    (vllm,) = [o for o in objs if o["kind"] == "Deployment"]
-    assert cluster.schedule("vllm-0", vllm["spec"]["template"]["spec"]) == "gpu-0"
+    gpu_pods = [o for o in manifests.long_lived(s) if o["kind"] in ("Job", "Deployment")]
+    for i, obj in enumerate(gpu_pods):  # each GPU pod the stack creates, in order; a Job's pod ends
+        assert cluster.schedule(f"pod-{i}", obj["spec"]["template"]["spec"]) == "gpu-0", obj["metadata"]["name"]
+        if obj["kind"] == "Job":
+            cluster.release(f"pod-{i}")
 
 
 def test_a_cluster_with_gpu_feature_discovery_can_keep_its_labels_in_the_affinity() -> None:
