@@ -202,6 +202,26 @@ def evaluator_pod(
     return spec
 
 
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+# pulumi-kubernetes: a Job that failed in an earlier `up` is replaced on the next one, not awaited again.
+REPLACE_UNREADY = {"pulumi.com/replaceUnready": "true"}
+
+
+def job_metadata(s: StackSettings, name: str, job_labels: dict[str, str]) -> Manifest:
+    """A run's Job: checkov's accepted findings, replaceUnready for `pulumi up`, and the Kueue queue when set."""
+    meta = object_meta(name, s.namespace, "evaluator", skips(*JOB_SKIPS) | REPLACE_UNREADY)
+    meta["labels"] = dict(job_labels)
+    if s.eval.queue_name:
+        meta["labels"][QUEUE_LABEL] = s.eval.queue_name
+    return meta
+
+
+def queued(s: StackSettings, spec: Manifest) -> Manifest:
+    """Under Kueue a Job is created suspended; Kueue unsuspends it once its queue admits it (Kueue's own webhook
+    would suspend it anyway: created so, no pod can start before admission)."""
+    return {"suspend": True, **spec} if s.eval.queue_name else spec
+
+
 JOB_SKIPS = (
     ("CKV_K8S_35", WHY_SECRET_ENV),
     ("CKV_K8S_43", WHY_TAG_NOT_DIGEST),
@@ -313,43 +333,54 @@ def indexed_job(
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": object_meta(name, s.namespace, "evaluator", skips(*JOB_SKIPS)) | {"labels": pod_labels},
-        "spec": {
-            "completionMode": "Indexed",
-            "completions": completions,
-            "parallelism": parallelism,
-            "backoffLimitPerIndex": e.backoff_limit_per_index,
-            "maxFailedIndexes": max_failed_indexes,
-            "activeDeadlineSeconds": e.active_deadline_seconds,
-            "ttlSecondsAfterFinished": e.ttl_seconds_after_finished,
-            "podFailurePolicy": {
-                "rules": [
-                    # Evictions, preemption, node drains: not the shard's fault, do not count it.
-                    {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
-                    {
-                        "action": "FailJob",
-                        "onExitCodes": {"containerName": "run-guard", "operator": "In", "values": [EXIT_CONFIG_ERROR]},
-                    },
-                    {
-                        "action": "FailJob",
-                        "onExitCodes": {"containerName": "evaluator", "operator": "In", "values": [EXIT_CONFIG_ERROR]},
-                    },
-                    {
-                        "action": "FailIndex",
-                        "onExitCodes": {"containerName": "evaluator", "operator": "In", "values": [EXIT_BAD_SHARD]},
-                    },
-                ]
+        "metadata": job_metadata(s, name, pod_labels),
+        "spec": queued(
+            s,
+            {
+                "completionMode": "Indexed",
+                "completions": completions,
+                "parallelism": parallelism,
+                "backoffLimitPerIndex": e.backoff_limit_per_index,
+                "maxFailedIndexes": max_failed_indexes,
+                "activeDeadlineSeconds": e.active_deadline_seconds,
+                "ttlSecondsAfterFinished": e.ttl_seconds_after_finished,
+                "podFailurePolicy": {
+                    "rules": [
+                        # Evictions, preemption, node drains: not the shard's fault, do not count it.
+                        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+                        {
+                            "action": "FailJob",
+                            "onExitCodes": {
+                                "containerName": "run-guard",
+                                "operator": "In",
+                                "values": [EXIT_CONFIG_ERROR],
+                            },
+                        },
+                        {
+                            "action": "FailJob",
+                            "onExitCodes": {
+                                "containerName": "evaluator",
+                                "operator": "In",
+                                "values": [EXIT_CONFIG_ERROR],
+                            },
+                        },
+                        {
+                            "action": "FailIndex",
+                            "onExitCodes": {"containerName": "evaluator", "operator": "In", "values": [EXIT_BAD_SHARD]},
+                        },
+                    ]
+                },
+                "template": {
+                    "metadata": {"labels": pod_labels},
+                    "spec": evaluator_pod(
+                        s,
+                        suite_volume,
+                        [evaluator_container(s, "evaluator", command, [index_env, *env], suite_volume is not None)],
+                        [run_guard_container(s, env)],
+                    ),
+                },
             },
-            "template": {
-                "metadata": {"labels": pod_labels},
-                "spec": evaluator_pod(
-                    s,
-                    suite_volume,
-                    [evaluator_container(s, "evaluator", command, [index_env, *env], suite_volume is not None)],
-                    [run_guard_container(s, env)],
-                ),
-            },
-        },
+        ),
     }
 
 
@@ -370,29 +401,71 @@ def aggregate_job(s: StackSettings, run_id: str, commit: str, run: RunSettings |
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": object_meta(aggregate_job_name(run_id), s.namespace, "evaluator", skips(*JOB_SKIPS))
-        | {"labels": pod_labels},
-        "spec": {
-            "backoffLimit": 0,
-            "activeDeadlineSeconds": AGGREGATE_DEADLINE_SECONDS,
-            "ttlSecondsAfterFinished": s.eval.ttl_seconds_after_finished,
-            "template": {
-                "metadata": {"labels": pod_labels},
-                "spec": evaluator_pod(
-                    s,
-                    None,
-                    [evaluator_container(s, "gate", gate, env, suite_volume=False)],
-                    [evaluator_container(s, "aggregate", aggregate, env, suite_volume=False)],
-                ),
+        "metadata": job_metadata(s, aggregate_job_name(run_id), pod_labels),
+        "spec": queued(
+            s,
+            {
+                "backoffLimit": 0,
+                "activeDeadlineSeconds": AGGREGATE_DEADLINE_SECONDS,
+                "ttlSecondsAfterFinished": s.eval.ttl_seconds_after_finished,
+                "template": {
+                    "metadata": {"labels": pod_labels},
+                    "spec": evaluator_pod(
+                        s,
+                        None,
+                        [evaluator_container(s, "gate", gate, env, suite_volume=False)],
+                        [evaluator_container(s, "aggregate", aggregate, env, suite_volume=False)],
+                    ),
+                },
             },
-        },
+        ),
     }
 
 
+COLLECTOR_DEADLINE_SECONDS = 900
+
+
+def collector_pod_name(run_id: str) -> str:
+    return f"collect-{run_id}"
+
+
+def collector_pod(s: StackSettings, run_id: str) -> Manifest:
+    """How a run's results leave the cluster by a path the namespace's admission accepts: a short-lived pod with the
+    evaluator's own restricted security context and the results volume read-only, idle while `kubectl cp` copies
+    /results/<run-id> off it (kubectl cp runs `tar` in the pod; the image has it). It ends itself after
+    COLLECTOR_DEADLINE_SECONDS if nobody deletes it. A `kubectl run` pod without a security context is refused in
+    a `restricted` namespace."""
+    sleep = ["python", "-c", f"import time; time.sleep({COLLECTOR_DEADLINE_SECONDS})"]
+    container = evaluator_container(s, "collect", sleep, [{"name": "HOME", "value": "/tmp"}], suite_volume=False)
+    small = {"cpu": "100m", "memory": "128Mi"}
+    container["resources"] = {"requests": dict(small), "limits": dict(small)}
+    container["volumeMounts"] = [
+        {"name": "results", "mountPath": RESULTS_MOUNT, "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    spec = evaluator_pod(s, None, [container], [])
+    spec["activeDeadlineSeconds"] = COLLECTOR_DEADLINE_SECONDS
+    for volume in spec["volumes"]:
+        if "persistentVolumeClaim" in volume:
+            volume["persistentVolumeClaim"]["readOnly"] = True
+    idle = "an idle pod that only hosts `kubectl cp` for a few minutes: nothing serves, nothing to probe"
+    # JOB_SKIPS without CKV_K8S_35: this pod reads no credential.
+    meta = object_meta(
+        collector_pod_name(run_id),
+        s.namespace,
+        "evaluator",
+        skips(*JOB_SKIPS[1:], ("CKV_K8S_8", idle), ("CKV_K8S_9", idle)),
+    )
+    meta["labels"]["ai-eval-factory/run-id"] = run_id
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
+
+
 def run_manifests(s: StackSettings, run: RunSettings, timings_report: str | None = None) -> list[Manifest]:
-    """One run, applied in this order: suite, shards; then, once the shards are done, the aggregation."""
+    """One run, applied in this order: suite, shards; then, once the shards are done, the aggregation; then, to
+    bring the results off the cluster, the collector pod."""
     return [
         suite_configmap(s, run),
         eval_job(s, run.run_id, run.commit, run=run, timings_report=timings_report),
         aggregate_job(s, run.run_id, run.commit, run=run),
+        collector_pod(s, run.run_id),
     ]

@@ -70,7 +70,7 @@ def with_run_image(settings: StackSettings, image: str) -> StackSettings:
 def launch_plan(objs: list[objects.Manifest], files: list[Path], run: RunSettings) -> dict[str, object]:
     """Facts about a rendered run, taken from its objects (suite ConfigMap, eval Job, aggregate Job) and, for what
     no object holds, from the evaluator's own plan of the run (variants, units)."""
-    suite, eval_job, aggregate_job = objs
+    suite, eval_job, aggregate_job, collector = objs
     pod = eval_job["spec"]["template"]["spec"]
     claims = [v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v]
     (evaluator,) = pod["containers"]
@@ -101,6 +101,11 @@ def launch_plan(objs: list[objects.Manifest], files: list[Path], run: RunSetting
         "variants": list(run.variants),
         "reference": run.reference,
         "units": run.units,
+        # Added with the strict stand-ins: how to apply (server-side: a client-side apply copies the whole object
+        # into an annotation capped at 256 KiB) and the pod that brings the results off the cluster.
+        "apply": "kubectl apply --server-side",
+        "collector_pod": collector["metadata"]["name"],
+        "results_path_in_collector": env["EVAL_OUT_DIR"],
     }
 
 
@@ -213,9 +218,11 @@ def main(
         click.echo(f"{name}: {len(paths)} object(s) in {paths[0].parent if paths else out / name}")
     if "run" in groups:
         run_dir = groups["run"][0].parent
+        files = groups["run"]
         click.echo(
-            f"launch: kubectl apply -f {groups['run'][0]} -f {groups['run'][1]}; wait for the Job to finish;"
-            f" then kubectl apply -f {groups['run'][2]} (see pulumi/README.md, {run_dir})"
+            f"launch: kubectl apply --server-side -f {files[0]} -f {files[1]}; wait for the Job to finish; then"
+            f" kubectl apply --server-side -f {files[2]}; once it is done, kubectl apply --server-side -f {files[3]}"
+            f" and kubectl cp the results off it (see pulumi/README.md, {run_dir})"
         )
 
 

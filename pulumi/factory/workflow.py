@@ -3,6 +3,7 @@ plan, one Indexed Job and report per variant, the gates) and the RBAC its pods n
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 import re
 from pathlib import Path
@@ -29,12 +30,12 @@ ARGO_PROFILE = "{{workflow.parameters.profile}}"
 ARGO_DATASET_PATH = "{{workflow.parameters.dataset-path}}"
 ARGO_RESULTS = f"{RESULTS_MOUNT}/{ARGO_RUN_ID}"  # the run's folder: its G-Eval steps, a folder and a report per variant
 ARGO_SERVICE_ACCOUNT = "argo-eval"
-# Argo's resource conditions are label selectors over gjson paths, so a condition cannot be looked up by
-# type. A Job's first condition is its first verdict: FailureTarget/Failed, or SuccessCriteriaMet/Complete
-# (these Jobs are never suspended). So a FailJob (exit 2) ends the step within seconds, not at its deadline,
-# and success needs no shard count (a branch's completions are only known once the plan step has run).
-ARGO_JOB_FAILED = "status.conditions.0.type in (FailureTarget,Failed)"
-ARGO_JOB_SUCCEEDED = "status.conditions.0.type in (SuccessCriteriaMet,Complete)"
+ARGO_IMAGE = "{{workflow.parameters.image}}"  # the evaluator image a release built: every step and branch Job runs it
+ARGO_SUITE_PATH = "{{workflow.parameters.suite-path}}"
+# Argo hands each step its resolved template in one environment variable (ARGO_TEMPLATE), which the kernel caps at
+# MAX_ARG_STRLEN (128 KiB): the prepare step's template carries the dataset base64-encoded (4/3 of its size), so an
+# inline dataset must stay well below that. Larger: bake the suite into the image (-p image, -p suite-path).
+INLINE_DATASET_LIMIT = 64 * 1024
 # Where the plan step writes Argo's output parameters: on the pod's writable /tmp (the root is read-only).
 PLAN_OUTPUTS = "/tmp/plan"
 PLAN_OUTPUT_NAMES = ("branches", "reference", "gate-alone", "gate-vs-reference")
@@ -43,6 +44,23 @@ BRANCH_INPUTS = ("variant", "job", "completions", "parallelism", "max-failed-ind
 # Integer fields of the branch's Job manifest filled in by Argo: unquoted in the YAML text, so that they are
 # numbers once substituted (a quoted '3' would be a string, which the API server refuses for completions).
 _ARGO_INT = "=argo-int="
+
+
+def job_conditions(s: StackSettings) -> tuple[str, str]:
+    """(failureCondition, successCondition) of a branch's `evaluate` step.
+
+    Argo's resource conditions are label selectors over gjson paths, so a condition cannot be looked up by type;
+    they look at the Job's first verdict instead: FailureTarget/Failed or SuccessCriteriaMet/Complete. So a FailJob
+    (exit 2) ends the step within seconds, not at its deadline, and success needs no shard count. Without Kueue the
+    verdict is the Job's first condition. Under Kueue (eval.queueName) the Job is created suspended: the Job
+    controller's `Suspended` condition comes first and stays there (set to False when Kueue admits the Job), so
+    the verdict is the second.
+    """
+    i = 1 if s.eval.queue_name else 0
+    return (
+        f"status.conditions.{i}.type in (FailureTarget,Failed)",
+        f"status.conditions.{i}.type in (SuccessCriteriaMet,Complete)",
+    )
 
 
 def _input(name: str) -> str:
@@ -125,7 +143,7 @@ def branch_job(s: StackSettings, suite_volume: Manifest) -> Manifest:
         s,
         _input("job"),
         pod_labels,
-        ["evaluator", "run", posixpath.join(SUITE_MOUNT, SUITE_KEY), "--out", out],
+        ["evaluator", "run", ARGO_SUITE_PATH, "--out", out],
         env,
         suite_volume,
         completions=_ARGO_INT + shards,
@@ -175,7 +193,7 @@ def plan_step(s: StackSettings, suite_volume: Manifest) -> Manifest:
         "--parallelism", str(e.parallelism),
         "--max-failed-indexes", str(e.max_failed_indexes),
         "--",
-        "evaluator", "prepare", posixpath.join(SUITE_MOUNT, SUITE_KEY), "--out", ARGO_RESULTS, "--json",
+        "evaluator", "prepare", ARGO_SUITE_PATH, "--out", ARGO_RESULTS, "--json",
     ]  # fmt: skip
     container = evaluator_container(s, "plan", command, _argo_env(s, ARGO_RESULTS), suite_volume=True)
     step = _argo_step(s, "plan", container, suite_volume)
@@ -193,6 +211,8 @@ def workflow_template(s: StackSettings) -> Manifest:
     run's id, `EVAL_VARIANT`, its own folder `<run>/<variant>/`, and the run's G-Eval steps (`EVAL_STEPS_DIR`).
     A single-variant suite is one branch, gated alone exactly as the kubectl path gates its report.
     """
+    s = dataclasses.replace(s, eval=dataclasses.replace(s.eval, image=ARGO_IMAGE))
+    failed, succeeded = job_conditions(s)
     suite_name = f"suite-{ARGO_RUN_ID}"
     suite_cm = {
         "apiVersion": "v1",
@@ -225,8 +245,10 @@ def workflow_template(s: StackSettings) -> Manifest:
             "name": "main",
             "dag": {
                 # One failed branch must stop neither the other branches nor the verdicts: every report is
-                # written and every gate prints why (the workflow still fails with the failed branch).
+                # written and every gate prints why. Argo decides a DAG's phase by its target tasks only (the leaves
+                # by default: here the gates), so the branches are targets too: a failed branch fails the workflow.
                 "failFast": False,
+                "target": "branches gate-alone gate-vs-reference",
                 "tasks": [
                     {"name": "prepare", "template": "prepare"},
                     {"name": "plan", "template": "plan", "depends": "prepare"},
@@ -259,13 +281,24 @@ def workflow_template(s: StackSettings) -> Manifest:
                 ],
             },
         },
-        {"name": "prepare", "resource": {"action": "apply", "manifest": yaml.safe_dump(suite_cm, sort_keys=False)}},
+        {
+            "name": "prepare",
+            # Owned by the Workflow: deleted with it (spec.ttlStrategy), so per-run ConfigMaps do not pile up.
+            "resource": {
+                "action": "apply",
+                "setOwnerReference": True,
+                "manifest": yaml.safe_dump(suite_cm, sort_keys=False),
+            },
+        },
         plan_step(s, suite_volume),
         {
             "name": "branch",
             "inputs": _input_parameters(*BRANCH_INPUTS),
             "dag": {
                 "failFast": False,
+                # `aggregate` runs after a failed Job too, and succeeds; as the only leaf it would make the branch
+                # Succeeded (Argo's rule): the Job's own result counts as well.
+                "target": "evaluate aggregate",
                 "tasks": [
                     {"name": "evaluate", "template": "evaluate", "arguments": _passing(*BRANCH_INPUTS)},
                     {
@@ -286,8 +319,8 @@ def workflow_template(s: StackSettings) -> Manifest:
             "resource": {
                 "action": "create",
                 "setOwnerReference": True,
-                "successCondition": ARGO_JOB_SUCCEEDED,
-                "failureCondition": ARGO_JOB_FAILED,
+                "successCondition": succeeded,
+                "failureCondition": failed,
                 "manifest": _manifest_text(branch_job(s, suite_volume)),
             },
         },
@@ -316,7 +349,19 @@ def workflow_template(s: StackSettings) -> Manifest:
                     {"name": "commit", "description": "the git commit under evaluation"},
                     {"name": "suite-b64", "description": "the suite YAML, base64-encoded (base64 -w0 suite.yaml)"},
                     {"name": "dataset-path", "description": "the suite's `dataset` value (relative to the suite)"},
-                    {"name": "dataset-b64", "description": "that dataset file, base64-encoded (under 1 MiB)"},
+                    {
+                        "name": "dataset-b64",
+                        "description": "that dataset file, base64-encoded (base64 -w0; at most "
+                        f"{INLINE_DATASET_LIMIT // 1024} KiB of dataset: each step's template travels in one "
+                        "environment variable; larger: bake the suite into the image, see suite-path)",
+                    },
+                    {"name": "image", "description": "the evaluator image to run, pullable by the cluster"},
+                    {
+                        "name": "suite-path",
+                        "value": posixpath.join(SUITE_MOUNT, SUITE_KEY),
+                        "description": "the suite inside the pods: the one given above (default), or one baked into "
+                        "the image",
+                    },
                     {
                         "name": "profile",
                         "value": "",
@@ -325,6 +370,9 @@ def workflow_template(s: StackSettings) -> Manifest:
                 ]
             },
             "podGC": {"strategy": "OnWorkflowSuccess"},
+            # The Workflow, and with it what it owns (the run's ConfigMap, its Jobs), goes after this long; the
+            # results stay on the volume.
+            "ttlStrategy": {"secondsAfterCompletion": s.eval.ttl_seconds_after_finished},
             "templates": templates,
         },
     }

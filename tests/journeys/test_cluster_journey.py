@@ -457,6 +457,7 @@ def run_argo_journey(
         "dataset-path": yaml.safe_load(suite.read_text())["dataset"],
         "dataset-b64": base64.b64encode((suite.parent / "cases.jsonl").read_bytes()).decode(),
         "profile": profile,
+        "image": image,  # the image the release built: a parameter of every submission
     }
     declared = {p["name"]: p for p in template["spec"]["arguments"]["parameters"]}
     assert set(params) <= set(declared), declared  # no unknown parameter

@@ -38,8 +38,11 @@ def workflow(stack: str = "prod") -> dict[str, Any]:
 
 
 def workflow_of(s: Any) -> dict[str, Any]:
+    """The template with the image and suite path a submission gives (`-p image=<eval.image>`, the default path)."""
     (template,) = [o for o in argo(s) if o["kind"] == "WorkflowTemplate"]
-    return template
+    given = {"workflow.parameters.image": s.eval.image, "workflow.parameters.suite-path": "/suite/suite.yaml"}
+    filled: dict[str, Any] = substitute(template, given, strict=False)
+    return filled
 
 
 def templates(template: dict[str, Any]) -> dict[str, dict[str, Any]]:

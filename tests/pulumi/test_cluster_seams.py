@@ -204,7 +204,11 @@ def test_pods_ask_for_the_served_model_and_the_stack_judge(stack: str) -> None:
 def test_a_configured_judge_and_the_stacks_served_name_reach_every_argo_step() -> None:
     """The stack's vLLM answers every variant that names no model or endpoint of its own (EVAL_TARGET_*
     override the suite's `target`); the configured judge scores every branch and writes the G-Eval steps."""
-    s = settings("prod", eval__judge={"baseUrl": "http://judge.eval.svc:8000/v1", "model": "judge-70b"})
+    s = settings(
+        "prod",
+        eval__judge={"baseUrl": "http://judge.eval.svc:8000/v1", "model": "judge-70b"},
+        eval__egress=[{"namespace": "eval", "podLabels": {"app": "judge"}, "ports": [8000]}],
+    )
     (template,) = [o for o in workflow.argo(s) if o["kind"] == "WorkflowTemplate"]
     envs = [env_of(c) for c in argo_steps(template)]
     assert len(envs) == 5  # plan, the branch's Job, aggregate, gate-alone, gate-vs-reference
@@ -247,7 +251,6 @@ def test_pulumi_awaits_each_object_for_its_own_budget(stack: str, tmp_path: Path
         "vllm": ("Deployment/vllm", deployment["spec"]["progressDeadlineSeconds"]),
         "eval_job": ("Job/eval-r1", s.eval.active_deadline_seconds),
         "eval_gate": ("Job/aggregate-r1", 900),
-        "gpu_smoke": ("Job/gpu-smoke", s.vllm.download_budget_seconds),
     }
     if s.device_plugin.enabled:
         waits["device_plugin"] = ("DaemonSet/nvidia-device-plugin", 600)
@@ -327,14 +330,27 @@ def test_argo_steps_without_a_token_run_their_executor_under_the_workflow_accoun
 # --- 6. the device plugin on a mixed cluster --------------------------------------------------------
 
 
-def test_the_device_plugin_runs_on_gpu_nodes_only_and_idles_without_a_gpu() -> None:
+def test_the_device_plugin_runs_on_every_node_by_default_and_idles_without_a_gpu() -> None:
+    """Upstream's static manifest: no affinity (a fresh cluster labels no GPU node); a node without a GPU runs
+    the plugin idle. A cluster with GPU Feature Discovery can pin it to its labels (devicePlugin.nodeSelector)."""
     s = load_stack(PULUMI_DIR, "prod")
     _, ds, _ = gpu.device_plugin(s)
     pod = ds["spec"]["template"]["spec"]
-    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
-    assert terms == [{"matchExpressions": [{"key": "nvidia.com/gpu.present", "operator": "In", "values": ["true"]}]}]
+    assert "affinity" not in pod
     assert env_of(pod["containers"][0])["FAIL_ON_INIT_ERROR"] == "false"  # as upstream's static manifest
     assert yaml.safe_load(gpu.device_plugin_config(s))["flags"]["failOnInitError"] is False
+    pinned = settings("prod", devicePlugin__nodeSelector={"nvidia.com/gpu.present": "true"})
+    pod = gpu.device_plugin(pinned)[1]["spec"]["template"]["spec"]
+    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert terms == [{"matchExpressions": [{"key": "nvidia.com/gpu.present", "operator": "In", "values": ["true"]}]}]
+
+
+def test_time_slicing_refuses_a_vllm_that_asks_for_several_gpus() -> None:
+    """failRequestsGreaterThanOne (the plugin's default with time-slicing) refuses every pod asking for more than one
+    nvidia.com/gpu, cluster-wide: a vLLM with vllm.gpus: 2 would never start."""
+    with pytest.raises(SettingsError, match=r"Pulumi.prod.yaml: vllm\.gpus: 2 GPUs .*timeSlicingReplicas: 1"):
+        settings("prod", devicePlugin__timeSlicingReplicas=2, vllm__gpus=2)
+    assert settings("prod", vllm__gpus=2).vllm.gpus == 2  # no time-slicing: fine
 
 
 # --- 7. GPU sharing, autoscaling -------------------------------------------------------------------
@@ -352,8 +368,8 @@ def test_no_stack_declares_an_autoscaler_that_nothing_feeds(stack: str) -> None:
 
 def test_time_slicing_with_a_memory_fraction_that_cannot_fit_the_replicas_is_refused() -> None:
     with pytest.raises(SettingsError, match=r"Pulumi.prod.yaml: vllm\.gpuMemoryUtilization: 2 vLLM replicas .* 0\.47"):
-        settings("prod", vllm__replicas=2)
-    assert settings("prod", vllm__replicas=2, vllm__gpuMemoryUtilization=0.45).vllm.replicas == 2
+        settings("prod", vllm__replicas=2, devicePlugin__timeSlicingReplicas=2)
+    assert settings("prod", vllm__replicas=2, devicePlugin__timeSlicingReplicas=2, vllm__gpuMemoryUtilization=0.45)
     prod = load_stack(PULUMI_DIR, "prod")
     slices = prod.device_plugin.time_slicing_replicas
     assert min(slices, prod.vllm.replicas) * prod.vllm.gpu_memory_utilization <= 0.95
@@ -441,21 +457,26 @@ def test_the_run_guard_keeps_a_results_folder_to_the_image_that_wrote_it(tmp_pat
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_the_gpu_smoke_job_runs_nvidia_smi_on_one_gpu_before_vllm(stack: str) -> None:
+def test_vllms_pod_checks_its_gpu_with_nvidia_smi_before_anything_else(stack: str) -> None:
+    """No GPU Job of its own (it would need a GPU the running vLLM holds on every upgrade): the check is vLLM's first
+    init container, on the GPUs the pod gets (the kubelet hands an init container's devices on to the server)."""
     mocks, out = run_program(stack, stack_config(stack))
-    job = gpu.gpu_smoke_job(out["settings"])
-    (c,) = job["spec"]["template"]["spec"]["containers"]
-    assert c["command"] == ["nvidia-smi"]
-    assert c["resources"]["limits"]["nvidia.com/gpu"] == c["resources"]["requests"]["nvidia.com/gpu"] == "1"
-    assert unwrap(mocks.by_name("job-eval-gpu-smoke").inputs) == job
-    assert out["gpu_smoke"] in out["vllm_after"]  # Pulumi creates vLLM only once the smoke Job completed
+    deployment = inference.vllm_deployment(out["settings"])
+    pod = deployment["spec"]["template"]["spec"]
+    check = pod["initContainers"][0]
+    assert check["name"] == "gpu-check" and check["command"] == ["nvidia-smi"]
+    gpus = str(out["settings"].vllm.gpus)
+    assert check["resources"]["limits"]["nvidia.com/gpu"] == check["resources"]["requests"]["nvidia.com/gpu"] == gpus
+    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == gpus
+    assert unwrap(mocks.by_name("deployment-eval-vllm").inputs) == deployment
+    assert not [r for r in mocks.registered if r.typ == "kubernetes:batch/v1:Job"]  # no GPU Job besides vLLM
 
 
 def test_the_weight_prefetch_downloads_the_pinned_revision_before_vllm_starts_offline(tmp_path: Path) -> None:
     """The init container's own command, run here against a stand-in huggingface_hub that records the call."""
     s = load_stack(PULUMI_DIR, "dev")
     pod = inference.vllm_deployment(s)["spec"]["template"]["spec"]
-    (prefetch,) = pod["initContainers"]
+    (prefetch,) = [c for c in pod["initContainers"] if c["name"] == "prefetch-weights"]
     assert prefetch["image"] == s.vllm.image  # vLLM's image ships huggingface_hub
     assert {"name": "model-cache", "mountPath": "/models"} in prefetch["volumeMounts"]
     fake = tmp_path / "huggingface_hub"

@@ -242,8 +242,7 @@ def test_device_plugin_is_off_in_dev_and_on_in_prod(program: tuple[RecordingMock
     image = pod["containers"][0]["image"]
     assert image.startswith("nvcr.io/nvidia/k8s-device-plugin:v")
     cm = unwrap(mocks.by_name("configmap-kube-system-nvidia-device-plugin-config").inputs)
-    assert "failRequestsGreaterThanOne: true" in cm["data"]["config.yaml"]
-    assert "replicas: 2" in cm["data"]["config.yaml"]
+    assert "sharing" not in cm["data"]["config.yaml"]  # prod time-slices no GPU: it would apply cluster-wide
 
 
 def test_time_slicing_is_absent_with_one_replica() -> None:
