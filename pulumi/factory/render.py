@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 import yaml
 
-from factory import evaluation, manifests, objects, workflow
+from factory import evaluation, kueue, manifests, objects, workflow
 from factory.settings import (
     RunSettings,
     SettingsError,
@@ -144,6 +144,8 @@ def render(
     groups = {"stack": write_group(out / "stack", manifests.long_lived(settings))}
     if settings.argo.enabled:
         groups["argo"] = write_group(out / "argo", workflow.argo(settings))
+    if settings.kueue is not None and settings.kueue.emit_queues:
+        groups["kueue"] = write_group(out / "kueue", kueue.queues(settings))
     run_args = (run_id, commit, suite, image, suite_in_image, timings_report, profile)
     if any(arg is not None for arg in run_args):
         if run_id is None or commit is None or suite is None:
@@ -205,7 +207,7 @@ def main(
     profile: str | None,
     project_dir: Path,
 ) -> None:
-    """Write the manifests of STACK as YAML under OUT (stack/, argo/, run/<run-id>/ and run/<run-id>.json)."""
+    """Write the manifests of STACK as YAML under OUT (stack/, argo/, kueue/, run/<run-id>/ and run/<run-id>.json)."""
     source = click.get_current_context().get_parameter_source("profile")
     if source == click.core.ParameterSource.ENVIRONMENT and run_id is None:
         profile = None  # a pipeline's EVAL_PROFILE selects a run's cases; a stack alone has none to select
