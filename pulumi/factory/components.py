@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pulumi
-from factory import evaluation, gpu, inference, manifests, objects, storage, workflow
+from factory import evaluation, evaluator_pods, gpu, inference, manifests, objects, results, storage, workflow
 from factory.settings import RunSettings, StackSettings
 from factory.typed import resource
 
@@ -48,10 +48,15 @@ class EvalWorkspace(_Manifests):
 
     def __init__(self, name: str, s: StackSettings, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("EvalWorkspace", name, s, opts)
-        self._add([objects.namespace(s)])
+        # Retained like the volumes it holds: deleting a namespace deletes its PVCs, whatever Pulumi retains.
+        self._add([objects.namespace(s)], retain_on_delete=True, protect=s.protect_data)
         ns = pulumi.ResourceOptions(depends_on=[self.resources[f"Namespace/{s.namespace}"]])
         self._add(
-            [objects.service_account(s, objects.EVAL_SERVICE_ACCOUNT), evaluation.eval_network_policy(s)],
+            [
+                objects.service_account(s, objects.EVAL_SERVICE_ACCOUNT),
+                evaluator_pods.eval_network_policy(s),
+                evaluator_pods.eval_egress_policy(s),
+            ],
             depends_on=ns.depends_on,
         )
         self._add([storage.results_pvc(s)], depends_on=ns.depends_on, retain_on_delete=True, protect=s.protect_data)
@@ -89,10 +94,13 @@ class VllmServer(_Manifests):
         s: StackSettings,
         hf_token: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
+        api_key: pulumi.Input[str] | None = None,
     ) -> None:
         super().__init__("VllmServer", name, s, opts)
         if hf_token is not None:
             self._add([inference.hf_token_secret(s, pulumi.Output.secret(hf_token))])
+        if api_key is not None and s.vllm.api_key_secret:
+            self._add([inference.vllm_api_key_secret(s, pulumi.Output.secret(api_key))])
         self._add(inference.vllm(s))
         self.service_name = pulumi.Output.from_input("vllm")
         self.base_url = pulumi.Output.from_input(s.vllm_base_url)
@@ -110,7 +118,24 @@ class EvalApiKeys(_Manifests):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("EvalApiKeys", name, s, opts)
-        self._add([evaluation.eval_keys_secret(s, {k: pulumi.Output.secret(v) for k, v in keys.items()})])
+        self._add([evaluator_pods.eval_keys_secret(s, {k: pulumi.Output.secret(v) for k, v in keys.items()})])
+        self.register_outputs({})
+
+
+class ReportUploadCredentials(_Manifests):
+    """The object storage credentials the aggregate Job's upload reads (results.upload.secret)."""
+
+    def __init__(
+        self,
+        name: str,
+        s: StackSettings,
+        access_key_id: pulumi.Input[str],
+        secret_access_key: pulumi.Input[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("ReportUploadCredentials", name, s, opts)
+        secret = results.upload_secret(s, pulumi.Output.secret(access_key_id), pulumi.Output.secret(secret_access_key))
+        self._add([secret])
         self.register_outputs({})
 
 

@@ -1,56 +1,38 @@
-"""One evaluation run: the suite's ConfigMap, the Indexed Job of docs/contract.md (with its run-guard), the
-aggregation Job, and what every evaluator pod shares (environment, container, pod, network policy, keys)."""
+"""One evaluation run: the suite's ConfigMap, the Indexed Job of docs/contract.md (run-guard and wait first), the
+aggregation Job, and the order they are applied in. Plain data (dicts), no Pulumi import."""
 
 from __future__ import annotations
 
 import posixpath
-from typing import Any
 
+from factory.evaluator_pods import (
+    JOB_SKIPS,
+    RESULTS_MOUNT,
+    SUITE_KEY,
+    SUITE_MOUNT,
+    evaluator_container,
+    evaluator_env,
+    evaluator_pod,
+    out_dir,
+)
 from factory.objects import (
-    EVAL_SERVICE_ACCOUNT,
-    WHY_PULL_POLICY,
-    WHY_SECRET_ENV,
-    WHY_TAG_NOT_DIGEST,
     Manifest,
     labels,
     object_meta,
-    pod_security,
-    restricted_container_security,
     skips,
 )
+from factory.preflight import run_guard_container, wait_container
+from factory.results import collector_pod, upload_containers
 from factory.settings import RunSettings, StackSettings
 
-EVALUATOR_UID = 10001
-RESULTS_MOUNT = "/results"
-SUITE_MOUNT = "/suite"
 # The evaluator's exit codes (docs/contract.md) and what the Job does with them.
 EXIT_CONFIG_ERROR = 2  # FailJob: every shard would fail the same way
 EXIT_BAD_SHARD = 3  # FailIndex: retrying this shard cannot help
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
-SUITE_KEY = "suite.yaml"  # ConfigMap keys cannot hold '/': fixed keys, mapped to paths by the volume's items
-RUN_IMAGE_FILE = "run-image"  # beside the shards: the image that produced them (see run_guard_container)
 AGGREGATE_DEADLINE_SECONDS = 900
-
-
-def eval_keys_secret(s: StackSettings, keys: dict[str, Any]) -> Manifest:
-    """Built only by `pulumi up` from `pulumi config set --secret evalTargetApiKey/evalJudgeApiKey`."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": object_meta(s.eval_keys_secret, s.namespace, "evaluator"),
-        "type": "Opaque",
-        "stringData": keys,
-    }
-
-
-def eval_network_policy(s: StackSettings) -> Manifest:
-    """Evaluator pods accept no connections; they only call the target and the judge."""
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": object_meta("evaluator-no-ingress", s.namespace, "evaluator"),
-        "spec": {"podSelector": {"matchLabels": labels("evaluator")}, "policyTypes": ["Ingress"]},
-    }
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+# pulumi-kubernetes: a Job that failed in an earlier `up` is replaced on the next one, not awaited again.
+REPLACE_UNREADY = {"pulumi.com/replaceUnready": "true"}
 
 
 def suite_configmap_name(run_id: str) -> str:
@@ -63,10 +45,6 @@ def eval_job_name(run_id: str) -> str:
 
 def aggregate_job_name(run_id: str) -> str:
     return f"aggregate-{run_id}"
-
-
-def out_dir(run_id: str) -> str:
-    return f"{RESULTS_MOUNT}/{run_id}"
 
 
 def suite_configmap(s: StackSettings, run: RunSettings) -> Manifest:
@@ -107,104 +85,9 @@ def run_shards(s: StackSettings, run: RunSettings | None = None) -> int:
     return s.eval.shards
 
 
-def evaluator_env(
-    s: StackSettings,
-    run_id: str,
-    commit: str,
-    target_base_url: str,
-    target_model: str,
-    timings: str | None = None,
-    shards: int | str | None = None,
-    out: str | None = None,
-    extra: list[Manifest] | None = None,
-) -> list[Manifest]:
-    env: list[Manifest] = [
-        {"name": "EVAL_TOTAL_SHARDS", "value": str(s.eval.shards if shards is None else shards)},
-        {"name": "EVAL_RUN_ID", "value": run_id},
-        {"name": "EVAL_COMMIT", "value": commit},
-        {"name": "EVAL_OUT_DIR", "value": out or out_dir(run_id)},
-        {"name": "EVAL_SHARDING", "value": s.eval.sharding},
-        # The stack decides what is evaluated and who judges: the suite's own endpoints are overridden.
-        {"name": "EVAL_TARGET_BASE_URL", "value": target_base_url},
-        {"name": "EVAL_TARGET_MODEL", "value": target_model},
-        {"name": "EVAL_JUDGE_BASE_URL", "value": s.judge_base_url},
-        {"name": "EVAL_JUDGE_MODEL", "value": s.judge_model},
-        {"name": "EVAL_IMAGE", "value": s.eval.image},
-        *(extra or []),
-        # CPU workers: an NVIDIA runtime set as the node default must expose no GPU to them.
-        {"name": "NVIDIA_VISIBLE_DEVICES", "value": "void"},
-        {"name": "HOME", "value": "/tmp"},
-        {"name": "USER", "value": "evaluator"},
-        {"name": "DEEPEVAL_TELEMETRY_OPT_OUT", "value": "1"},
-    ]
-    if timings is not None:
-        env.append({"name": "EVAL_TIMINGS", "value": timings})
-    for key in ("EVAL_TARGET_API_KEY", "EVAL_JUDGE_API_KEY"):
-        env.append(
-            {"name": key, "valueFrom": {"secretKeyRef": {"name": s.eval_keys_secret, "key": key, "optional": True}}}
-        )
-    return env
-
-
 def _profile_env(run: RunSettings | None) -> list[Manifest]:
     """EVAL_PROFILE only for a run with a profile (the evaluator reads it; none: every case)."""
     return [{"name": "EVAL_PROFILE", "value": run.profile}] if run is not None and run.profile else []
-
-
-def evaluator_container(
-    s: StackSettings, name: str, command: list[str], env: list[Manifest], suite_volume: bool = True
-) -> Manifest:
-    mounts = [{"name": "suite", "mountPath": SUITE_MOUNT, "readOnly": True}] if suite_volume else []
-    return {
-        "name": name,
-        "image": s.eval.image,
-        "imagePullPolicy": "IfNotPresent",
-        "command": command,
-        # DeepEval writes its `.deepeval/` folder into the working directory; the root filesystem is read-only.
-        "workingDir": "/tmp",
-        "env": env,
-        # CPU and memory only: the evaluator calls models over HTTP and never needs a GPU.
-        "resources": {
-            "requests": {"cpu": s.eval.cpu, "memory": s.eval.memory},
-            "limits": {"cpu": s.eval.cpu, "memory": s.eval.memory},
-        },
-        "securityContext": restricted_container_security(),
-        "volumeMounts": [
-            *mounts,
-            {"name": "results", "mountPath": RESULTS_MOUNT},
-            {"name": "tmp", "mountPath": "/tmp"},
-        ],
-    }
-
-
-def evaluator_pod(
-    s: StackSettings,
-    suite_volume: Manifest | None,
-    containers: list[Manifest],
-    init: list[Manifest],
-) -> Manifest:
-    volumes = [suite_volume] if suite_volume else []
-    spec: Manifest = {
-        "restartPolicy": "Never",
-        "serviceAccountName": EVAL_SERVICE_ACCOUNT,
-        "automountServiceAccountToken": False,
-        "enableServiceLinks": False,
-        "securityContext": pod_security(EVALUATOR_UID),
-        "containers": containers,
-        "volumes": [
-            *volumes,
-            {"name": "results", "persistentVolumeClaim": {"claimName": "eval-results"}},
-            {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
-        ],
-    }
-    if init:
-        spec["initContainers"] = init
-    return spec
-
-
-QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
-# pulumi-kubernetes: a Job that failed in an earlier `up` is replaced on the next one, not awaited again.
-REPLACE_UNREADY = {"pulumi.com/replaceUnready": "true"}
 
 
 def job_metadata(s: StackSettings, name: str, job_labels: dict[str, str]) -> Manifest:
@@ -220,49 +103,6 @@ def queued(s: StackSettings, spec: Manifest) -> Manifest:
     """Under Kueue a Job is created suspended; Kueue unsuspends it once its queue admits it (Kueue's own webhook
     would suspend it anyway: created so, no pod can start before admission)."""
     return {"suspend": True, **spec} if s.eval.queue_name else spec
-
-
-JOB_SKIPS = (
-    ("CKV_K8S_35", WHY_SECRET_ENV),
-    ("CKV_K8S_43", WHY_TAG_NOT_DIGEST),
-    ("CKV_K8S_15", WHY_PULL_POLICY),
-)
-# Before any shard starts: the results folder of a run id belongs to one image. A run id rendered again with
-# another image must not resume (and so report as its own) the shards the first image finished. The first
-# pod records its image atomically (link of a complete temp file), every pod compares; a mismatch exits 2,
-# which the podFailurePolicy turns into FailJob at once. Python from the evaluator image: it has no shell.
-RUN_GUARD_SCRIPT = """\
-import os, sys, tempfile
-out, image, run = os.environ["EVAL_OUT_DIR"], os.environ["EVAL_IMAGE"], os.environ["EVAL_RUN_ID"]
-os.makedirs(out, exist_ok=True)
-marker = os.path.join(out, "run-image")
-fd, temp = tempfile.mkstemp(dir=out, prefix=".run-image.")
-with os.fdopen(fd, "w") as handle:
-    handle.write(image + "\\n")
-    handle.flush()
-    os.fsync(handle.fileno())
-try:
-    os.link(temp, marker)
-except FileExistsError:
-    pass
-finally:
-    os.unlink(temp)
-with open(marker) as handle:
-    recorded = handle.read().strip()
-if recorded != image:
-    print(f"{marker}: run {run} was evaluated by image {recorded}; this pod runs another image, {image}: its "
-          f"finished shards would be reported as this image's. Render the run with a new --run-id, or delete "
-          f"{out} from the results volume first.", file=sys.stderr)
-    sys.exit(2)
-print(f"{marker}: run {run}, image {image}")
-"""
-
-
-def run_guard_container(s: StackSettings, env: list[Manifest]) -> Manifest:
-    container = evaluator_container(s, "run-guard", ["python", "-c", RUN_GUARD_SCRIPT], env, suite_volume=False)
-    small = {"cpu": "100m", "memory": "128Mi"}
-    container["resources"] = {"requests": dict(small), "limits": dict(small)}
-    return container
 
 
 def eval_job_await_seconds(s: StackSettings) -> int:
@@ -376,7 +216,7 @@ def indexed_job(
                         s,
                         suite_volume,
                         [evaluator_container(s, "evaluator", command, [index_env, *env], suite_volume is not None)],
-                        [run_guard_container(s, env)],
+                        [run_guard_container(s, env), *wait_container(s)],
                     ),
                 },
             },
@@ -414,50 +254,15 @@ def aggregate_job(s: StackSettings, run_id: str, commit: str, run: RunSettings |
                         s,
                         None,
                         [evaluator_container(s, "gate", gate, env, suite_volume=False)],
-                        [evaluator_container(s, "aggregate", aggregate, env, suite_volume=False)],
+                        [
+                            evaluator_container(s, "aggregate", aggregate, env, suite_volume=False),
+                            *upload_containers(s, run_id, report),
+                        ],
                     ),
                 },
             },
         ),
     }
-
-
-COLLECTOR_DEADLINE_SECONDS = 900
-
-
-def collector_pod_name(run_id: str) -> str:
-    return f"collect-{run_id}"
-
-
-def collector_pod(s: StackSettings, run_id: str) -> Manifest:
-    """How a run's results leave the cluster by a path the namespace's admission accepts: a short-lived pod with the
-    evaluator's own restricted security context and the results volume read-only, idle while `kubectl cp` copies
-    /results/<run-id> off it (kubectl cp runs `tar` in the pod; the image has it). It ends itself after
-    COLLECTOR_DEADLINE_SECONDS if nobody deletes it. A `kubectl run` pod without a security context is refused in
-    a `restricted` namespace."""
-    sleep = ["python", "-c", f"import time; time.sleep({COLLECTOR_DEADLINE_SECONDS})"]
-    container = evaluator_container(s, "collect", sleep, [{"name": "HOME", "value": "/tmp"}], suite_volume=False)
-    small = {"cpu": "100m", "memory": "128Mi"}
-    container["resources"] = {"requests": dict(small), "limits": dict(small)}
-    container["volumeMounts"] = [
-        {"name": "results", "mountPath": RESULTS_MOUNT, "readOnly": True},
-        {"name": "tmp", "mountPath": "/tmp"},
-    ]
-    spec = evaluator_pod(s, None, [container], [])
-    spec["activeDeadlineSeconds"] = COLLECTOR_DEADLINE_SECONDS
-    for volume in spec["volumes"]:
-        if "persistentVolumeClaim" in volume:
-            volume["persistentVolumeClaim"]["readOnly"] = True
-    idle = "an idle pod that only hosts `kubectl cp` for a few minutes: nothing serves, nothing to probe"
-    # JOB_SKIPS without CKV_K8S_35: this pod reads no credential.
-    meta = object_meta(
-        collector_pod_name(run_id),
-        s.namespace,
-        "evaluator",
-        skips(*JOB_SKIPS[1:], ("CKV_K8S_8", idle), ("CKV_K8S_9", idle)),
-    )
-    meta["labels"]["ai-eval-factory/run-id"] = run_id
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
 
 
 def run_manifests(s: StackSettings, run: RunSettings, timings_report: str | None = None) -> list[Manifest]:

@@ -6,6 +6,7 @@ from typing import Any
 
 from factory.gpu import gpu_check_container
 from factory.objects import (
+    VLLM_API_KEY_FIELD,
     VLLM_SERVICE_ACCOUNT,
     VLLM_UID,
     WHY_PULL_POLICY,
@@ -22,6 +23,18 @@ from factory.objects import (
 from factory.settings import StackSettings
 
 VLLM_PORT = 8000
+
+
+def vllm_api_key_secret(s: StackSettings, key: Any) -> Manifest:
+    """Built only by `pulumi up` from `pulumi config set --secret vllmApiKey` (with vllm.apiKeySecret set)."""
+    assert s.vllm.api_key_secret is not None
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": object_meta(s.vllm.api_key_secret, s.namespace, "vllm"),
+        "type": "Opaque",
+        "stringData": {VLLM_API_KEY_FIELD: key},
+    }
 
 
 def hf_token_secret(s: StackSettings, token: Any) -> Manifest:
@@ -114,6 +127,11 @@ def vllm_deployment(s: StackSettings) -> Manifest:
     if v.prefetch:
         # The prefetch init container has put the pinned revision in the cache: never download at start.
         env.append({"name": "HF_HUB_OFFLINE", "value": "1"})
+    if v.api_key_secret:
+        # vLLM then answers /v1 only with `Authorization: Bearer <key>` (its /health stays open for the probes); the
+        # evaluator pods read the same key (evaluator_pods.evaluator_env). Not optional: no key, no start.
+        key_ref = {"name": v.api_key_secret, "key": VLLM_API_KEY_FIELD}
+        env.append({"name": "VLLM_API_KEY", "valueFrom": {"secretKeyRef": key_ref}})
     spec: Manifest = {
         "replicas": v.replicas,
         # A first rollout pulls a multi-GB image, downloads the weights and loads them: without this the

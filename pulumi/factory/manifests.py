@@ -5,7 +5,7 @@ objects) and `workflow` (Argo)."""
 
 from __future__ import annotations
 
-from factory import evaluation, gpu, inference, storage
+from factory import evaluation, evaluator_pods, gpu, inference, storage
 from factory.objects import EVAL_SERVICE_ACCOUNT, Manifest, namespace, service_account
 from factory.settings import StackSettings
 
@@ -19,7 +19,8 @@ def long_lived(s: StackSettings) -> list[Manifest]:
         *storage.model_cache(s),
         storage.results_pvc(s),
         service_account(s, EVAL_SERVICE_ACCOUNT),
-        evaluation.eval_network_policy(s),
+        evaluator_pods.eval_network_policy(s),
+        evaluator_pods.eval_egress_policy(s),
     ]
     objs += inference.vllm(s)  # its pod checks the GPU first (gpu.gpu_check_container)
     return objs

@@ -18,6 +18,7 @@ PART_OF = "ai-eval-factory"
 VLLM_UID = 10002
 EVAL_SERVICE_ACCOUNT = "evaluator"
 VLLM_SERVICE_ACCOUNT = "vllm"
+VLLM_API_KEY_FIELD = "api-key"  # the key in vllm.apiKeySecret: vLLM's VLLM_API_KEY, the pods' bearer token
 # Accepted checkov findings, with the reason written once and reused.
 WHY_TAG_NOT_DIGEST = "images are pinned to a release tag from stack config; a digest is also accepted there"
 WHY_PULL_POLICY = "IfNotPresent: pinned tags never move, and dev (minikube) uses locally loaded images"

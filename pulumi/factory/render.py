@@ -26,8 +26,8 @@ from factory.settings import (
     check_settings,
     image_is_pinned,
     load_stack,
-    make_run,
 )
+from factory.suites import make_run
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -111,7 +111,7 @@ def launch_plan(objs: list[objects.Manifest], files: list[Path], run: RunSetting
 
 def check_run_image(plan_path: Path, image: str) -> None:
     """A run id is evaluated by one image: refuse to render it again for another (stale shards would be
-    resumed and reported as the new image's; the pods refuse too, see evaluation.RUN_GUARD_SCRIPT)."""
+    resumed and reported as the new image's; the pods refuse too, see preflight.RUN_GUARD_SCRIPT)."""
     if not plan_path.is_file():
         return
     try:

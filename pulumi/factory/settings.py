@@ -7,7 +7,6 @@ Kept free of any Pulumi import so that `render` (and its checks) read the very s
 from __future__ import annotations
 
 import difflib
-import posixpath
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +16,8 @@ import yaml
 
 PROJECT = "ai-eval-factory"
 ENVIRONMENTS = ("dev", "prod")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?$")
-_COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
 RUN_ID_MAX = 40  # Job names get "-<index>-<suffix>" appended for pods; keep the whole under 63.
 
 
@@ -30,9 +28,6 @@ class SettingsError(ValueError):
 # vLLM checks at start that `gpuMemoryUtilization` of the GPU is free; copies that share one GPU through
 # time-slicing must fit together, with room for each process's CUDA context.
 GPU_MEMORY_HEADROOM = 0.05
-# A ConfigMap (data + metadata) must stay under etcd's 1 MiB object limit; keep room for the metadata.
-CONFIGMAP_LIMIT_BYTES = 1024 * 1024
-CONFIGMAP_METADATA_ROOM = 16 * 1024
 DATASET_KEY = "dataset"  # the dataset's ConfigMap key (keys cannot hold '/'; the volume maps it to its path)
 # Stack config keys read by the Pulumi program itself, not by `parse`: known, so never refused as unknown.
 RUN_KEYS = ("evalRun",)
@@ -368,7 +363,7 @@ def parse(config: dict[str, Any], stack: str, source: str) -> StackSettings:
         stack=stack,
         environment=environment,
         kube_context=r.text("kubeContext"),
-        namespace=r.text("namespace", "eval", pattern=_DNS_LABEL),
+        namespace=r.text("namespace", "eval", pattern=DNS_LABEL),
         device_plugin=DevicePluginSettings(
             enabled=dp.flag("enabled", environment != "dev"),
             image=dp.image("image", "nvcr.io/nvidia/k8s-device-plugin:v0.17.1"),
@@ -413,7 +408,7 @@ def parse(config: dict[str, Any], stack: str, source: str) -> StackSettings:
             judge_model=judge.opt_str("model"),
             cpu=ev.quantity("cpu", "1"),
             memory=ev.quantity("memory", "1Gi"),
-            queue_name=ev.text("queueName", pattern=_DNS_LABEL) if ev.data.get("queueName") is not None else None,
+            queue_name=ev.text("queueName", pattern=DNS_LABEL) if ev.data.get("queueName") is not None else None,
             health_wait_seconds=ev.integer("healthWaitSeconds", 600, minimum=0),
             egress=_egress(ev),
             upload=upload,
@@ -455,7 +450,7 @@ def _upload(r: _Reader) -> UploadSettings:
         bucket=r.text("bucket", pattern=re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")),
         prefix=r.text("prefix", "ai-eval-factory").strip("/"),
         region=r.text("region", "us-east-1"),
-        secret=r.text("secret", "report-upload", pattern=_DNS_LABEL),
+        secret=r.text("secret", "report-upload", pattern=DNS_LABEL),
     )
 
 
@@ -466,8 +461,8 @@ def _kueue(r: _Reader) -> KueueSettings:
             raise r._fail(f"quota.{resource}", f"expected a Kubernetes quantity, got {value!r}")
     return KueueSettings(
         emit_queues=r.flag("emitQueues", False),
-        cluster_queue=r.text("clusterQueue", "ai-eval-factory", pattern=_DNS_LABEL),
-        resource_flavor=r.text("resourceFlavor", "default-flavor", pattern=_DNS_LABEL),
+        cluster_queue=r.text("clusterQueue", "ai-eval-factory", pattern=DNS_LABEL),
+        resource_flavor=r.text("resourceFlavor", "default-flavor", pattern=DNS_LABEL),
         quota=tuple(sorted(quota.items())),
     )
 
@@ -565,96 +560,3 @@ def load_stack(project_dir: Path, stack: str) -> StackSettings:
     if not isinstance(doc, dict):
         raise SettingsError(f"{path}: expected a mapping with a `config:` key")
     return parse(strip_project(doc.get("config") or {}, str(path)), stack, str(path))
-
-
-def make_run(
-    run_id: str,
-    commit: str,
-    suite_path: Path,
-    suite_in_image: str | None = None,
-    profile: str | None = None,
-    profile_source: str = "--profile",
-) -> RunSettings:
-    """Validate one run: its id names Kubernetes objects (a DNS label); its suite must load as the evaluator
-    loads it (the files it names travel with it in the run's ConfigMap, or in the image), and its profile must be
-    one of the suite's. The evaluator's own plan of the run gives the variants and the units the shards split."""
-    if not _DNS_LABEL.match(run_id) or len(run_id) > RUN_ID_MAX:
-        raise SettingsError(
-            f"--run-id: {run_id!r} must be lowercase letters, digits and '-', at most {RUN_ID_MAX} characters"
-        )
-    if not _COMMIT.match(commit):
-        raise SettingsError(f"--commit: {commit!r} must be a git commit hash (7 to 40 lowercase hex digits)")
-    if suite_in_image is not None and not suite_in_image.startswith("/"):
-        raise SettingsError(f"--suite-in-image: {suite_in_image!r} must be an absolute path inside the image")
-    try:
-        text = suite_path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SettingsError(f"--suite: {suite_path}: {exc.strerror or exc}") from exc
-    loaded = _load_suite(suite_path)
-    planned = _plan(loaded, profile, profile_source)
-    return RunSettings(
-        run_id=run_id,
-        commit=commit,
-        suite_text=text,
-        suite_source=str(suite_path),
-        files=() if suite_in_image else suite_files(suite_path, text, loaded),
-        suite_in_image=suite_in_image,
-        profile=profile,
-        variants=tuple(planned.variants),
-        reference=loaded.suite.reference,
-        units=len(planned.units),
-        many_shards=planned.shard_count("many"),
-    )
-
-
-def _load_suite(suite_path: Path) -> Any:
-    """The evaluator's own loader (a suite it would reject is refused here), without environment overrides: the
-    pods set their own endpoints. With --suite-in-image the local suite is the folder baked into the image."""
-    from evaluator.errors import InputError
-    from evaluator.suite import load_suite
-
-    try:
-        return load_suite(suite_path, environ={})
-    except InputError as exc:
-        raise SettingsError(f"--suite: {exc.message}") from None
-
-
-def _plan(loaded: Any, profile: str | None, source: str) -> Any:
-    """evaluator.plan_run: the profile's cases x the variants, checked against the metrics."""
-    from evaluator.errors import InputError
-    from evaluator.planning import plan_run
-
-    try:
-        return plan_run(loaded, profile=profile)
-    except InputError as exc:
-        where = source if profile is not None and exc.message.startswith("unknown profile") else "--suite"
-        raise SettingsError(f"{where}: {exc.message}") from None
-
-
-def suite_files(suite_path: Path, text: str, loaded: Any = None) -> tuple[SuiteFile, ...]:
-    """The dataset the suite names, checked by the evaluator's own loader, to ship beside the suite.
-
-    A ConfigMap volume can place a key at a nested path but never outside the mount, and the whole object
-    must stay under 1 MiB: both are refused here, naming the file, instead of a pod failing later.
-    """
-    if loaded is None:
-        loaded = _load_suite(suite_path)
-    relative = posixpath.normpath(loaded.suite.dataset.replace("\\", "/"))
-    if relative.startswith("/") or relative == ".." or relative.startswith("../"):
-        raise SettingsError(
-            f"--suite: {suite_path}: dataset: {loaded.suite.dataset!r} is outside the suite's folder; the run's "
-            "ConfigMap mounts the suite's folder only. Move the dataset beside (or below) the suite."
-        )
-    data = loaded.dataset_path.read_bytes()
-    try:
-        dataset_text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise SettingsError(f"--suite: {loaded.dataset_path}: not UTF-8 text (JSONL, CSV or JSON)") from None
-    size = len(text.encode()) + len(data) + CONFIGMAP_METADATA_ROOM
-    if size > CONFIGMAP_LIMIT_BYTES:
-        raise SettingsError(
-            f"--suite: {loaded.dataset_path}: {len(data):,} bytes; with the suite the run's ConfigMap would "
-            f"exceed Kubernetes' 1 MiB object limit. Bake the suite folder into the run's image and render with "
-            f"--suite-in-image PATH (pulumi/README.md, 'Large datasets')."
-        )
-    return (SuiteFile(key=DATASET_KEY, path=relative, text=dataset_text),)

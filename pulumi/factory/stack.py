@@ -11,7 +11,8 @@ from pulumi.runtime import config as pulumi_config
 
 import pulumi
 from factory import components
-from factory.settings import PROJECT, RunSettings, SettingsError, StackSettings, make_run, parse
+from factory.settings import PROJECT, RunSettings, SettingsError, StackSettings, parse
+from factory.suites import make_run
 
 _STRING_KEYS = ("environment", "kubeContext", "namespace")
 _OBJECT_KEYS = ("devicePlugin", "modelCache", "results", "vllm", "eval", "argo", "gpuSmoke", "kueue")
@@ -109,7 +110,11 @@ def deploy(project_dir: Path) -> dict[str, Any]:
         s,
         hf_token=config.get_secret("hfToken"),
         opts=pulumi.ResourceOptions(provider=provider, depends_on=vllm_after),
+        api_key=config.get_secret("vllmApiKey"),
     )
+    key_id, secret_key = config.get_secret("reportUploadAccessKeyId"), config.get_secret("reportUploadSecretAccessKey")
+    if s.eval.upload is not None and key_id is not None and secret_key is not None:
+        out["upload_credentials"] = components.ReportUploadCredentials("report-upload", s, key_id, secret_key, after_ns)
     keys = {env: value for key, env in _SECRET_KEYS.items() if env and (value := config.get_secret(key)) is not None}
     if keys:
         out["eval_keys"] = components.EvalApiKeys("eval-api-keys", s, keys, after_ns)

@@ -11,15 +11,14 @@ from pathlib import Path
 import yaml
 
 from factory import fanout
-from factory.evaluation import (
+from factory.evaluation import indexed_job, timings_path
+from factory.evaluator_pods import (
     RESULTS_MOUNT,
     SUITE_KEY,
     SUITE_MOUNT,
     evaluator_container,
     evaluator_env,
     evaluator_pod,
-    indexed_job,
-    timings_path,
 )
 from factory.objects import Manifest, labels, object_meta
 from factory.settings import DATASET_KEY, StackSettings
@@ -378,5 +377,21 @@ def workflow_template(s: StackSettings) -> Manifest:
     }
 
 
+def argo_executor_egress(s: StackSettings) -> Manifest:
+    """The workflow's own pods (labelled by Argo) also run Argo's executor, which reports to the API server: on top of
+    the evaluator's egress (NetworkPolicies add up), the API server's ports. The branch Jobs' pods carry no such label:
+    they keep the evaluator's egress only."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": object_meta("argo-executor-egress", s.namespace, "argo-eval"),
+        "spec": {
+            "podSelector": {"matchExpressions": [{"key": "workflows.argoproj.io/workflow", "operator": "Exists"}]},
+            "policyTypes": ["Egress"],
+            "egress": [{"ports": [{"port": 443, "protocol": "TCP"}, {"port": 6443, "protocol": "TCP"}]}],
+        },
+    }
+
+
 def argo(s: StackSettings) -> list[Manifest]:
-    return [*argo_rbac(s), workflow_template(s)]
+    return [*argo_rbac(s), argo_executor_egress(s), workflow_template(s)]
