@@ -149,7 +149,7 @@ def test_every_branch_job_shares_the_run_id_and_its_g_eval_steps_but_writes_its_
     s = load_stack(PULUMI_DIR, "prod")
     # The stack's vLLM answers every variant that names no endpoint of its own (EVAL_TARGET_* override `target`).
     assert (env["EVAL_TARGET_BASE_URL"], env["EVAL_TARGET_MODEL"]) == (s.vllm_base_url, s.vllm.served_model_name)
-    (guard,) = pod["initContainers"]
+    guard, _wait = pod["initContainers"]  # the run-guard, then the wait for vLLM
     assert env_of(guard)["EVAL_OUT_DIR"] == "/results/r1/cand"  # the run-guard keeps each branch to one image
     assert job["spec"]["template"]["metadata"]["labels"]["ai-eval-factory/variant"] == "cand"
 

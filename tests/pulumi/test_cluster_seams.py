@@ -435,7 +435,7 @@ def test_a_stack_owned_run_id_seen_with_another_image_stops_the_preview(tmp_path
 def test_the_run_guard_keeps_a_results_folder_to_the_image_that_wrote_it(tmp_path: Path) -> None:
     """The init container's own script, run here as in the pod: record, accept the same image, refuse another."""
     job = evaluation.eval_job(load_stack(PULUMI_DIR, "dev"), "r1", "0123456")
-    (guard,) = job["spec"]["template"]["spec"]["initContainers"]
+    guard, _wait = job["spec"]["template"]["spec"]["initContainers"]  # the run-guard, then the wait for vLLM
     assert guard["name"] == "run-guard" and guard["command"][:2] == ["python", "-c"]
     rules = job["spec"]["podFailurePolicy"]["rules"]
     assert {"containerName": "run-guard", "operator": "In", "values": [2]} in [r.get("onExitCodes") for r in rules]
