@@ -77,3 +77,14 @@ def test_the_cluster_path_brings_the_report_to_the_agents_disk_past_admission(
     # Every wait names its own timeout: kubectl's default (30 s) is shorter than any pull or run.
     waits = [c for c in calls if " wait " in f" {c} "]
     assert waits and all("--timeout" in c for c in waits), waits
+
+
+def test_a_300_kib_dataset_passes_the_scripts_apply(tmp_path: Path) -> None:
+    """The script applies server-side: a suite ConfigMap past client-side apply's 256 KiB annotation still lands."""
+    from test_cluster_rules import big_suite
+
+    suite = big_suite(tmp_path / "suite", 300)
+    env = cluster(tmp_path) | {"EVAL_SUITE": os.path.relpath(suite, REPO)}
+    done = run_script(env)
+    assert done.returncode == 0, done.stderr
+    assert "configmap/suite-" in done.stdout and "(server side)" in done.stdout
