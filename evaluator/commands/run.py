@@ -166,10 +166,18 @@ def run(
     )  # fmt: skip
 
 
-def read_timings(path: Path | None) -> Report:
-    """The previous report whose per-case durations drive longest-first balancing."""
+def read_timings(path: Path | None) -> Report | None:
+    """The previous report whose per-case durations drive longest-first balancing. None when the report named does
+    not exist yet (a first run on an empty results volume): every shard then splits by input length alone."""
     if path is None:
         raise InputError("'balanced' sharding needs --timings PREVIOUS_REPORT.json (or EVAL_TIMINGS)")
+    if not path.exists():
+        log.warning(
+            "%s: no previous report (a first run?): 'balanced' sharding splits by input length instead, "
+            "computed the same way by every shard",
+            path,
+        )
+        return None
     return evaluator.load_report(path)
 
 
