@@ -37,8 +37,8 @@ def test_more_cases_for_the_lopsided_interval_of_the_issue() -> None:
     between the estimate and -0.03: 10 * (0.6/0.57)^2 = 11.08 cases, 2 more. Not 0, not 'never'."""
     lopsided = stats.Interval(-0.6, -1.0, 0.0, 0.95, 10)
     assert stats.cases_to_decide(lopsided, 0.03) == 2
-    mirrored = stats.Interval(0.4, 0.0, 1.0, 0.95, 10)  # the lower arm (0.4) against the 0.43 above -0.03
-    assert stats.cases_to_decide(mirrored, 0.03) == 1
+    mirrored = stats.Interval(0.4, -0.2, 1.0, 0.95, 10)  # the lower arm (0.6) against the 0.43 above -0.03
+    assert stats.cases_to_decide(mirrored, 0.03) == 10  # 10 * (0.6/0.43)^2 = 19.5 cases
 
 
 def _case(case_id: str, variant: str, score: float | None, *, error: bool = False) -> ReportCase:
