@@ -21,7 +21,7 @@ by an older evaluator is judged with today's intervals; `evaluator report --fail
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from evaluator.compare import Compared, Scores, against_baseline, interval_of, report_compared
 from evaluator.contract import Difference, MetricSummary, PairComparison, Report, Totals
@@ -286,6 +286,17 @@ def classify(diff: Difference, confidence: float, tolerance: float) -> NonInferi
     return non_inferiority(interval, tolerance) if interval is not None else None
 
 
+def reading(
+    pair: PairComparison, diff: Difference, tolerance: float, scores: Scores | None = None
+) -> NonInferiority | None:
+    """`classify`, with "N more cases" as the gate says it: projected from the paired scores when given
+    (`stats.paired_cases_to_decide`), else read off the interval."""
+    result = classify(diff, pair.confidence, tolerance)
+    if result is None or result.verdict != "inconclusive" or scores is None or not scores[0]:
+        return result
+    return replace(result, more_cases=paired_cases_to_decide(*scores, tolerance, pair.confidence, seed=pair.seed))
+
+
 def decide(
     pair: PairComparison,
     name: str,
@@ -294,11 +305,9 @@ def decide(
     verdict: Verdict,
     scores: Scores | None = None,
 ) -> str:
-    """One metric of one pair held to the tolerance: regression (fails), no_regression, or inconclusive. With the
-    paired scores, "N more cases" projects them (`stats.paired_cases_to_decide`); else it is read off the
-    interval."""
+    """One metric of one pair held to the tolerance: regression (fails), no_regression, or inconclusive."""
     label = f"{pair_label(pair)}: {name}"
-    result = classify(diff, pair.confidence, tolerance)
+    result = reading(pair, diff, tolerance, scores)
     if result is None:
         verdict.undecided(f"{label}: no case to compare")
         return "inconclusive"
@@ -311,8 +320,6 @@ def decide(
         verdict.fail(f"regression: {label}: {shown}")
     elif result.verdict == "inconclusive":
         more = result.more_cases
-        if scores is not None and scores[0]:
-            more = paired_cases_to_decide(*scores, tolerance, pair.confidence, seed=pair.seed)
         text = f"{more} more cases would decide it" if more else "no number of cases would decide it at this difference"
         verdict.undecided(f"inconclusive: {label}: {shown}: {text}")
     return result.verdict
