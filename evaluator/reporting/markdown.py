@@ -188,7 +188,8 @@ def _pairs(compared: ComparisonView, reference: str) -> list[str]:
     out = [
         f"### Candidates vs reference `{_cell(reference, 40)}` (tolerance {compared.tolerance:g})",
         "",
-        "Paired over the cases both answered: difference = candidate − reference, paired bootstrap 95% CI, "
+        "Paired over the cases both answered: difference = candidate − reference with its 95% CI (Tango's score "
+        "interval for 0/1 scores, a betting interval for scores in 0..1), "
         "wins/ties/losses per case, exact sign test p-value. A regression only when the whole interval lies "
         "below −tolerance.",
         "",
