@@ -132,11 +132,21 @@ def aggregate(out: str | Path, *, expect_shards: int | None = None) -> Report:
     return merge(Path(out), expect_shards=expect_shards)
 
 
-def judge(report: Report | str | Path, *, mode: str | None = None, baseline: Report | None = None) -> Verdict:
-    """The quality gate's verdict on a report (fails closed on any recorded problem)."""
+def judge(
+    report: Report | str | Path,
+    *,
+    mode: str | None = None,
+    baseline: Report | None = None,
+    policy: str | None = None,
+    tolerance: float | None = None,
+    min_pass_rate: float | None = None,
+) -> Verdict:
+    """The quality gate's verdict on a report (fails closed on any recorded problem); each keyword overrides the
+    suite's gate setting of that name (`Verdict.settings` says which were used)."""
     from evaluator.gate import judge as decide
 
-    return decide(report if not isinstance(report, str | Path) else load_report(report), mode=mode, baseline=baseline)
+    loaded = report if not isinstance(report, str | Path) else load_report(report)
+    return decide(loaded, mode=mode, baseline=baseline, policy=policy, tolerance=tolerance, min_pass_rate=min_pass_rate)
 
 
 def load_report(path: str | Path) -> Report:

@@ -8,6 +8,7 @@ report is the single input of the gate, the reports (JUnit, Markdown, HTML), the
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -32,7 +33,7 @@ from evaluator.contract import (
 )
 from evaluator.errors import InputError
 from evaluator.results import MANIFEST_FILE, RESULTS_FILE, file_sha256, read_manifest, read_results, shard_dirs
-from evaluator.stats import mean_ci, percentile, wilson_interval
+from evaluator.stats import percentile, score_interval, wilson_interval
 from evaluator.suite import DEFAULT_VARIANT, CompareSettings, Gate
 
 
@@ -335,6 +336,8 @@ def _summarize(ordered: list[ReportCase], confidence: float) -> _Summary:
             if outcome.error:
                 metric_errors[name] += 1
                 continue
+            if record.error is not None:  # an errored case is left out of every quality number (compare.pair_up)
+                continue
             metric_count[name] += 1
             if outcome.score is not None:
                 metric_scores.setdefault(name, []).append(outcome.score)
@@ -349,7 +352,7 @@ def _summarize(ordered: list[ReportCase], confidence: float) -> _Summary:
     metrics = {}
     for name in sorted(set(metric_count) | set(metric_errors)):
         scores = metric_scores.get(name, [])
-        mean = mean_ci(scores, confidence) if len(scores) >= 2 else None
+        mean = score_interval(scores, confidence) if scores else None
         rate = wilson_interval(metric_pass[name], metric_count[name], confidence) if metric_count[name] else None
         metrics[name] = MetricSummary(
             count=metric_count[name],
@@ -359,8 +362,8 @@ def _summarize(ordered: list[ReportCase], confidence: float) -> _Summary:
             p95=percentile(scores, 95),
             pass_rate=metric_pass[name] / metric_count[name] if metric_count[name] else None,
             threshold=thresholds.get(name),
-            ci_low=mean.low if mean is not None else None,
-            ci_high=mean.high if mean is not None else None,
+            ci_low=mean.low if mean is not None and math.isfinite(mean.low) else None,
+            ci_high=mean.high if mean is not None and math.isfinite(mean.high) else None,
             pass_rate_ci_low=rate.low if rate is not None else None,
             pass_rate_ci_high=rate.high if rate is not None else None,
         )

@@ -293,7 +293,11 @@ class MetricSummary(_Model):
     p50: float | None
     p95: float | None
     threshold: float | None
-    ci_low: float | None = Field(default=None, description="v3: the mean's Student-t confidence interval")
+    ci_low: float | None = Field(
+        default=None,
+        description="v3: the mean's confidence interval: Wilson for 0/1 scores, a betting interval for scores in "
+        "0..1 (within 0..1), Student-t for scores without bounds",
+    )
     ci_high: float | None = None
     pass_rate_ci_low: float | None = Field(default=None, description="v3: the pass rate's Wilson interval")
     pass_rate_ci_high: float | None = None
@@ -336,8 +340,9 @@ class VariantSummary(_Model):
 
 
 class Difference(_Model):
-    """Candidate minus reference on the cases both scored: the mean difference with its paired bootstrap interval,
-    per-case wins/ties/losses and the exact sign test's p-value. None where fewer than two cases pair up."""
+    """Candidate minus reference on the cases both scored (neither errored): the mean difference with its confidence
+    interval, per-case wins/ties/losses and the exact sign test's p-value. `ci_low`/`ci_high` are None where nothing
+    bounds the difference (one case, or scores without bounds and no spread)."""
 
     n: NonNegativeInt
     reference_mean: float | None
@@ -349,6 +354,11 @@ class Difference(_Model):
     ties: NonNegativeInt
     losses: NonNegativeInt
     p_value: float | None
+    method: Literal["tango", "betting", "t", "bootstrap"] = Field(
+        default="bootstrap",
+        description="the interval: tango (Tango's score interval, 0/1 scores), betting (a betting interval, scores "
+        "in 0..1), t (Student-t, scores without bounds); bootstrap in files written before it was recorded",
+    )
 
 
 class PairComparison(_Model):
@@ -358,13 +368,16 @@ class PairComparison(_Model):
     candidate: str
     baseline_run_id: str | None = Field(default=None, description="set when the reference is a baseline report's")
     cases: NonNegativeInt = Field(description="cases both variants answered")
+    errored: NonNegativeInt = Field(
+        default=0, description="of those, cases left out because either side errored (errors count against the budget)"
+    )
     metrics: dict[str, Difference]
     pass_rate: Difference = Field(description="the case-level pass (every metric passed) as 1/0 per case")
     flipped_to_fail: list[str] = Field(description="case ids the reference passed and the candidate did not")
     flipped_to_pass: list[str] = Field(description="case ids the reference did not pass and the candidate did")
     confidence: float
-    resamples: NonNegativeInt
-    seed: int
+    resamples: NonNegativeInt = Field(description="the suite's compare.resamples (no bootstrap reads it any more)")
+    seed: int = Field(description="seeds the order a betting interval bets on the cases in")
 
 
 class Report(_Model):

@@ -519,7 +519,12 @@ class CompareSettings(_Strict):
 
     reference: str | None = Field(default=None, description="The variant others are compared with [the first].")
     confidence: float = Field(default=0.95, gt=0.0, lt=1.0)
-    resamples: int = Field(default=2000, ge=100, le=100_000, description="Paired bootstrap resamples.")
+    resamples: int = Field(
+        default=2000,
+        ge=100,
+        le=100_000,
+        description="Unused (the paired bootstrap is gone); accepted so older suites load.",
+    )
     seed: int = 0
     tie_margin: float = Field(default=0.0, ge=0.0, le=1.0, description="Score differences within this are ties.")
 

@@ -30,11 +30,14 @@ def _as_v2(content: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_a_v2_report_loads_as_the_default_variant_and_compares_with_v3(tmp_path: Path) -> None:
-    report = evaluator.aggregate(pre_recorded_run(tmp_path, 6, 2))
+    # 100 cases: enough ties to rule out a drop of 0.05 (Tango: +-0.037); 6 would be INCONCLUSIVE, not PASS
+    report = evaluator.aggregate(pre_recorded_run(tmp_path, 100, 2))
     assert report.schema_version == REPORT_SCHEMA
     path = tmp_path / "old.json"
     evaluator.write_report(report, tmp_path / "new.json")
-    path.write_text(json.dumps(_as_v2(json.loads((tmp_path / "new.json").read_text()))))
+    old_content = _as_v2(json.loads((tmp_path / "new.json").read_text()))
+    old_content["run_id"] = "earlier"  # another run's report (the same report would be nothing to compare)
+    path.write_text(json.dumps(old_content))
     old = load_report(path)
     assert old.schema_version == "evaluator.report/v2" and old.variants == {} and old.comparisons == []
     assert {c.variant for c in old.cases} == {"default"} and old.variant_names == ["default"]
