@@ -23,6 +23,7 @@ from evaluator.baseline import compare
 from evaluator.compare import against_baseline, interval_of
 from evaluator.contract import Difference, MetricSummary, PairComparison, Report, Totals
 from evaluator.errors import InputError
+from evaluator.provenance import mixed_versions
 from evaluator.stats import NonInferiority, non_inferiority
 
 
@@ -65,12 +66,15 @@ class Verdict:
 
 
 def judge(
-    report: Report, *, mode: str | None = None, baseline: Report | None = None, policy: str | None = None
-) -> Verdict:
+    report: Report, *, mode: str | None = None, baseline: Report | None = None, policy: str | None = None,
+    allow_mixed_versions: bool = False,
+) -> Verdict:  # fmt: skip
     """Applies the suite's gate (carried in the report) to the report's numbers.
 
     `mode` overrides the suite's: `block` makes an inconclusive comparison block too (the strict reading a
-    pipeline asks for), `warn` lets nothing block. `policy` overrides `gate.policy`."""
+    pipeline asks for), `warn` lets nothing block. `policy` overrides `gate.policy`. Under no_regression a judge
+    or DeepEval version that differs between shards or from the baseline is INCONCLUSIVE unless
+    `allow_mixed_versions` (see `provenance.mixed_versions`)."""
     gate = report.gate
     chosen = policy or gate.policy
     if chosen == "no_regression" and gate.regression_tolerance is None:
@@ -98,6 +102,7 @@ def judge(
                 f"{prefix}errors: {t.errored} of {t.cases} cases errored ({error_rate:.1%}), "
                 f"budget {gate.error_budget:.1%} (infrastructure, not quality)"
             )
+    _versions(report, baseline, verdict, blocking=chosen == "no_regression" and not allow_mixed_versions)
     if chosen == "no_regression":
         _no_regression(report, baseline, verdict)
     else:
@@ -105,6 +110,18 @@ def judge(
         if baseline is not None:
             _against_baseline(report, baseline, verdict)
     return verdict
+
+
+def _versions(report: Report, baseline: Report | None, verdict: Verdict, *, blocking: bool) -> None:
+    """Provenance differences: notes, except a judge or DeepEval difference under no_regression (inconclusive)."""
+    for mismatch in mixed_versions(report, baseline):
+        if blocking and mismatch.blocking:
+            verdict.undecided(
+                f"mixed versions: {mismatch.message}: scores judged otherwise are not comparable "
+                f"(--allow-mixed-versions compares them anyway)"
+            )
+        else:
+            verdict.notes.append(f"provenance: {mismatch.message}")
 
 
 def _views(report: Report) -> list[tuple[str, Totals, dict[str, MetricSummary]]]:

@@ -35,8 +35,16 @@ from evaluator.gate import judge
     help="Override the suite's gate.policy: absolute thresholds, or no regression against the reference "
     "variant (or --baseline) beyond the tolerance, judged on confidence intervals.",
 )
+@click.option(
+    "--allow-mixed-versions",
+    is_flag=True,
+    help="Compare under no_regression even when the judge (model, weights, revision) or DeepEval's version "
+    "differs between the shards or from the baseline (INCONCLUSIVE otherwise); the difference is still noted.",
+)
 @handle_errors
-def gate(report_file: Path, mode: str | None, baseline: Path | None, policy: str | None) -> None:
+def gate(
+    report_file: Path, mode: str | None, baseline: Path | None, policy: str | None, allow_mixed_versions: bool
+) -> None:
     """Judge REPORT.json against the suite's gate.
 
     Fails closed: a missing, incomplete or corrupt shard, a duplicate case, or errors above the error budget can
@@ -53,7 +61,10 @@ def gate(report_file: Path, mode: str | None, baseline: Path | None, policy: str
     2 usage or input error (a file that is no report, or a damaged one: the message names the file and field).
     """
     report = load_report(report_file)
-    verdict = judge(report, mode=mode, baseline=load_report(baseline) if baseline else None, policy=policy)
+    verdict = judge(
+        report, mode=mode, baseline=load_report(baseline) if baseline else None, policy=policy,
+        allow_mixed_versions=allow_mixed_versions,
+    )  # fmt: skip
     for note in verdict.notes:
         click.echo(f"  {note}")
     if verdict.passed:
