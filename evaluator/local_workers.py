@@ -29,7 +29,7 @@ from pathlib import Path
 
 from evaluator.errors import EXIT_BAD_SHARD, EXIT_INFRASTRUCTURE, EXIT_INPUT_ERROR
 from evaluator.progress import read_worker_message
-from evaluator.results import RESULTS_FILE, read_results, shard_dir
+from evaluator.results import MANIFEST_FILE, RESULTS_FILE, read_manifest, read_results, shard_dir
 from evaluator.stopping import Stop
 
 log = logging.getLogger("evaluator.run")
@@ -179,3 +179,18 @@ def units_on_disk(out: Path, index: int, run_id: str) -> int:
     path = shard_dir(out, index) / RESULTS_FILE
     content = read_results(path)
     return len({(r.variant, r.case_id) for r in content.records if r.run_id == run_id})
+
+
+def fill_from_manifests(shards: dict[int, ShardStatus], out: Path, run_id: str) -> None:
+    """A worker that wrote its manifest but exited before its outcome message (the error budget exceeded, exit 4)
+    is known from the manifest: its counts, and whether it completed."""
+    for status in shards.values():
+        if not status.started or status.state is not None:
+            continue
+        manifest = read_manifest(shard_dir(out, status.index) / MANIFEST_FILE).manifest
+        if manifest is None or manifest.run_id != run_id:
+            continue
+        counts = manifest.counts
+        status.apply({"state": manifest.state, "total": counts.cases, "passed": counts.passed,
+                      "failed": counts.failed, "errored": counts.errored,
+                      "done": counts.passed + counts.failed + counts.errored})  # fmt: skip

@@ -14,7 +14,14 @@ import evaluator
 from evaluator.commands.common import git_commit, handle_errors, profile_option, setup_logging
 from evaluator.contract import Report
 from evaluator.errors import InputError
-from evaluator.local_workers import EXIT_MEANING, LocalWorkers, ShardStatus, WorkersResult, units_on_disk
+from evaluator.local_workers import (
+    EXIT_MEANING,
+    LocalWorkers,
+    ShardStatus,
+    WorkersResult,
+    fill_from_manifests,
+    units_on_disk,
+)
 from evaluator.progress import ProgressMeter, worker_message
 from evaluator.sharding import assign, index_from_environment
 from evaluator.stopping import DEFAULT_GRACE_S, Cancelled, Stop, resume_line, stop_on_signals
@@ -317,6 +324,7 @@ def run_local_workers(
         result = LocalWorkers(command, total, workers, stop, update).run()
     if meter is not None:
         meter.close()
+    fill_from_manifests(result.shards, out, run_id)
     _print_outcome(result, run_id, out, units)
     return result.exit_code
 
