@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from evaluator.compare import Compared, Scores, against_baseline, interval_of, report_compared
 from evaluator.contract import Difference, MetricSummary, PairComparison, Report, Totals
 from evaluator.errors import InputError
+from evaluator.provenance import mixed_versions
 from evaluator.stats import NonInferiority, non_inferiority, paired_cases_to_decide
 
 
@@ -148,12 +149,15 @@ def judge(
     policy: str | None = None,
     tolerance: float | None = None,
     min_pass_rate: float | None = None,
+    allow_mixed_versions: bool = False,
 ) -> Verdict:
     """Applies the suite's gate (carried in the report) to the report's numbers.
 
     Each keyword overrides the suite's setting of that name: `mode` `block` also makes an inconclusive comparison
     block (the strict reading a pipeline asks for), `warn` lets nothing block; `policy`, `tolerance` (the
-    regression tolerance) and `min_pass_rate`. `Verdict.settings` says which were used and where they came from."""
+    regression tolerance) and `min_pass_rate`. `Verdict.settings` says which were used and where they came from.
+    Under no_regression a judge or DeepEval version that differs between shards or from the baseline is
+    INCONCLUSIVE unless `allow_mixed_versions` (see `provenance.mixed_versions`)."""
     settings = settings_of(report, mode=mode, policy=policy, tolerance=tolerance, min_pass_rate=min_pass_rate)
     verdict = _new_verdict(settings)
     totals = report.totals
@@ -171,6 +175,7 @@ def judge(
                 f"{prefix}errors: {t.errored} of {t.cases} cases errored ({error_rate:.1%}), "
                 f"budget {budget:.1%} (infrastructure, not quality)"
             )
+    _versions(report, baseline, verdict, blocking=settings.policy == "no_regression" and not allow_mixed_versions)
     if settings.policy == "no_regression":
         _no_regression(report, baseline, verdict, settings.tolerance or 0.0, settings.min_pass_rate)
     else:
@@ -195,6 +200,18 @@ def against_baseline_verdict(
     verdict = _new_verdict(settings)
     _baseline(report, baseline, verdict, given)
     return verdict
+
+
+def _versions(report: Report, baseline: Report | None, verdict: Verdict, *, blocking: bool) -> None:
+    """Provenance differences: notes, except a judge or DeepEval difference under no_regression (inconclusive)."""
+    for mismatch in mixed_versions(report, baseline):
+        if blocking and mismatch.blocking:
+            verdict.undecided(
+                f"mixed versions: {mismatch.message}: scores judged otherwise are not comparable "
+                f"(--allow-mixed-versions compares them anyway)"
+            )
+        else:
+            verdict.notes.append(f"provenance: {mismatch.message}")
 
 
 def _views(report: Report) -> list[tuple[str, Totals, dict[str, MetricSummary]]]:

@@ -48,6 +48,12 @@ from evaluator.gate import judge
     default=None,
     help="Override the suite's gate.min_pass_rate (policy absolute, and no_regression with nothing to compare).",
 )
+@click.option(
+    "--allow-mixed-versions",
+    is_flag=True,
+    help="Compare under no_regression even when the judge (model, weights, revision) or DeepEval's version "
+    "differs between the shards or from the baseline (INCONCLUSIVE otherwise); the difference is still noted.",
+)
 @handle_errors
 def gate(
     report_file: Path,
@@ -56,6 +62,7 @@ def gate(
     policy: str | None,
     tolerance: float | None,
     min_pass_rate: float | None,
+    allow_mixed_versions: bool,
 ) -> None:
     """Judge REPORT.json against the suite's gate.
 
@@ -84,6 +91,7 @@ def gate(
         policy=policy,
         tolerance=tolerance,
         min_pass_rate=min_pass_rate,
+        allow_mixed_versions=allow_mixed_versions,
     )
     if verdict.settings is not None:
         click.echo(verdict.settings.describe())

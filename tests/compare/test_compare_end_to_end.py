@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
-from evaluator.contract import load_report
+from evaluator.contract import MANIFEST_SCHEMA, REPORT_SCHEMA, load_report
 from evaluator.stats import paired_cases_to_decide
 from openai_stub import planted_difference, set_controls
 from tests.helpers import REPO
@@ -71,7 +71,7 @@ def assert_product_sharded(out: Path) -> None:
     seen: Counter[tuple[str, str]] = Counter()
     for index in range(6):
         manifest = json.loads((out / f"shard-{index:05d}" / "manifest.json").read_text())
-        assert manifest["schema"] == "evaluator.manifest/v3"
+        assert manifest["schema"] == MANIFEST_SCHEMA
         units = list(zip(manifest["case_variants"], manifest["case_ids"], strict=True))
         seen.update(units)
         per_variant = Counter(v for v, _ in units)
@@ -93,7 +93,7 @@ def test_three_variants_300_cases_6_shards_pass_fail_inconclusive(
     same = run_suite(evaluator_cli, stub_url, suite, tmp_path / "same")
     assert_product_sharded(tmp_path / "same")
     report = same["json"]
-    assert report["schema"] == "evaluator.report/v3" and report["problems"] == []
+    assert report["schema"] == REPORT_SCHEMA and report["problems"] == []
     assert list(report["variants"]) == ["reference", "terse", "creative"] and report["reference"] == "reference"
     assert report["totals"]["cases"] == 900 and report["totals"]["errored"] == 0
     expected_rate = sum(1 for q in QUESTIONS if _draw(q) < BASE_QUALITY) / 300

@@ -194,7 +194,7 @@ def test_the_html_report_draws_every_plot_and_the_answers_side_by_side(
 
 def test_report_json_round_trips_and_names_the_judge_and_profile(compared: dict[str, Any]) -> None:
     content = json.loads((compared["folder"] / "report.json").read_text())
-    assert content["schema"] == "evaluator.report/v3"
+    assert content["schema"] == evaluator.contract.REPORT_SCHEMA
     assert content["judge"]["model"] == "stub-model" and content["profile"]["name"] is None
     assert content["g_eval_steps"] == {"correct": ["Is the answer correct?"]}
     assert evaluator.load_report(compared["folder"] / "report.json") == compared["report"]

@@ -106,7 +106,7 @@ def test_run_as_pr_and_nightly_records_the_profile_and_sample(tmp_path: Path, ev
     assert [c["case_id"] for c in pr["cases"]] == [c.id for c in planned.cases]
     assert pr["profile"] == {
         "name": "pr", "tags": None, "sample": 5, "seed": 3, "dataset_cases": 20, "selected_cases": 5,
-        "selection_sha256": planned.selection.info.selection_sha256,
+        "selection_sha256": planned.selection.info.selection_sha256, "limit": None,
     }  # fmt: skip
     assert Counter(c["case_id"] < "c12" for c in pr["cases"]) == {True: 3, False: 2}  # 12 easy, 8 hard: 3 + 2
     assert nightly["profile"]["name"] == "nightly" and nightly["totals"]["cases"] == 20
