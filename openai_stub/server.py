@@ -7,7 +7,9 @@ body, how many times that body was seen), so a retry of the same request gets a 
 gives the same faults whatever the order of concurrent calls. Only the concurrency ceiling depends on timing.
 
 Endpoints: `GET /health`, `GET /v1/models`, `POST /v1/chat/completions` (non-streaming), `GET /_stats`,
-`GET|POST /_control`, `POST /_reset`.
+`GET|POST /_control`, `POST /_reset`. `/v1/models` answers as vLLM's does (`ModelList` of `ModelCard`s in
+vllm/entrypoints/openai/protocol.py: `id`, `object`, `created`, `owned_by`, `root` (the path or repository the
+server loaded), `parent`, `max_model_len`, `permission`); the `root` and `max_model_len` controls set the two.
 
 Answers: with `response_format` `{"type": "json_object", "schema": S}` or
 `{"type": "json_schema", "json_schema": {"schema": S}}` the content is a small JSON document valid against S
@@ -74,6 +76,8 @@ class Controls:
     seed: int = 0
     answer: str = DEFAULT_ANSWER  # default text answer
     model: str = "stub-model"  # listed by /v1/models
+    root: str = ""  # /v1/models `root` (vLLM: the --model path or repository loaded); "" = the model id
+    max_model_len: int = 0  # /v1/models `max_model_len`; 0 = not reported (null)
     api_key: str | None = None  # when set, require `Authorization: Bearer K` for K in this comma-separated set
     quality: str = ""  # planted answer quality per model: "model=0.9,other=0.7" (unlisted models always answer well)
 
@@ -103,7 +107,7 @@ def _coerce(name: str, value: Any, current: Any) -> Any:
         if value is None or isinstance(value, str):
             return value
         raise ValueError(f"control {name!r} must be a string or null")
-    if name in ("answer", "model"):
+    if name in ("answer", "model", "root"):
         if isinstance(value, str):
             return value
         raise ValueError(f"control {name!r} must be a string")
@@ -152,7 +156,8 @@ BAD_ANSWER_MARK = " (stub-verdict: no)"
 
 
 def _validate(values: Mapping[str, Any]) -> None:
-    for name in ("latency", "jitter", "retry_after", "hang_seconds", "max_concurrency", "rate_limit", "rate_burst"):
+    for name in ("latency", "jitter", "retry_after", "hang_seconds", "max_concurrency", "rate_limit", "rate_burst",
+                 "max_model_len"):  # fmt: skip
         if values[name] < 0:
             raise ValueError(f"control {name!r} must be >= 0, got {values[name]!r}")
     rates = ("rate_429", "rate_500", "rate_hang")
@@ -263,7 +268,12 @@ class StubServer:
         return web.json_response({"status": "ok"})
 
     async def _models(self, request: web.Request) -> web.Response:
-        model = {"id": self.controls.model, "object": "model", "created": 0, "owned_by": "stub"}
+        controls = self.controls
+        model = {
+            "id": controls.model, "object": "model", "created": 0, "owned_by": "stub",
+            "root": controls.root or controls.model, "parent": None,
+            "max_model_len": controls.max_model_len or None, "permission": [],
+        }  # fmt: skip
         return web.json_response({"object": "list", "data": [model]})
 
     async def _stats(self, request: web.Request) -> web.Response:
@@ -610,6 +620,8 @@ _HELP = {
     "seed": "seed of the reproducible fault draws",
     "answer": "default text answer",
     "model": "model id listed by /v1/models",
+    "root": "the model's `root` on /v1/models (vLLM: the path or repository it loaded; default: the model id)",
+    "max_model_len": "the model's `max_model_len` on /v1/models (0 = null)",
     "api_key": "require 'Authorization: Bearer KEY' for KEY in this comma-separated set; /_stats counts "
     "which key (key-0, key-1, ...) each model's calls presented",
     "quality": "planted answer quality per model, 'MODEL=SHARE,...': a listed model answers a question badly "
@@ -627,7 +639,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0 = any free port)")
     for field in dataclasses.fields(Controls):
         default = getattr(defaults, field.name)
-        kind: Callable[[str], Any] = str if field.name in ("answer", "model", "api_key", "quality") else type(default)
+        strings = ("answer", "model", "root", "api_key", "quality")
+        kind: Callable[[str], Any] = str if field.name in strings else type(default)
         flag = f"--{field.name.replace('_', '-')}"
         parser.add_argument(
             flag, dest=field.name, type=kind, default=default, help=f"{_HELP[field.name]} (%(default)s)"
