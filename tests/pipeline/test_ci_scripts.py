@@ -432,11 +432,13 @@ def test_the_release_promotes_the_evaluated_image(tmp_path: Path) -> None:
 
 
 GATE_FAILING = """#!/usr/bin/env bash
-# Stand-in for `evaluator gate` on a report whose pass rate is below the gate (the CLI's own output format).
+# Stand-in for `evaluator gate` on a report whose pass rate is below the gate (the CLI's own output format:
+# test_the_gate_reason_is_the_real_gates_first_reason holds gate.sh to the real command).
 echo "evaluator $*" >> "$FAKE_LOG"
 if [ "$1" = gate ]; then
-  echo "  - pass_rate 0.62 < min_pass_rate 0.90 (answer_relevancy)" >&2
-  echo "  - 3 error(s) > error_budget 0" >&2
+  echo "gate: policy absolute (suite), min_pass_rate 0.9 (suite), tolerance none (suite), mode block (--mode), inconclusive block (--mode block), error_budget 0.0 (suite)"
+  echo "  - quality: pass rate 62.0% is below the minimum 90.0%" >&2
+  echo "  - quality: metric answer_relevancy passes 62.0% of cases, below 90.0%" >&2
   echo "FAIL: run r7-3f786850e387: 2 failure(s), 0 inconclusive" >&2
   exit 1
 fi
@@ -451,7 +453,7 @@ def test_a_failing_gate_blocks_by_default_and_the_commit_status_says_why(tmp_pat
     results = Path(env["RESULTS_DIR"])
     assert (results / "gate-verdict").read_text().strip() == "fail"
     reason = (results / "gate-reason").read_text().strip()
-    assert reason == "pass_rate 0.62 < min_pass_rate 0.90 (answer_relevancy)"
+    assert reason == "quality: pass rate 62.0% is below the minimum 90.0%"
     github = FakeGitHub()
     try:
         status = run("commit-status.sh", "--from-result", env=GOOD | env | {
@@ -460,7 +462,7 @@ def test_a_failing_gate_blocks_by_default_and_the_commit_status_says_why(tmp_pat
         assert status.returncode == 0, status.stderr
         ((_, _, body),) = github.posts
         assert body["state"] == "failure"
-        assert body["description"].startswith("not released: gate failed: pass_rate 0.62 < min_pass_rate 0.90")
+        assert body["description"].startswith("not released: gate failed: quality: pass rate 62.0% is below")
         assert len(body["description"]) <= 140  # GitHub's limit for a status description
     finally:
         github.close()
@@ -506,3 +508,73 @@ def test_the_evaluation_container_gets_its_own_network_and_no_privileges(tmp_pat
                         (dict(EVAL_TARGET_BASE_URL="http://127.0.0.1:8000/v1"), "host.docker.internal")):  # fmt: skip
         refused = run("run-local-eval.sh", env=env | GOOD | {"EVAL_SUITE": "suites/suite.yaml"} | bad, cwd=workspace)
         assert refused.returncode == 2 and needle in refused.stderr, refused.stderr
+
+
+def _real_report(tmp_path: Path, passing: int, failing: int) -> Path:
+    """A real aggregate (the real `evaluator run` and `aggregate`, pre-recorded answers, exact_match), `failing` of
+    whose cases answer wrongly; the suite's gate: min_pass_rate 0.5."""
+    import sys
+
+    from click.testing import CliRunner
+
+    from evaluator.cli import main
+    from tests.helpers import write_suite
+
+    data = [{"id": f"c{i}", "input": f"q{i}", "expected_output": "a", "actual_output": "a" if i < passing else "b"}
+            for i in range(passing + failing)]  # fmt: skip
+    suite = write_suite(tmp_path / "suite", data, metrics=[{"type": "exact_match"}], target=None, judge=None)
+    results = tmp_path / "results"
+    ran = CliRunner().invoke(main, ["run", str(suite), "--out", str(results), "--run-id", "r7"])
+    assert ran.exit_code == 0, ran.output
+    aggregated = subprocess.run(
+        [str(Path(sys.executable).parent / "evaluator"), "aggregate", str(results), "--out", str(results / "report.json")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert aggregated.returncode in (0, 1), aggregated.stderr
+    return results
+
+
+@pytest.mark.parametrize(("mode", "verdict", "code"), [("block", "fail", 1), ("warn", "warn", 0)])
+def test_the_gate_reason_is_the_real_gates_first_reason(tmp_path: Path, mode: str, verdict: str, code: int) -> None:
+    """gate.sh against the real `evaluator gate` (not a stand-in of its output): the reason the commit status
+    shows is the gate's first reason line, never its settings line or a note."""
+    import sys
+
+    results = _real_report(tmp_path, passing=2, failing=8)
+    env = {"VENV": str(Path(sys.executable).parent.parent), "RESULTS_DIR": str(results), "GATE_MODE": mode}
+    done = run("gate.sh", env=env)
+    assert done.returncode == code, done.stdout + done.stderr
+    assert (results / "gate-verdict").read_text().strip() == verdict
+    reason = (results / "gate-reason").read_text().strip()
+    real = subprocess.run([str(Path(sys.executable).parent / "evaluator"), "gate", str(results / "report.json"),
+                           "--mode", "block"], capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    first = next(line for line in real.stderr.splitlines() if line.startswith("  - "))
+    assert reason == first.removeprefix("  - "), (reason, real.stdout, real.stderr)
+    assert reason == "quality: pass rate 20.0% is below the minimum 50.0%", reason
+    assert not reason.startswith("gate:"), "the settings line is no reason"
+    github = FakeGitHub()
+    try:
+        status = run("commit-status.sh", "--from-result", env=GOOD | env | {
+            "BUILD_RESULT": "FAILURE" if verdict == "fail" else "UNSTABLE", "GITHUB_TOKEN": "t",
+            "GITHUB_API_URL": github.url,
+        })  # fmt: skip
+        assert status.returncode == 0, status.stderr
+        ((_, _, body),) = github.posts
+        if verdict == "fail":
+            assert body["state"] == "failure" and body["description"] == f"not released: gate failed: {reason}"[:140]
+        else:
+            assert body["state"] == "success"
+    finally:
+        github.close()
+
+
+def test_a_passing_real_gate_leaves_no_reason(tmp_path: Path) -> None:
+    import sys
+
+    results = _real_report(tmp_path, passing=10, failing=0)
+    (results / "gate-reason").write_text("stale reason of an earlier gate\n")
+    env = {"VENV": str(Path(sys.executable).parent.parent), "RESULTS_DIR": str(results), "GATE_MODE": "block"}
+    done = run("gate.sh", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (results / "gate-verdict").read_text().strip() == "pass"
+    assert not (results / "gate-reason").exists()
