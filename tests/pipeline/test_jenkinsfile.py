@@ -326,3 +326,14 @@ def test_the_trust_step_fetches_the_release_branch_with_the_checkouts_credential
     text = (bindings[-1].text or b"").decode()
     assert "gitUsernamePassword(credentialsId: 'github-checkout')" in text
     assert "credentials('github-checkout')" in JOB_SCRIPT  # the credential `checkout scm` itself uses
+
+
+def test_only_a_verified_and_claimed_release_supersedes_older_builds(ordered: list[Step]) -> None:
+    """A milestone aborts older builds that have not passed it. The first one must come after the trust step and
+    the claim, inside the claimed branch: a refused delivery or a duplicate of a claimed release must never abort
+    a genuine release's build."""
+    in_stages = [s for s in ordered if s.inside("stages")]
+    first = next(i for i, s in enumerate(in_stages) if s.name == "milestone")
+    claim = next(i for i, s in enumerate(in_stages) if s.name == "sh" and "claim-release" in s.text)
+    assert first > claim, "a milestone before the claim lets a refused or duplicate build abort older ones"
+    assert in_stages[first].guarded_by("RELEASE_CLAIM")
