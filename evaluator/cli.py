@@ -23,7 +23,10 @@ SUBCOMMANDS: dict[str, str] = {
     "trend": "evaluator.commands.report:trend",
     "plan": "evaluator.commands.report:plan",
     "doctor": "evaluator.doctor:doctor",
-    "webhook": "evaluator.webhook.cli:webhook",
+}
+# Commands that left this package, and where they went: `evaluator NAME` says so instead of "No such command".
+MOVED: dict[str, str] = {
+    "webhook": "the release receiver is its own program now: `release-receiver` (receiver/README.md)",
 }
 
 
@@ -34,6 +37,8 @@ class LazyGroup(click.Group):
         return sorted(SUBCOMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in MOVED:
+            raise click.UsageError(f"`evaluator {cmd_name}` moved: {MOVED[cmd_name]}", ctx)
         target = SUBCOMMANDS.get(cmd_name)
         if target is None:
             return None
