@@ -364,6 +364,7 @@ class ShardRunner:
                         success=outcome.success,
                         reason=None if outcome.reason is None else str(outcome.reason),
                         error=outcome.error,
+                        scoring=outcome.scoring,
                     )
                     if outcome.error and error is None:
                         error = ErrorInfo(kind=outcome.error_kind or "metric", message=f"{spec.key}: {outcome.error}")
@@ -388,6 +389,7 @@ class ShardRunner:
             duration_s=round(time.perf_counter() - started, 6),
             started_at=started_at,
             finished_at=now_iso(),
+            metadata=case.metadata,
         )
 
 
