@@ -218,6 +218,14 @@ class ProfileInfo(_Model):
     selected_cases: NonNegativeInt
     selection_sha256: str = Field(description="sha256 of the selected case ids, one per line, in dataset order")
 
+    @model_serializer(mode="wrap")
+    def _without_metadata(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """`metadata` is written only for a profile that filters by it: other manifests and reports read as before."""
+        data = handler(self)
+        if isinstance(data, dict) and data.get("metadata") is None:
+            data.pop("metadata", None)
+        return data
+
 
 class Manifest(_Model):
     """A shard's `manifest.json`: written atomically when the shard finished; vouches for its results file."""

@@ -10,7 +10,10 @@ recorded problem (a missing shard must turn the build red even though it has no 
 
 Times: a case is timed once, on its first metric's testcase (the others say 0): its metrics share the case's
 calls, and Jenkins sums testcase times, so repeating the case's time per metric multiplied the run's time by the
-number of metrics. A shard's testsuite carries the shard's wall time, a variant's the sum of its cases' times.
+number of metrics. Jenkins takes a testsuite's duration from its `time` attribute (junit-plugin's SuiteResult) and
+the run's as the sum over testsuites: a shard's testsuite carries the shard's wall time; the variants of a run
+share its wall time (their cases ran interleaved), so each variant's testsuite carries the share of the run's wall
+time that its cases' times are of all cases' times, and the testsuites add up to the run's wall time.
 """
 
 from __future__ import annotations
@@ -83,11 +86,12 @@ def _properties(parent: ET.Element, props: dict[str, Any]) -> None:
 
 
 def _variant_suites(report: Report, root: ET.Element, totals: dict[str, int]) -> float:
-    """One <testsuite> per variant; returns the longest suite time."""
+    """One <testsuite> per variant; returns the run's wall time they share (see the module doc)."""
     suite = report.suite.name or "suite"
     metrics = sorted(report.metrics)
     pairs = {p.candidate: p for p in report.comparisons}
-    longest = 0.0
+    busy = sum(c.duration_s for c in report.cases)
+    wall = report.totals.wall_time_s or busy
     for name, summary in report.variants.items():
         cases = report.cases_of(name)
         ts = ET.SubElement(root, "testsuite", {"name": f"{suite}.{name}"})
@@ -121,14 +125,13 @@ def _variant_suites(report: Report, root: ET.Element, totals: dict[str, int]) ->
                 counts["tests"] += 1
                 if outcome in counts:
                     counts[outcome] += 1
-        seconds = sum(c.duration_s for c in cases)
+        seconds = wall * sum(c.duration_s for c in cases) / busy if busy else 0.0
         for key, value in (("tests", counts["tests"]), ("failures", counts["failure"]), ("errors", counts["error"])):
             ts.set(key, str(value))
             totals[key] += value
         ts.set("skipped", "0")
         ts.set("time", f"{seconds:.3f}")
-        longest = max(longest, seconds)
-    return longest
+    return wall
 
 
 def build(report: Report) -> ET.Element:

@@ -105,7 +105,7 @@ def test_run_as_pr_and_nightly_records_the_profile_and_sample(tmp_path: Path, ev
     planned = evaluator.plan_run(evaluator.load_suite(suite), profile="pr")
     assert [c["case_id"] for c in pr["cases"]] == [c.id for c in planned.cases]
     assert pr["profile"] == {
-        "name": "pr", "tags": None, "metadata": None, "sample": 5, "seed": 3, "dataset_cases": 20, "selected_cases": 5,
+        "name": "pr", "tags": None, "sample": 5, "seed": 3, "dataset_cases": 20, "selected_cases": 5,
         "selection_sha256": planned.selection.info.selection_sha256,
     }  # fmt: skip
     assert Counter(c["case_id"] < "c12" for c in pr["cases"]) == {True: 3, False: 2}  # 12 easy, 8 hard: 3 + 2

@@ -127,6 +127,16 @@ def test_junit_times_each_case_once() -> None:
     assert total == pytest.approx(sum(c.duration_s for c in report.cases), abs=0.001 * len(cases))
 
 
+def test_junit_variant_suites_add_up_to_the_runs_wall_time(variants_run: Path) -> None:
+    """Jenkins sums the testsuites' `time`: the variants, whose cases ran interleaved, share the run's wall time."""
+    report = evaluator.load_report(variants_run / "report.json")
+    root = ET.fromstring(junit.render(report))
+    suites = [s for s in root.findall("testsuite") if not s.get("name", "").endswith(".aggregate")]
+    assert len(suites) == len(VARIANTS)
+    assert report.totals.wall_time_s is not None
+    assert sum(float(s.get("time") or 0) for s in suites) == pytest.approx(report.totals.wall_time_s, abs=0.002)
+
+
 def test_html_grows_with_the_cases_not_the_plotting_library(tmp_path: Path) -> None:
     small, large = make_report(20), make_report(400)
     write_reports(small, html_path=tmp_path / "small.html")
