@@ -109,8 +109,8 @@ def print_summary(report: Report, console: Console | None = None, comparison: Co
         f" · tokens {totals.prompt_tokens}+{totals.completion_tokens}",
         highlight=False,
     )
-    for note in scoring_notes(report):
-        console.print(f"note: {note}", highlight=False)
+    for note in scoring_notes(report):  # one line each, however narrow the console: a log is grepped for them
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
     compared = view(report)
     if compared.active:
         console.print(f"cases: {compared.profile_line or 'every case'}; {compared.judge_line}", highlight=False)
