@@ -227,7 +227,9 @@ class MetricFactory:
 
     async def _generate_steps(self, spec: GEvalSpec) -> list[str]:
         metric = self._g_eval(spec, steps=None)
-        # DeepEval's own step generation (prompt, schema, parsing); it is what `a_measure` would run per case.
+        # DeepEval's own step generation (prompt, schema, parsing); it is what `a_measure` would run per case. No
+        # public method writes the steps alone, so this private one stays, and pyproject.toml pins DeepEval's minor
+        # version (tests/metrics/test_g_eval_logprobs.py checks both).
         if isinstance(metric, GEval):
             steps = await metric._a_generate_evaluation_steps(False)
         else:
