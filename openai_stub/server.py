@@ -7,7 +7,9 @@ body, how many times that body was seen), so a retry of the same request gets a 
 gives the same faults whatever the order of concurrent calls. Only the concurrency ceiling depends on timing.
 
 Endpoints: `GET /health`, `GET /v1/models`, `POST /v1/chat/completions` (non-streaming), `GET /_stats`,
-`GET|POST /_control`, `POST /_reset`.
+`GET|POST /_control`, `POST /_reset`. `/v1/models` answers as vLLM's does (`ModelList` of `ModelCard`s in
+vllm/entrypoints/openai/protocol.py: `id`, `object`, `created`, `owned_by`, `root` (the path or repository the
+server loaded), `parent`, `max_model_len`, `permission`); the `root` and `max_model_len` controls set the two.
 
 Answers: with `response_format` `{"type": "json_object", "schema": S}` or
 `{"type": "json_schema", "json_schema": {"schema": S}}` the content is a small JSON document valid against S
@@ -88,6 +90,8 @@ class Controls:
     seed: int = 0
     answer: str = DEFAULT_ANSWER  # default text answer
     model: str = "stub-model"  # listed by /v1/models
+    root: str = ""  # /v1/models `root` (vLLM: the --model path or repository loaded); "" = the model id
+    max_model_len: int = 0  # /v1/models `max_model_len`; 0 = not reported (null)
     api_key: str | None = None  # when set, require `Authorization: Bearer K` for K in this comma-separated set
     quality: str = ""  # planted answer quality per model: "model=0.9,other=0.7" (unlisted models always answer well)
     logprobs: str = "serve"  # serve (vLLM, OpenAI), omit ("logprobs": null), refuse (400), error (500, llama-cpp)
@@ -124,7 +128,7 @@ def _coerce(name: str, value: Any, current: Any) -> Any:
         if value is None or isinstance(value, str):
             return value
         raise ValueError(f"control {name!r} must be a string or null")
-    if name in ("answer", "model"):
+    if name in ("answer", "model", "root"):
         if isinstance(value, str):
             return value
         raise ValueError(f"control {name!r} must be a string")
@@ -208,7 +212,7 @@ BAD_ANSWER_MARK = " (stub-verdict: no)"
 
 def _validate(values: Mapping[str, Any]) -> None:
     names = ("latency", "jitter", "retry_after", "hang_seconds", "max_concurrency", "rate_limit", "rate_burst",
-             "max_logprobs")  # fmt: skip
+             "max_logprobs", "max_model_len")  # fmt: skip
     for name in names:
         if values[name] < 0:
             raise ValueError(f"control {name!r} must be >= 0, got {values[name]!r}")
@@ -320,7 +324,12 @@ class StubServer:
         return web.json_response({"status": "ok"})
 
     async def _models(self, request: web.Request) -> web.Response:
-        model = {"id": self.controls.model, "object": "model", "created": 0, "owned_by": "stub"}
+        controls = self.controls
+        model = {
+            "id": controls.model, "object": "model", "created": 0, "owned_by": "stub",
+            "root": controls.root or controls.model, "parent": None,
+            "max_model_len": controls.max_model_len or None, "permission": [],
+        }  # fmt: skip
         return web.json_response({"object": "list", "data": [model]})
 
     async def _stats(self, request: web.Request) -> web.Response:
@@ -731,6 +740,8 @@ _HELP = {
     "seed": "seed of the reproducible fault draws",
     "answer": "default text answer",
     "model": "model id listed by /v1/models",
+    "root": "the model's `root` on /v1/models (vLLM: the path or repository it loaded; default: the model id)",
+    "max_model_len": "the model's `max_model_len` on /v1/models (0 = null)",
     "api_key": "require 'Authorization: Bearer KEY' for KEY in this comma-separated set; /_stats counts "
     "which key (key-0, key-1, ...) each model's calls presented",
     "quality": "planted answer quality per model, 'MODEL=SHARE,...': a listed model answers a question badly "

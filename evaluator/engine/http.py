@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
+from evaluator.engine.cache import ResponseCache, request_key
 from evaluator.engine.limiter import AdaptiveLimiter
 
 RETRIABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -38,6 +39,7 @@ class CallRecord:
     completion_tokens: int = 0
     status: int | None = None
     error: str | None = None
+    cached: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,6 +107,7 @@ class _Server:
     retry: RetryPolicy
     stats: EndpointStats = field(default_factory=EndpointStats)
     session: aiohttp.ClientSession | None = None
+    cache: ResponseCache | None = None
 
 
 class ChatClient:
@@ -134,6 +137,20 @@ class ChatClient:
         other.base_url, other._url, other._server = self.base_url, self._url, self._server
         other._headers = _headers(api_key)
         return other
+
+    def use_cache(self, cache: ResponseCache | None) -> None:
+        """Answer repeated requests from (and record new responses in) a shard's response cache."""
+        self._server.cache = cache
+
+    @property
+    def session(self) -> aiohttp.ClientSession | None:
+        """The server's keep-alive session while open (shared by every endpoint on the server)."""
+        return self._server.session
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """This endpoint's request headers (its own key), for other requests to the same server."""
+        return dict(self._headers)
 
     @property
     def limiter(self) -> AdaptiveLimiter:
@@ -171,8 +188,10 @@ class ChatClient:
         *,
         final: Callable[[int, bytes], bool] | None = None,
     ) -> ChatResult:
-        """POSTs one chat completion with retries; raises CallError when it finally fails. An error response that
-        `final(status, body)` accepts is not retried (a refusal its caller handles, such as of `logprobs`)."""
+        """POSTs one chat completion with retries; raises CallError when it finally fails. A request the shard's
+        response cache has seen is answered from it (recorded as a `cached` call: no attempt, no tokens; its
+        logprobs too). An error response that `final(status, body)` accepts is not retried (a refusal its caller
+        handles, such as of `logprobs`)."""
         session = self._server.session
         assert session is not None, "use 'async with ChatClient(...)'"
         payload = json.dumps(body).encode()
@@ -180,6 +199,16 @@ class ChatClient:
         calls = current_calls.get()
         if calls is not None:
             calls.append(record)
+        cache = self._server.cache
+        cache_key = request_key(body) if cache is not None else None
+        if cache is not None and cache_key is not None and (recorded := cache.get(cache_key)) is not None:
+            try:
+                text, logprobs = _parse_completion(recorded, record)
+            except ValueError:
+                pass  # a damaged entry is a miss: ask the server
+            else:
+                record.cached, record.status, record.prompt_tokens, record.completion_tokens = True, 200, 0, 0
+                return ChatResult(text=text, record=record, logprobs=logprobs)
         self.stats.calls += 1
         started = time.perf_counter()
         kind, message = "connection", "no attempt made"
@@ -215,6 +244,8 @@ class ChatClient:
                 else:
                     self.limiter.on_success()
                     record.total_s = time.perf_counter() - started
+                    if cache is not None and cache_key is not None:
+                        cache.put(cache_key, raw)
                     return ChatResult(text=text, record=record, logprobs=logprobs)
             elif status:
                 kind, message = _classify(status, raw)

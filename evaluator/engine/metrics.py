@@ -229,7 +229,7 @@ class MetricFactory:
         metric = self._g_eval(spec, steps=None)
         # DeepEval's own step generation (prompt, schema, parsing); it is what `a_measure` would run per case. No
         # public method writes the steps alone, so this private one stays, and pyproject.toml pins DeepEval's minor
-        # version (tests/metrics/test_g_eval_logprobs.py checks both).
+        # version (tests/contract/test_dependency_pins.py holds this).
         if isinstance(metric, GEval):
             steps = await metric._a_generate_evaluation_steps(False)
         else:

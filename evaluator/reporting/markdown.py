@@ -104,6 +104,8 @@ def render(
     if comparison is not None:
         for reason in comparison.reasons():
             lines.append(f"- 🔻 {_cell(reason, 300)}")
+        for reason in comparison.undecided()[:MAX_PROBLEMS]:
+            lines.append(f"- ❔ {_cell(reason, 300)}")
         for note in comparison.notes:
             lines.append(f"- ℹ️ {_cell(note, 300)}")
     scoring = scoring_notes(report)
@@ -147,7 +149,7 @@ def _metric_table(report: Report, comparison: Comparison | None) -> list[str]:
         )
         if comparison:
             d = deltas.get(name)
-            flag = " ❗" if d is not None and d.regressed else ""
+            flag = {"regression": " ❗", "inconclusive": " ❔"}.get(d.reading, "") if d is not None else ""
             row += (
                 f" {_delta(d.mean_delta if d else None)}{flag} | {_delta(d.pass_rate_delta if d else None, '+.1%')} |"
             )
@@ -155,7 +157,8 @@ def _metric_table(report: Report, comparison: Comparison | None) -> list[str]:
     if comparison:
         out += [
             "",
-            f"Deltas over the cases both runs scored; tolerance {comparison.tolerance:g}. "
+            f"Deltas over the cases both runs scored (❗ the interval lies below −tolerance, ❔ it cannot tell yet); "
+            f"tolerance {comparison.tolerance:g}. "
             f"{len(comparison.regressions)} case-metric results regressed, {len(comparison.improvements)} "
             f"improved; {len(comparison.new)} new and {len(comparison.removed)} removed cases.",
         ]
@@ -232,7 +235,8 @@ def _pairs(compared: ComparisonView, reference: str) -> list[str]:
     out = [
         f"### Candidates vs reference `{_cell(reference, 40)}` (tolerance {compared.tolerance:g})",
         "",
-        "Paired over the cases both answered: difference = candidate − reference, paired bootstrap 95% CI, "
+        "Paired over the cases both answered: difference = candidate − reference with its 95% CI (Tango's score "
+        "interval for 0/1 scores, a betting interval for scores in 0..1), "
         "wins/ties/losses per case, exact sign test p-value. A regression only when the whole interval lies "
         "below −tolerance.",
         "",

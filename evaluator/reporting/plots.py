@@ -313,7 +313,7 @@ def forest(
     report: Report, pairs: list[PairComparison] | None = None, tolerance: float | None = None
 ) -> go.Figure | None:
     """One panel per metric (and the case pass rate): each candidate's paired difference from the reference with
-    its bootstrap interval, the zero line and the -tolerance line the gate holds it to."""
+    its confidence interval, the zero line and the -tolerance line the gate holds it to."""
     chosen = report.comparisons if pairs is None else pairs
     if not chosen:
         return None
@@ -347,7 +347,7 @@ def forest(
         fig.add_vline(x=0, line_color="grey", line_dash="dot", row=row, col=1)
         if tolerance:
             fig.add_vline(x=-tolerance, line_color="red", line_dash="dash", row=row, col=1)
-    fig.update_xaxes(title_text="candidate − reference (95% paired bootstrap interval)", row=len(metrics), col=1)
+    fig.update_xaxes(title_text="candidate − reference (95% interval)", row=len(metrics), col=1)
     fig.update_layout(
         title=f"Paired differences from the reference (red dashed: −tolerance {tolerance or 0:g}; "
         "red: regression, orange: inconclusive)",

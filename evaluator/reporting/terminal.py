@@ -147,6 +147,8 @@ def print_summary(report: Report, console: Console | None = None, comparison: Co
         )
         for reason in comparison.reasons():
             console.print(f"  [red]regression[/] {reason}", highlight=False)
+        for reason in comparison.undecided():
+            console.print(f"  [yellow]inconclusive[/] {reason}", highlight=False)
 
 
 def print_merged(report: Report, out: str, console: Console) -> None:

@@ -57,6 +57,18 @@ def test_health_and_models() -> None:
     run(check, model="my-model")
 
 
+def test_models_are_listed_with_vllms_fields() -> None:
+    """vLLM's ModelCard (vllm/entrypoints/openai/protocol.py): root is what the server loaded."""
+
+    async def check(stub: StubServer, session: aiohttp.ClientSession) -> None:
+        async with session.get(f"{stub.base_url}/models") as response:
+            card = (await response.json())["data"][0]
+        assert card == {"id": "m", "object": "model", "created": 0, "owned_by": "stub", "root": "/models/m@abc",
+                        "parent": None, "max_model_len": 4096, "permission": []}  # fmt: skip
+
+    run(check, model="m", root="/models/m@abc", max_model_len=4096)
+
+
 def test_text_answers_default_and_exact_with_word_usage() -> None:
     async def check(stub: StubServer, session: aiohttp.ClientSession) -> None:
         status, body, _ = await post(session, stub, chat_body("What is two plus two?"))
