@@ -111,3 +111,31 @@ def test_every_report_says_how_each_g_eval_metric_was_scored(tmp_path: Path, stu
     with log.open("w") as handle:
         print_summary(refused, console=make_console(file=handle))
     assert f"note: {fallback}" in log.read_text()
+
+
+@pytest.mark.parametrize(("mode", "scoring", "score", "judge_calls"), [
+    ("serve", "weighted", WEIGHTED, {}),
+    # A refusal is no answer, so it is not recorded: the one raw call is refused again, the plain ones are cached.
+    ("refuse", "integer_refused", 0.7, {"400": 1}),
+])  # fmt: skip
+def test_re_scoring_keeps_the_scoring_without_asking_the_judge_again(
+    tmp_path: Path, stub: str, evaluator_cli, mode: str, scoring: str, score: float, judge_calls: dict[str, int]
+) -> None:
+    """A changed threshold re-scores the recorded answers from the shard's response cache, inside
+    `ChatClient.chat()`, which keeps the server's whole answer: the logprobs come back from it too, so a weighted
+    score stays weighted (not a whole number, as if the server had sent none) and the judge is not asked again."""
+    import evaluator
+
+    _run(tmp_path, stub, evaluator_cli, logprobs=mode)
+    reset_stats(stub)
+    stricter = write_suite(tmp_path, CASES, base_url=stub, metrics=[{**G_EVAL, "threshold": 0.71}], target=None)
+    done = evaluator_cli("run", str(stricter), "--out", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    assert get_stats(stub)["by_status"] == judge_calls
+    report = evaluator.aggregate(tmp_path / "out", expect_shards=1)
+    assert report.problems == []
+    for case in report.cases:
+        result = case.metrics["correct"]
+        assert (result.score, result.threshold, result.scoring) == (pytest.approx(score), 0.71, scoring)
+        assert result.success is (score >= 0.71)
+    assert all(call.cached for case in report.cases for call in case.calls[-1:])
