@@ -23,7 +23,7 @@ from evaluator.reporting import figures
 from evaluator.reporting.fields import compress_ranges, duration, excerpt, fmt, metadata_text, status
 from evaluator.reporting.leaderboard import ComparisonView, view
 from evaluator.reporting.markdown import failed_shards, rerun_command
-from evaluator.reporting.notes import scoring_notes
+from evaluator.reporting.notes import provenance_rows, report_notes, scoring_notes
 from evaluator.reporting.plots import all_figures
 
 TOP_REGRESSIONS = 50
@@ -143,6 +143,7 @@ def render(
         f"{duration(totals.wall_time_s)} · {totals.calls} calls · "
         f"{totals.prompt_tokens + totals.completion_tokens} tokens"
     )
+    verdict = judge(report)
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     source = resources.files("evaluator").joinpath("templates/report.html.j2").read_text(encoding="utf-8")
     return env.from_string(source).render(
@@ -151,7 +152,7 @@ def render(
         per_variant=per_variant,
         show_deltas=comparison is not None and not per_variant,
         with_metadata=any(c.metadata for c in report.cases),
-        verdict=judge(report),
+        verdict=verdict,
         suite_name=report.suite.name or "suite",
         run_id=report.run_id or "",
         commit=report.commit or "?",
@@ -168,7 +169,13 @@ def render(
         compared=compared,
         variant_names=list(report.variants) if compared.active else [],
         side_by_side=_side_by_side(report, compared),
-        notes=[*judge(report).notes, *(comparison.notes if comparison else []), *scoring_notes(report)],
+        notes=[
+            *verdict.notes,
+            *(comparison.notes if comparison else []),
+            *scoring_notes(report),
+            *report_notes(report, [*verdict.reasons, *verdict.inconclusive, *verdict.notes]),
+        ],
+        provenance=provenance_rows(report.provenance),
     )
 
 

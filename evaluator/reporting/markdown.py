@@ -18,7 +18,7 @@ from evaluator.contract import Report, ReportCase
 from evaluator.gate import judge
 from evaluator.reporting.fields import compress_ranges, duration, excerpt, fmt, metadata_text
 from evaluator.reporting.leaderboard import ComparisonView, view
-from evaluator.reporting.notes import scoring_notes
+from evaluator.reporting.notes import provenance_line, report_notes, scoring_notes
 
 GITHUB_COMMENT_LIMIT = 65_536
 TOP_REGRESSIONS = 10
@@ -108,12 +108,15 @@ def render(
             lines.append(f"- ❔ {_cell(reason, 300)}")
         for note in comparison.notes:
             lines.append(f"- ℹ️ {_cell(note, 300)}")
-    scoring = scoring_notes(report)
+    scoring = scoring_notes(report) + report_notes(report, [*verdict.reasons, *verdict.inconclusive, *verdict.notes])
     for note in scoring[:MAX_PROBLEMS]:
         lines.append(f"- ℹ️ {_cell(note, 300)}")
     if (verdict.reasons or verdict.inconclusive or verdict.notes or regressed or (comparison and comparison.notes)
             or scoring):  # fmt: skip
         lines.append("")
+    produced = provenance_line(report.provenance)
+    if produced is not None:
+        lines += [f"<sub>Produced by {_cell(produced, 600)}</sub>", ""]
     if compared.active:
         lines += _leaderboard(compared) + _pairs(compared, report.reference or "") + _flips(compared)
     if not compared.active or comparison is not None:

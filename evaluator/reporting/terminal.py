@@ -20,7 +20,7 @@ from evaluator.contract import Report
 from evaluator.gate import judge
 from evaluator.reporting.fields import compress_ranges, duration, fmt
 from evaluator.reporting.leaderboard import ComparisonView, view
-from evaluator.reporting.notes import scoring_notes
+from evaluator.reporting.notes import provenance_line, report_notes, scoring_notes
 
 LOG_WIDTH = 1_000  # columns of a log: wide enough that no table is cut (a table is only as wide as its content)
 
@@ -109,8 +109,12 @@ def print_summary(report: Report, console: Console | None = None, comparison: Co
         f" · tokens {totals.prompt_tokens}+{totals.completion_tokens}",
         highlight=False,
     )
-    for note in scoring_notes(report):  # one line each, however narrow the console: a log is grepped for them
-        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+    said = [*verdict.reasons, *verdict.inconclusive]
+    for note in [*scoring_notes(report), *report_notes(report, said)]:  # one line each, however narrow the
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)  # console: a log is grepped for them
+    produced = provenance_line(report.provenance)
+    if produced is not None:
+        console.print(f"produced by {produced}", highlight=False, soft_wrap=True)
     compared = view(report)
     if compared.active:
         console.print(f"cases: {compared.profile_line or 'every case'}; {compared.judge_line}", highlight=False)
