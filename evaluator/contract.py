@@ -20,6 +20,9 @@ Versions:
   `rescored` and `calls[].cached`; `evaluator.manifest/v4` adds `state` (`complete` or `cancelled`), `stop`,
   `scoring`, `cache`, `provenance` and `profile.limit`; `evaluator.report/v4` adds `provenance`, `notes`,
   `shards.cancelled` and `shards.per_shard[].provenance`/`state`. Older files load with these empty.
+- Output for people and for logs (issue 18): result v3 and report v4 also add `metrics.*.scoring` (how a G-Eval
+  score was computed) and a case's `metadata` (the dataset's own columns), manifest v4 and report v4 a profile's
+  `metadata` filter. Each is written only where present (no `scoring` for other metrics, no empty `metadata`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, ValidationError, model_serializer
 
 from evaluator.errors import InputError
 from evaluator.suite import DEFAULT_VARIANT, CompareSettings, Gate
@@ -76,6 +79,20 @@ class MetricResult(_Model):
     success: bool
     reason: str | None = None
     error: str | None = None
+    scoring: Literal["weighted", "integer_refused", "integer_absent", "integer_unmatched"] | None = Field(
+        default=None,
+        description="G-Eval only: weighted (by the judge's token probabilities, as G-Eval is published), or a "
+        "whole-number score because the server refused logprobs (integer_refused), sent none (integer_absent) or "
+        "none for the score's token (integer_unmatched)",
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_scoring(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """`scoring` is written only where there is one (G-Eval): other metrics' records read as before."""
+        data = handler(self)
+        if isinstance(data, dict) and data.get("scoring") is None:
+            data.pop("scoring", None)
+        return data
 
 
 class Call(_Model):
@@ -110,6 +127,17 @@ class CaseOutcome(_Model):
     duration_s: NonNegativeFloat
     started_at: str
     finished_at: str
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="the dataset's own columns for this case (shown in the reports)"
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_metadata(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """`metadata` is written only where a case has some: a dataset without extra columns writes as before."""
+        data = handler(self)
+        if isinstance(data, dict) and not data.get("metadata"):
+            data.pop("metadata", None)
+        return data
 
 
 class _RecordHead(_Model):
@@ -203,6 +231,9 @@ class ProfileInfo(_Model):
 
     name: str | None = None
     tags: list[str] | None = None
+    metadata: dict[str, list[str | int | float | bool]] | None = Field(
+        default=None, description="the profile's metadata filter: each key's allowed values"
+    )
     sample: int | None = None
     seed: int | None = None
     dataset_cases: NonNegativeInt
@@ -211,6 +242,14 @@ class ProfileInfo(_Model):
     limit: Annotated[int, Field(ge=1)] | None = Field(
         default=None, description="manifest v4: `run --limit N`: only the first N selected cases (a smoke run)"
     )
+
+    @model_serializer(mode="wrap")
+    def _without_metadata(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """`metadata` is written only for a profile that filters by it: other manifests and reports read as before."""
+        data = handler(self)
+        if isinstance(data, dict) and data.get("metadata") is None:
+            data.pop("metadata", None)
+        return data
 
 
 class ModelProvenance(_Model):

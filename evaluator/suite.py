@@ -539,10 +539,17 @@ class Profile(_Strict):
     first tag (proportional allocation, every stratum at least one case while the sample allows), each stratum
     drawn with its own `random.Random(f"{seed}:{stratum}")`: the same suite and seed select the same cases on
     every machine. No `tags` and no `sample`: every case.
+
+    `metadata` keeps the cases whose metadata (the dataset's own columns, see evaluator/dataset.py) matches: for
+    each key, the case's value is one of those listed (e.g. `{difficulty: [hard], language: [de, fr]}`); with
+    `tags`, a case must match both.
     """
 
     description: str = ""
     tags: list[str] | None = Field(default=None, min_length=1)
+    metadata: dict[str, Annotated[list[str | int | float | bool], Field(min_length=1)]] | None = Field(
+        default=None, min_length=1
+    )
     sample: int | None = Field(default=None, ge=1)
     seed: int = 0
 

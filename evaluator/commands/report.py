@@ -14,7 +14,6 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from evaluator.atomic import write_text_atomic
 from evaluator.commands.common import handle_errors
 from evaluator.contract import load_report
 from evaluator.errors import EXIT_GATE_FAILED, InputError
@@ -24,7 +23,7 @@ from evaluator.reporting import history
 from evaluator.reporting import plan as planning
 from evaluator.reporting import trend as trends
 from evaluator.reporting.api import write_reports
-from evaluator.reporting.terminal import print_summary
+from evaluator.reporting.terminal import make_console, print_summary
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
@@ -105,7 +104,7 @@ def report(
         suite_path=suite_path,
         out_dir=results_dir,
     )
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     if not quiet:
         print_summary(data, console=console, comparison=written.comparison)
     for kind, path in written.files:
@@ -139,11 +138,11 @@ def trend(history_file: Path, html_path: Path | None, last: int) -> None:
     records = history.read(history_file)
     if not records:
         raise InputError(f"{history_file}: no run recorded yet")
-    trends.print_trend(records, Console(), last_runs=last)
+    trends.print_trend(records, make_console(), last_runs=last)
     if html_path is not None:
         require_report_extra("evaluator trend --html")
-        write_text_atomic(html_path, trends.render_html(records))
-        click.echo(f"wrote html: {html_path}", err=True)
+        asset = trends.write_html(html_path, records)
+        click.echo(f"wrote html: {html_path} (its plotting code: {asset})", err=True)
 
 
 @click.command()
@@ -197,7 +196,7 @@ def plan(
     if as_json:
         click.echo(json.dumps(asdict(result), indent=2))
     else:
-        _print_plan(result, Console())
+        _print_plan(result, make_console())
     if not result.feasible:
         sys.exit(EXIT_GATE_FAILED)
 

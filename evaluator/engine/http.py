@@ -13,7 +13,7 @@ import contextvars
 import json
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -49,6 +49,7 @@ class CallRecord:
 class ChatResult:
     text: str
     record: CallRecord
+    logprobs: Any = None  # the first choice's `logprobs` as the server sent it (asked for by G-Eval's judge)
 
 
 class CallError(Exception):
@@ -184,9 +185,13 @@ class ChatClient:
         self,
         call_type: str,
         body: dict[str, Any],
+        *,
+        final: Callable[[int, bytes], bool] | None = None,
     ) -> ChatResult:
         """POSTs one chat completion with retries; raises CallError when it finally fails. A request the shard's
-        response cache has seen is answered from it (recorded as a `cached` call: no attempt, no tokens)."""
+        response cache has seen is answered from it (recorded as a `cached` call: no attempt, no tokens; its
+        logprobs too). An error response that `final(status, body)` accepts is not retried (a refusal its caller
+        handles, such as of `logprobs`)."""
         session = self._server.session
         assert session is not None, "use 'async with ChatClient(...)'"
         payload = json.dumps(body).encode()
@@ -198,12 +203,12 @@ class ChatClient:
         cache_key = request_key(body) if cache is not None else None
         if cache is not None and cache_key is not None and (recorded := cache.get(cache_key)) is not None:
             try:
-                text = _parse_completion(recorded, record)
+                text, logprobs = _parse_completion(recorded, record)
             except ValueError:
                 pass  # a damaged entry is a miss: ask the server
             else:
                 record.cached, record.status, record.prompt_tokens, record.completion_tokens = True, 200, 0, 0
-                return ChatResult(text=text, record=record)
+                return ChatResult(text=text, record=record, logprobs=logprobs)
         self.stats.calls += 1
         started = time.perf_counter()
         kind, message = "connection", "no attempt made"
@@ -233,7 +238,7 @@ class ChatClient:
             self.stats.by_status[key] = self.stats.by_status.get(key, 0) + 1
             if status == 200:
                 try:
-                    text = _parse_completion(raw, record)
+                    text, logprobs = _parse_completion(raw, record)
                 except ValueError as exc:
                     kind, message = "invalid_response", str(exc)
                 else:
@@ -241,10 +246,10 @@ class ChatClient:
                     record.total_s = time.perf_counter() - started
                     if cache is not None and cache_key is not None:
                         cache.put(cache_key, raw)
-                    return ChatResult(text=text, record=record)
+                    return ChatResult(text=text, record=record, logprobs=logprobs)
             elif status:
                 kind, message = _classify(status, raw)
-                if status not in RETRIABLE_STATUS:
+                if status not in RETRIABLE_STATUS or (final is not None and final(status, raw)):
                     break
             if rate_limit:
                 self.limiter.on_rate_limited()
@@ -291,11 +296,14 @@ def _classify(status: int, raw: bytes) -> tuple[str, str]:
     return "http_4xx", f"HTTP {status} {detail}"
 
 
-def _parse_completion(raw: bytes, record: CallRecord) -> str:
+def _parse_completion(raw: bytes, record: CallRecord) -> tuple[str, Any]:
+    """The answer's text and its first choice's `logprobs` (None when the server sent none)."""
     try:
         data = json.loads(raw)
-        message = data["choices"][0]["message"]
+        choice = data["choices"][0]
+        message = choice["message"]
         text = message.get("content") or ""
+        logprobs = choice.get("logprobs")
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         raise ValueError(f"not an OpenAI chat completion: {raw[:120]!r}") from None
     usage = data.get("usage") or {}
@@ -303,4 +311,4 @@ def _parse_completion(raw: bytes, record: CallRecord) -> str:
     record.completion_tokens = int(usage.get("completion_tokens") or 0)
     if not isinstance(text, str):
         raise ValueError("completion content is not a string")
-    return text
+    return text, logprobs

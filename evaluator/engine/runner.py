@@ -552,6 +552,7 @@ class ShardRunner:
                         success=outcome.success,
                         reason=None if outcome.reason is None else str(outcome.reason),
                         error=outcome.error,
+                        scoring=outcome.scoring,
                     )
                     if outcome.error and error is None:
                         error = ErrorInfo(kind=outcome.error_kind or "metric", message=f"{spec.key}: {outcome.error}")
@@ -579,6 +580,7 @@ class ShardRunner:
             finished_at=now_iso(),
             scored_with=dict(self.fingerprints),
             rescored=previous is not None and previous.error is None,
+            metadata=case.metadata,
         )
 
 

@@ -154,8 +154,9 @@ def test_report_command_writes_everything_and_blocks_on_the_regression(runs: Run
     comment = (out / "comment.md").read_text()
     assert len(comment) < markdown.GITHUB_COMMENT_LIMIT
     assert "### 3 most regressed cases (of 3)" in comment
+    regressions = comment[comment.index("### 3 most regressed cases") :].split("\n### ")[0]
     for cid in REGRESSED:
-        row = next(line for line in comment.splitlines() if line.startswith(f"| `{cid}`"))
+        row = next(line for line in regressions.splitlines() if line.startswith(f"| `{cid}`"))
         assert "| exact_match |" in row and "| 1.000 | 0.000 |" in row
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert history[0]["run_id"] == "run-current" and history[0]["cases"] == CASES
