@@ -67,6 +67,17 @@ def test_every_plugin_has_its_dependency_data_and_fits_the_jenkins_core(lock: di
             )
 
 
+def test_every_entry_is_read_from_the_release_it_pins(lock: dict[str, Any]) -> None:
+    """An entry's dependencies are those its own release declares: read from that release's pom (`exact`), at the
+    tag its `source` names. Data borrowed from an earlier release leaves the pinned release's minimums unchecked."""
+    for name, entry in lock["plugins"].items():
+        assert entry["exact"] is True, f"{name} {entry['version']}: dependency data not from its own release"
+        repository, _, rest = entry["source"].partition(" ")
+        tag = rest.split(":", 1)[0]
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+", repository), (name, entry["source"])
+        assert tag == entry["version"] or tag.endswith("-" + entry["version"]), (name, tag, entry["version"])
+
+
 def test_the_check_catches_a_missing_and_a_too_old_dependency(lock: dict[str, Any]) -> None:
     plugins = pinned()
     without = {k: v for k, v in plugins.items() if k != "workflow-step-api"}
