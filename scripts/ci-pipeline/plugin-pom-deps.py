@@ -50,13 +50,21 @@ def child(element: ET.Element, name: str) -> str | None:
     return None if found is None or found.text is None else found.text.strip()
 
 
+# Parent poms kept in a repository of their own, read at the tag of their version: `groupId:artifactId` -> the
+# repository's name under the mirror directory. org.jenkins-ci.plugins:plugin (the plugin parent) manages no plugin
+# and sets no BOM; analysis-pom (Ullrich Hafner's plugins) imports a BOM and sets jenkins.version.
+EXTERNAL_PARENTS = {"org.jvnet.hudson.plugins:analysis-pom": "jenkinsci+analysis-pom-plugin"}
+MIRROR = Path("/work/.mirror")
+
+
 class Pom:
-    """One pom.xml with its parent chain inside the same repository and tag."""
+    """One pom.xml with its parent chain: inside the same repository and tag, or a known parent's own repository."""
 
     def __init__(self, repo: Path, tag: str, path: str, release: str) -> None:
         self.repo, self.tag, self.path = repo, tag, path
         self.root = ET.fromstring(git_show(repo, tag, path))
         self.parent: Pom | None = None
+        self.external = ""
         parent = self.root.find(NS + "parent")
         if parent is not None:
             relative = child(parent, "relativePath")
@@ -71,6 +79,11 @@ class Pom:
                         self.parent = Pom(repo, tag, parent_path, release)
                     except PomError:
                         self.parent = None
+            key = f"{child(parent, 'groupId')}:{child(parent, 'artifactId')}"
+            if self.parent is None and key in EXTERNAL_PARENTS:
+                parent_repo = MIRROR / EXTERNAL_PARENTS[key] / "repo"
+                self.parent = Pom(parent_repo, child(parent, "version") or "", "pom.xml", release)
+                self.external = f"{key}:{child(parent, 'version')}"
         self.properties: dict[str, str] = {}
         if self.parent is not None:
             self.properties.update(self.parent.properties)
@@ -138,13 +151,15 @@ def read_release(
     pom = Pom(repo, tag, path, version)
     managed: dict[str, str] = {}
     bom_note = ""
+    from_bom: set[str] = set()
     for dep in pom.managed():
         artifact = pom.resolve(child(dep, "artifactId") or "")
         if child(dep, "scope") == "import" and artifact.startswith("bom-"):
             release = pom.resolve(child(dep, "version") or "")
             for name, found in bom_versions(bom, release, artifact).items():
                 managed.setdefault(name, found)
-            bom_note = f" (versions from {artifact}:{release})"
+                from_bom.add(name)
+            bom_note = f" (versions from {artifact}:{release}" + (f", imported by {pom.external})" if pom.external else ")")
             continue
         if child(dep, "version") and not child(dep, "classifier"):
             managed[artifact] = pom.resolve(child(dep, "version") or "")
@@ -153,6 +168,7 @@ def read_release(
         artifact = pom.resolve(child(dep, "artifactId") or "")
         if child(dep, "scope") != "import" and child(dep, "version") and not child(dep, "classifier"):
             managed[artifact] = pom.resolve(child(dep, "version") or "")
+    plugins = plugins | from_bom  # a jenkinsci/bom manages plugins only
     requires: dict[str, str] = {}
     optional: dict[str, str] = {}
     for dep in pom.dependencies():

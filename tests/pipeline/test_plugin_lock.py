@@ -98,6 +98,12 @@ def test_the_check_catches_a_missing_and_a_too_old_dependency(lock: dict[str, An
         ("2.479.3", "2.580.1"),
         ("1.30", "429"),
         ("2.22.1-443.vc91f592333c4", "2.22.2-445.vdc613f1d8012"),
+        # Jenkins' VersionNumber (Maven's ComparableVersion): `-` opens a sub-list, which sorts below a number,
+        # so a point release is newer than any build of the release before it.
+        ("9.9-185.va_6c6b_3348b_c3", "9.9.1-189.vb_5ef2964da_91"),
+        ("2.22-19.v10a_a_582ea_26e", "2.22.1-443.vc91f592333c4"),
+        ("1402.v94c9ce464861", "1402.1405.vc96e74964250"),
+        ("9.9", "9.9-185.va_6c6b_3348b_c3"),
     ],
 )
 def test_versions_order_like_jenkins(older: str, newer: str) -> None:
