@@ -51,10 +51,10 @@ def child(element: ET.Element, name: str) -> str | None:
 
 
 # Parent poms kept in a repository of their own, read at the tag of their version: `groupId:artifactId` -> the
-# repository's name under the mirror directory. org.jenkins-ci.plugins:plugin (the plugin parent) manages no plugin
-# and sets no BOM; analysis-pom (Ullrich Hafner's plugins) imports a BOM and sets jenkins.version.
+# repository's directory next to the plugin's (mirrors are laid out as <mirror>/<owner>+<name>/repo).
+# org.jenkins-ci.plugins:plugin (the plugin parent) manages no plugin and sets no BOM; analysis-pom (the parent of
+# Ullrich Hafner's plugins) imports a BOM and sets jenkins.version for its children.
 EXTERNAL_PARENTS = {"org.jvnet.hudson.plugins:analysis-pom": "jenkinsci+analysis-pom-plugin"}
-MIRROR = Path("/work/.mirror")
 
 
 class Pom:
@@ -81,7 +81,7 @@ class Pom:
                         self.parent = None
             key = f"{child(parent, 'groupId')}:{child(parent, 'artifactId')}"
             if self.parent is None and key in EXTERNAL_PARENTS:
-                parent_repo = MIRROR / EXTERNAL_PARENTS[key] / "repo"
+                parent_repo = repo.resolve().parents[1] / EXTERNAL_PARENTS[key] / "repo"
                 self.parent = Pom(parent_repo, child(parent, "version") or "", "pom.xml", release)
                 self.external = f"{key}:{child(parent, 'version')}"
         self.properties: dict[str, str] = {}
@@ -144,9 +144,7 @@ def bom_versions(bom: Path, release: str, line: str, seen: set[str] | None = Non
     return versions
 
 
-def read_release(
-    repo: Path, tag: str, path: str, version: str, bom: Path, plugins: set[str]
-) -> dict[str, Any]:
+def read_release(repo: Path, tag: str, path: str, version: str, bom: Path, plugins: set[str]) -> dict[str, Any]:
     """The lock entry for the release at `tag`: what its MANIFEST declares, read from its pom."""
     pom = Pom(repo, tag, path, version)
     managed: dict[str, str] = {}
@@ -159,7 +157,8 @@ def read_release(
             for name, found in bom_versions(bom, release, artifact).items():
                 managed.setdefault(name, found)
                 from_bom.add(name)
-            bom_note = f" (versions from {artifact}:{release}" + (f", imported by {pom.external})" if pom.external else ")")
+            imported_by = f", imported by {pom.external}" if pom.external else ""
+            bom_note = f" (versions from {artifact}:{release}{imported_by})"
             continue
         if child(dep, "version") and not child(dep, "classifier"):
             managed[artifact] = pom.resolve(child(dep, "version") or "")
@@ -182,11 +181,11 @@ def read_release(
                 print(f"note: {artifact} ({group}) is not in --plugins; taken as a library", file=sys.stderr)
             continue
         declared = child(dep, "version")
-        found = pom.resolve(declared) if declared else managed.get(artifact)
-        if not found:
+        minimum = pom.resolve(declared) if declared else managed.get(artifact)
+        if not minimum:
             raise PomError(f"{path}@{tag}: no version for {artifact}")
         is_optional = (child(dep, "optional") or "false") == "true"
-        (optional if is_optional else requires)[artifact] = found
+        (optional if is_optional else requires)[artifact] = minimum
     jenkins = pom.resolve(pom.properties.get("jenkins.version", "unknown"))
     return {
         "version": version,
