@@ -67,9 +67,14 @@ def test_every_plugin_has_its_dependency_data_and_fits_the_jenkins_core(lock: di
             )
 
 
-# The one entry whose own release could not be read: configuration-as-code >= 2065 (strict secret resolution, see
-# test_jenkins_config.py) needs snakeyaml-api >= 2.5-149, whose pom is not in the mirrors; its data is 2.5-143's.
-KNOWN_INEXACT = {"snakeyaml-api": "2.5-149.v72471e9c6371"}
+# The entries whose own release could not be read (each says why in the lock): configuration-as-code >= 2065
+# (strict secret resolution, see test_jenkins_config.py) needs snakeyaml-api >= 2.5-149, whose pom is not in the
+# mirrors (its data is 2.5-143's); matrix-auth's newest readable release, 3.2.8, has a security advisory.
+KNOWN_INEXACT = {"snakeyaml-api": "2.5-149.v72471e9c6371", "matrix-auth": "3.3"}
+# Published advisories against plugins of the closure whose affected range reaches a release one might pin for
+# readable data: plugin -> (advisory, last affected version), from jenkins-infra/update-center2
+# resources/warnings.json (as of 2026-07-16).
+ADVISORIES = {"matrix-auth": ("SECURITY-3676", "3.2.9")}
 
 
 def test_every_entry_is_read_from_the_release_it_pins(lock: dict[str, Any]) -> None:
@@ -91,6 +96,12 @@ def test_every_entry_is_read_from_the_release_it_pins(lock: dict[str, Any]) -> N
             assert hash_ and tag.startswith(hash_.group(1).replace("_", "")), (name, tag, entry["version"])
         else:
             assert tag == entry["version"] or tag.endswith("-" + entry["version"]), (name, tag, entry["version"])
+
+
+def test_no_pin_is_affected_by_a_known_advisory() -> None:
+    pins = pinned()
+    for name, (advisory, last_affected) in ADVISORIES.items():
+        assert TOOL.version_key(pins[name]) > TOOL.version_key(last_affected), f"{name} {pins[name]}: {advisory}"
 
 
 def test_pins_older_than_the_bom_are_listed(lock: dict[str, Any]) -> None:
