@@ -34,19 +34,27 @@ HEADER = """\
 """
 
 
-def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
-    """Order versions as Jenkins does for these schemes: dot/dash/underscore-separated numbers compared as numbers.
+VersionKey = tuple[tuple[int, Any], ...]
 
-    A continuous-delivery version `<count>.v<commit>` (or `<upstream>-<count>.v<commit>`) ends in a commit hash
-    that says nothing about order: it is ignored."""
-    key: list[tuple[int, int | str]] = []
-    for token in re.split(r"[.\-_]", version):
+
+def version_key(version: str) -> VersionKey:
+    """Order versions as Jenkins does (hudson.util.VersionNumber, a copy of Maven's ComparableVersion).
+
+    Dot-separated numbers compare as numbers; a `-` opens a sub-list that sorts below a number, so `9.9.1-189`
+    is newer than `9.9-185` (a point release beats every build of the release before it) and above `9.9`. A
+    continuous-delivery version `<count>.v<commit>` (or `<upstream>-<count>.v<commit>`) ends in a commit hash that
+    says nothing about order: it is ignored."""
+    head, dash, tail = version.partition("-")
+    key: list[tuple[int, Any]] = []
+    for token in head.split("."):
         if token.isdigit():
-            key.append((0, int(token)))
-        elif re.fullmatch(r"v[0-9a-f]+", token):
-            break
+            key.append((2, int(token)))
+        elif re.fullmatch(r"v[0-9a-f_]+", token):
+            return tuple(key)
         else:
-            key.append((1, token))
+            key.append((0, token))
+    if dash:
+        key.append((1, version_key(tail)))
     return tuple(key)
 
 
