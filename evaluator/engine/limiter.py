@@ -2,8 +2,8 @@
 
 Two limits, both learned from the server's answers:
 - concurrency (AIMD, like TCP congestion control): starts at the configured ceiling, cut by 30 % on overload
-  (503, timeouts, or the first 429) at most once per cool-down, grown back by about one slot per window of
-  successful calls;
+  (503, timeouts, the first rate-limit 429, plain 429s while cutting helps) at most once per cool-down, grown
+  back by about one slot per window of successful calls;
 - request rate (pacing), engaged by the first 429 that announces a request-rate limit (`retry-after-ms`,
   `x-ratelimit-*`, as hosted APIs send them): such APIs often count rejected requests against the limit, so
   hammering them at a too-high concurrency wastes the budget. On such a 429 the pace is set just below the
