@@ -126,6 +126,7 @@ def storm_row(base_url: str, checkout: Path, cases: int, concurrency: int, laten
         "evaluator": _revision(checkout),
         "exit": done.returncode,
         "whole s": whole,
+        "run s": max((float(m.get("wall_time_s") or 0.0) for m in manifests), default=0.0),
         "ideal s": ideal,
         "efficiency": ideal / whole,
         "recorded": records,

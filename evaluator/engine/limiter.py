@@ -44,7 +44,8 @@ MIN_RATE = 0.5  # requests per second: never pace slower
 MAX_RATE = 100_000.0
 CUT_HELPED_SHARE = 0.85  # a cut helped if the share of plain 429s fell below this part of the share before ...
 CUT_KEPT_RATE = 0.85  # ... or the accepted rate stayed above this part of the rate before
-MIN_JUDGED = 20  # answers needed (and at least one window) before a cut is judged or a learned share re-checked
+MIN_JUDGED = 20  # answers needed (and at least one window) before a learned share is re-checked ...
+MIN_JUDGED_ACCEPTED = 100  # ... and accepted answers before a cut is judged: a rate within ~10 %, not noise
 REARM_FACTOR = 1.5  # plain 429s are trusted again when their share exceeds REARM_FACTOR x the learned share ...
 REARM_MARGIN = 0.05  # ... plus this
 
@@ -96,6 +97,7 @@ class AdaptiveLimiter:
         self._accepted: collections.deque[float] = collections.deque()
         self._plain_429s: collections.deque[float] = collections.deque()
         self._trial: _Trial | None = None
+        self._unproven_since: float | None = None  # the limit before a run of cuts that cost nothing but showed nothing
         self._plain_429s_harmless = False  # learned: cutting did not lower their share
         self._harmless_share = 0.0
         self._watch_started = 0.0
@@ -146,6 +148,7 @@ class AdaptiveLimiter:
     def on_overload(self) -> None:
         """Multiplicative decrease, at most once per cool-down so one burst of 503s or timeouts counts once."""
         self._trial = None  # a real overload during a trial makes its verdict meaningless
+        self._unproven_since = None
         self._cut(self._clock())
 
     def on_plain_429(self) -> None:
@@ -191,7 +194,7 @@ class AdaptiveLimiter:
             trial.rejected += rejected
             trial.accepted += not rejected
             elapsed = now - trial.started
-            if elapsed >= self._window_s and trial.accepted + trial.rejected >= MIN_JUDGED:
+            if elapsed >= self._window_s and trial.accepted >= MIN_JUDGED_ACCEPTED:
                 self._judge(trial, elapsed)
         elif self._plain_429s_harmless:
             self._watch_rejected += rejected
@@ -207,15 +210,23 @@ class AdaptiveLimiter:
         self._trial = None
         share_after = trial.rejected / (trial.accepted + trial.rejected)
         if share_after <= trial.share_before * CUT_HELPED_SHARE:
+            self._unproven_since = None
             return  # fewer 429s at a lower limit: an overload, cut again when they come back
         if trial.accepted / elapsed >= trial.rate_before * CUT_KEPT_RATE:
-            return  # as many answers at a lower limit: the server was full, the cut cost nothing
+            # As many answers at a lower limit: the server was full, or the client was (a busy machine), or
+            # the rate before was measured too low (the first answers of a run). Cut again when 429s come
+            # back; if a later cut proves harmful, every cut since this one is undone.
+            if self._unproven_since is None:
+                self._unproven_since = trial.restore_to
+            return
+        restore_to = max(trial.restore_to, self._unproven_since or 0.0)
+        self._unproven_since = None
         self._plain_429s_harmless = True
         self._harmless_share = max(trial.share_before, share_after)
         self._watch_started, self._watch_accepted, self._watch_rejected = self._clock(), 0, 0
-        if trial.restore_to > self.limit:
+        if restore_to > self.limit:
             old = self.limit
-            self.limit = trial.restore_to
+            self.limit = min(float(self.maximum), restore_to)
             self._record("concurrency", old, self.limit, "restored")
             self._wake()
 

@@ -135,11 +135,11 @@ def test_a_storm_of_plain_429s_does_not_collapse_concurrency_and_nothing_is_lost
 def test_429s_from_a_concurrency_ceiling_still_cut_and_nothing_is_lost() -> None:
     """A server that admits 6 calls at a time answers the excess 429 (Retry-After only): that is overload,
     cutting helps, so the limit comes down toward the ceiling; every call is still answered exactly once."""
-    count = 600
+    count = 900
 
     async def scenario() -> None:
         async with running_stub(latency=0.03, max_concurrency=6, retry_after=0.02) as server:
-            limiter = AdaptiveLimiter(32, cooldown_s=0.1, window_s=0.6)
+            limiter = AdaptiveLimiter(32, cooldown_s=0.1, window_s=0.5)
             policy = RetryPolicy(max_attempts=50, backoff_base_s=0.01, backoff_max_s=0.05)
             async with ChatClient(server.base_url, api_key=None, limiter=limiter, retry=policy) as chat:
                 results = await asyncio.gather(*(chat.chat("target", body) for body in _bodies(count)))
