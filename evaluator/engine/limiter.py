@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,7 +43,8 @@ RATE_PROBE_PER_S = 0.04  # then grow the pace by 4 % per second without a 429 ..
 RATE_RECOVER_PER_S = 0.25  # ... or by 25 % per second while below 90 % of the rate last accepted
 MIN_RATE = 0.5  # requests per second: never pace slower
 MAX_RATE = 100_000.0
-CUT_HELPED_SHARE = 0.85  # a cut helped if the share of plain 429s fell below this part of the share before ...
+CUT_HELPED_SHARE = 0.85  # a cut helped if the share of plain 429s fell below this part of the share before
+# (and by more than two standard errors: a share measured on few answers is noisy) ...
 CUT_KEPT_RATE = 0.85  # ... or the accepted rate stayed above this part of the rate before
 MIN_JUDGED = 20  # answers needed (and at least one window) before a learned share is re-checked ...
 MIN_JUDGED_ACCEPTED = 100  # ... and accepted answers before a cut is judged: a rate within ~10 %, not noise
@@ -56,6 +58,7 @@ class _Trial:
 
     restore_to: float  # the limit before the cut
     share_before: float  # plain 429s / answers over the window before the cut
+    answers_before: int  # how many answers that share was measured on
     rate_before: float  # accepted calls per second over that window
     skip: int  # answers of calls sent before the cut, not counted
     started: float = 0.0
@@ -168,6 +171,7 @@ class AdaptiveLimiter:
             self._trial = _Trial(
                 restore_to=restore_to,
                 share_before=rejected / (accepted + rejected),
+                answers_before=accepted + rejected,
                 rate_before=accepted / window,
                 skip=self.in_flight,
                 started=now,
@@ -208,8 +212,11 @@ class AdaptiveLimiter:
 
     def _judge(self, trial: _Trial, elapsed: float) -> None:
         self._trial = None
-        share_after = trial.rejected / (trial.accepted + trial.rejected)
-        if share_after <= trial.share_before * CUT_HELPED_SHARE:
+        answers = trial.accepted + trial.rejected
+        share_after = trial.rejected / answers
+        pooled = (trial.share_before * trial.answers_before + trial.rejected) / (trial.answers_before + answers)
+        noise = 2.0 * math.sqrt(pooled * (1 - pooled) * (1 / trial.answers_before + 1 / answers))
+        if share_after <= trial.share_before * CUT_HELPED_SHARE and trial.share_before - share_after > noise:
             self._unproven_since = None
             return  # fewer 429s at a lower limit: an overload, cut again when they come back
         if trial.accepted / elapsed >= trial.rate_before * CUT_KEPT_RATE:

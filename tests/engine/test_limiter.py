@@ -152,8 +152,8 @@ def test_a_429_rate_that_grows_with_concurrency_is_still_cut() -> None:
     limits = _simulate(limiter, clock, _ceiling(20), ticks=300)  # 60 s
     assert limiter.decreases >= 3
     late = limits[-150:]
-    assert max(late) <= 28 and min(late) >= 10, (min(late), max(late))
-    assert sum(late) / len(late) >= 14
+    assert max(late) <= 32 and min(late) >= 10, (min(late), max(late))
+    assert 14 <= sum(late) / len(late) <= 26
 
 
 def test_a_server_that_turns_into_real_overload_is_cut_again() -> None:
