@@ -46,8 +46,8 @@ MAX_RATE = 100_000.0
 CUT_HELPED_SHARE = 0.85  # a cut helped if the share of plain 429s fell below this part of the share before
 # (and by more than two standard errors: a share measured on few answers is noisy) ...
 CUT_KEPT_RATE = 0.85  # ... or the accepted rate stayed above this part of the rate before
-MIN_JUDGED = 20  # answers needed (and at least one window) before a learned share is re-checked ...
-MIN_JUDGED_ACCEPTED = 100  # ... and accepted answers before a cut is judged: a rate within ~10 %, not noise
+MIN_JUDGED = 100  # answers (and at least one window) before a learned share is re-checked, and accepted
+# answers before a cut is judged: a share or a rate within ~10 %, not noise
 REARM_FACTOR = 1.5  # plain 429s are trusted again when their share exceeds REARM_FACTOR x the learned share ...
 REARM_MARGIN = 0.05  # ... plus this
 
@@ -101,6 +101,7 @@ class AdaptiveLimiter:
         self._plain_429s: collections.deque[float] = collections.deque()
         self._trial: _Trial | None = None
         self._unproven_since: float | None = None  # the limit before a run of cuts that cost nothing but showed nothing
+        self._unproven_share = (0.0, 0)  # the share of plain 429s (and its answers) before that run
         self._plain_429s_harmless = False  # learned: cutting did not lower their share
         self._harmless_share = 0.0
         self._watch_started = 0.0
@@ -198,7 +199,7 @@ class AdaptiveLimiter:
             trial.rejected += rejected
             trial.accepted += not rejected
             elapsed = now - trial.started
-            if elapsed >= self._window_s and trial.accepted >= MIN_JUDGED_ACCEPTED:
+            if elapsed >= self._window_s and trial.accepted >= MIN_JUDGED:
                 self._judge(trial, elapsed)
         elif self._plain_429s_harmless:
             self._watch_rejected += rejected
@@ -214,9 +215,10 @@ class AdaptiveLimiter:
         self._trial = None
         answers = trial.accepted + trial.rejected
         share_after = trial.rejected / answers
-        pooled = (trial.share_before * trial.answers_before + trial.rejected) / (trial.answers_before + answers)
-        noise = 2.0 * math.sqrt(pooled * (1 - pooled) * (1 / trial.answers_before + 1 / answers))
-        if share_after <= trial.share_before * CUT_HELPED_SHARE and trial.share_before - share_after > noise:
+        fell = _fell(trial.share_before, trial.answers_before, share_after, answers)
+        if self._unproven_since is not None:  # or fell over the whole run of cuts (each step may be small)
+            fell = fell or _fell(*self._unproven_share, share_after, answers)
+        if fell:
             self._unproven_since = None
             return  # fewer 429s at a lower limit: an overload, cut again when they come back
         if trial.accepted / elapsed >= trial.rate_before * CUT_KEPT_RATE:
@@ -225,6 +227,7 @@ class AdaptiveLimiter:
             # back; if a later cut proves harmful, every cut since this one is undone.
             if self._unproven_since is None:
                 self._unproven_since = trial.restore_to
+                self._unproven_share = (trial.share_before, trial.answers_before)
             return
         restore_to = max(trial.restore_to, self._unproven_since or 0.0)
         self._unproven_since = None
@@ -303,3 +306,10 @@ class AdaptiveLimiter:
             if not future.done():
                 self._take()
                 future.set_result(None)
+
+
+def _fell(before: float, answers_before: int, after: float, answers_after: int) -> bool:
+    """The share of plain 429s fell: below CUT_HELPED_SHARE of before, and by more than two standard errors."""
+    pooled = (before * answers_before + after * answers_after) / (answers_before + answers_after)
+    noise = 2.0 * math.sqrt(pooled * (1 - pooled) * (1 / answers_before + 1 / answers_after))
+    return after <= before * CUT_HELPED_SHARE and before - after > noise
