@@ -178,7 +178,10 @@ class LimitChange(_Model):
     )
     old: float
     new: float
-    reason: str = Field(description="overload (503/timeout), rate_limited (429), recovered (grown back)")
+    reason: str = Field(
+        description="overload (503/timeout/429), rate_limited (429 announcing a rate limit), recovered (grown back), "
+        "restored (a cut on plain 429s undone: cutting did not help)"
+    )
 
 
 class EndpointSummary(_Model):

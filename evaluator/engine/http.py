@@ -253,6 +253,8 @@ class ChatClient:
                     break
             if rate_limit:
                 self.limiter.on_rate_limited()
+            elif status == 429:
+                self.limiter.on_plain_429()  # an overload until cutting is seen not to lower their share
             elif status in OVERLOAD_STATUS or kind == "timeout":
                 self.limiter.on_overload()
             if attempt < self.retry.max_attempts:

@@ -2,14 +2,23 @@
 
 Two limits, both learned from the server's answers:
 - concurrency (AIMD, like TCP congestion control): starts at the configured ceiling, cut by 30 % on overload
-  (503, timeouts, or the first 429) at most once per cool-down, grown back by about one slot per window of
-  successful calls;
+  (503, timeouts, the first rate-limit 429, plain 429s while cutting helps) at most once per cool-down, grown
+  back by about one slot per window of successful calls;
 - request rate (pacing), engaged by the first 429 that announces a request-rate limit (`retry-after-ms`,
   `x-ratelimit-*`, as hosted APIs send them): such APIs often count rejected requests against the limit, so
   hammering them at a too-high concurrency wastes the budget. On such a 429 the pace is set just below the
   rate the server was accepting (measured over the last seconds), then probed upward slowly (quickly while
   far below the best rate seen while paced), so throughput stays near the limit while few requests are
-  rejected. A plain 429 (a server at its concurrency ceiling, or a fault) is an overload.
+  rejected;
+- plain 429s (no `retry-after-ms` or `x-ratelimit-*`; a `Retry-After` alone does not announce a rate limit):
+  a server at its concurrency ceiling sends them, and so do proxies and faults that reject a share of calls
+  whatever the load. The limiter cannot tell which from one 429, so it asks the server: the first plain 429
+  cuts concurrency like an overload, and the cut is an experiment judged over the next window of answers. If
+  the share of plain 429s fell, or the accepted rate held (the server was full anyway), it was an overload
+  and later plain 429s cut again. If neither (the same share of 429s, and fewer answers because fewer were
+  asked), cutting does not help: the limit is restored and plain 429s stop cutting (their calls are still
+  retried with backoff, so nothing is lost), until their share rises well above the share that was learned
+  harmless, which makes them trusted again. 503s, timeouts and announced rate limits cut as before.
 
 Target and judge calls share one limiter when they share a server. Every change is recorded (time, old, new,
 reason) for the shard manifest and the HTML report's plot.
@@ -19,7 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import math
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -31,6 +43,27 @@ RATE_PROBE_PER_S = 0.04  # then grow the pace by 4 % per second without a 429 ..
 RATE_RECOVER_PER_S = 0.25  # ... or by 25 % per second while below 90 % of the rate last accepted
 MIN_RATE = 0.5  # requests per second: never pace slower
 MAX_RATE = 100_000.0
+CUT_HELPED_SHARE = 0.85  # a cut helped if the share of plain 429s fell below this part of the share before
+# (and by more than two standard errors: a share measured on few answers is noisy) ...
+CUT_KEPT_RATE = 0.85  # ... or the accepted rate stayed above this part of the rate before
+MIN_JUDGED = 100  # answers (and at least one window) before a learned share is re-checked, and accepted
+# answers before a cut is judged: a share or a rate within ~10 %, not noise
+REARM_FACTOR = 1.5  # plain 429s are trusted again when their share exceeds REARM_FACTOR x the learned share ...
+REARM_MARGIN = 0.05  # ... plus this
+
+
+@dataclass
+class _Trial:
+    """A cut made on a plain 429, being judged: did it lower the share of 429s, or at least cost no throughput?"""
+
+    restore_to: float  # the limit before the cut
+    share_before: float  # plain 429s / answers over the window before the cut
+    answers_before: int  # how many answers that share was measured on
+    rate_before: float  # accepted calls per second over that window
+    skip: int  # answers of calls sent before the cut, not counted
+    started: float = 0.0
+    accepted: int = 0
+    rejected: int = 0
 
 
 class AdaptiveLimiter:
@@ -43,6 +76,8 @@ class AdaptiveLimiter:
         *,
         decrease_factor: float = 0.7,
         cooldown_s: float = 1.0,
+        window_s: float = RATE_WINDOW_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.maximum = maximum
         self.minimum = max(1, min(minimum, maximum))
@@ -54,6 +89,8 @@ class AdaptiveLimiter:
         self.changes: list[LimitChange] = []
         self._decrease_factor = decrease_factor
         self._cooldown_s = cooldown_s
+        self._window_s = window_s
+        self._clock = clock
         self._last_decrease = -1e9
         self._last_rate_cut = -1e9
         self._best_rate = 0.0
@@ -61,7 +98,16 @@ class AdaptiveLimiter:
         self._rate_updated = 0.0
         self._recorded_limit = float(maximum)
         self._accepted: collections.deque[float] = collections.deque()
-        self._started = time.monotonic()
+        self._plain_429s: collections.deque[float] = collections.deque()
+        self._trial: _Trial | None = None
+        self._unproven_since: float | None = None  # the limit before a run of cuts that cost nothing but showed nothing
+        self._unproven_share = (0.0, 0)  # the share of plain 429s (and its answers) before that run
+        self._plain_429s_harmless = False  # learned: cutting did not lower their share
+        self._harmless_share = 0.0
+        self._watch_started = 0.0
+        self._watch_accepted = 0
+        self._watch_rejected = 0
+        self._started = clock()
         self._started_wall = datetime.now(UTC)
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
@@ -91,11 +137,12 @@ class AdaptiveLimiter:
 
     def on_success(self) -> None:
         """Additive increase: about +1 slot per `limit` successes; counts the call toward the accepted rate."""
-        now = time.monotonic()
+        now = self._clock()
         self._accepted.append(now)
-        while self._accepted and self._accepted[0] < now - RATE_WINDOW_S:
+        while self._accepted and self._accepted[0] < now - self._window_s:
             self._accepted.popleft()
-        if self.limit < self.maximum:
+        self._observe(now, rejected=False)
+        if self.limit < self.maximum and self._trial is None:  # a cut being judged holds its level
             self.limit = min(float(self.maximum), self.limit + 1.0 / self.limit)
             grown = self.limit - self._recorded_limit
             if self.limit >= self.maximum or grown >= max(1.0, 0.1 * self.maximum):
@@ -104,24 +151,104 @@ class AdaptiveLimiter:
 
     def on_overload(self) -> None:
         """Multiplicative decrease, at most once per cool-down so one burst of 503s or timeouts counts once."""
-        now = time.monotonic()
-        if now - self._last_decrease < self._cooldown_s:
+        self._trial = None  # a real overload during a trial makes its verdict meaningless
+        self._unproven_since = None
+        self._cut(self._clock())
+
+    def on_plain_429(self) -> None:
+        """A 429 that announces no rate limit: cut as an overload unless cutting was learned not to help."""
+        now = self._clock()
+        self._plain_429s.append(now)
+        while self._plain_429s and self._plain_429s[0] < now - self._window_s:
+            self._plain_429s.popleft()
+        self._observe(now, rejected=True)
+        if self._plain_429s_harmless or self._trial is not None:
             return
+        window = min(self._window_s, max(0.05, now - self._started))
+        accepted = sum(1 for t in self._accepted if t >= now - window)
+        rejected = sum(1 for t in self._plain_429s if t >= now - window)
+        restore_to = self.limit
+        if self._cut(now):
+            self._trial = _Trial(
+                restore_to=restore_to,
+                share_before=rejected / (accepted + rejected),
+                answers_before=accepted + rejected,
+                rate_before=accepted / window,
+                skip=self.in_flight,
+                started=now,
+            )
+
+    def _cut(self, now: float) -> bool:
+        if now - self._last_decrease < self._cooldown_s:
+            return False
         self._last_decrease = now
         old = self.limit
         self.limit = max(float(self.minimum), self.limit * self._decrease_factor)
         self.decreases += 1
         self._record("concurrency", old, self.limit, "overload")
+        return True
+
+    def _observe(self, now: float, *, rejected: bool) -> None:
+        """One answer (accepted, or a plain 429) toward the running trial or the watch on a learned share."""
+        trial = self._trial
+        if trial is not None:
+            if trial.skip > 0:  # sent at the old limit
+                trial.skip -= 1
+                trial.started = now
+                return
+            trial.rejected += rejected
+            trial.accepted += not rejected
+            elapsed = now - trial.started
+            if elapsed >= self._window_s and trial.accepted >= MIN_JUDGED:
+                self._judge(trial, elapsed)
+        elif self._plain_429s_harmless:
+            self._watch_rejected += rejected
+            self._watch_accepted += not rejected
+            answers = self._watch_accepted + self._watch_rejected
+            if now - self._watch_started >= self._window_s and answers >= MIN_JUDGED:
+                share = self._watch_rejected / answers
+                if share > self._harmless_share * REARM_FACTOR + REARM_MARGIN:
+                    self._plain_429s_harmless = False  # a new kind of 429: trust it again (and test it again)
+                self._watch_started, self._watch_accepted, self._watch_rejected = now, 0, 0
+
+    def _judge(self, trial: _Trial, elapsed: float) -> None:
+        self._trial = None
+        answers = trial.accepted + trial.rejected
+        share_after = trial.rejected / answers
+        fell = _fell(trial.share_before, trial.answers_before, share_after, answers)
+        if self._unproven_since is not None:  # or fell over the whole run of cuts (each step may be small)
+            fell = fell or _fell(*self._unproven_share, share_after, answers)
+        if fell:
+            self._unproven_since = None
+            return  # fewer 429s at a lower limit: an overload, cut again when they come back
+        if trial.accepted / elapsed >= trial.rate_before * CUT_KEPT_RATE:
+            # As many answers at a lower limit: the server was full, or the client was (a busy machine), or
+            # the rate before was measured too low (the first answers of a run). Cut again when 429s come
+            # back; if a later cut proves harmful, every cut since this one is undone.
+            if self._unproven_since is None:
+                self._unproven_since = trial.restore_to
+                self._unproven_share = (trial.share_before, trial.answers_before)
+            return
+        restore_to = max(trial.restore_to, self._unproven_since or 0.0)
+        self._unproven_since = None
+        self._plain_429s_harmless = True
+        self._harmless_share = max(trial.share_before, share_after)
+        self._watch_started, self._watch_accepted, self._watch_rejected = self._clock(), 0, 0
+        if restore_to > self.limit:
+            old = self.limit
+            self.limit = min(float(self.maximum), restore_to)
+            self._record("concurrency", old, self.limit, "restored")
+            self._wake()
 
     def on_rate_limited(self) -> None:
         """A rate-limit 429: pace just below the rate the server was accepting; the first also cuts concurrency."""
-        now = time.monotonic()
+        now = self._clock()
         if now - self._last_rate_cut < self._cooldown_s / 2:
             return  # one burst of 429s is one signal
         self._last_rate_cut = now
         # Over the last seconds, or since the start: an estimate too high is corrected by the next 429, one too
         # low would cost throughput for many seconds.
-        window = min(RATE_WINDOW_S, max(0.05, now - self._started))
+        window = min(self._window_s, max(0.05, now - self._started))
         accepted = sum(1 for t in self._accepted if t >= now - window) / window
         if self.rate is None:
             self.on_overload()
@@ -141,7 +268,7 @@ class AdaptiveLimiter:
         every call already waiting, not only for calls that arrive after it.
         """
         while self.rate is not None:
-            now = time.monotonic()
+            now = self._clock()
             quiet = now - self._rate_updated
             if quiet > 0.1:
                 speed = RATE_RECOVER_PER_S if self.rate < 0.9 * self._best_rate else RATE_PROBE_PER_S
@@ -154,7 +281,7 @@ class AdaptiveLimiter:
 
     # --- bookkeeping ------------------------------------------------------------------------------------
     def _record(self, limit: Literal["concurrency", "rate"], old: float, new: float, reason: str) -> None:
-        elapsed = time.monotonic() - self._started
+        elapsed = self._clock() - self._started
         if limit == "concurrency":
             self._recorded_limit = new
         self.changes.append(
@@ -179,3 +306,10 @@ class AdaptiveLimiter:
             if not future.done():
                 self._take()
                 future.set_result(None)
+
+
+def _fell(before: float, answers_before: int, after: float, answers_after: int) -> bool:
+    """The share of plain 429s fell: below CUT_HELPED_SHARE of before, and by more than two standard errors."""
+    pooled = (before * answers_before + after * answers_after) / (answers_before + answers_after)
+    noise = 2.0 * math.sqrt(pooled * (1 - pooled) * (1 / answers_before + 1 / answers_after))
+    return after <= before * CUT_HELPED_SHARE and before - after > noise

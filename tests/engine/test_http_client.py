@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from evaluator.engine.http import CallError, ChatClient, RetryPolicy, current_calls
+from evaluator.engine.http import CallError, ChatClient, ChatResult, RetryPolicy, current_calls
 from evaluator.engine.limiter import AdaptiveLimiter
 from openai_stub.server import running_stub
 
@@ -99,5 +99,53 @@ def test_a_rate_limit_429_is_retried_after_retry_after_ms_and_paced() -> None:
             assert elapsed < 0.9  # 40 calls at 100/s: no 1-second Retry-After wait was needed
             assert chat.limiter.rate is not None
             assert any(c.limit == "rate" and c.reason == "rate_limited" for c in chat.limiter.changes)
+
+    asyncio.run(scenario())
+
+
+def _answered_once(results: list[ChatResult], count: int) -> None:
+    assert [r.text for r in results] == [f"{i}" for i in range(count)]  # every call answered, each its own
+
+
+def _bodies(count: int) -> list[dict[str, object]]:
+    return [{"model": "stub-model", "messages": [{"role": "user", "content": f"Answer with exactly: {i}"}]}
+            for i in range(count)]  # fmt: skip
+
+
+def test_a_storm_of_plain_429s_does_not_collapse_concurrency_and_nothing_is_lost() -> None:
+    """Every 5th attempt a 429 without rate-limit headers, whatever the concurrency (a fault, not an overload):
+    after one experiment the limiter keeps its concurrency instead of cutting on every 429, and every call is
+    retried until answered. (Cool-down and experiment window scaled to the 40 ms server.)"""
+    count = 1500
+
+    async def scenario() -> None:
+        async with running_stub(latency=0.04, rate_429=0.2, retry_after=0.02) as server:
+            limiter = AdaptiveLimiter(32, cooldown_s=0.1, window_s=0.3)
+            policy = RetryPolicy(max_attempts=20, backoff_base_s=0.01, backoff_max_s=0.05)
+            async with ChatClient(server.base_url, api_key=None, limiter=limiter, retry=policy) as chat:
+                results = await asyncio.gather(*(chat.chat("target", body) for body in _bodies(count)))
+            _answered_once(results, count)
+            assert server.stats.by_status["200"] == count and server.stats.faults["rate_limited"] > count * 0.15
+            assert limiter.decreases <= 3, limiter.changes
+            assert limiter.limit >= 0.9 * 32, limiter.changes
+
+    asyncio.run(scenario())
+
+
+def test_429s_from_a_concurrency_ceiling_still_cut_and_nothing_is_lost() -> None:
+    """A server that admits 6 calls at a time answers the excess 429 (Retry-After only): that is overload,
+    cutting helps, so the limit comes down toward the ceiling; every call is still answered exactly once."""
+    count = 900
+
+    async def scenario() -> None:
+        async with running_stub(latency=0.03, max_concurrency=6, retry_after=0.02) as server:
+            limiter = AdaptiveLimiter(32, cooldown_s=0.1, window_s=0.5)
+            policy = RetryPolicy(max_attempts=50, backoff_base_s=0.01, backoff_max_s=0.05)
+            async with ChatClient(server.base_url, api_key=None, limiter=limiter, retry=policy) as chat:
+                results = await asyncio.gather(*(chat.chat("target", body) for body in _bodies(count)))
+            _answered_once(results, count)
+            assert server.stats.by_status["200"] == count and server.stats.faults["ceiling"] > 0
+            assert limiter.decreases >= 3
+            assert limiter.limit <= 16, limiter.changes
 
     asyncio.run(scenario())
