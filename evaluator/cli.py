@@ -22,7 +22,6 @@ SUBCOMMANDS: dict[str, str] = {
     "report": "evaluator.commands.report:report",
     "trend": "evaluator.commands.report:trend",
     "plan": "evaluator.commands.report:plan",
-    "doctor": "evaluator.doctor:doctor",
     "webhook": "evaluator.webhook.cli:webhook",
 }
 
