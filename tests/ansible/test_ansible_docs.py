@@ -44,6 +44,7 @@ def test_model_cache_contract_is_documented():
         assert "minikube_model_cache_dir" in text and "10002:10002" in text and "0775" in text, readme
 
 
-def test_wsl_gpu_limit_is_documented_with_the_path_that_works():
+def test_wsl_gpu_path_is_documented_with_its_upstream_sources():
     text = (ANSIBLE_DIR / "roles" / "minikube" / "README.md").read_text()
-    assert "17654" in text and 'minikube_gpus: ""' in text and "docker run --gpus all" in text
+    assert "17654" in text and "1739" in text and "1699" in text and "nvidia.com" in text
+    assert 'minikube_gpus: ""' in text and "docker run --gpus all" in text
