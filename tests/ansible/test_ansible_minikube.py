@@ -38,8 +38,11 @@ def mirror(tmp_path: Path) -> dict[str, object]:
     mirror_dir.mkdir()
     cluster = tmp_path / "cluster"
     cluster.mkdir()
-    places = {"STATE": str(cluster), "CDI_SPEC": str(tmp_path / "cdi" / "nvidia.yaml"),
-              "MINIKUBE_HOME": str(tmp_path / ".minikube")}
+    places = {
+        "STATE": str(cluster),
+        "CDI_SPEC": str(tmp_path / "cdi" / "nvidia.yaml"),
+        "MINIKUBE_HOME": str(tmp_path / ".minikube"),
+    }
     minikube = write(mirror_dir / "minikube-linux-amd64", MINIKUBE, **places)
     kubectl = write(mirror_dir / "kubectl", KUBECTL, **places)
     # minikube publishes a .sha256 file holding only the digest, like the real release.

@@ -122,7 +122,9 @@ def test_molecule_scenario(scenario, base_image, vendor_repos, tmp_path):
 
 def check_run(stdout: str) -> str:
     """What the `check` step's playbook printed, up to its recap (check_mode_markers tag it "[CHECK MODE]")."""
-    start = stdout.find("[CHECK MODE]")
+    # The last check step (the converged host's); the first ran on the fresh host, before converge.
+    start = stdout.rfind("PLAY [", 0, stdout.rfind("[CHECK MODE]"))
+    start = stdout.find("[CHECK MODE]", max(start, 0))
     assert start >= 0, "the check step did not run"
     end = stdout.find("TASKS RECAP", stdout.find("PLAY RECAP", start))
     return stdout[start:end]

@@ -138,19 +138,34 @@ build docker-buildx-plugin "0.0.0-1~standin~debian.12~$codename" \
 Description: STAND-IN for Docker's docker-buildx-plugin: answers version, builds nothing
  Built by ansible/molecule/vendor-repos/build.sh; not Docker's package."
 
-# NVIDIA: the toolkit's CLI and runtime (nvidia-container-toolkit-base) and the hook (nvidia-container-toolkit).
-mkdir -p "$work/pkg/nvidia-container-toolkit-base/usr/bin" "$work/pkg/nvidia-container-toolkit/usr/bin"
-install -m 0755 "$here/standins/nvidia-ctk" "$here/standins/nvidia-container-runtime" \
-  "$work/pkg/nvidia-container-toolkit-base/usr/bin/"
-install -m 0755 "$here/standins/nvidia-container-runtime-hook" "$work/pkg/nvidia-container-toolkit/usr/bin/"
-build nvidia-container-toolkit-base "1.17.8-1~standin" \
-  "Depends: python3
+# NVIDIA: the toolkit's four packages at the version the role pins (nvidia-container-toolkit-base: the CLI and the
+# runtime; nvidia-container-toolkit: the hook; libnvidia-container-tools and libnvidia-container1: empty here), plus
+# a 1.19.1 and a newer 1.20.1 of each, so the role's pin is what chooses (apt would take the newest).
+toolkit_version="$(sed -n 's/^VERSION = "\(.*\)"$/\1/p' "$here/standins/nvidia-ctk")"
+for version in 1.19.1 "$toolkit_version" 1.20.1; do
+  rm -rf "$work/pkg/nvidia-container-toolkit-base" "$work/pkg/nvidia-container-toolkit" \
+    "$work/pkg/libnvidia-container-tools" "$work/pkg/libnvidia-container1"
+  mkdir -p "$work/pkg/nvidia-container-toolkit-base/usr/bin" "$work/pkg/nvidia-container-toolkit/usr/bin" \
+    "$work/pkg/libnvidia-container-tools" "$work/pkg/libnvidia-container1"
+  install -m 0755 "$here/standins/nvidia-ctk" "$here/standins/nvidia-container-runtime" \
+    "$work/pkg/nvidia-container-toolkit-base/usr/bin/"
+  install -m 0755 "$here/standins/nvidia-container-runtime-hook" "$work/pkg/nvidia-container-toolkit/usr/bin/"
+  build libnvidia-container1 "$version-1" \
+    "Description: STAND-IN for NVIDIA's libnvidia-container1: empty, no GPU support
+ Built by ansible/molecule/vendor-repos/build.sh; not NVIDIA's package."
+  build libnvidia-container-tools "$version-1" \
+    "Depends: libnvidia-container1 (= $version-1)
+Description: STAND-IN for NVIDIA's libnvidia-container-tools: empty, no GPU support
+ Built by ansible/molecule/vendor-repos/build.sh; not NVIDIA's package."
+  build nvidia-container-toolkit-base "$version-1" \
+    "Depends: python3
 Description: STAND-IN for NVIDIA's nvidia-container-toolkit-base: nvidia-ctk edits daemon.json, no GPU support
  Built by ansible/molecule/vendor-repos/build.sh; not NVIDIA's package."
-build nvidia-container-toolkit "1.17.8-1~standin" \
-  "Depends: nvidia-container-toolkit-base (= 1.17.8-1~standin)
+  build nvidia-container-toolkit "$version-1" \
+    "Depends: nvidia-container-toolkit-base (= $version-1), libnvidia-container-tools (= $version-1)
 Description: STAND-IN for NVIDIA's nvidia-container-toolkit: no GPU support
  Built by ansible/molecule/vendor-repos/build.sh; not NVIDIA's package."
+done
 
 # Two throwaway signing keys: each repository is trusted only through its own keyring.
 newkey() {
@@ -183,7 +198,7 @@ gpg --export "$docker_key" >"$work/out/keys/docker-archive-keyring.gpg"
 nvidia_base="$work/out/www/libnvidia-container"
 flat="$nvidia_base/stable/deb/$arch"
 mkdir -p "$flat"
-mv "$work/out"/nvidia-container-toolkit*.deb "$flat/"
+mv "$work/out"/nvidia-container-toolkit*.deb "$work/out"/libnvidia-container*.deb "$flat/"
 (
   cd "$flat"
   apt-ftparchive packages . >Packages

@@ -14,11 +14,21 @@ from pathlib import Path
 import pytest
 
 
-def test_wsl_conf_enables_systemd(host):
+def test_wsl_conf_enables_systemd_and_nothing_else(host):
     conf = host.file("/etc/wsl.conf")
     assert conf.exists and conf.mode == 0o644
-    assert "[boot]\nsystemd=true" in conf.content_string
-    assert "appendWindowsPath=false" in conf.content_string
+    # Minimal by default: appendWindowsPath=false would break `code .`, generateResolvConf a VPN's DNS fix.
+    assert conf.content_string.split() == ["[boot]", "systemd=true"]
+
+
+def test_docker_and_all_four_toolkit_packages_are_pinned_and_held(host):
+    held = set(host.check_output("apt-mark showhold").split())
+    toolkit = {"nvidia-container-toolkit", "nvidia-container-toolkit-base", "libnvidia-container-tools",
+               "libnvidia-container1"}
+    assert {"docker-ce", "docker-ce-cli", "containerd.io"} | toolkit <= held
+    # The stand-in repository also offers 1.19.1-1 and a newer 1.20.1-1: the pin chose 1.20.0-1 for all four.
+    for name in toolkit:
+        assert host.package(name).version == "1.20.0-1", name
 
 
 def test_docker_service_active_and_enabled(host):
