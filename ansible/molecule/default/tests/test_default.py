@@ -23,8 +23,12 @@ def test_wsl_conf_enables_systemd_and_nothing_else(host):
 
 def test_docker_and_all_four_toolkit_packages_are_pinned_and_held(host):
     held = set(host.check_output("apt-mark showhold").split())
-    toolkit = {"nvidia-container-toolkit", "nvidia-container-toolkit-base", "libnvidia-container-tools",
-               "libnvidia-container1"}
+    toolkit = {
+        "nvidia-container-toolkit",
+        "nvidia-container-toolkit-base",
+        "libnvidia-container-tools",
+        "libnvidia-container1",
+    }
     assert {"docker-ce", "docker-ce-cli", "containerd.io"} | toolkit <= held
     # The stand-in repository also offers 1.19.1-1 and a newer 1.20.1-1: the pin chose 1.20.0-1 for all four.
     for name in toolkit:
@@ -114,7 +118,7 @@ def test_doctor_reaches_docker_from_a_process_started_before_the_group_was_grant
     # A local connection keeps the groups the play started with: the doctor must still see Docker as the user will
     # after logging in again (it re-runs itself through `sg docker`). setpriv --clear-groups recreates that process.
     script = (Path(__file__).resolve().parents[3] / "files" / "factory_doctor.py").read_text()
-    host.run("cat > /tmp/factory_doctor.py <<'DOCTOR_EOF'\n%s\nDOCTOR_EOF" % script)
+    host.run(f"cat > /tmp/factory_doctor.py <<'DOCTOR_EOF'\n{script}\nDOCTOR_EOF")
     run = host.run(
         "setpriv --reuid=factory-dev --regid=factory-dev --clear-groups /usr/bin/python3 /tmp/factory_doctor.py "
         "--only disk --min-free-gib 0"
