@@ -116,6 +116,10 @@ def test_molecule_scenario(scenario, base_image, vendor_repos, tmp_path):
         assert re.search(r"factory-debian12\s*:.*\bchanged=0\b", check), check[-6000:]
         assert "[OK  ] disk/docker: docker system df:" in check, check[-6000:]
         assert "NVIDIA Container Toolkit skipped" not in check, check[-6000:]
+        # The WSL branches ran: the preflight read the Windows driver, the toolkit checked its CDI spec.
+        flat = " ".join(output.split())
+        assert "WSL 2 (Windows driver 576.02" in flat, flat[-6000:]
+        assert "mounts /usr/lib/wsl/lib/libdxcore.so: the CDI path can reach the GPU" in flat, flat[-6000:]
     leaked = [secret for secret in SECRETS if secret in output]
     assert not leaked, "a secret reached Ansible's output: a task lacks no_log"
 

@@ -127,3 +127,10 @@ def test_doctor_reaches_docker_from_a_process_started_before_the_group_was_grant
 
 
 # The CI stack's checks live in test_ci_stack.py.
+
+
+def test_wsl_branch_wrote_a_cdi_spec_that_mounts_libdxcore(host):
+    # On WSL2 the toolkit role generates the host's CDI spec (the minikube role's CDI path hands it to the node).
+    spec = host.file("/etc/cdi/nvidia.yaml").content_string
+    assert "- name: all" in spec and "path: /dev/dxg" in spec
+    assert "hostPath: /usr/lib/wsl/lib/libdxcore.so" in spec
