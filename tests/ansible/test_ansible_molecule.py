@@ -125,10 +125,13 @@ def test_molecule_scenario(scenario, base_image, vendor_repos, tmp_path):
 
 
 def check_run(stdout: str) -> str:
-    """What the `check` step's playbook printed, up to its recap (check_mode_markers tag it "[CHECK MODE]")."""
-    # The last check step (the converged host's); the first ran on the fresh host, before converge.
-    start = stdout.rfind("PLAY [", 0, stdout.rfind("[CHECK MODE]"))
-    start = stdout.find("[CHECK MODE]", max(start, 0))
-    assert start >= 0, "the check step did not run"
-    end = stdout.find("TASKS RECAP", stdout.find("PLAY RECAP", start))
-    return stdout[start:end]
+    """What the last `check` step's playbook printed, with its recap (check_mode_markers tag it "[CHECK MODE]").
+
+    Each playbook run ends with one PLAY RECAP; the first check ran on the fresh host, the last on the converged one.
+    """
+    runs = stdout.split("PLAY RECAP")
+    checks = [i for i, run in enumerate(runs[:-1]) if "[CHECK MODE]" in run]
+    assert checks, "the check step did not run"
+    last = checks[-1]
+    recap = runs[last + 1]
+    return runs[last] + "PLAY RECAP" + recap[: recap.find("TASKS RECAP") if "TASKS RECAP" in recap else len(recap)]
