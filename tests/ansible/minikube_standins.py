@@ -111,6 +111,19 @@ if verb == "start":
             addons = json.loads((state / "addons").read_text()) if (state / "addons").exists() else {}
             addons["nvidia-device-plugin"] = "enabled"
             (state / "addons").write_text(json.dumps(addons))
+    # pkg/minikube/kubeconfig: the cluster, user and context named after the profile, in $KUBECONFIG or
+    # ~/.kube/config (other entries kept), and the current context switched to it.
+    import yaml
+    kubeconfig = Path(os.environ.get("KUBECONFIG") or Path.home() / ".kube" / "config")
+    kc = (yaml.safe_load(kubeconfig.read_text()) if kubeconfig.exists() else None) or {"apiVersion": "v1", "kind": "Config"}
+    for kind, entry in (("clusters", {"cluster": {"server": "https://127.0.0.1:32771", "certificate-authority": str(home / "ca.crt")}}),
+                        ("users", {"user": {"client-certificate": str(home / "profiles" / profile / "client.crt"),
+                                            "client-key": str(home / "profiles" / profile / "client.key")}}),
+                        ("contexts", {"context": {"cluster": profile, "user": profile, "namespace": "default"}})):
+        kc[kind] = [e for e in kc.get(kind) or [] if e.get("name") != profile] + [{"name": profile, **entry}]
+    kc["current-context"] = profile
+    kubeconfig.parent.mkdir(parents=True, exist_ok=True)
+    kubeconfig.write_text(yaml.safe_dump(kc))
     host.write_text("Running\n")
     print("* Done! kubectl is now configured to use the cluster (minikube STAND-IN, no cluster)")
     sys.exit(0)

@@ -6,7 +6,7 @@ import pytest
 import yaml
 from ansible_harness import ANSIBLE_DIR
 
-ROLES = ["site", "wsl", "docker_engine", "nvidia_container_toolkit", "minikube", "ci_stack"]
+ROLES = ["site", "wsl", "docker_engine", "nvidia_container_toolkit", "minikube", "k3s", "ci_stack"]
 # roles/site holds only site.yml's defaults (no tasks), so that every inventory override wins over them.
 ROLES_WITH_TASKS = [role for role in ROLES if role != "site"]
 

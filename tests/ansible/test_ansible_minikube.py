@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from ansible_harness import play_locally
+import yaml
+from ansible_harness import REPO, play_locally
 from minikube_standins import KUBECTL, MINIKUBE, write
 
 PLAYBOOK = """\
@@ -63,6 +64,7 @@ def mirror(tmp_path: Path) -> dict[str, object]:
         "minikube_gpu_wait_seconds": 0,
         # The profile's saved config (minikube's own file) and the host's CDI spec, in tmp_path.
         "minikube_home": str(tmp_path / ".minikube"),
+        "minikube_kubeconfig": str(tmp_path / ".kube" / "config"),
         "minikube_cdi_spec_path": str(tmp_path / "cdi" / "nvidia.yaml"),
         # No GPU unless a test installs a stand-in nvidia-smi; not WSL unless a test says so.
         "minikube_nvidia_smi_paths": [str(tmp_path / "no-nvidia-smi")],
@@ -155,6 +157,14 @@ def test_absent_cluster_is_started_then_left_running(tmp_path, mirror):
     assert "--gpus=all" in starts[0] and "--driver=docker" in starts[0] and "--container-runtime=docker" in starts[0]
     assert f"--mount-string={tmp_path / 'model-cache'}:/models" in starts[0]
     assert "nvidia.com/gpu capacity: 1" in first.stdout
+    # The dev stack's kubeContext names an alias of minikube's context (the k3s role writes the same name).
+    kubeconfig = yaml.safe_load((tmp_path / ".kube" / "config").read_text())
+    contexts = {c["name"]: c["context"] for c in kubeconfig["contexts"]}
+    dev_context = yaml.safe_load((REPO / "pulumi" / "Pulumi.dev.yaml").read_text())["config"][
+        "ai-eval-factory:kubeContext"
+    ]
+    assert contexts[dev_context] == {"cluster": "minikube", "user": "minikube"}
+    assert kubeconfig["current-context"] == "minikube"
 
     second = play(tmp_path, variables)
     assert second.returncode == 0, second.stdout[-4000:]
