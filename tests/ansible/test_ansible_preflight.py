@@ -158,3 +158,21 @@ def test_portainer_older_than_the_docker_api_floor_is_refused(tmp_path):
 def test_ubuntu_26_04_is_a_supported_distribution():
     defaults = yaml.safe_load((ANSIBLE_DIR / "roles" / "site" / "defaults" / "main.yml").read_text())
     assert {"22", "24", "26"} <= set(defaults["site_supported_os"]["Ubuntu"])
+
+
+def test_the_k3s_engine_has_its_inputs_checked_instead_of_minikubes(tmp_path):
+    result = preflight(
+        tmp_path,
+        {
+            **VALID_INPUTS,
+            "site_kubernetes_engine": "k3s",
+            "k3s_version": "v1.32.5+k3s1",  # older than the eval Job's backoffLimitPerIndex
+            "minikube_memory": "4096g",  # minikube does not run: its node size is no problem
+        },
+    )
+    assert result.returncode != 0
+    text = flat(result)
+    assert "Preflight: nothing was installed or changed" in text
+    assert "k3s_version must be a k3s release of Kubernetes 1.33 or newer" in text
+    assert "minikube_memory=4096g" not in text
+    assert "minikube=False k3s=True" in text
