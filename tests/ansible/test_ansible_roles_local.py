@@ -285,3 +285,43 @@ def test_kept_secrets_and_secret_writes_name_the_same_variables():
         for item in write["vars"]["ci_stack_given_secrets"]
     }
     assert kept["ci_stack_given_secret_vars"] == written
+
+
+# --- ci_stack ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("compose", "refused"),
+    [
+        # Debian 12's docker.io with only the classic docker-compose: the CLI knows no "compose" command.
+        ("echo \"docker: 'compose' is not a docker command.\" >&2; exit 1", True),
+        ("echo 2.17.3", True),  # older than docker_compose_v2's MINIMUM_COMPOSE_VERSION
+        ("echo 2.26.1-4", False),  # Debian 13's compose v2, the Molecule instance's
+    ],
+)
+def test_the_ci_stack_requires_the_compose_v2_plugin_docker_compose_v2_drives(tmp_path, compose, refused):
+    import socket
+
+    bin_dir = tmp_path / "bin"
+    executable(bin_dir / "docker", f'#!/bin/sh\n# STAND-IN docker CLI\n[ "$1 $2" = "compose version" ] && {{ {compose}; }}\nexit 0\n')
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(tmp_path / "docker.sock"))
+    try:
+        variables = {"stand_in_bin": str(bin_dir), "ci_stack_docker_socket": str(tmp_path / "docker.sock")}
+        result = play_locally(tmp_path, TASKS_PLAY.format(role="ci_stack", tasks="discover.yml"), variables)
+    finally:
+        sock.close()
+    text = " ".join(result.stdout.split())
+    if refused:
+        assert result.returncode != 0
+        assert "needs the Docker Compose v2 plugin, 2.18.0 or newer" in text
+    else:
+        assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_the_compose_project_is_driven_by_docker_compose_v2_not_by_output_wording():
+    tasks = yaml.safe_load((ANSIBLE_DIR / "roles" / "ci_stack" / "tasks" / "up.yml").read_text())
+    by_name = {task["name"]: task for task in tasks}
+    for name in ("Start the compose project", "Restart the services whose secrets or configuration changed"):
+        assert "community.docker.docker_compose_v2" in by_name[name], name
+        assert "changed_when" not in by_name[name], name

@@ -7,7 +7,8 @@
 # The packages carry the real names. Where Debian ships the real software they carry it: docker-ce,
 # docker-ce-cli and containerd.io are Debian 12's docker.io, containerd and runc repackaged (Docker's packages
 # conflict with those names, so they cannot merely depend on them: the role removes them), docker-compose-plugin
-# carries Debian's docker-compose (v1) code. Where nothing real can run here (no GPU), the stand-in says so in its own output:
+# carries Debian 13's docker-compose, the real compose v2 (2.26.1, a Go binary needing only libc6 >= 2.34), fetched
+# from the Debian mirror this machine's apt already uses (its trixie suite, through a private apt list). Where nothing real can run here (no GPU), the stand-in says so in its own output:
 # nvidia-ctk edits daemon.json exactly as NVIDIA's does, and `nvidia-ctk --version` names itself a stand-in.
 #
 # usage: ansible/molecule/vendor-repos/build.sh      prints the directory on stdout (cached under .cache/)
@@ -20,7 +21,9 @@ repo="$(cd "$here/../../.." && pwd)"
 cache="${ROOTFS_CACHE_DIR:-$repo/.cache}"
 codename=bookworm
 arch=amd64
-debian_packages=(docker.io containerd runc docker-compose)
+debian_packages=(docker.io containerd runc)
+# compose v2 is in Debian 13 (trixie) only: docker_compose_v2 needs 2.18.0 or newer.
+compose_suite=trixie
 
 log() { echo "vendor-repos: $*" >&2; }
 
@@ -34,8 +37,21 @@ fi
 
 # A machine whose apt lists were never downloaded knows no package yet.
 apt-cache show --no-all-versions "${debian_packages[@]}" >/dev/null 2>&1 || apt-get update -qq >&2
+# Debian 13's lists, apart from the machine's own (its apt state is not touched): the mirror its bookworm main uses.
+mirror="$(apt-get indextargets --format '$(REPO_URI) $(CODENAME) $(COMPONENT)' 'Identifier: Packages' |
+  awk -v c="$codename" '$2 == c && $3 == "main" {print $1; exit}')"
+[ -n "$mirror" ] || { log "no Debian $codename main source in this machine's apt sources"; exit 3; }
+suite_apt="$cache/apt-$compose_suite"
+mkdir -p "$suite_apt/lists/partial"
+echo "deb $mirror $compose_suite main" >"$suite_apt/sources.list"
+suite_opts=(-o "Dir::Etc::SourceList=$suite_apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
+  -o "Dir::State::Lists=$suite_apt/lists" -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache=
+  -o APT::Sandbox::User=root)
+apt-cache "${suite_opts[@]}" show --no-all-versions docker-compose >/dev/null 2>&1 ||
+  apt-get "${suite_opts[@]}" update -qq >&2
 # The cache key: this recipe and the Debian versions it repackages.
 versions="$(apt-cache show --no-all-versions "${debian_packages[@]}" | grep -E '^(Package|Version):' | tr '\n' ' ')"
+versions="$versions $(apt-cache "${suite_opts[@]}" show --no-all-versions docker-compose | grep -E '^Version:')"
 key="$(cat "$0" "$here"/standins/* | sha256sum | cut -c1-8)$(echo "$versions" | sha256sum | cut -c1-4)"
 out="$cache/vendor-repos-$key"
 mkdir -p "$cache"
@@ -55,6 +71,7 @@ export GNUPGHOME="$work/gnupg"
 
 (cd "$work/debs" && apt-get download -q "${debian_packages[@]}" >&2 2>/dev/null) ||
   (cd "$work/debs" && apt-get download "${debian_packages[@]}" >&2)
+(cd "$work/debs" && apt-get "${suite_opts[@]}" download -q docker-compose >&2)
 upstream_version() { dpkg-deb -f "$work/debs/$1"_*.deb Version; }
 
 # build NAME VERSION CONTROL_FIELDS  (files already under $work/pkg/NAME, maintainer scripts in DEBIAN/)
@@ -120,18 +137,16 @@ Replaces: docker.io
 Description: STAND-IN for Docker's docker-ce: Debian 12's dockerd, repackaged by the tests
  Built by ansible/molecule/vendor-repos/build.sh; not Docker's package."
 
-# The CLI plugins: Debian 12 has no compose v2 or buildx. compose runs Debian's docker-compose (v1).
+# The CLI plugins: Debian 12 has no compose v2 or buildx. compose is Debian 13's real compose v2.
 mkdir -p "$work/pkg/docker-compose-plugin/usr/libexec/docker/cli-plugins" \
   "$work/pkg/docker-buildx-plugin/usr/libexec/docker/cli-plugins"
-install -m 0755 "$here/standins/docker-compose" "$work/pkg/docker-compose-plugin/usr/libexec/docker/cli-plugins/"
-# Debian's compose (v1) code inside the plugin, in a private folder: the role removes the docker-compose package.
 dpkg-deb -x "$work/debs"/docker-compose_*.deb "$work/compose"
-mkdir -p "$work/pkg/docker-compose-plugin/usr/libexec/docker/compose-v1"
-cp -a "$work/compose/usr/lib/python3/dist-packages/compose" "$work/pkg/docker-compose-plugin/usr/libexec/docker/compose-v1/"
+install -m 0755 "$work/compose/usr/libexec/docker/cli-plugins/docker-compose" \
+  "$work/pkg/docker-compose-plugin/usr/libexec/docker/cli-plugins/"
 install -m 0755 "$here/standins/docker-buildx" "$work/pkg/docker-buildx-plugin/usr/libexec/docker/cli-plugins/"
-build docker-compose-plugin "2.0.0-1~standin~debian.12~$codename" \
-  "Depends: docker-ce-cli, python3, python3-docker, python3-dockerpty, python3-docopt, python3-dotenv, python3-jsonschema, python3-requests, python3-texttable, python3-websocket, python3-yaml, python3-distro
-Description: STAND-IN for Docker's docker-compose-plugin: Debian 12's docker-compose (v1) code inside
+build docker-compose-plugin "$(upstream_version docker-compose | sed 's/-.*//')-1~standin~debian.12~$codename" \
+  "Depends: docker-ce-cli, libc6 (>= 2.34)
+Description: STAND-IN for Docker's docker-compose-plugin: Debian 13's compose v2, repackaged by the tests
  Built by ansible/molecule/vendor-repos/build.sh; not Docker's package."
 build docker-buildx-plugin "0.0.0-1~standin~debian.12~$codename" \
   "Depends: docker-ce-cli
