@@ -50,9 +50,23 @@ def test_requirements_name_exactly_the_collections_ansible_uses_at_the_pinned_ve
         assert json.loads(manifest.read_text())["collection_info"]["version"] == version, name
 
 
+def readme_steps(path: Path) -> tuple[str, str]:
+    """The README's controller step and its local play command, as written in its bash block that has them."""
+    blocks = [b for b in re.findall(r"```bash\n(.*?)```", path.read_text(), re.S) if "admin-controller.sh" in b]
+    assert blocks, path
+    lines = [line.split("#")[0].strip() for line in blocks[0].splitlines()]
+    [controller] = [line for line in lines if "scripts/admin-controller.sh" in line]
+    [play] = [line for line in lines if line == "ansible-playbook -K ansible/site.yml"]
+    return controller, play
+
+
 def test_readme_names_the_controller_step():
     text = (ANSIBLE_DIR / "README.md").read_text()
     assert "scripts/admin-controller.sh" in text and "pip install -e '.[ansible]'" not in text
+    # One step for both READMEs: the main README's admin block says exactly what ansible/README.md says.
+    main = REPO / "README.md"
+    assert readme_steps(ANSIBLE_DIR / "README.md") == readme_steps(main)
+    assert "pip install -e '.[ansible]'" not in main.read_text()
 
 
 @pytest.mark.molecule
@@ -95,12 +109,13 @@ def test_controller_from_a_bare_debian_rootfs_then_the_preflight_stops_before_in
                 env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8"},
             )
 
-        # The README's controller step, as written.
-        installed = chroot("cd /srv/factory && scripts/admin-controller.sh")
-        assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
-        assert "python3.11-venv" in installed.stderr  # the missing venv support was installed, not assumed
-        # The README's command with the untouched local inventory: stops in the preflight, before anything.
-        run = chroot("cd /srv/factory && .venv-admin/bin/ansible-playbook -K ansible/site.yml")
+        # The README's controller step, then its play command, as written (one shell, as an admin types them).
+        controller, play = readme_steps(ANSIBLE_DIR / "README.md")
+        run = chroot(f"cd /srv/factory && {controller} && echo CONTROLLER-READY >&2 && {play}")
+        assert "CONTROLLER-READY" in run.stderr, run.stdout[-3000:] + run.stderr[-3000:]
+        assert "python3.11-venv" in run.stderr  # the missing venv support was installed, not assumed
+        assert (root / "srv/factory/.venv-admin/bin/ansible-playbook").exists()
+        # With the untouched local inventory the play stops in the preflight, before anything is installed.
         text = " ".join((run.stdout + run.stderr).split())
         assert run.returncode != 0
         assert "Preflight: nothing was installed or changed" in text, text[-4000:]

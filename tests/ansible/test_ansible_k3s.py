@@ -160,7 +160,11 @@ def test_nvidia_runtime_missing_when_k3s_started_stops_with_a_restart_that_keeps
     ("kind", "variables", "diagnosis"),
     [
         ("wsl-no-dxcore", {}, "NVML reports Not Supported"),
-        ("linux", {"k3s_default_runtime": False, "k3s_device_plugin_runtime_class": ""}, "does not run on NVIDIA's runtime"),
+        (
+            "linux",
+            {"k3s_default_runtime": False, "k3s_device_plugin_runtime_class": ""},
+            "does not run on NVIDIA's runtime",
+        ),
     ],
 )
 def test_capacity_wait_ends_with_the_plugin_logs_diagnosis(tmp_path, host, kind, variables, diagnosis):

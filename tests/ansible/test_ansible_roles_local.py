@@ -303,7 +303,10 @@ def test_the_ci_stack_requires_the_compose_v2_plugin_docker_compose_v2_drives(tm
     import socket
 
     bin_dir = tmp_path / "bin"
-    executable(bin_dir / "docker", f'#!/bin/sh\n# STAND-IN docker CLI\n[ "$1 $2" = "compose version" ] && {{ {compose}; }}\nexit 0\n')
+    executable(
+        bin_dir / "docker",
+        f'#!/bin/sh\n# STAND-IN docker CLI\n[ "$1 $2" = "compose version" ] && {{ {compose}; }}\nexit 0\n',
+    )
     sock = socket.socket(socket.AF_UNIX)
     sock.bind(str(tmp_path / "docker.sock"))
     try:
