@@ -29,10 +29,13 @@ os.environ.setdefault("DEEPEVAL_TELEMETRY_OPT_OUT", "1")
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from evaluator.contract import Report
     from evaluator.engine.runner import ShardOutcome
     from evaluator.gate import Verdict
     from evaluator.planning import RunPlan
+    from evaluator.stopping import Stop
     from evaluator.suite import LoadedSuite
 
 __all__ = [
@@ -54,19 +57,28 @@ def load_suite(path: str | Path) -> LoadedSuite:
     return load(path)
 
 
-def plan_run(suite: str | Path | LoadedSuite, *, profile: str | None = None, variant: str | None = None) -> RunPlan:
-    """What a run of `suite` evaluates: the profile's cases (every case without one) times the variants (one
-    variant with `variant`), checked against the metrics before any call. `RunPlan.units` is the work the shards
-    split; `shard_count(mode, ...)` is the Job's completions for a sharding mode."""
+def plan_run(
+    suite: str | Path | LoadedSuite, *, profile: str | None = None, variant: str | None = None,
+    limit: int | None = None,
+) -> RunPlan:  # fmt: skip
+    """What a run of `suite` evaluates: the profile's cases (every case without one; the first `limit` of them
+    with one) times the variants (one variant with `variant`), checked against the metrics before any call.
+    `RunPlan.units` is the work the shards split; `shard_count(mode, ...)` is the Job's completions."""
     from evaluator.planning import plan_run as make
 
-    return make(suite if not isinstance(suite, str | Path) else load_suite(suite), profile=profile, variant=variant)
+    loaded = suite if not isinstance(suite, str | Path) else load_suite(suite)
+    return make(loaded, profile=profile, variant=variant, limit=limit)
 
 
-def default_run_id(suite: LoadedSuite, commit: str, profile: str | None = None) -> str:
+def default_run_id(suite: LoadedSuite, commit: str, profile: str | None = None, limit: int | None = None) -> str:
     """`<suite-hash[:12]>-<commit[:12]>`, plus `-<profile>` for a profile's run (a `pr` and a `nightly` run of one
-    commit are different runs)."""
-    return f"{suite.suite_hash[:12]}-{commit[:12]}" + (f"-{profile}" if profile else "")
+    commit are different runs) and `-first<N>` for a `--limit N` smoke run. The suite hash covers what decides
+    the answers (dataset, variants' targets), not the metrics, the judge or the gate: re-scoring is the same run."""
+    return (
+        f"{suite.suite_hash[:12]}-{commit[:12]}"
+        + (f"-{profile}" if profile else "")
+        + (f"-first{limit}" if limit is not None else "")
+    )
 
 
 def run_shard(
@@ -83,26 +95,38 @@ def run_shard(
     profile: str | None = None,
     variant: str | None = None,
     steps_dir: str | Path | None = None,
+    limit: int | None = None,
+    use_cache: bool = True,
+    stop: Stop | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> ShardOutcome:
     """Evaluates shard `shard_index` of `total_shards` into `out/shard-NNNNN/` and returns its counts.
 
     Exactly what one pod of the Indexed Job does: resumes from what is already on disk, writes one flushed
     record per unit (a case answered by a variant) and a manifest at the end. `profile` selects the cases (see
-    the suite's `profiles`), `variant` restricts the run to one variant (an Argo fan-out over variants), and
-    `steps_dir` is where the run's G-Eval steps are shared (default `out`; a fan-out's branches share one).
-    `run_id` defaults to `default_run_id`; `timings` (a previous report) drives 'balanced' sharding. Raises
-    InputError (bad suite or dataset), BadShardError (the folder holds another run) or InfrastructureError
-    (error budget exceeded, or no G-Eval steps).
+    the suite's `profiles`), `limit` keeps the first N of them, `variant` restricts the run to one variant (an
+    Argo fan-out over variants), and `steps_dir` is where the run's G-Eval steps are shared (default `out`; a
+    fan-out's branches share one). `run_id` defaults to `default_run_id`; `timings` (a previous report) drives
+    'balanced' sharding. Results scored otherwise than the suite now scores are re-scored, their answers kept;
+    the judge's repeated requests come from the shard's response cache unless `use_cache=False`.
+
+    SIGINT and SIGTERM stop it cleanly (in the main thread; pass your own `stop` to decide): no new unit, the
+    ones in flight finish within `stop.grace_s`, and a `cancelled` manifest is written before `Cancelled` is
+    raised. `on_progress(done, total)` follows the shard's units. Raises InputError (bad suite or dataset),
+    BadShardError (the folder holds another run), InfrastructureError (error budget exceeded, or no G-Eval
+    steps) or `evaluator.stopping.Cancelled` (exit code 130 or 143).
     """
     import asyncio
     import logging
 
     from evaluator.engine.runner import RunIdentity, ShardRunner
     from evaluator.sharding import assign
+    from evaluator.stopping import Stop as NewStop
+    from evaluator.stopping import stop_on_signals
     from evaluator.suite import LoadedSuite as Loaded
 
     loaded = suite if isinstance(suite, Loaded) else load_suite(suite)
-    planned = plan_run(loaded, profile=profile, variant=variant)
+    planned = plan_run(loaded, profile=profile, variant=variant, limit=limit)
     mode = sharding or loaded.suite.sharding.mode
     durations = timings.durations() if timings is not None else None
     plan = assign(
@@ -110,7 +134,7 @@ def run_shard(
         chunk_size=loaded.suite.sharding.chunk_size,
     )  # fmt: skip
     identity = RunIdentity(
-        run_id=run_id or default_run_id(loaded, commit, profile),
+        run_id=run_id or default_run_id(loaded, commit, profile, limit),
         commit=commit,
         suite_hash=loaded.suite_hash,
         suite_name=loaded.suite.name,
@@ -120,9 +144,14 @@ def run_shard(
     )
     runner = ShardRunner(
         loaded, plan, identity, Path(out), profile=planned.selection.info,
-        steps_dir=Path(steps_dir) if steps_dir is not None else None, variants=planned.variants,
+        steps_dir=Path(steps_dir) if steps_dir is not None else None, variants=planned.variants, stop=stop,
+        use_cache=use_cache, on_progress=on_progress,
     )  # fmt: skip
-    return asyncio.run(runner.run(retry_errors=retry_errors))
+    if stop is not None:
+        return asyncio.run(runner.run(retry_errors=retry_errors))
+    with stop_on_signals(NewStop()) as own:
+        runner.stop = own
+        return asyncio.run(runner.run(retry_errors=retry_errors))
 
 
 def aggregate(out: str | Path, *, expect_shards: int | None = None) -> Report:
@@ -132,11 +161,30 @@ def aggregate(out: str | Path, *, expect_shards: int | None = None) -> Report:
     return merge(Path(out), expect_shards=expect_shards)
 
 
-def judge(report: Report | str | Path, *, mode: str | None = None, baseline: Report | None = None) -> Verdict:
-    """The quality gate's verdict on a report (fails closed on any recorded problem)."""
+def judge(
+    report: Report | str | Path,
+    *,
+    mode: str | None = None,
+    baseline: Report | None = None,
+    policy: str | None = None,
+    tolerance: float | None = None,
+    min_pass_rate: float | None = None,
+    allow_mixed_versions: bool = False,
+) -> Verdict:
+    """The quality gate's verdict on a report (fails closed on any recorded problem); each keyword overrides the
+    suite's gate setting of that name (`Verdict.settings` says which were used)."""
     from evaluator.gate import judge as decide
 
-    return decide(report if not isinstance(report, str | Path) else load_report(report), mode=mode, baseline=baseline)
+    loaded = report if not isinstance(report, str | Path) else load_report(report)
+    return decide(
+        loaded,
+        mode=mode,
+        baseline=baseline,
+        policy=policy,
+        tolerance=tolerance,
+        min_pass_rate=min_pass_rate,
+        allow_mixed_versions=allow_mixed_versions,
+    )
 
 
 def load_report(path: str | Path) -> Report:

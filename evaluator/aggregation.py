@@ -8,6 +8,7 @@ report is the single input of the gate, the reports (JUnit, Markdown, HTML), the
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -31,8 +32,9 @@ from evaluator.contract import (
     unit_key,
 )
 from evaluator.errors import InputError
+from evaluator.provenance import differences
 from evaluator.results import MANIFEST_FILE, RESULTS_FILE, file_sha256, read_manifest, read_results, shard_dirs
-from evaluator.stats import mean_ci, percentile, wilson_interval
+from evaluator.stats import percentile, score_interval, wilson_interval
 from evaluator.suite import DEFAULT_VARIANT, CompareSettings, Gate
 
 
@@ -94,6 +96,15 @@ def aggregate(out: Path, *, expect_shards: int | None = None, gate: Gate | None 
             )
         else:
             manifests[index] = manifest
+            if manifest.state == "cancelled":
+                stopped = f" by {manifest.stop.signal}" if manifest.stop is not None else ""
+                done = manifest.counts.passed + manifest.counts.failed + manifest.counts.errored
+                problems.add(
+                    "incomplete_shard",
+                    f"shard {index} was cancelled{stopped} after {done} of {manifest.counts.cases} units: re-run "
+                    f"the same command to resume it",
+                    index, manifest_path,
+                )  # fmt: skip
             identities[(manifest.run_id, manifest.suite_hash)] += 1
             totals_from_shards[manifest.total_shards] += 1
             if results_path.exists() and file_sha256(results_path) != manifest.results_sha256:
@@ -111,7 +122,7 @@ def aggregate(out: Path, *, expect_shards: int | None = None, gate: Gate | None 
                 )  # fmt: skip
             key = unit_key(record.variant, record.case_id)
             previous = shard_latest.get(key)
-            if previous is not None and previous[0].error is None:
+            if previous is not None and previous[0].error is None and not _rescores(record, previous[0]):
                 problems.add(
                     "duplicate_case",
                     f"{_unit(record.variant, record.case_id)} recorded twice in shard {index} (lines {previous[1]} "
@@ -133,8 +144,21 @@ def aggregate(out: Path, *, expect_shards: int | None = None, gate: Gate | None 
             cases[key] = ReportCase.model_construct(
                 **{name: getattr(record, name) for name in ReportCase.model_fields if name != "shard"}, shard=index
             )
+        if manifest is not None and manifest.scoring:
+            stale = [  # an errored record kept by --keep-errors is counted as an error, whatever its scoring
+                (r, line) for r, line in shard_latest.values() if r.error is None and r.scored_with != manifest.scoring
+            ]
+            for record, line in stale[:20]:
+                problems.add(
+                    "stale_scoring",
+                    f"shard {index}: {_unit(record.variant, record.case_id)} was scored otherwise than its manifest "
+                    f"says (metrics {sorted(record.scored_with)} vs {sorted(manifest.scoring)})",
+                    index, results_path, line,
+                )  # fmt: skip
         if manifest is not None:
             missing_cases = [(v, cid) for v, cid in manifest.units() if unit_key(v, cid) not in shard_latest]
+            if manifest.state == "cancelled":
+                missing_cases = []  # the incomplete_shard problem says it: the rest was never run
             for variant, cid in missing_cases[:20]:
                 problems.add("missing_case", f"shard {index}: assigned {_unit(variant, cid)} has no result", index,
                              results_path)  # fmt: skip
@@ -147,6 +171,8 @@ def aggregate(out: Path, *, expect_shards: int | None = None, gate: Gate | None 
                     finished_at=manifest.finished_at,
                     wall_time_s=manifest.wall_time_s,
                     endpoints=manifest.endpoints,
+                    state=manifest.state,
+                    provenance=manifest.provenance,
                 )
             )
 
@@ -175,6 +201,11 @@ def aggregate(out: Path, *, expect_shards: int | None = None, gate: Gate | None 
 
     _run_settings_agree(manifests, problems)
     first = next(iter(manifests.values()), None)
+    complete = sorted(i for i, m in manifests.items() if m.state == "complete")
+    cancelled = sorted(i for i, m in manifests.items() if m.state == "cancelled")
+    notes = _provenance_notes(per_shard)
+    run_gate, gate_note = _latest_gate(manifests)
+    notes += [gate_note] if gate_note else []
     variants = _variant_order(first, cases.values())
     position = {name: i for i, name in enumerate(variants)}
     ordered = sorted(cases.values(), key=lambda r: (r.case_index, r.case_id, position.get(r.variant, len(variants))))
@@ -192,14 +223,16 @@ def aggregate(out: Path, *, expect_shards: int | None = None, gate: Gate | None 
         commit=first.commit if first else None,
         shards=Shards(
             expected=expected,
-            complete=sorted(manifests),
+            complete=complete,
             missing=missing,
-            incomplete=sorted(present - set(manifests)),
+            incomplete=sorted(present - set(complete)),
+            cancelled=cancelled,
             per_shard=per_shard,
         ),
-        gate=gate or (first.gate if first else Gate()),
+        gate=gate or run_gate,
         first=first,
         variants=variants,
+        notes=notes,
     )
 
 
@@ -215,13 +248,50 @@ def _variant_order(first: Manifest | None, cases: Iterable[ReportCase]) -> list[
     return list(dict.fromkeys(case.variant for case in cases)) or [DEFAULT_VARIANT]
 
 
+def _rescores(record: ResultRecord, earlier: ResultRecord) -> bool:
+    """A later record of a unit that re-scores the earlier one (same answer, other scoring), not a duplicate."""
+    return (
+        record.rescored and record.actual_output == earlier.actual_output and record.scored_with != earlier.scored_with
+    )
+
+
+def _provenance_notes(per_shard: list[ShardTiming]) -> list[str]:
+    """Each way a shard's provenance differs from the first shard's, named (the gate's hook reads the same)."""
+    first = next((s.provenance for s in per_shard if s.provenance is not None), None)
+    if first is None:
+        return []
+    return [
+        mismatch.message
+        for shard in per_shard
+        if shard.provenance is not None
+        for mismatch in differences(first, shard.provenance, f"shard {shard.index}")
+    ]
+
+
+def _latest_gate(manifests: dict[int, Manifest]) -> tuple[Gate, str | None]:
+    """The gate of the most recently written manifest (the gate is no part of the results: a re-run with another
+    gate rewrites only the manifests), and a note when the shards recorded different ones."""
+    if not manifests:
+        return Gate(), None
+    newest = max(manifests.values(), key=lambda m: (m.finished_at, m.shard_index))
+    others = sorted(i for i, m in manifests.items() if m.gate != newest.gate)
+    if not others:
+        return newest.gate, None
+    return newest.gate, (
+        f"shards {', '.join(map(str, others))} recorded another gate than the latest shard ({newest.shard_index}): "
+        f"the latest one applies"
+    )
+
+
 def _run_settings_agree(manifests: dict[int, Manifest], problems: _Problems) -> None:
-    """Every shard of a run selected the same cases and scored with the same G-Eval steps and judge."""
+    """Every shard of a run selected the same cases and scored with the same metrics, G-Eval steps and judge."""
     for kind, label, value in (
         ("mixed_profile", "selected different cases (profile or dataset)",
          lambda m: (m.profile.name, m.profile.selection_sha256) if m.profile else None),
         ("mixed_g_eval_steps", "scored G-Eval with different evaluation steps", lambda m: m.g_eval_steps),
         ("mixed_judge", "used different judges or judge settings", lambda m: m.judge),
+        ("mixed_scoring", "scored with different metrics, thresholds or DeepEval versions (re-run every shard "
+         "with the same suite: the answers are re-scored, not asked again)", lambda m: m.scoring),
     ):  # fmt: skip
         seen: dict[str, list[int]] = {}
         for index, manifest in manifests.items():
@@ -243,6 +313,7 @@ def _build_report(
     gate: Gate,
     first: Manifest | None = None,
     variants: list[str] | None = None,
+    notes: list[str] | None = None,
 ) -> Report:
     variants = variants or [DEFAULT_VARIANT]
     settings = first.compare if first is not None else CompareSettings()
@@ -292,6 +363,8 @@ def _build_report(
         judge=first.judge if first is not None else None,
         g_eval_steps=first.g_eval_steps if first is not None else {},
         profile=first.profile if first is not None else None,
+        provenance=first.provenance if first is not None else None,
+        notes=notes or [],
         cases=ordered,
     )
 
@@ -335,6 +408,8 @@ def _summarize(ordered: list[ReportCase], confidence: float) -> _Summary:
             if outcome.error:
                 metric_errors[name] += 1
                 continue
+            if record.error is not None:  # an errored case is left out of every quality number (compare.pair_up)
+                continue
             metric_count[name] += 1
             if outcome.score is not None:
                 metric_scores.setdefault(name, []).append(outcome.score)
@@ -349,7 +424,7 @@ def _summarize(ordered: list[ReportCase], confidence: float) -> _Summary:
     metrics = {}
     for name in sorted(set(metric_count) | set(metric_errors)):
         scores = metric_scores.get(name, [])
-        mean = mean_ci(scores, confidence) if len(scores) >= 2 else None
+        mean = score_interval(scores, confidence) if scores else None
         rate = wilson_interval(metric_pass[name], metric_count[name], confidence) if metric_count[name] else None
         metrics[name] = MetricSummary(
             count=metric_count[name],
@@ -359,8 +434,8 @@ def _summarize(ordered: list[ReportCase], confidence: float) -> _Summary:
             p95=percentile(scores, 95),
             pass_rate=metric_pass[name] / metric_count[name] if metric_count[name] else None,
             threshold=thresholds.get(name),
-            ci_low=mean.low if mean is not None else None,
-            ci_high=mean.high if mean is not None else None,
+            ci_low=mean.low if mean is not None and math.isfinite(mean.low) else None,
+            ci_high=mean.high if mean is not None and math.isfinite(mean.high) else None,
             pass_rate_ci_low=rate.low if rate is not None else None,
             pass_rate_ci_high=rate.high if rate is not None else None,
         )

@@ -22,7 +22,12 @@ SUBCOMMANDS: dict[str, str] = {
     "report": "evaluator.commands.report:report",
     "trend": "evaluator.commands.report:trend",
     "plan": "evaluator.commands.report:plan",
-    "webhook": "evaluator.webhook.cli:webhook",
+}
+# Commands that left this package, and where they went: `evaluator NAME` says so instead of "No such command".
+MOVED: dict[str, str] = {
+    "webhook": "the release receiver is its own program now: `release-receiver` (receiver/README.md)",
+    "doctor": "the host doctor left the evaluator: `python3 ansible/files/factory_doctor.py` on the host, or "
+    "`ansible-playbook -K ansible/site.yml --tags doctor` (ansible/README.md)",
 }
 
 
@@ -33,6 +38,8 @@ class LazyGroup(click.Group):
         return sorted(SUBCOMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in MOVED:
+            raise click.UsageError(f"`evaluator {cmd_name}` moved: {MOVED[cmd_name]}", ctx)
         target = SUBCOMMANDS.get(cmd_name)
         if target is None:
             return None

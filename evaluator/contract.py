@@ -16,6 +16,13 @@ Versions:
   intervals), `reference`, `comparisons` (paired differences), `judge`, `g_eval_steps`, `profile`, `compare`,
   and `ci_low`/`ci_high` on metric summaries. v2 (v1 plus `shards.per_shard[].endpoints` and `problems[].field`)
   and v1 reports are still read: the new fields are empty, every case is variant `default`.
+- The run's life cycle (issue 18): `evaluator.result/v3` adds `scored_with` (each metric's scoring fingerprint),
+  `rescored` and `calls[].cached`; `evaluator.manifest/v4` adds `state` (`complete` or `cancelled`), `stop`,
+  `scoring`, `cache`, `provenance` and `profile.limit`; `evaluator.report/v4` adds `provenance`, `notes`,
+  `shards.cancelled` and `shards.per_shard[].provenance`/`state`. Older files load with these empty.
+- Output for people and for logs (issue 18): result v3 and report v4 also add `metrics.*.scoring` (how a G-Eval
+  score was computed) and a case's `metadata` (the dataset's own columns), manifest v4 and report v4 a profile's
+  `metadata` filter. Each is written only where present (no `scoring` for other metrics, no empty `metadata`).
 """
 
 from __future__ import annotations
@@ -24,17 +31,17 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, ValidationError, model_serializer
 
 from evaluator.errors import InputError
 from evaluator.suite import DEFAULT_VARIANT, CompareSettings, Gate
 
-RESULT_SCHEMA: Final = "evaluator.result/v2"
-MANIFEST_SCHEMA: Final = "evaluator.manifest/v3"
-REPORT_SCHEMA: Final = "evaluator.report/v3"
-RESULT_SCHEMAS: Final = ("evaluator.result/v1", RESULT_SCHEMA)
-MANIFEST_SCHEMAS: Final = ("evaluator.manifest/v1", "evaluator.manifest/v2", MANIFEST_SCHEMA)
-REPORT_SCHEMAS: Final = ("evaluator.report/v1", "evaluator.report/v2", REPORT_SCHEMA)
+RESULT_SCHEMA: Final = "evaluator.result/v3"
+MANIFEST_SCHEMA: Final = "evaluator.manifest/v4"
+REPORT_SCHEMA: Final = "evaluator.report/v4"
+RESULT_SCHEMAS: Final = ("evaluator.result/v1", "evaluator.result/v2", RESULT_SCHEMA)
+MANIFEST_SCHEMAS: Final = ("evaluator.manifest/v1", "evaluator.manifest/v2", "evaluator.manifest/v3", MANIFEST_SCHEMA)
+REPORT_SCHEMAS: Final = ("evaluator.report/v1", "evaluator.report/v2", "evaluator.report/v3", REPORT_SCHEMA)
 MANIFEST_SCHEMA_V1: Final = "evaluator.manifest/v1"
 REPORT_SCHEMA_V1: Final = "evaluator.report/v1"
 
@@ -72,6 +79,20 @@ class MetricResult(_Model):
     success: bool
     reason: str | None = None
     error: str | None = None
+    scoring: Literal["weighted", "integer_refused", "integer_absent", "integer_unmatched"] | None = Field(
+        default=None,
+        description="G-Eval only: weighted (by the judge's token probabilities, as G-Eval is published), or a "
+        "whole-number score because the server refused logprobs (integer_refused), sent none (integer_absent) or "
+        "none for the score's token (integer_unmatched)",
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_scoring(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """`scoring` is written only where there is one (G-Eval): other metrics' records read as before."""
+        data = handler(self)
+        if isinstance(data, dict) and data.get("scoring") is None:
+            data.pop("scoring", None)
+        return data
 
 
 class Call(_Model):
@@ -85,6 +106,9 @@ class Call(_Model):
     completion_tokens: NonNegativeInt = 0
     status: int | None = None
     error: str | None = None
+    cached: bool = Field(
+        default=False, description="result v3: answered from the shard's response cache (no request was sent)"
+    )
 
 
 class CaseOutcome(_Model):
@@ -103,12 +127,25 @@ class CaseOutcome(_Model):
     duration_s: NonNegativeFloat
     started_at: str
     finished_at: str
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="the dataset's own columns for this case (shown in the reports)"
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_metadata(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """`metadata` is written only where a case has some: a dataset without extra columns writes as before."""
+        data = handler(self)
+        if isinstance(data, dict) and not data.get("metadata"):
+            data.pop("metadata", None)
+        return data
 
 
 class _RecordHead(_Model):
     """Which run, suite and shard a record belongs to (first on the line, so a human reads it first)."""
 
-    schema_version: Literal["evaluator.result/v1", "evaluator.result/v2"] = Field(default=RESULT_SCHEMA, alias="schema")
+    schema_version: Literal["evaluator.result/v1", "evaluator.result/v2", "evaluator.result/v3"] = Field(
+        default=RESULT_SCHEMA, alias="schema"
+    )
     run_id: str
     suite_hash: str
     commit: str
@@ -118,6 +155,16 @@ class _RecordHead(_Model):
 
 class ResultRecord(CaseOutcome, _RecordHead):
     """One line of a shard's `results.jsonl`: the run's identity, then the case's outcome."""
+
+    scored_with: dict[str, str] = Field(
+        default_factory=dict,
+        description="result v3: each metric's scoring fingerprint (its settings, threshold, judge, DeepEval "
+        "version): a record whose fingerprints differ from the suite's is re-scored on resume",
+    )
+    rescored: bool = Field(
+        default=False,
+        description="result v3: supersedes the unit's earlier record in this file: the same answer, scored anew",
+    )
 
 
 # --- one shard ---------------------------------------------------------------------------------------------
@@ -184,19 +231,73 @@ class ProfileInfo(_Model):
 
     name: str | None = None
     tags: list[str] | None = None
+    metadata: dict[str, list[str | int | float | bool]] | None = Field(
+        default=None, description="the profile's metadata filter: each key's allowed values"
+    )
     sample: int | None = None
     seed: int | None = None
     dataset_cases: NonNegativeInt
     selected_cases: NonNegativeInt
     selection_sha256: str = Field(description="sha256 of the selected case ids, one per line, in dataset order")
+    limit: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="manifest v4: `run --limit N`: only the first N selected cases (a smoke run)"
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_metadata(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """`metadata` is written only for a profile that filters by it: other manifests and reports read as before."""
+        data = handler(self)
+        if isinstance(data, dict) and data.get("metadata") is None:
+            data.pop("metadata", None)
+        return data
+
+
+class ModelProvenance(_Model):
+    """A model as its server describes it on `GET /v1/models` (vLLM's fields: `root` is the path or repository it
+    loaded, `parent` the base of an adapter); `revision` where the server says one (a `revision` field, or the
+    commit in a Hugging Face cache path `.../snapshots/<sha>`)."""
+
+    model: str
+    listed: bool = Field(description="the server's /v1/models lists this model (false: not listed, or no answer)")
+    root: str | None = None
+    parent: str | None = None
+    revision: str | None = None
+    max_model_len: int | None = None
+
+
+class Provenance(_Model):
+    """What produced a shard's numbers, so a run can be told apart from a baseline judged otherwise."""
+
+    evaluator_version: str
+    deepeval_version: str | None
+    python_version: str
+    image: str | None = Field(default=None, description="EVAL_IMAGE: the evaluator image the shard ran in")
+    targets: dict[str, ModelProvenance | None] = Field(default_factory=dict, description="each variant's model")
+    judge: ModelProvenance | None = None
+
+
+class StopInfo(_Model):
+    """Why a shard stopped before its end (manifest v4, state `cancelled`)."""
+
+    signal: str = Field(description="SIGINT or SIGTERM")
+    grace_s: NonNegativeFloat = Field(description="how long units in flight were given to finish")
+    abandoned: NonNegativeInt = Field(description="units in flight when the grace ran out: they run on resume")
+
+
+class CacheStats(_Model):
+    """The shard's response cache (manifest v4): requests answered from it, and responses it recorded."""
+
+    enabled: bool
+    hits: NonNegativeInt = 0
+    stored: NonNegativeInt = 0
 
 
 class Manifest(_Model):
     """A shard's `manifest.json`: written atomically when the shard finished; vouches for its results file."""
 
-    schema_version: Literal["evaluator.manifest/v1", "evaluator.manifest/v2", "evaluator.manifest/v3"] = Field(
-        default=MANIFEST_SCHEMA, alias="schema"
-    )
+    schema_version: Literal[
+        "evaluator.manifest/v1", "evaluator.manifest/v2", "evaluator.manifest/v3", "evaluator.manifest/v4"
+    ] = Field(default=MANIFEST_SCHEMA, alias="schema")
     run_id: str
     suite_hash: str
     suite_name: str
@@ -224,6 +325,17 @@ class Manifest(_Model):
     )
     profile: ProfileInfo | None = Field(default=None, description="v3: which cases the run selected")
     compare: CompareSettings = Field(default_factory=CompareSettings, description="v3: the suite's comparison")
+    state: Literal["complete", "cancelled"] = Field(
+        default="complete",
+        description="v4: complete (every assigned unit has its result), or cancelled (stopped by SIGINT/SIGTERM: "
+        "`counts` are what was done, the shard resumes on the next run)",
+    )
+    stop: StopInfo | None = Field(default=None, description="v4: how a cancelled shard stopped")
+    scoring: dict[str, str] = Field(
+        default_factory=dict, description="v4: metric -> scoring fingerprint every result of the shard carries"
+    )
+    cache: CacheStats | None = Field(default=None, description="v4: the response cache")
+    provenance: Provenance | None = Field(default=None, description="v4: versions, image and served models")
 
     def units(self) -> list[tuple[str, str]]:
         """(variant, case id) of every unit assigned to the shard."""
@@ -247,6 +359,8 @@ class ShardTiming(_Model):
     finished_at: str | None = None
     wall_time_s: NonNegativeFloat | None = None
     endpoints: dict[str, EndpointSummary] = Field(default_factory=dict, description="report v2")
+    state: Literal["complete", "cancelled"] = Field(default="complete", description="report v4")
+    provenance: Provenance | None = Field(default=None, description="report v4: the shard's provenance")
 
 
 class Shards(_Model):
@@ -254,6 +368,7 @@ class Shards(_Model):
     complete: list[int] = Field(default_factory=list)
     missing: list[int] = Field(default_factory=list)
     incomplete: list[int] = Field(default_factory=list)
+    cancelled: list[int] = Field(default_factory=list, description="v4: incomplete shards stopped by a signal")
     per_shard: list[ShardTiming] = Field(default_factory=list)
 
 
@@ -263,7 +378,8 @@ class Problem(_Model):
     kind: str = Field(
         description="missing_shard, incomplete_shard, unexpected_shard, duplicate_case, corrupt_line, "
         "truncated_line, invalid_record, invalid_manifest, misplaced_record, mixed_run_id, mixed_suite, "
-        "mixed_shard_count, checksum_mismatch, missing_case"
+        "mixed_shard_count, checksum_mismatch, missing_case, mixed_profile, mixed_g_eval_steps, mixed_judge, "
+        "mixed_scoring (v4), stale_scoring (v4)"
     )
     message: str
     shard: int | None = None
@@ -293,7 +409,11 @@ class MetricSummary(_Model):
     p50: float | None
     p95: float | None
     threshold: float | None
-    ci_low: float | None = Field(default=None, description="v3: the mean's Student-t confidence interval")
+    ci_low: float | None = Field(
+        default=None,
+        description="v3: the mean's confidence interval: Wilson for 0/1 scores, a betting interval for scores in "
+        "0..1 (within 0..1), Student-t for scores without bounds",
+    )
     ci_high: float | None = None
     pass_rate_ci_low: float | None = Field(default=None, description="v3: the pass rate's Wilson interval")
     pass_rate_ci_high: float | None = None
@@ -336,8 +456,9 @@ class VariantSummary(_Model):
 
 
 class Difference(_Model):
-    """Candidate minus reference on the cases both scored: the mean difference with its paired bootstrap interval,
-    per-case wins/ties/losses and the exact sign test's p-value. None where fewer than two cases pair up."""
+    """Candidate minus reference on the cases both scored (neither errored): the mean difference with its confidence
+    interval, per-case wins/ties/losses and the exact sign test's p-value. `ci_low`/`ci_high` are None where nothing
+    bounds the difference (one case, or scores without bounds and no spread)."""
 
     n: NonNegativeInt
     reference_mean: float | None
@@ -349,6 +470,11 @@ class Difference(_Model):
     ties: NonNegativeInt
     losses: NonNegativeInt
     p_value: float | None
+    method: Literal["tango", "betting", "t", "bootstrap"] = Field(
+        default="bootstrap",
+        description="the interval: tango (Tango's score interval, 0/1 scores), betting (a betting interval, scores "
+        "in 0..1), t (Student-t, scores without bounds); bootstrap in files written before it was recorded",
+    )
 
 
 class PairComparison(_Model):
@@ -358,21 +484,24 @@ class PairComparison(_Model):
     candidate: str
     baseline_run_id: str | None = Field(default=None, description="set when the reference is a baseline report's")
     cases: NonNegativeInt = Field(description="cases both variants answered")
+    errored: NonNegativeInt = Field(
+        default=0, description="of those, cases left out because either side errored (errors count against the budget)"
+    )
     metrics: dict[str, Difference]
     pass_rate: Difference = Field(description="the case-level pass (every metric passed) as 1/0 per case")
     flipped_to_fail: list[str] = Field(description="case ids the reference passed and the candidate did not")
     flipped_to_pass: list[str] = Field(description="case ids the reference did not pass and the candidate did")
     confidence: float
-    resamples: NonNegativeInt
-    seed: int
+    resamples: NonNegativeInt = Field(description="the suite's compare.resamples (no bootstrap reads it any more)")
+    seed: int = Field(description="seeds the order a betting interval bets on the cases in")
 
 
 class Report(_Model):
     """`REPORT.json`, written by `evaluator aggregate`: the single input of the gate, the reports and `plan`."""
 
-    schema_version: Literal["evaluator.report/v1", "evaluator.report/v2", "evaluator.report/v3"] = Field(
-        default=REPORT_SCHEMA, alias="schema"
-    )
+    schema_version: Literal[
+        "evaluator.report/v1", "evaluator.report/v2", "evaluator.report/v3", "evaluator.report/v4"
+    ] = Field(default=REPORT_SCHEMA, alias="schema")
     run_id: str | None
     suite: SuiteInfo = Field(default_factory=SuiteInfo)
     results_dir: str | None = None
@@ -395,6 +524,12 @@ class Report(_Model):
     judge: JudgeInfo | None = Field(default=None, description="v3: the one judge of every variant")
     g_eval_steps: dict[str, list[str]] = Field(default_factory=dict, description="v3: the steps G-Eval used")
     profile: ProfileInfo | None = Field(default=None, description="v3: which cases ran")
+    provenance: Provenance | None = Field(
+        default=None, description="v4: what produced the numbers (the first shard's; `notes` name any that differ)"
+    )
+    notes: list[str] = Field(
+        default_factory=list, description="v4: facts a reader should know that are no problem (mixed versions)"
+    )
     cases: list[ReportCase]
 
     def durations(self) -> dict[str, float]:

@@ -3,6 +3,10 @@
 Users bring DeepEval datasets unchanged (`EvaluationDataset.save_as("json" | "csv" | "jsonl")`). A case without
 an `id` gets one derived from its content, so a re-run, a resumed shard and a baseline all agree on identity.
 
+Columns the evaluator does not know are kept as the case's `metadata` (with DeepEval's own `additional_metadata`
+and `custom_column_key_values`, and an explicit `metadata` object): shown in the reports, selectable by profiles,
+never part of the case's identity. A key given twice with different values is an error naming the field.
+
 Two kinds of case, as in DeepEval: a single-turn case (`input`, optionally `actual_output`, contexts and tool
 calls: an `LLMTestCase`) and a conversational case (DeepEval's `ConversationalGolden` shape: `scenario` and recorded
 `turns`: a `ConversationalTestCase`). Tool calls and turns are parsed with DeepEval's own `ToolCall` and `Turn`
@@ -12,6 +16,7 @@ models here, at load time, so a malformed one is an error naming its file, line 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -30,7 +35,9 @@ TOOL_FIELDS = ("tools_called", "expected_tools")
 # A conversational case (DeepEval's ConversationalGolden/ConversationalTestCase): `turns` makes a case one.
 CONVERSATION_TEXT_FIELDS = ("scenario", "expected_outcome", "chatbot_role", "user_description")
 KNOWN_FIELDS = {"id", "tags", *TEXT_FIELDS, *LIST_FIELDS, *TOOL_FIELDS, "turns", *CONVERSATION_TEXT_FIELDS}
-# Present in DeepEval's exports; carried through untouched.
+# DeepEval's goldens keep their own metadata in these objects; they join the case's `metadata`.
+METADATA_OBJECTS = ("metadata", "additional_metadata", "custom_column_key_values")
+# Present in DeepEval's exports and not about the case (bookkeeping of DeepEval's own tools): dropped.
 DEEPEVAL_EXTRA_FIELDS = {
     "name",
     "comments",
@@ -40,8 +47,6 @@ DEEPEVAL_EXTRA_FIELDS = {
     "token_cost",
     "input_token_count",
     "output_token_count",
-    "additional_metadata",
-    "custom_column_key_values",
     "expectations",
 }
 CSV_LIST_DELIMITER = "|"  # DeepEval's CSV export joins list cells with this.
@@ -70,6 +75,8 @@ class Case:
     user_description: str | None = None
     # Labels for profiles (`pr`: a sample stratified by the first tag); not part of the case's identity.
     tags: tuple[str, ...] = ()
+    # The dataset's other columns (see the module doc): shown in reports, matched by a profile's `metadata`.
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict, hash=False, compare=False)
 
     @property
     def conversational(self) -> bool:
@@ -215,13 +222,40 @@ def _skip_ws(text: str, position: int) -> int:
     return position
 
 
+def _metadata(where: _Where, row: dict[str, Any]) -> dict[str, Any]:
+    """The case's metadata: its unknown columns, then the metadata objects (DeepEval's and an explicit one)."""
+    metadata: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+
+    def put(key: str, value: Any, source: str) -> None:
+        if value is None:  # an empty CSV cell, or an explicit null: no value
+            return
+        if key in metadata and metadata[key] != value:
+            raise InputError(f"{where(source)}: metadata {key!r} is also given by '{origin[key]}' with another value")
+        metadata[key], origin[key] = value, source
+
+    for key in row:
+        if key not in KNOWN_FIELDS and key not in DEEPEVAL_EXTRA_FIELDS and key not in METADATA_OBJECTS:
+            put(key, row[key], key)
+    for name in METADATA_OBJECTS:
+        value = row.get(name)
+        if isinstance(value, str) and value.lstrip().startswith("{"):  # a CSV cell holding a JSON object
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{where(name)}: invalid JSON object ({exc.msg})") from None
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise InputError(f"{where(name)}: must be an object of metadata (name: value)")
+        for key, item in value.items():
+            put(key, item, f"{name}.{key}")
+    return metadata
+
+
 def _to_case(path: Path, line: int, row: dict[str, Any], index: int) -> Case:
-    unknown = sorted(set(row) - KNOWN_FIELDS - DEEPEVAL_EXTRA_FIELDS)
-    if unknown:
-        raise InputError(
-            f"{location(str(path), line, unknown[0])}: unknown field (known: {', '.join(sorted(KNOWN_FIELDS))})"
-        )
     where = _Where(path, line)
+    metadata = _metadata(where, row)
     for field in (*TEXT_FIELDS, *CONVERSATION_TEXT_FIELDS):
         if row.get(field) is not None and not isinstance(row[field], str):
             raise InputError(f"{where(field)}: must be a string")
@@ -241,7 +275,7 @@ def _to_case(path: Path, line: int, row: dict[str, Any], index: int) -> Case:
     elif not isinstance(case_id, str | int) or isinstance(case_id, bool) or str(case_id).strip() == "":
         raise InputError(f"{where('id')}: must be a non-empty string or integer")
     if row.get("turns") is not None:
-        return _conversation(where, row, str(case_id), index, lists["context"], tags)
+        return _conversation(where, row, str(case_id), index, lists["context"], tags, metadata)
     for field in CONVERSATION_TEXT_FIELDS:
         if row.get(field) is not None:
             raise InputError(f"{where(field)}: only a conversational case (one with 'turns') has this field")
@@ -260,6 +294,7 @@ def _to_case(path: Path, line: int, row: dict[str, Any], index: int) -> Case:
         tools_called=_tool_calls(where, "tools_called", row.get("tools_called")),
         expected_tools=_tool_calls(where, "expected_tools", row.get("expected_tools")),
         tags=tags,
+        metadata=metadata,
     )
 
 
@@ -293,6 +328,7 @@ def _conversation(
     index: int,
     context: tuple[str, ...] | None,
     tags: tuple[str, ...] = (),
+    metadata: dict[str, Any] | None = None,
 ) -> Case:
     """A conversational case: recorded turns, scored as DeepEval's ConversationalTestCase."""
     hints = {
@@ -327,6 +363,7 @@ def _conversation(
         chatbot_role=row.get("chatbot_role"),
         user_description=row.get("user_description"),
         tags=tags,
+        metadata=metadata or {},
     )
 
 

@@ -64,12 +64,32 @@ def select(suite: Suite, cases: Sequence[Case], profile: str | None) -> Selectio
     if chosen is None:
         known = ", ".join(sorted(suite.profiles)) or "none defined"
         raise InputError(f"unknown profile {profile!r} (the suite's profiles: {known})")
-    pool = [c for c in cases if chosen.tags is None or set(c.tags) & set(chosen.tags)]
+    pool = [c for c in cases if (chosen.tags is None or set(c.tags) & set(chosen.tags)) and _matches(c, chosen)]
     if not pool:
-        raise InputError(f"profile {profile!r} selects no case: no case carries any of the tags {chosen.tags}")
+        wanted = [f"any of the tags {chosen.tags}"] if chosen.tags is not None else []
+        wanted += [f"metadata {key} in {values}" for key, values in (chosen.metadata or {}).items()]
+        raise InputError(f"profile {profile!r} selects no case: no case has {' and '.join(wanted)}")
     if chosen.sample is not None and chosen.sample < len(pool):
         pool = stratified_sample(pool, chosen.sample, chosen.seed)
     return Selection(pool, _info(profile, chosen, cases, pool))
+
+
+def _matches(case: Case, profile: Profile) -> bool:
+    """The case's metadata has, for every key of the profile's `metadata`, one of the listed values. A value is
+    compared as the dataset holds it, and as text (a CSV column is text: `3` matches `"3"`)."""
+    for key, allowed in (profile.metadata or {}).items():
+        if key not in case.metadata:
+            return False
+        value = case.metadata[key]
+        if value not in allowed and _text(value) not in {_text(a) for a in allowed}:
+            return False
+    return True
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def stratum(case: Case) -> str:
@@ -121,6 +141,7 @@ def _info(name: str | None, profile: Profile | None, cases: Sequence[Case], chos
     return ProfileInfo(
         name=name,
         tags=list(profile.tags) if profile is not None and profile.tags is not None else None,
+        metadata=dict(profile.metadata) if profile is not None and profile.metadata is not None else None,
         sample=profile.sample if profile is not None else None,
         seed=profile.seed if profile is not None else None,
         dataset_cases=len(cases),

@@ -5,7 +5,8 @@ the whole (variant, case) product, so a suite of 3 variants needs 3 times the sh
 
 Three modes:
 - contiguous: shard k gets cases [k*n/N, (k+1)*n/N); the default, and easy to read in logs.
-- balanced: longest-processing-time first over a previous run's per-case durations, so no shard straggles.
+- balanced: longest-processing-time first over a previous run's per-case durations, so no shard straggles
+  (without them, a first run: over input lengths).
 - many: fixed small chunks (`completions` far above `parallelism`); the Job controller hands the next index to
   whichever pod is free, which balances load dynamically without an external queue.
 """
@@ -88,10 +89,16 @@ def assign(
             )
         chosen = list(cases[index * chunk_size : (index + 1) * chunk_size])
     elif mode == "balanced":
-        chosen = _longest_first(cases, total, durations or {})[index]
+        chosen = _longest_first(cases, total, durations or _input_lengths(cases))[index]
     else:
         raise InputError(f"unknown sharding mode {mode!r} (contiguous, balanced, many)")
     return ShardPlan(index=index, total=total, mode=mode, units=chosen)
+
+
+def _input_lengths(cases: Sequence[W]) -> dict[str, float]:
+    """Without timings (a first run): a unit's input length stands in for its duration, a split every shard computes
+    the same way from the dataset alone."""
+    return {c.key: 1.0 + len(str(getattr(getattr(c, "case", c), "input", ""))) for c in cases}
 
 
 def _longest_first(cases: Sequence[W], total: int, durations: Mapping[str, float]) -> list[list[W]]:

@@ -519,7 +519,12 @@ class CompareSettings(_Strict):
 
     reference: str | None = Field(default=None, description="The variant others are compared with [the first].")
     confidence: float = Field(default=0.95, gt=0.0, lt=1.0)
-    resamples: int = Field(default=2000, ge=100, le=100_000, description="Paired bootstrap resamples.")
+    resamples: int = Field(
+        default=2000,
+        ge=100,
+        le=100_000,
+        description="Unused (the paired bootstrap is gone); accepted so older suites load.",
+    )
     seed: int = 0
     tie_margin: float = Field(default=0.0, ge=0.0, le=1.0, description="Score differences within this are ties.")
 
@@ -534,10 +539,17 @@ class Profile(_Strict):
     first tag (proportional allocation, every stratum at least one case while the sample allows), each stratum
     drawn with its own `random.Random(f"{seed}:{stratum}")`: the same suite and seed select the same cases on
     every machine. No `tags` and no `sample`: every case.
+
+    `metadata` keeps the cases whose metadata (the dataset's own columns, see evaluator/dataset.py) matches: for
+    each key, the case's value is one of those listed (e.g. `{difficulty: [hard], language: [de, fr]}`); with
+    `tags`, a case must match both.
     """
 
     description: str = ""
     tags: list[str] | None = Field(default=None, min_length=1)
+    metadata: dict[str, Annotated[list[str | int | float | bool], Field(min_length=1)]] | None = Field(
+        default=None, min_length=1
+    )
     sample: int | None = Field(default=None, ge=1)
     seed: int = 0
 
@@ -753,18 +765,19 @@ def _check_variants(path: Path, suite: Suite, lines: dict[tuple[str | int, ...],
 
 
 def _hash(suite: Suite, dataset_path: Path) -> str:
-    """Hashes what decides the results (suite content and dataset bytes), not URLs that env vars move.
+    """Hashes what decides the ANSWERS (the dataset's bytes and how it is read, each variant's target settings), so
+    the run id and the resume check change exactly when recorded answers can no longer be reused.
 
-    Profiles are left out: a `pr` and a `nightly` run of one suite are the same suite on different selections
-    (the selection is recorded apart, in the manifests and the report)."""
+    Left out: URLs and key variables (environment variables move them), descriptions, profiles (the selection is
+    recorded apart, in the manifests and the report), and everything that only scores or judges the answers:
+    metrics and thresholds, the judge, the gate, the comparison's settings, sharding and concurrency. Changing one
+    of those and running into the same folder re-scores the recorded answers (each result carries the fingerprint
+    of the scoring it got, `evaluator.identity.metric_fingerprints`) instead of calling the target again."""
     digest = hashlib.sha256()
-    content = suite.model_dump(
-        mode="json", exclude={"concurrency": True, "description": True, "profiles": True}, exclude_none=False
-    )
-    for section in ("target", "judge"):
-        if content.get(section):
-            content[section].pop("base_url", None)
-            content[section].pop("api_key_env", None)
+    content = suite.model_dump(mode="json", include={"dataset_format", "target", "variants"}, exclude_none=False)
+    if content.get("target"):
+        content["target"].pop("base_url", None)
+        content["target"].pop("api_key_env", None)
     for variant in content.get("variants") or []:
         variant.pop("base_url", None)
         variant.pop("api_key_env", None)

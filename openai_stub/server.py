@@ -7,7 +7,9 @@ body, how many times that body was seen), so a retry of the same request gets a 
 gives the same faults whatever the order of concurrent calls. Only the concurrency ceiling depends on timing.
 
 Endpoints: `GET /health`, `GET /v1/models`, `POST /v1/chat/completions` (non-streaming), `GET /_stats`,
-`GET|POST /_control`, `POST /_reset`.
+`GET|POST /_control`, `POST /_reset`. `/v1/models` answers as vLLM's does (`ModelList` of `ModelCard`s in
+vllm/entrypoints/openai/protocol.py: `id`, `object`, `created`, `owned_by`, `root` (the path or repository the
+server loaded), `parent`, `max_model_len`, `permission`); the `root` and `max_model_len` controls set the two.
 
 Answers: with `response_format` `{"type": "json_object", "schema": S}` or
 `{"type": "json_schema", "json_schema": {"schema": S}}` the content is a small JSON document valid against S
@@ -20,6 +22,20 @@ draw `quality_draw(seed, last user message)` is at or above the model's quality;
 The draw depends on the question only, not on the model, so a worse model fails a superset of the cases a better
 one fails: the difference between two models is known exactly (`planted_difference`), which is what the
 statistical gate's tests need.
+
+Logprobs (`logprobs`, `max_logprobs`, `score_logprobs`), as vLLM serves them (vllm-project/vllm 0052bed,
+`vllm/entrypoints/openai/protocol.py`: `ChatCompletionRequest.check_logprobs`, `ChatCompletionLogProbsContent`;
+the same shape as OpenAI's): a request with `"logprobs": true` gets `choices[0].logprobs.content`, one entry per
+token of the answer (`token`, `logprob`, `bytes`, and `top_logprobs`: at most `top_logprobs` alternatives).
+Refused like vLLM: `top_logprobs` below 0, `top_logprobs` without `logprobs`, more than `max_logprobs` (vLLM's
+`--max-logprobs`, default 20; OpenAI's cap is 20 too). The stub's tokens: runs of letters, runs of up to three
+digits (as GPT tokenizers split numbers), single other characters. Every token is certain (logprob 0) except the
+score of a G-Eval answer (a JSON object with a `score`) when `score_logprobs` plants a distribution, e.g.
+`7=0.6,8=0.3,6=0.1`: the answer's score is the most likely value and its token's `top_logprobs` list the
+distribution. `logprobs=omit` answers such requests with `"logprobs": null` (a server that ignores the parameter);
+`logprobs=refuse` answers them 400 (a server or model without logprobs); `logprobs=error` answers them 500 with
+llama-cpp-python's message (0.3.36, `llama.py: Llama._create_completion`, a model loaded with `logits_all=False`,
+as the built-in model's server is), as a judge must expect from any of them.
 """
 
 from __future__ import annotations
@@ -74,12 +90,21 @@ class Controls:
     seed: int = 0
     answer: str = DEFAULT_ANSWER  # default text answer
     model: str = "stub-model"  # listed by /v1/models
+    root: str = ""  # /v1/models `root` (vLLM: the --model path or repository loaded); "" = the model id
+    max_model_len: int = 0  # /v1/models `max_model_len`; 0 = not reported (null)
     api_key: str | None = None  # when set, require `Authorization: Bearer K` for K in this comma-separated set
     quality: str = ""  # planted answer quality per model: "model=0.9,other=0.7" (unlisted models always answer well)
+    logprobs: str = "serve"  # serve (vLLM, OpenAI), omit ("logprobs": null), refuse (400), error (500, llama-cpp)
+    max_logprobs: int = 20  # vLLM's --max-logprobs: more top_logprobs than this are refused
+    score_logprobs: str = ""  # planted distribution of a G-Eval score's token: "7=0.6,8=0.3,6=0.1"
 
     def qualities(self) -> dict[str, float]:
         """`quality` parsed: model -> share of questions answered well."""
         return parse_quality(self.quality)
+
+    def score_distribution(self) -> dict[int, float]:
+        """`score_logprobs` parsed: score -> probability (empty: the score's token is certain)."""
+        return parse_score_logprobs(self.score_logprobs)
 
     def accepted_keys(self) -> list[str]:
         """The keys a call may present, in the order given (a call's key is recorded as `key-<position>`)."""
@@ -103,10 +128,19 @@ def _coerce(name: str, value: Any, current: Any) -> Any:
         if value is None or isinstance(value, str):
             return value
         raise ValueError(f"control {name!r} must be a string or null")
-    if name in ("answer", "model"):
+    if name in ("answer", "model", "root"):
         if isinstance(value, str):
             return value
         raise ValueError(f"control {name!r} must be a string")
+    if name == "logprobs":
+        if value in LOGPROBS_MODES:
+            return value
+        raise ValueError(f"control 'logprobs' must be one of {', '.join(LOGPROBS_MODES)}, got {value!r}")
+    if name == "score_logprobs":
+        if isinstance(value, str):
+            parse_score_logprobs(value)
+            return value
+        raise ValueError(f"control {name!r} must be a string like '7=0.6,8=0.3,6=0.1'")
     if name == "quality":
         if isinstance(value, str):
             parse_quality(value)
@@ -136,6 +170,31 @@ def parse_quality(spec: str) -> dict[str, float]:
     return out
 
 
+LOGPROBS_MODES = ("serve", "omit", "refuse", "error")
+LLAMA_CPP_REFUSAL = "logprobs is not supported for models created with logits_all=False"
+
+
+def parse_score_logprobs(spec: str) -> dict[int, float]:
+    """'7=0.6,8=0.3,6=0.1' -> {7: 0.6, 8: 0.3, 6: 0.1}; ValueError naming the bad entry. The probabilities must
+    sum to at most 1 (the rest is the unlisted tokens' share)."""
+    out: dict[int, float] = {}
+    for entry in filter(None, (part.strip() for part in spec.split(","))):
+        score, sep, value = entry.partition("=")
+        try:
+            number, share = int(score), float(value)
+        except ValueError:
+            number, share = -1, -1.0
+        if not sep or not 0 <= number <= 999 or not 0.0 < share <= 1.0 or number in out:
+            raise ValueError(
+                f"control 'score_logprobs': {entry!r} must be SCORE=PROBABILITY, a score 0..999 listed once and a "
+                f"probability within (0, 1]"
+            )
+        out[number] = share
+    if sum(out.values()) > 1.0 + 1e-9:
+        raise ValueError("control 'score_logprobs': the probabilities sum to more than 1")
+    return out
+
+
 def quality_draw(seed: int, question: str) -> float:
     """The question's uniform draw in [0, 1): a model of quality q answers it well when the draw is below q."""
     digest = hashlib.blake2b(question.encode(), digest_size=8, key=f"quality:{seed}".encode()).digest()
@@ -152,7 +211,9 @@ BAD_ANSWER_MARK = " (stub-verdict: no)"
 
 
 def _validate(values: Mapping[str, Any]) -> None:
-    for name in ("latency", "jitter", "retry_after", "hang_seconds", "max_concurrency", "rate_limit", "rate_burst"):
+    names = ("latency", "jitter", "retry_after", "hang_seconds", "max_concurrency", "rate_limit", "rate_burst",
+             "max_logprobs", "max_model_len")  # fmt: skip
+    for name in names:
         if values[name] < 0:
             raise ValueError(f"control {name!r} must be >= 0, got {values[name]!r}")
     rates = ("rate_429", "rate_500", "rate_hang")
@@ -219,7 +280,7 @@ class StubServer:
         self.controls.update(changes)
         self.stats = Stats()
         self._attempts: dict[bytes, int] = {}
-        self._schema_cache: dict[tuple[str, str], tuple[str, int]] = {}
+        self._schema_cache: dict[tuple[str, str, str], tuple[str, int]] = {}
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
         self._tokens: float | None = None  # the rate-limit bucket, filled on first use
@@ -263,7 +324,12 @@ class StubServer:
         return web.json_response({"status": "ok"})
 
     async def _models(self, request: web.Request) -> web.Response:
-        model = {"id": self.controls.model, "object": "model", "created": 0, "owned_by": "stub"}
+        controls = self.controls
+        model = {
+            "id": controls.model, "object": "model", "created": 0, "owned_by": "stub",
+            "root": controls.root or controls.model, "parent": None,
+            "max_model_len": controls.max_model_len or None, "permission": [],
+        }  # fmt: skip
         return web.json_response({"object": "list", "data": [model]})
 
     async def _stats(self, request: web.Request) -> web.Response:
@@ -370,6 +436,11 @@ class StubServer:
             return _error(400, f"invalid request: {exc}", "invalid_request_error")
         if payload.get("stream"):
             return _error(400, "the stub server does not stream", "invalid_request_error")
+        refusal = _logprobs_refusal(payload, controls)
+        if refusal is not None:
+            return _error(400, refusal, "invalid_request_error")
+        if payload.get("logprobs") is True and controls.logprobs == "error":  # llama-cpp-python's answer
+            return _error(500, LLAMA_CPP_REFUSAL, "internal_server_error")
         model = str(payload.get("model", controls.model))
         self.stats.by_model[model] += 1
 
@@ -391,6 +462,9 @@ class StubServer:
         except SchemaError as exc:
             return _error(400, f"response_format schema: {exc}", "invalid_request_error")
         prompt_tokens = sum(len(_text_of(m.get("content")).split()) for m in messages if isinstance(m, dict))
+        logprobs = None
+        if payload.get("logprobs") is True and controls.logprobs == "serve":
+            logprobs = {"content": token_logprobs(content, int(payload.get("top_logprobs") or 0), controls)}
         return web.Response(
             text=json.dumps(
                 {
@@ -402,7 +476,7 @@ class StubServer:
                         {
                             "index": 0,
                             "message": {"role": "assistant", "content": content},
-                            "logprobs": None,
+                            "logprobs": logprobs,
                             "finish_reason": "stop",
                         }
                     ],
@@ -441,10 +515,14 @@ class StubServer:
         for text in texts:
             match = _VERDICT.search(text) or match
         verdict = match.group(1).lower() if match else "yes"
-        key = (json.dumps(schema), verdict)
+        planted = self.controls.score_distribution()
+        key = (json.dumps(schema), verdict, self.controls.score_logprobs)
         cached = self._schema_cache.get(key)
         if cached is None:
-            document = json.dumps(instance_for(schema, verdict))
+            value = instance_for(schema, verdict)
+            if planted and isinstance(value, dict) and "score" in value:
+                value["score"] = max(planted, key=lambda score: (planted[score], -score))  # the likeliest
+            document = json.dumps(value)
             cached = (document, len(document.split()))
             if len(self._schema_cache) >= _SCHEMA_CACHE_MAX:
                 self._schema_cache.clear()
@@ -459,6 +537,58 @@ class StubServer:
                     return match.group(1)
                 break
         return self.controls.answer
+
+
+_TOKEN = re.compile(r"[A-Za-z]+|\d{1,3}|\s|[^A-Za-z\d\s]")
+
+
+def _logprobs_refusal(payload: Mapping[str, Any], controls: Controls) -> str | None:
+    """Why a request's logprobs parameters are refused (vLLM's `check_logprobs` and its engine's maximum), or None."""
+    wanted, top = payload.get("logprobs"), payload.get("top_logprobs")
+    if wanted is not None and not isinstance(wanted, bool):
+        return "`logprobs` must be a boolean"
+    if top is not None:
+        if isinstance(top, bool) or not isinstance(top, int):
+            return "`top_logprobs` must be an integer"
+        if top < 0:
+            return "`top_logprobs` must be a positive value."
+        if top > 0 and not wanted:
+            return "when using `top_logprobs`, `logprobs` must be set to true."
+        if top > controls.max_logprobs:
+            return f"Requested sample logprobs of {top}, which is greater than max allowed: {controls.max_logprobs}"
+    if wanted and controls.logprobs == "refuse":
+        return "logprobs are not supported by this model (stub: logprobs=refuse)"
+    return None
+
+
+def _entry(token: str, logprob: float) -> dict[str, Any]:
+    return {"token": token, "logprob": logprob, "bytes": list(token.encode())}
+
+
+def token_logprobs(content: str, top: int, controls: Controls) -> list[dict[str, Any]]:
+    """`logprobs.content` of an answer: each token certain, except a planted G-Eval score (see the module doc)."""
+    tokens = _TOKEN.findall(content)
+    planted = controls.score_distribution()
+    score_at = -1
+    if planted:
+        try:
+            document = json.loads(content)
+        except ValueError:
+            document = None
+        if isinstance(document, dict) and isinstance(document.get("score"), int):
+            wanted = str(document["score"])
+            score_at = max((i for i, token in enumerate(tokens) if token == wanted), default=-1)  # the last one
+    out = []
+    for position, token in enumerate(tokens):
+        if position == score_at:
+            ranked = sorted(planted.items(), key=lambda item: (-item[1], item[0]))
+            entry = _entry(token, math.log(planted[int(token)]))
+            entry["top_logprobs"] = [_entry(str(score), math.log(share)) for score, share in ranked[:top]]
+        else:
+            entry = _entry(token, 0.0)
+            entry["top_logprobs"] = [_entry(token, 0.0)][:top]
+        out.append(entry)
+    return out
 
 
 def _last_user(messages: Sequence[Any]) -> str:
@@ -610,10 +740,17 @@ _HELP = {
     "seed": "seed of the reproducible fault draws",
     "answer": "default text answer",
     "model": "model id listed by /v1/models",
+    "root": "the model's `root` on /v1/models (vLLM: the path or repository it loaded; default: the model id)",
+    "max_model_len": "the model's `max_model_len` on /v1/models (0 = null)",
     "api_key": "require 'Authorization: Bearer KEY' for KEY in this comma-separated set; /_stats counts "
     "which key (key-0, key-1, ...) each model's calls presented",
     "quality": "planted answer quality per model, 'MODEL=SHARE,...': a listed model answers a question badly "
     "(marked 'stub-verdict: no') when the question's draw is at or above SHARE",
+    "logprobs": "what a request with logprobs gets: serve (vLLM/OpenAI format), omit (answered with null "
+    "logprobs), refuse (400), error (500, as llama-cpp-python's server)",
+    "max_logprobs": "largest top_logprobs accepted (vLLM's --max-logprobs)",
+    "score_logprobs": "planted distribution of a G-Eval score's token, 'SCORE=P,...' (the answer's score is the "
+    "likeliest)",
 }
 
 
@@ -627,7 +764,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0 = any free port)")
     for field in dataclasses.fields(Controls):
         default = getattr(defaults, field.name)
-        kind: Callable[[str], Any] = str if field.name in ("answer", "model", "api_key", "quality") else type(default)
+        kind: Callable[[str], Any] = str if isinstance(default, str) or field.name == "api_key" else type(default)
         flag = f"--{field.name.replace('_', '-')}"
         parser.add_argument(
             flag, dest=field.name, type=kind, default=default, help=f"{_HELP[field.name]} (%(default)s)"

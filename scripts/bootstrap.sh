@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Creates .venv and installs the project with the extras named in $EXTRAS, pinned by constraints.txt.
+# Creates .venv and installs the project with the extras named in $EXTRAS, pinned by constraints.txt, and the
+# release receiver (receiver/: its own distribution and console script, `release-receiver`).
 # Idempotent and quick on a warm machine: it re-installs only when pyproject.toml or constraints.txt changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +15,7 @@ fi
 if [ ! -x "$VENV/bin/uv" ]; then
   "$VENV/bin/pip" install --quiet "uv==0.13.9"
 fi
-stamp="$VENV/.installed-$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)-${EXTRAS//,/_}"
+stamp="$VENV/.installed-$(cat pyproject.toml constraints.txt receiver/pyproject.toml | sha256sum | cut -c1-16)-${EXTRAS//,/_}"
 if [ ! -f "$stamp" ]; then
   # uv does not read pip.conf: hand it the machine's own index configuration, never a hard-coded host.
   uv_args=()
@@ -24,6 +25,6 @@ if [ ! -f "$stamp" ]; then
   done
   for dir in $(pip config get global.find-links 2>/dev/null || true); do [ -d "$dir" ] && uv_args+=(--find-links "$dir"); done
   UV_INDEX_STRATEGY=unsafe-best-match "$VENV/bin/uv" pip install --python "$VENV/bin/python" \
-    "${uv_args[@]}" -c constraints.txt -e ".[${EXTRAS}]"
+    "${uv_args[@]}" -c constraints.txt -e ".[${EXTRAS}]" -e ./receiver
   touch "$stamp"
 fi

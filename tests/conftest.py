@@ -22,6 +22,8 @@ LONGEST_FIRST = (
     "tests/compare/test_compare_end_to_end.py",
     "tests/engine/test_builtin_model.py",
     "tests/compare/test_demo_compare.py",
+    "tests/engine/test_cancellation.py",
+    "tests/engine/test_run_output.py",
 )
 
 

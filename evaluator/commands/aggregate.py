@@ -8,7 +8,7 @@ import click
 
 import evaluator
 from evaluator.commands.common import handle_errors, setup_logging
-from evaluator.reporting.terminal import print_summary
+from evaluator.reporting.terminal import make_console, print_merged
 
 
 @click.command()
@@ -26,18 +26,20 @@ from evaluator.reporting.terminal import print_summary
     default=None,
     help="The number of shards the run must have (the Job's completions); fail closed otherwise.",
 )
-@click.option("-q", "--quiet", is_flag=True, help="No summary table.")
+@click.option("-q", "--quiet", is_flag=True, help="Only the report's path (no merge lines, no problems).")
 @handle_errors
 def aggregate(directory: Path, out: Path, expect_shards: int | None, quiet: bool) -> None:
     """Merge the shard results under DIR into one report.
 
     Missing or incomplete shards, duplicate cases, corrupt or truncated lines, checksum mismatches and mixed run
     ids or suite versions are written into the report's `problems`; `evaluator gate` refuses any report that has
-    one. Exit 0 when the report was written, 2 when DIR holds no shard at all.
+    one. Prints (stderr) what was merged and every problem, then (stdout) the report's path; the summary is
+    `evaluator report`'s, the verdict `evaluator gate`'s. Exit 0 when the report was written, 2 when DIR holds
+    no shard at all.
     """
     setup_logging(quiet=quiet)
     report = evaluator.aggregate(directory, expect_shards=expect_shards)
     evaluator.write_report(report, out)
     if not quiet:
-        print_summary(report)
+        print_merged(report, str(out), make_console(stderr=True))
     click.echo(str(out))

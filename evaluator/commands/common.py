@@ -13,6 +13,7 @@ from typing import ParamSpec, TypeVar
 import click
 
 from evaluator.errors import EvaluatorError
+from evaluator.stopping import Cancelled
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -25,6 +26,9 @@ def handle_errors(function: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return function(*args, **kwargs)
+        except Cancelled as exc:  # an outcome, not an error: the resume line, exit 128 + the signal
+            click.echo(exc.message, err=True)
+            sys.exit(exc.exit_code)
         except EvaluatorError as exc:
             for line in exc.message.splitlines():
                 click.echo(f"error: {line}", err=True)

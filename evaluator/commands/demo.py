@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -84,6 +85,8 @@ def demo(suite_file: Path | None, comparison: bool, profile: str | None, out: Pa
         os.environ["EVAL_JUDGE_BASE_URL"] = base_url
         code = run_local_workers(suite_file, out, workers, workers, run_id, commit,
                                  loaded.suite.sharding.mode, None, True, profile=profile)  # fmt: skip
+    if code in (128 + signal.SIGINT, 128 + signal.SIGTERM):
+        sys.exit(code)  # stopped: the workers said what was done and how to resume
     if code:
         click.echo(f"shards failed (exit {code}); see the log above; re-run to resume", err=True)
     report_path = out / "report.json"

@@ -30,23 +30,32 @@ from evaluator.commands.common import git_commit, handle_errors, profile_option,
 )
 @click.option("--run-id", envvar="EVAL_RUN_ID", default=None, help="The run's id. [env: EVAL_RUN_ID]")
 @click.option("--commit", envvar="EVAL_COMMIT", default=None, help="Commit under evaluation. [env: EVAL_COMMIT]")
+@click.option(
+    "--sharding",
+    envvar="EVAL_SHARDING",
+    type=click.Choice(["contiguous", "balanced", "many"]),
+    default=None,
+    help="Assignment of cases to shards, as `run` will use it. [env: EVAL_SHARDING; default: the suite's]",
+)
 @profile_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON object.")
 @handle_errors
-def prepare(suite_file: Path, out: Path, run_id: str | None, commit: str | None, profile: str | None,
-            as_json: bool) -> None:  # fmt: skip
+def prepare(suite_file: Path, out: Path, run_id: str | None, commit: str | None, sharding: str | None,
+            profile: str | None, as_json: bool) -> None:  # fmt: skip
     """Check a run of SUITE.yaml and write its G-Eval steps into OUT, before any shard starts (optional).
 
     \b
-    Prints: the variants, the selected cases, the (variant, case) units the shards split, and the number of
-    shards 'many' sharding needs. Exit codes: 0 prepared, 2 bad suite/dataset/profile, 4 the judge could not
-    write the G-Eval steps.
+    Prints: the variants, the selected cases, the (variant, case) units the shards split, the sharding the run
+    uses (--sharding, EVAL_SHARDING, else the suite's) and, for 'many', the number of shards it needs.
+    --json adds `many_shards` (what 'many' would need, whatever the mode) for a workflow that fans out.
+    Exit codes: 0 prepared, 2 bad suite/dataset/profile, 4 the judge could not write the G-Eval steps.
     """
     setup_logging(quiet=as_json)
     loaded = evaluator.load_suite(suite_file)
     planned = evaluator.plan_run(loaded, profile=profile)
     commit = commit or git_commit(suite_file.resolve().parent)
     run_id = run_id or evaluator.default_run_id(loaded, commit, profile)
+    mode = sharding or loaded.suite.sharding.mode
     steps = asyncio.run(_steps(loaded, out, run_id))
     facts: dict[str, Any] = {
         "run_id": run_id,
@@ -56,6 +65,8 @@ def prepare(suite_file: Path, out: Path, run_id: str | None, commit: str | None,
         "reference": loaded.suite.reference,
         "cases": len(planned.cases),
         "units": len(planned.units),
+        "sharding": mode,
+        "shards": planned.shard_count(mode) if mode == "many" else None,
         "many_shards": planned.shard_count("many"),
         "g_eval_steps": steps,
     }
@@ -63,9 +74,21 @@ def prepare(suite_file: Path, out: Path, run_id: str | None, commit: str | None,
         click.echo(json.dumps(facts))
         return
     click.echo(f"run {run_id}: {planned.describe()}")
-    click.echo(f"'many' sharding (chunk_size {loaded.suite.sharding.chunk_size}): {facts['many_shards']} shards")
+    click.echo(_sharding_line(mode, "" if sharding else " (the suite's)", loaded.suite.sharding.chunk_size, facts))
     for key, written in steps.items():
         click.echo(f"G-Eval {key}: {len(written)} steps fixed for the run")
+
+
+def _sharding_line(mode: str, origin: str, chunk_size: int, facts: dict[str, Any]) -> str:
+    """What the shards of this run will do with the units, in the mode they will use."""
+    if mode == "many":
+        return (
+            f"sharding 'many'{origin}: chunks of {chunk_size} units, {facts['shards']} shards (the Job's completions)"
+        )
+    how = "in contiguous runs" if mode == "contiguous" else "longest first by a previous run's durations (--timings)"
+    return (
+        f"sharding '{mode}'{origin}: the {facts['units']} units split {how} over the Job's completions (--total-shards)"
+    )
 
 
 async def _steps(loaded: Any, out: Path, run_id: str) -> dict[str, list[str]]:

@@ -14,16 +14,16 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from evaluator.atomic import write_text_atomic
 from evaluator.commands.common import handle_errors
 from evaluator.contract import load_report
 from evaluator.errors import EXIT_GATE_FAILED, InputError
 from evaluator.extras import require_report_extra
+from evaluator.gate import against_baseline_verdict
 from evaluator.reporting import history
 from evaluator.reporting import plan as planning
 from evaluator.reporting import trend as trends
 from evaluator.reporting.api import write_reports
-from evaluator.reporting.terminal import print_summary
+from evaluator.reporting.terminal import make_console, print_summary
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
@@ -35,10 +35,16 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
     "--tolerance",
     type=click.FloatRange(0.0, 1.0),
     default=None,
-    help="Largest allowed drop of a metric's mean or pass rate"
+    help="Largest drop (0-1 scale) of a metric or the pass rate accepted against --baseline"
     " [default: the suite's gate.regression_tolerance, else 0].",
 )
-@click.option("--fail-on-regression", is_flag=True, help="Exit 1 when a metric dropped more than the tolerance.")
+@click.option(
+    "--fail-on-regression",
+    is_flag=True,
+    help="Exit 1 when the comparison with --baseline blocks, by the gate's own rule (`evaluator gate --baseline "
+    "--policy no_regression`): a metric or the pass rate whose interval lies below -tolerance, or one that cannot "
+    "be decided (INCONCLUSIVE) unless the suite's gate says `inconclusive: warn`.",
+)
 @click.option("--junit", "junit_path", type=_FILE, help="Write JUnit XML for Jenkins' junit step.")
 @click.option("--markdown", "markdown_path", type=_FILE, help="Write the pull-request comment (Markdown).")
 @click.option(
@@ -77,7 +83,8 @@ def report(
     """Write JUnit, Markdown and HTML reports (as asked) from REPORT.json and print its summary.
 
     \b
-    Exit codes: 0 written, 1 --fail-on-regression and a metric regressed, 2 usage or input error.
+    Exit codes: 0 written, 1 --fail-on-regression and the baseline comparison blocks (a regression, or an
+    inconclusive comparison under `inconclusive: block`), 2 usage or input error.
     """
     if fail_on_regression and baseline is None:
         raise InputError("--fail-on-regression needs --baseline (a previous REPORT.json to compare with)")
@@ -97,7 +104,7 @@ def report(
         suite_path=suite_path,
         out_dir=results_dir,
     )
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     if not quiet:
         print_summary(data, console=console, comparison=written.comparison)
     for kind, path in written.files:
@@ -105,10 +112,13 @@ def report(
         if kind == "history" and written.history_appended is False:
             note = " (run already recorded, not appended again)"
         console.print(f"wrote {kind}: {path}{note}", highlight=False)
-    if fail_on_regression and written.comparison is not None and written.comparison.regressed:
-        for reason in written.comparison.reasons():
-            click.echo(f"regression: {reason}", err=True)
-        sys.exit(EXIT_GATE_FAILED)
+    if fail_on_regression and base is not None:
+        verdict = against_baseline_verdict(data, base, tolerance=tolerance)
+        for line in verdict.lines():
+            click.echo(line, err=True)
+        if verdict.blocks:
+            click.echo(f"{verdict.label}: run {data.run_id} against baseline {base.run_id or 'baseline'}", err=True)
+            sys.exit(EXIT_GATE_FAILED)
 
 
 @click.command()
@@ -128,11 +138,11 @@ def trend(history_file: Path, html_path: Path | None, last: int) -> None:
     records = history.read(history_file)
     if not records:
         raise InputError(f"{history_file}: no run recorded yet")
-    trends.print_trend(records, Console(), last_runs=last)
+    trends.print_trend(records, make_console(), last_runs=last)
     if html_path is not None:
         require_report_extra("evaluator trend --html")
-        write_text_atomic(html_path, trends.render_html(records))
-        click.echo(f"wrote html: {html_path}", err=True)
+        asset = trends.write_html(html_path, records)
+        click.echo(f"wrote html: {html_path} (its plotting code: {asset})", err=True)
 
 
 @click.command()
@@ -186,7 +196,7 @@ def plan(
     if as_json:
         click.echo(json.dumps(asdict(result), indent=2))
     else:
-        _print_plan(result, Console())
+        _print_plan(result, make_console())
     if not result.feasible:
         sys.exit(EXIT_GATE_FAILED)
 

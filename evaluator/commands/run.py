@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import signal
-import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import click
 
 import evaluator
 from evaluator.commands.common import git_commit, handle_errors, profile_option, setup_logging
 from evaluator.contract import Report
-from evaluator.errors import EXIT_BAD_SHARD, EXIT_INFRASTRUCTURE, EXIT_INPUT_ERROR, InputError
-from evaluator.reporting.terminal import print_summary
+from evaluator.errors import InputError
+from evaluator.local_workers import (
+    EXIT_MEANING,
+    LocalWorkers,
+    ShardStatus,
+    WorkersResult,
+    fill_from_manifests,
+    units_on_disk,
+)
+from evaluator.progress import ProgressMeter, worker_message
 from evaluator.sharding import assign, index_from_environment
+from evaluator.stopping import DEFAULT_GRACE_S, Cancelled, Stop, resume_line, stop_on_signals
 
 log = logging.getLogger("evaluator.run")
 
@@ -100,6 +105,29 @@ log = logging.getLogger("evaluator.run")
     default=True,
     help="On resume, re-run cases that ended in an infrastructure error.",
 )
+@click.option(
+    "--limit",
+    envvar="EVAL_LIMIT",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Only the first N selected cases (a smoke run; the run id gains -firstN). [env: EVAL_LIMIT]",
+)
+@click.option(
+    "--cache/--no-cache",
+    "use_cache",
+    default=True,
+    help="Answer requests sent before from the shard's response cache (re-scoring calls the judge only for what "
+    "is new); --no-cache neither reads nor writes it. Recorded answers are re-scored, never re-asked, either way.",
+)
+@click.option(
+    "--stop-grace",
+    envvar="EVAL_STOP_GRACE_S",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_GRACE_S,
+    help="On SIGINT/SIGTERM, seconds the units in flight get to finish before they are abandoned (keep it below "
+    "the pod's terminationGracePeriodSeconds, 30 by default). [env: EVAL_STOP_GRACE_S]",
+)
+@click.option("--worker", is_flag=True, hidden=True, help="Report to a `--workers` parent on stdout.")
 @click.option("-v", "--verbose", count=True, help="More log output.")
 @click.option("-q", "--quiet", is_flag=True, help="Warnings and errors only.")
 @handle_errors
@@ -117,6 +145,10 @@ def run(
     variant: str | None,
     steps_dir: Path | None,
     retry_errors: bool,
+    limit: int | None,
+    use_cache: bool,
+    stop_grace: float,
+    worker: bool,
     verbose: int,
     quiet: bool,
 ) -> None:
@@ -129,48 +161,135 @@ def run(
     On a laptop, all shards:       evaluator run suite.yaml --out out --workers 4
 
     The work is every selected case answered by every variant of the suite; shards split that product.
-    Finished units are never run twice: re-running with the same OUT resumes where the shard stopped.
+    Finished units are never run twice: re-running with the same OUT resumes where the shard stopped. The run
+    is what decides the answers (dataset, variants, targets, selection): change a metric, a threshold, the
+    judge or the gate and run into the same OUT, and the recorded answers are re-scored (the target is not
+    called; the judge only for what is new) or, for the gate, nothing runs at all.
+
+    SIGINT (Ctrl-C) or SIGTERM (a pod's eviction or deletion) stops cleanly: no new unit starts, the ones in
+    flight get --stop-grace seconds, the shard is marked cancelled, one line says what was done, and the
+    same command resumes.
 
     \b
-    Exit codes: 0 shard finished (quality failures included), 2 bad suite/dataset/flag,
-    3 bad shard (retrying cannot help), 4 infrastructure failure (retrying may help).
+    Exit codes: 0 shard(s) finished (quality failures included), 2 bad suite/dataset/flag,
+    3 bad shard (retrying cannot help), 4 infrastructure failure (retrying may help),
+    130 stopped by SIGINT, 143 stopped by SIGTERM (re-run to resume).
     """
     setup_logging(verbose, quiet)
-    loaded = evaluator.load_suite(suite_file)
-    planned = evaluator.plan_run(loaded, profile=profile, variant=variant)
-    mode = sharding or loaded.suite.sharding.mode
-    chunk = loaded.suite.sharding.chunk_size
-    total = total_shards if total_shards is not None else planned.shard_count(mode, workers)
-    previous = read_timings(timings) if mode == "balanced" else None
-    durations = previous.durations() if previous is not None else None
-    assign(planned.units, 0, total, mode, durations=durations, chunk_size=chunk)  # validates before any shard
-    commit = commit or git_commit(suite_file.resolve().parent)
-    run_id = run_id or evaluator.default_run_id(loaded, commit, profile)
-    if workers is not None:
-        if shard_index is not None:
-            raise InputError("--workers runs every shard; do not combine it with --shard-index")
-        log.info("%s", planned.describe())
-        code = run_local_workers(
-            suite_file, out, workers, total, run_id, commit, mode, timings, retry_errors, profile=profile,
-            variant=variant, steps_dir=steps_dir,
-        )  # fmt: skip
-        sys.exit(code)
-    index = index_from_environment(shard_index)
-    if index is None:
-        if total > 1:
-            raise InputError(f"which shard of {total}? pass --shard-index, set JOB_COMPLETION_INDEX, or use --workers")
-        index = 0
-    evaluator.run_shard(
-        loaded, out, shard_index=index, total_shards=total, run_id=run_id, commit=commit, sharding=mode,
-        timings=previous, retry_errors=retry_errors, profile=profile, variant=variant, steps_dir=steps_dir,
-    )  # fmt: skip
+    with stop_on_signals(Stop(stop_grace)) as stop:
+        loaded = evaluator.load_suite(suite_file)
+        planned = evaluator.plan_run(loaded, profile=profile, variant=variant, limit=limit)
+        mode = sharding or loaded.suite.sharding.mode
+        chunk = loaded.suite.sharding.chunk_size
+        total = total_shards if total_shards is not None else planned.shard_count(mode, workers)
+        previous = read_timings(timings) if mode == "balanced" else None
+        durations = previous.durations() if previous is not None else None
+        assign(planned.units, 0, total, mode, durations=durations, chunk_size=chunk)  # validates before any shard
+        commit = commit or git_commit(suite_file.resolve().parent)
+        run_id = run_id or evaluator.default_run_id(loaded, commit, profile, limit)
+        if workers is not None:
+            if shard_index is not None:
+                raise InputError("--workers runs every shard; do not combine it with --shard-index")
+            log.info("%s", planned.describe())
+            options = WorkerOptions(
+                timings=timings, retry_errors=retry_errors, profile=profile, variant=variant, steps_dir=steps_dir,
+                limit=limit, use_cache=use_cache, stop_grace=stop_grace, verbose=verbose, quiet=quiet,
+            )  # fmt: skip
+            code = run_local_workers(
+                suite_file, out, workers, total, run_id, commit, mode, options=options, stop=stop,
+                units=len(planned.units),
+            )  # fmt: skip
+            sys.exit(code)
+        index = index_from_environment(shard_index)
+        if index is None:
+            if total > 1:
+                raise InputError(
+                    f"which shard of {total}? pass --shard-index, set JOB_COMPLETION_INDEX, or use --workers"
+                )
+            index = 0
+        report = _WorkerReport(index) if worker else None
+        try:
+            outcome = evaluator.run_shard(
+                loaded, out, shard_index=index, total_shards=total, run_id=run_id, commit=commit, sharding=mode,
+                timings=previous, retry_errors=retry_errors, profile=profile, variant=variant, steps_dir=steps_dir,
+                limit=limit, use_cache=use_cache, stop=stop, on_progress=report.progress if report else None,
+            )  # fmt: skip
+        except Cancelled as exc:
+            if report is None:
+                raise
+            report.outcome("cancelled", exc.done, exc.total, **exc.counts)
+            sys.exit(exc.exit_code)
+        if report is not None:
+            report.outcome(
+                "complete", outcome.assigned, outcome.assigned, passed=outcome.passed, failed=outcome.failed,
+                errored=outcome.errored,
+            )  # fmt: skip
 
 
-def read_timings(path: Path | None) -> Report:
-    """The previous report whose per-case durations drive longest-first balancing."""
+class _WorkerReport:
+    """A worker's messages to its `--workers` parent (progress at most 5 times a second, then the outcome)."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.last = 0.0
+
+    def progress(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.2 and done < total:
+            return
+        self.last = now
+        click.echo(worker_message("progress", shard=self.index, done=done, total=total))
+
+    def outcome(self, state: str, done: int, total: int, **counts: int) -> None:
+        click.echo(worker_message("outcome", shard=self.index, state=state, done=done, total=total, **counts))
+
+
+def read_timings(path: Path | None) -> Report | None:
+    """The previous report whose per-case durations drive longest-first balancing. None when the report named does
+    not exist yet (a first run on an empty results volume): every shard then splits by input length alone."""
     if path is None:
         raise InputError("'balanced' sharding needs --timings PREVIOUS_REPORT.json (or EVAL_TIMINGS)")
+    if not path.exists():
+        log.warning(
+            "%s: no previous report (a first run?): 'balanced' sharding splits by input length instead, "
+            "computed the same way by every shard",
+            path,
+        )
+        return None
     return evaluator.load_report(path)
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """What every worker of a `--workers` run is given besides its shard index."""
+
+    timings: Path | None = None
+    retry_errors: bool = True
+    profile: str | None = None
+    variant: str | None = None
+    steps_dir: Path | None = None
+    limit: int | None = None
+    use_cache: bool = True
+    stop_grace: float = DEFAULT_GRACE_S
+    verbose: int = 0
+    quiet: bool = False
+
+    def arguments(self, live: bool) -> list[str]:
+        args: list[str] = []
+        for flag, value in (("--timings", self.timings), ("--profile", self.profile), ("--variant", self.variant),
+                            ("--steps-dir", self.steps_dir), ("--limit", self.limit)):  # fmt: skip
+            if value is not None:
+                args += [flag, str(value)]
+        if not self.retry_errors:
+            args.append("--keep-errors")
+        if not self.use_cache:
+            args.append("--no-cache")
+        args += ["--stop-grace", f"{self.stop_grace:g}"]
+        if self.verbose:
+            args.append("-" + "v" * self.verbose)
+        elif self.quiet or live:  # on a terminal the progress bar stands for the workers' log lines
+            args.append("-q")
+        return args
 
 
 def run_local_workers(
@@ -181,71 +300,63 @@ def run_local_workers(
     run_id: str,
     commit: str,
     mode: str,
-    timings: Path | None,
-    retry_errors: bool,
+    timings: Path | None = None,
+    retry_errors: bool = True,
     *,
     profile: str | None = None,
     variant: str | None = None,
     steps_dir: Path | None = None,
+    options: WorkerOptions | None = None,
+    stop: Stop | None = None,
+    units: int | None = None,
 ) -> int:
-    """Completions = total, parallelism = workers: start index i when a slot frees, like the Job controller."""
+    """Completions = total, parallelism = workers: start index i when a slot frees, like the Job controller.
+    Prints the run's outcome (or, stopped, the resume line) and returns the run's exit code."""
+    options = options or WorkerOptions(
+        timings=timings, retry_errors=retry_errors, profile=profile, variant=variant, steps_dir=steps_dir
+    )
+    live = sys.stderr.isatty() and not options.quiet and not options.verbose
     command = [sys.executable, "-m", "evaluator", "run", str(suite_file), "--out", str(out), "--run-id", run_id,
-               "--commit", commit, "--sharding", mode]  # fmt: skip
-    if timings is not None:
-        command += ["--timings", str(timings)]
-    if profile is not None:
-        command += ["--profile", profile]
-    if variant is not None:
-        command += ["--variant", variant]
-    if steps_dir is not None:
-        command += ["--steps-dir", str(steps_dir)]
-    if not retry_errors:
-        command.append("--keep-errors")
+               "--commit", commit, "--sharding", mode, "--worker", *options.arguments(live)]  # fmt: skip
     log.info("run %s: %d shards, %d at a time, into %s", run_id, total, workers, out)
-    pending = list(range(total))
-    running: dict[int, subprocess.Popen[bytes]] = {}
-    codes: dict[int, int] = {}
-    started = time.monotonic()
+    meter = ProgressMeter(f"run {run_id}", units or 0, live=live) if units else None
 
-    def stop_children(signum: int, _frame: Any) -> None:
-        for process in running.values():
-            process.send_signal(signum)
+    def update(shards: dict[int, ShardStatus]) -> None:
+        if meter is not None:
+            meter.update(sum(s.done for s in shards.values()))
 
-    previous = {s: signal.signal(s, stop_children) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        while pending or running:
-            while pending and len(running) < workers:
-                index = pending.pop(0)
-                env = {**os.environ, "JOB_COMPLETION_INDEX": str(index), "EVAL_TOTAL_SHARDS": str(total)}
-                running[index] = subprocess.Popen(command, env=env)
-            for index, process in list(running.items()):
-                code = process.poll()
-                if code is not None:
-                    codes[index] = code
-                    del running[index]
-                    if code:
-                        log.warning("shard %d exited with %d", index, code)
-            time.sleep(0.05)
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    log.info("all %d shards ended in %.1fs", total, time.monotonic() - started)
-    print_run_summary(out, total)
-    failed = {i: c for i, c in codes.items() if c}
-    if not failed:
-        return 0
-    click.echo(f"failed shards: {json.dumps(failed)}", err=True)
-    for code in (EXIT_INPUT_ERROR, EXIT_BAD_SHARD):
-        if code in failed.values():
-            return code
-    return EXIT_INFRASTRUCTURE
+    if stop is None:
+        with stop_on_signals(Stop(options.stop_grace)) as own:
+            result = LocalWorkers(command, total, workers, own, update).run()
+    else:
+        result = LocalWorkers(command, total, workers, stop, update).run()
+    if meter is not None:
+        meter.close()
+    fill_from_manifests(result.shards, out, run_id)
+    _print_outcome(result, run_id, out, units)
+    return result.exit_code
 
 
-def print_run_summary(out: Path, total: int) -> None:
-    """The terminal table after a local multi-shard run (same as `evaluator aggregate` prints)."""
-    try:
-        report = evaluator.aggregate(out, expect_shards=total)
-    except InputError as exc:
-        click.echo(f"no summary: {exc.message}", err=True)
+def _print_outcome(result: WorkersResult, run_id: str, out: Path, units: int | None) -> None:
+    """What the run did: the resume line when stopped, else one line of counts and the failed shards."""
+    shards = result.shards.values()
+    if result.cancelled:
+        done = sum(s.done if s.started else units_on_disk(out, s.index, run_id) for s in shards)
+        click.echo(resume_line(done, units or sum(s.total for s in shards)), err=True)
         return
-    print_summary(report)
+    done = sum(s.done for s in shards)
+    counts = f"{sum(s.passed for s in shards)} passed, {sum(s.failed for s in shards)} failed, " \
+             f"{sum(s.errored for s in shards)} errored"  # fmt: skip
+    complete = sum(1 for s in shards if s.state == "complete")
+    click.echo(
+        f"run {run_id}: {done} of {units if units is not None else done} units done in {result.wall_s:.1f}s "
+        f"({counts}); {complete} of {len(result.shards)} shards complete"
+    )
+    if result.failed:
+        failed = ", ".join(
+            f"shard {i}: exit {code}" + (f" ({EXIT_MEANING[code]})" if code in EXIT_MEANING else "")
+            for i, code in sorted(result.failed.items())
+        )
+        click.echo(f"failed shards: {failed}; their errors are above; re-run the same command to retry", err=True)
+    else:
+        click.echo(f"next: evaluator aggregate {out} --out REPORT.json && evaluator gate REPORT.json", err=True)

@@ -13,13 +13,14 @@ import contextvars
 import json
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
+from evaluator.engine.cache import ResponseCache, request_key
 from evaluator.engine.limiter import AdaptiveLimiter
 
 RETRIABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -38,6 +39,7 @@ class CallRecord:
     completion_tokens: int = 0
     status: int | None = None
     error: str | None = None
+    cached: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -47,6 +49,7 @@ class CallRecord:
 class ChatResult:
     text: str
     record: CallRecord
+    logprobs: Any = None  # the first choice's `logprobs` as the server sent it (asked for by G-Eval's judge)
 
 
 class CallError(Exception):
@@ -104,6 +107,7 @@ class _Server:
     retry: RetryPolicy
     stats: EndpointStats = field(default_factory=EndpointStats)
     session: aiohttp.ClientSession | None = None
+    cache: ResponseCache | None = None
 
 
 class ChatClient:
@@ -133,6 +137,20 @@ class ChatClient:
         other.base_url, other._url, other._server = self.base_url, self._url, self._server
         other._headers = _headers(api_key)
         return other
+
+    def use_cache(self, cache: ResponseCache | None) -> None:
+        """Answer repeated requests from (and record new responses in) a shard's response cache."""
+        self._server.cache = cache
+
+    @property
+    def session(self) -> aiohttp.ClientSession | None:
+        """The server's keep-alive session while open (shared by every endpoint on the server)."""
+        return self._server.session
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """This endpoint's request headers (its own key), for other requests to the same server."""
+        return dict(self._headers)
 
     @property
     def limiter(self) -> AdaptiveLimiter:
@@ -167,8 +185,13 @@ class ChatClient:
         self,
         call_type: str,
         body: dict[str, Any],
+        *,
+        final: Callable[[int, bytes], bool] | None = None,
     ) -> ChatResult:
-        """POSTs one chat completion with retries; raises CallError when it finally fails."""
+        """POSTs one chat completion with retries; raises CallError when it finally fails. A request the shard's
+        response cache has seen is answered from it (recorded as a `cached` call: no attempt, no tokens; its
+        logprobs too). An error response that `final(status, body)` accepts is not retried (a refusal its caller
+        handles, such as of `logprobs`)."""
         session = self._server.session
         assert session is not None, "use 'async with ChatClient(...)'"
         payload = json.dumps(body).encode()
@@ -176,6 +199,16 @@ class ChatClient:
         calls = current_calls.get()
         if calls is not None:
             calls.append(record)
+        cache = self._server.cache
+        cache_key = request_key(body) if cache is not None else None
+        if cache is not None and cache_key is not None and (recorded := cache.get(cache_key)) is not None:
+            try:
+                text, logprobs = _parse_completion(recorded, record)
+            except ValueError:
+                pass  # a damaged entry is a miss: ask the server
+            else:
+                record.cached, record.status, record.prompt_tokens, record.completion_tokens = True, 200, 0, 0
+                return ChatResult(text=text, record=record, logprobs=logprobs)
         self.stats.calls += 1
         started = time.perf_counter()
         kind, message = "connection", "no attempt made"
@@ -205,16 +238,18 @@ class ChatClient:
             self.stats.by_status[key] = self.stats.by_status.get(key, 0) + 1
             if status == 200:
                 try:
-                    text = _parse_completion(raw, record)
+                    text, logprobs = _parse_completion(raw, record)
                 except ValueError as exc:
                     kind, message = "invalid_response", str(exc)
                 else:
                     self.limiter.on_success()
                     record.total_s = time.perf_counter() - started
-                    return ChatResult(text=text, record=record)
+                    if cache is not None and cache_key is not None:
+                        cache.put(cache_key, raw)
+                    return ChatResult(text=text, record=record, logprobs=logprobs)
             elif status:
                 kind, message = _classify(status, raw)
-                if status not in RETRIABLE_STATUS:
+                if status not in RETRIABLE_STATUS or (final is not None and final(status, raw)):
                     break
             if rate_limit:
                 self.limiter.on_rate_limited()
@@ -261,11 +296,14 @@ def _classify(status: int, raw: bytes) -> tuple[str, str]:
     return "http_4xx", f"HTTP {status} {detail}"
 
 
-def _parse_completion(raw: bytes, record: CallRecord) -> str:
+def _parse_completion(raw: bytes, record: CallRecord) -> tuple[str, Any]:
+    """The answer's text and its first choice's `logprobs` (None when the server sent none)."""
     try:
         data = json.loads(raw)
-        message = data["choices"][0]["message"]
+        choice = data["choices"][0]
+        message = choice["message"]
         text = message.get("content") or ""
+        logprobs = choice.get("logprobs")
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         raise ValueError(f"not an OpenAI chat completion: {raw[:120]!r}") from None
     usage = data.get("usage") or {}
@@ -273,4 +311,4 @@ def _parse_completion(raw: bytes, record: CallRecord) -> str:
     record.completion_tokens = int(usage.get("completion_tokens") or 0)
     if not isinstance(text, str):
         raise ValueError("completion content is not a string")
-    return text
+    return text, logprobs

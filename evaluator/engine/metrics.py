@@ -60,6 +60,7 @@ from pydantic import BaseModel, create_model
 
 from evaluator import suite as s
 from evaluator.engine import custom, threaded
+from evaluator.engine.judge import ABSENT, REFUSED, UNMATCHED, WEIGHTED, Scoring, scoring_notes
 from evaluator.engine.steps import SharedSteps
 from evaluator.engine.testcase import TestCase
 from evaluator.errors import InfrastructureError
@@ -129,15 +130,19 @@ class MetricOutcome:
     reason: str | None
     error: str | None
     error_kind: str | None = None
+    scoring: Scoring | None = None  # how a G-Eval score was computed (engine/judge.py); None for other metrics
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "score": self.score,
             "threshold": self.threshold,
             "success": self.success,
             "reason": self.reason,
             "error": self.error,
         }
+        if self.scoring is not None:
+            out["scoring"] = self.scoring
+        return out
 
 
 def schema_model(name: str, schema: dict[str, Any]) -> type[BaseModel]:
@@ -222,7 +227,9 @@ class MetricFactory:
 
     async def _generate_steps(self, spec: GEvalSpec) -> list[str]:
         metric = self._g_eval(spec, steps=None)
-        # DeepEval's own step generation (prompt, schema, parsing); it is what `a_measure` would run per case.
+        # DeepEval's own step generation (prompt, schema, parsing); it is what `a_measure` would run per case. No
+        # public method writes the steps alone, so this private one stays, and pyproject.toml pins DeepEval's minor
+        # version (tests/contract/test_dependency_pins.py holds this).
         if isinstance(metric, GEval):
             steps = await metric._a_generate_evaluation_steps(False)
         else:
@@ -385,6 +392,8 @@ async def score(metric: AnyMetric, spec: s.MetricSpec, test_case: TestCase) -> M
     from evaluator.engine.http import CallError
 
     threshold = _threshold(metric, spec)
+    notes: list[Scoring] = []
+    token = scoring_notes.set(notes)
     try:
         test_case = _with_spec_defaults(spec, test_case)
         if isinstance(spec, s.Custom):
@@ -398,6 +407,9 @@ async def score(metric: AnyMetric, spec: s.MetricSpec, test_case: TestCase) -> M
         return MetricOutcome(None, threshold, False, None, exc.message, exc.kind)
     except Exception as exc:  # DeepEval raises bare ValueErrors on judge output it cannot parse
         return MetricOutcome(None, threshold, False, None, f"{type(exc).__name__}: {exc}", "metric")
+    finally:
+        scoring_notes.reset(token)
+    scoring = _scoring(notes)
     metric_error = getattr(metric, "error", None)
     if metric_error:
         return MetricOutcome(None, threshold, False, None, str(metric_error), "metric")
@@ -413,7 +425,16 @@ async def score(metric: AnyMetric, spec: s.MetricSpec, test_case: TestCase) -> M
         success=bool(metric.is_successful()),
         reason=getattr(metric, "reason", None),
         error=None,
+        scoring=scoring,
     )
+
+
+def _scoring(notes: list[Scoring]) -> Scoring | None:
+    """One metric's scoring: the worst of its rubric-score calls (a G-Eval makes one per case)."""
+    for kind in (REFUSED, ABSENT, UNMATCHED, WEIGHTED):
+        if kind in notes:
+            return kind
+    return None
 
 
 def _threshold(metric: AnyMetric, spec: s.MetricSpec) -> float | None:

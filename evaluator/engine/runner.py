@@ -9,14 +9,17 @@ and adaptive limit (and the judge's, when the judge lives there too); each still
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from evaluator.contract import (
+    CacheStats,
     Call,
     Counts,
     EndpointSummary,
@@ -24,18 +27,25 @@ from evaluator.contract import (
     JudgeInfo,
     Manifest,
     MetricResult,
+    ModelProvenance,
     ProfileInfo,
+    Provenance,
     ResultRecord,
+    StopInfo,
     TargetInfo,
     unit_key,
 )
 from evaluator.dataset import Case
+from evaluator.engine.cache import CACHE_FILE, ResponseCache
 from evaluator.engine.http import CallError, CallRecord, ChatClient, RetryPolicy, current_calls, redact_url
 from evaluator.engine.judge import ChatJudge, NoJudge
 from evaluator.engine.limiter import AdaptiveLimiter
 from evaluator.engine.metrics import MetricFactory, score
 from evaluator.engine.testcase import build_test_case
 from evaluator.errors import BadShardError, InfrastructureError
+from evaluator.identity import metric_fingerprints
+from evaluator.progress import eta
+from evaluator.provenance import local_provenance, served_model
 from evaluator.results import (
     MANIFEST_FILE,
     RESULTS_FILE,
@@ -49,9 +59,11 @@ from evaluator.results import (
 )
 from evaluator.selection import Unit
 from evaluator.sharding import ShardPlan
+from evaluator.stopping import Cancelled, Stop
 from evaluator.suite import Concurrency, Endpoint, Judge, LoadedSuite, Target
 
 log = logging.getLogger("evaluator.run")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -122,7 +134,15 @@ def new_client(endpoint: Endpoint, concurrency: Concurrency) -> ChatClient:
 
 
 class ShardRunner:
-    """Evaluates the units of one shard plan into `out/shard-NNNNN/`."""
+    """Evaluates the units of one shard plan into `out/shard-NNNNN/`.
+
+    A unit needs work when it has no result yet, its result is an infrastructure error (with `retry_errors`), or
+    its result was scored otherwise than the suite now scores (its metrics' fingerprints differ: a metric added,
+    removed or changed, a threshold, the judge, G-Eval's steps, DeepEval's version). Re-scoring keeps the
+    recorded answer, carries over every metric whose fingerprint is unchanged and scores the rest; the judge
+    requests it repeats are answered from the shard's response cache. The new record is appended with
+    `rescored: true` and supersedes the old one (the file stays append-only: a kill loses nothing).
+    """
 
     def __init__(
         self,
@@ -133,6 +153,10 @@ class ShardRunner:
         profile: ProfileInfo | None = None,
         steps_dir: Path | None = None,
         variants: list[str] | None = None,
+        *,
+        stop: Stop | None = None,
+        use_cache: bool = True,
+        on_progress: Callable[[int, int], None] | None = None,
     ) -> None:
         self.loaded = loaded
         self.suite = loaded.suite
@@ -147,6 +171,11 @@ class ShardRunner:
         self.results_path = self.folder / RESULTS_FILE
         self.manifest_path = self.folder / MANIFEST_FILE
         self.g_eval_steps: dict[str, list[str]] = {}
+        self.stop = stop or Stop()
+        self.cache = ResponseCache(self.folder / CACHE_FILE) if use_cache else None
+        self.on_progress = on_progress
+        self.fingerprints: dict[str, str] = {}
+        self.provenance: Provenance | None = None
 
     # --- resume -------------------------------------------------------------------------------------------
     def _finished_on_disk(self) -> dict[str, ResultRecord]:
@@ -185,8 +214,23 @@ class ShardRunner:
             latest[key] = record
         return latest
 
+    def _work(self, latest: dict[str, ResultRecord], retry_errors: bool) -> list[tuple[Unit, ResultRecord | None]]:
+        """The units that need work, each with its latest record (None: never evaluated)."""
+        work: list[tuple[Unit, ResultRecord | None]] = []
+        for unit in self.plan.units:
+            record = latest.get(unit.key)
+            if record is None:
+                work.append((unit, None))
+            elif record.error is not None:
+                if retry_errors:
+                    work.append((unit, record))
+            elif record.scored_with != self.fingerprints:
+                work.append((unit, record))
+        return work
+
     # --- run ----------------------------------------------------------------------------------------------
     async def run(self, *, retry_errors: bool = True) -> ShardOutcome:
+        """Evaluates what needs work; raises `Cancelled` (after writing a `cancelled` manifest) on a stop."""
         started_wall = time.monotonic()
         started_at = now_iso()
         if len(self.targets) > 1:
@@ -194,53 +238,133 @@ class ShardRunner:
         else:
             log.info("%s", self.plan.describe())
         latest = self._finished_on_disk()
-        done = {key for key, r in latest.items() if not (retry_errors and r.error is not None)}
-        todo = [u for u in self.plan.units if u.key not in done]
-        if done:
-            log.info(
-                "shard %d: resuming, %d units already finished, %d to go",
-                self.plan.index,
-                len(done),
-                len(todo),
+        previous = read_manifest(self.manifest_path).manifest
+        loop = asyncio.get_running_loop()
+        stopped, hurry = asyncio.Event(), asyncio.Event()
+
+        def wake() -> None:  # from a signal handler: hand over to the loop
+            loop.call_soon_threadsafe(stopped.set)
+            if self.stop.hurry:
+                loop.call_soon_threadsafe(hurry.set)
+
+        unlisten = self.stop.listen(wake)
+        if self.stop.requested:
+            stopped.set()
+        if self.cache is not None:
+            self.cache.open()
+        try:
+            endpoints: list[Endpoint] = [t for t in self.targets.values() if t is not None]
+            endpoints += [self.suite.judge] if self.suite.judge is not None else []
+            async with _Clients(self.suite.concurrency, self.cache, endpoints) as clients:
+                judge_client = clients.get(self.suite.judge)
+                judge = ChatJudge(judge_client, self.suite.judge) if judge_client and self.suite.judge else NoJudge()
+                factory = MetricFactory(self.suite.metrics, judge)
+                steps = await _unless_stopped(self._steps(factory), stopped)
+                if steps is None:  # stopped while the G-Eval steps were written or awaited: nothing was done
+                    return self._cancelled(latest, retry_errors, started_wall, started_at, {}, 0, previous)
+                self.g_eval_steps = steps
+                self.fingerprints = metric_fingerprints(self.suite, steps)
+                work = self._work(latest, retry_errors)
+                if not work and previous is not None and previous.state == "complete":
+                    return self._already_complete(previous)
+                if stopped.is_set():  # before the first unit: what is on disk stands as it is
+                    return self._cancelled(latest, retry_errors, started_wall, started_at, {}, 0, previous)
+                self.manifest_path.unlink(missing_ok=True)  # it must never vouch for a file still growing
+                fresh = sum(1 for _, record in work if record is None)
+                if len(work) > fresh:
+                    log.info(
+                        "shard %d: resuming: %d units finished, %d to evaluate, %d to retry or re-score",
+                        self.plan.index, len(self.plan.units) - len(work), fresh, len(work) - fresh,
+                    )  # fmt: skip
+                self.provenance = await self._provenance(clients, {u.variant for u, _ in work})
+                abandoned = await self._evaluate(work, latest, clients, factory, stopped, hurry)
+                stats = clients.summary()
+        finally:
+            unlisten()
+            if self.cache is not None:
+                self.cache.close()
+        if self.stop.requested and self._work(latest, retry_errors):
+            return self._cancelled(latest, retry_errors, started_wall, started_at, stats, abandoned)
+        outcome = self._outcome(latest, len(self.plan.units) - len(work), len(work), started_wall, stats)
+        self._write_manifest(outcome, started_at)
+        log.info(
+            "shard %d: done in %.1fs: %d passed, %d failed, %d errored",
+            self.plan.index, outcome.wall_time_s, outcome.passed, outcome.failed, outcome.errored,
+        )  # fmt: skip
+        budget = self.suite.gate.error_budget
+        if outcome.errored and outcome.error_rate > budget:
+            raise InfrastructureError(
+                f"shard {self.plan.index}: {outcome.errored} of {outcome.assigned} cases errored "
+                f"({outcome.error_rate:.1%} > error budget {budget:.1%}); re-run the shard to retry them"
             )
-        if todo or not self.manifest_path.exists():
-            self.manifest_path.unlink(missing_ok=True)  # the manifest must never vouch for a file still growing
-        stats: dict[str, EndpointSummary] = {}
-        if not todo and (manifest := read_manifest(self.manifest_path).manifest) is not None:
-            log.info("shard %d: already complete", self.plan.index)
-            counts = manifest.counts
-            return ShardOutcome(
-                self.plan.index, counts.cases, len(done), 0, counts.passed, counts.failed, counts.errored, 0.0
-            )
-        stats = await self._evaluate(todo, latest)
+        return outcome
+
+    async def _steps(self, factory: MetricFactory) -> dict[str, list[str]]:
+        concurrency = self.suite.concurrency
+        wait_s = 300.0 + len(factory.criteria_only()) * concurrency.request_timeout_s * concurrency.max_attempts
+        return await factory.prepare(
+            self.steps_dir, run_id=self.identity.run_id, suite_hash=self.identity.suite_hash, wait_s=wait_s
+        )
+
+    def _outcome(
+        self, latest: dict[str, ResultRecord], resumed: int, evaluated: int, started_wall: float,
+        stats: dict[str, EndpointSummary],
+    ) -> ShardOutcome:  # fmt: skip
         final = [latest[u.key] for u in self.plan.units if u.key in latest]
         errored = sum(1 for r in final if r.error is not None)
         passed = sum(1 for r in final if r.success and r.error is None)
-        outcome = ShardOutcome(
+        return ShardOutcome(
             index=self.plan.index,
             assigned=len(self.plan.units),
-            resumed=len(done),
-            evaluated=len(todo),
+            resumed=resumed,
+            evaluated=evaluated,
             passed=passed,
             failed=len(final) - passed - errored,
             errored=errored,
             wall_time_s=time.monotonic() - started_wall,
             endpoint_stats=stats,
         )
-        self._write_manifest(outcome, started_at)
-        log.info(
-            "shard %d: done in %.1fs: %d passed, %d failed, %d errored",
-            self.plan.index, outcome.wall_time_s, passed, outcome.failed, errored,
-        )  # fmt: skip
-        budget = self.suite.gate.error_budget
-        if outcome.errored and outcome.error_rate > budget:
-            raise InfrastructureError(
-                f"shard {self.plan.index}: {errored} of {outcome.assigned} cases errored "
-                f"({outcome.error_rate:.1%} > error budget {budget:.1%}); re-run the shard to retry them"
-            )
-        return outcome
 
-    def _write_manifest(self, outcome: ShardOutcome, started_at: str) -> None:
+    def _already_complete(self, manifest: Manifest) -> ShardOutcome:
+        """Nothing to evaluate: the manifest stands, with the suite's current gate and comparison settings (they
+        are no part of the results, so changing them re-runs nothing)."""
+        log.info("shard %d: already complete", self.plan.index)
+        settings = {"gate": self.suite.gate, "compare": self.suite.compare, "suite_path": str(self.loaded.path)}
+        if any(getattr(manifest, name) != value for name, value in settings.items()):
+            write_manifest(self.manifest_path, manifest.model_copy(update=settings))
+        counts = manifest.counts
+        done = len(self.plan.units)
+        self._report_progress(done)
+        return ShardOutcome(self.plan.index, counts.cases, done, 0, counts.passed, counts.failed, counts.errored, 0.0)
+
+    def _cancelled(
+        self, latest: dict[str, ResultRecord], retry_errors: bool, started_wall: float, started_at: str,
+        stats: dict[str, EndpointSummary], abandoned: int, untouched: Manifest | None = None,
+    ) -> ShardOutcome:  # fmt: skip
+        """Writes what was done as a `cancelled` manifest and raises `Cancelled` with the resume line's counts;
+        stopped before any change to the shard's files (`untouched`: the manifest found), that manifest stands.
+
+        Done: the units that need no more work (stopped before the scoring could be fingerprinted, every unit
+        with a result)."""
+        if self.fingerprints:
+            remaining = {u.key for u, _ in self._work(latest, retry_errors)}
+        else:
+            remaining = {u.key for u in self.plan.units if u.key not in latest}
+        current = {u.key: latest[u.key] for u in self.plan.units if u.key in latest and u.key not in remaining}
+        outcome = self._outcome(current, len(current), 0, started_wall, stats)
+        info = StopInfo(signal=self.stop.signal_name, grace_s=self.stop.grace_s, abandoned=abandoned)
+        if untouched is None:
+            self._write_manifest(outcome, started_at, stop=info)
+        log.info(
+            "shard %d: stopped by %s: %d of %d units done, %d abandoned in flight",
+            self.plan.index, info.signal, len(current), outcome.assigned, abandoned,
+        )  # fmt: skip
+        raise Cancelled(
+            self.stop, len(current), outcome.assigned, passed=outcome.passed, failed=outcome.failed,
+            errored=outcome.errored,
+        )  # fmt: skip
+
+    def _write_manifest(self, outcome: ShardOutcome, started_at: str, stop: StopInfo | None = None) -> None:
         if not self.results_path.exists():
             self.folder.mkdir(parents=True, exist_ok=True)
             self.results_path.touch()
@@ -270,70 +394,124 @@ class ShardRunner:
             finished_at=now_iso(),
             wall_time_s=round(outcome.wall_time_s, 3),
             endpoints=outcome.endpoint_stats,
+            state="complete" if stop is None else "cancelled",
+            stop=stop,
+            scoring=self.fingerprints,
+            cache=CacheStats(
+                enabled=self.cache is not None,
+                hits=self.cache.hits if self.cache is not None else 0,
+                stored=self.cache.stored if self.cache is not None else 0,
+            ),
+            provenance=self.provenance or local_provenance(),
         )
         write_manifest(self.manifest_path, manifest)
 
-    async def _evaluate(self, todo: list[Unit], latest: dict[str, ResultRecord]) -> dict[str, EndpointSummary]:
+    async def _provenance(self, clients: _Clients, variants: set[str]) -> Provenance:
+        """The versions, the image, and each model in use as its server lists it (GET /models, once per model)."""
+        asked: dict[tuple[str, str], asyncio.Task[ModelProvenance]] = {}
+
+        def ask(endpoint: Endpoint) -> asyncio.Task[ModelProvenance]:
+            where = (endpoint.base_url, endpoint.model)
+            if where not in asked:
+                client = clients.get(endpoint)
+                assert client is not None
+                asked[where] = asyncio.ensure_future(served_model(client, endpoint.model, timeout_s=5.0))
+            return asked[where]
+
+        targets = {name: ask(t) for name, t in self.targets.items() if t is not None and name in variants}
+        judge = ask(self.suite.judge) if self.suite.judge is not None and self.suite.needs_judge else None
+        await asyncio.gather(*asked.values())
+        return local_provenance(
+            {name: (targets[name].result() if name in targets else None) for name in self.targets},
+            judge.result() if judge is not None else None,
+        )
+
+    def _report_progress(self, done: int) -> None:
+        if self.on_progress is not None:
+            self.on_progress(done, len(self.plan.units))
+
+    async def _evaluate(
+        self, work: list[tuple[Unit, ResultRecord | None]], latest: dict[str, ResultRecord], clients: _Clients,
+        factory: MetricFactory, stopped: asyncio.Event, hurry: asyncio.Event,
+    ) -> int:  # fmt: skip
+        """Evaluates `work` until done or stopped; returns how many units in flight were abandoned."""
         concurrency = self.suite.concurrency
-        # One pool and one adaptive limit per server (base_url); one client, with its own key, per endpoint.
-        clients: dict[str, ChatClient] = {}
-
-        def client_for(endpoint: Endpoint | None) -> ChatClient | None:
-            if endpoint is None:
-                return None
-            if endpoint.base_url in clients:
-                return clients[endpoint.base_url].for_key(endpoint.api_key())
-            clients[endpoint.base_url] = new_client(endpoint, concurrency)
-            return clients[endpoint.base_url]
-
-        variants_in_use = {u.variant for u in todo}
+        variants_in_use = {u.variant for u, _ in work}
         targets = {
-            name: (target, client_for(target))
+            name: (target, clients.get(target))
             for name, target in self.targets.items()
             if name in variants_in_use and target is not None
         }
-        judge_client = client_for(self.suite.judge)
-        for client in clients.values():
-            await client.__aenter__()
+        in_flight = concurrency.max_cases_in_flight or 2 * clients.capacity()
+        done_before = len(self.plan.units) - len(work)
+        progress = _Progress(self.plan.index, len(work))
+        self._report_progress(done_before)
+        pending = iter(work)
+        running = 0
+        with ResultWriter(self.results_path) as writer:
+
+            async def worker() -> None:
+                nonlocal running
+                for unit, previous in pending:
+                    if stopped.is_set():
+                        return
+                    running += 1
+                    try:
+                        record = await self._evaluate_case(unit, previous, targets.get(unit.variant), factory)
+                    finally:
+                        running -= 1
+                    writer.write(record)
+                    latest[unit.key] = record
+                    progress.tick(record, clients.all())
+                    self._report_progress(done_before + progress.done)
+
+            if not work:
+                return 0
+            everything: asyncio.Future[Any] = asyncio.gather(
+                *(worker() for _ in range(max(1, min(in_flight, len(work)))))
+            )
+            stop_wait: asyncio.Future[Any] = asyncio.ensure_future(stopped.wait())
+            try:
+                await asyncio.wait({everything, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+                abandoned = 0
+                if not everything.done():
+                    abandoned = await self._wind_down(everything, lambda: running, hurry)
+                elif not everything.cancelled():
+                    everything.result()  # a worker's exception is a bug: let it surface
+                return abandoned
+            finally:
+                stop_wait.cancel()
+
+    async def _wind_down(
+        self, everything: asyncio.Future[Any], running: Callable[[], int], hurry: asyncio.Event
+    ) -> int:
+        """A stop was requested: no unit starts; those in flight get the grace (a second signal ends it)."""
+        grace = self.stop.grace_s
+        log.info(
+            "shard %d: %s received: starting no new unit; %d in flight get up to %gs to finish",
+            self.plan.index, self.stop.signal_name, running(), grace,
+        )  # fmt: skip
+        hurry_wait = asyncio.ensure_future(hurry.wait())
         try:
-            judge = ChatJudge(judge_client, self.suite.judge) if judge_client and self.suite.judge else NoJudge()
-            factory = MetricFactory(self.suite.metrics, judge)
-            wait_s = 300.0 + len(factory.criteria_only()) * concurrency.request_timeout_s * concurrency.max_attempts
-            self.g_eval_steps = await factory.prepare(
-                self.steps_dir, run_id=self.identity.run_id, suite_hash=self.identity.suite_hash, wait_s=wait_s
-            )
-            in_flight = concurrency.max_cases_in_flight or 2 * sum(c.limiter.maximum for c in clients.values())
-            progress = _Progress(self.plan.index, len(todo))
-            pending = iter(todo)
-            with ResultWriter(self.results_path) as writer:
-
-                async def worker() -> None:
-                    for unit in pending:
-                        record = await self._evaluate_case(unit, targets.get(unit.variant), factory)
-                        writer.write(record)
-                        latest[unit.key] = record
-                        progress.tick(record, clients)
-
-                if todo:
-                    await asyncio.gather(*(worker() for _ in range(max(1, min(in_flight, len(todo))))))
+            await asyncio.wait({everything, hurry_wait}, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for client in clients.values():
-                await client.__aexit__()
-        return {
-            redact_url(url): EndpointSummary(
-                calls=c.stats.calls,
-                attempts=c.stats.attempts,
-                by_status=dict(c.stats.by_status),
-                peak_in_flight=c.limiter.peak_in_flight,
-                final_limit=round(c.limiter.limit, 1),
-                limit_decreases=c.limiter.decreases,
-                limit_changes=list(c.limiter.changes),
-            )
-            for url, c in clients.items()
-        }
+            hurry_wait.cancel()
+        if everything.done():
+            if not everything.cancelled():
+                everything.result()
+            return 0
+        abandoned = running()
+        everything.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await everything
+        return abandoned
 
     async def _evaluate_case(
-        self, unit: Unit, target: tuple[Target, ChatClient | None] | None, factory: MetricFactory
+        self,
+        unit: Unit,
+        previous: ResultRecord | None,
+        target: tuple[Target, ChatClient | None] | None,
+        factory: MetricFactory,
     ) -> ResultRecord:
         case = unit.case
         calls: list[CallRecord] = []
@@ -342,6 +520,9 @@ class ShardRunner:
         error: ErrorInfo | None = None
         metrics: dict[str, MetricResult] = {}
         actual = case.actual_output
+        if actual is None and previous is not None:
+            actual = previous.actual_output  # the recorded answer: re-scoring never asks the target again
+        continues = previous is not None and previous.actual_output is not None and previous.actual_output == actual
         try:
             if actual is None:
                 client = target[1] if target is not None else None
@@ -356,19 +537,28 @@ class ShardRunner:
             if error is None and actual is not None:
                 test_case = build_test_case(case, actual)
                 specs = self.suite.metrics
-                outcomes = await asyncio.gather(*(score(factory.build(spec), spec, test_case) for spec in specs))
-                for spec, outcome in zip(specs, outcomes, strict=True):
+                carried = _carried_over(previous, self.fingerprints) if continues else {}
+                fresh = [spec for spec in specs if spec.key not in carried]
+                outcomes = await asyncio.gather(*(score(factory.build(spec), spec, test_case) for spec in fresh))
+                scored = dict(zip((spec.key for spec in fresh), outcomes, strict=True))
+                for spec in specs:
+                    if spec.key in carried:
+                        metrics[spec.key] = carried[spec.key]
+                        continue
+                    outcome = scored[spec.key]
                     metrics[spec.key] = MetricResult(
                         score=outcome.score,
                         threshold=outcome.threshold,
                         success=outcome.success,
                         reason=None if outcome.reason is None else str(outcome.reason),
                         error=outcome.error,
+                        scoring=outcome.scoring,
                     )
                     if outcome.error and error is None:
                         error = ErrorInfo(kind=outcome.error_kind or "metric", message=f"{spec.key}: {outcome.error}")
         finally:
             current_calls.reset(token)
+        earlier = previous if continues and previous is not None else None
         return ResultRecord(
             run_id=self.identity.run_id,
             suite_hash=self.identity.suite_hash,
@@ -382,13 +572,90 @@ class ShardRunner:
             expected_output=case.expected_output,
             actual_output=actual,
             metrics=metrics,
-            calls=[Call(**c.as_dict()) for c in calls],
+            calls=[*(earlier.calls if earlier is not None else []), *(Call(**c.as_dict()) for c in calls)],
             success=error is None and all(m.success for m in metrics.values()),
             error=error,
-            duration_s=round(time.perf_counter() - started, 6),
-            started_at=started_at,
+            duration_s=round(time.perf_counter() - started + (earlier.duration_s if earlier is not None else 0.0), 6),
+            started_at=earlier.started_at if earlier is not None else started_at,
             finished_at=now_iso(),
+            scored_with=dict(self.fingerprints),
+            rescored=previous is not None and previous.error is None,
+            metadata=case.metadata,
         )
+
+
+def _carried_over(previous: ResultRecord | None, fingerprints: dict[str, str]) -> dict[str, MetricResult]:
+    """The previous record's metric results that still hold: scored with today's fingerprint, without error."""
+    if previous is None:
+        return {}
+    return {
+        key: result
+        for key, result in previous.metrics.items()
+        if key in fingerprints and previous.scored_with.get(key) == fingerprints[key] and result.error is None
+    }
+
+
+async def _unless_stopped(work: Awaitable[T], stopped: asyncio.Event) -> T | None:
+    """`work`'s result, or None (and `work` cancelled) when a stop comes first."""
+    task = asyncio.ensure_future(work)
+    waiter = asyncio.ensure_future(stopped.wait())
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return None
+
+
+class _Clients:
+    """The shard's clients: one pool and one adaptive limit per server (base_url), one client (with its own key)
+    per endpoint, every one answering from the shard's response cache when it has one. Opened on entry."""
+
+    def __init__(self, concurrency: Concurrency, cache: ResponseCache | None, endpoints: list[Endpoint]) -> None:
+        self._servers: dict[str, ChatClient] = {}
+        for endpoint in endpoints:
+            if endpoint.base_url not in self._servers:
+                client = self._servers[endpoint.base_url] = new_client(endpoint, concurrency)
+                client.use_cache(cache)
+
+    def get(self, endpoint: Endpoint | None) -> ChatClient | None:
+        """The client of an endpoint given at construction (its server's pool, its own key)."""
+        if endpoint is None:
+            return None
+        return self._servers[endpoint.base_url].for_key(endpoint.api_key())
+
+    def all(self) -> dict[str, ChatClient]:
+        return self._servers
+
+    def capacity(self) -> int:
+        return sum(c.limiter.maximum for c in self._servers.values())
+
+    async def __aenter__(self) -> _Clients:
+        for client in self._servers.values():
+            await client.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for client in self._servers.values():
+            await client.__aexit__()
+
+    def summary(self) -> dict[str, EndpointSummary]:
+        return {
+            redact_url(url): EndpointSummary(
+                calls=c.stats.calls,
+                attempts=c.stats.attempts,
+                by_status=dict(c.stats.by_status),
+                peak_in_flight=c.limiter.peak_in_flight,
+                final_limit=round(c.limiter.limit, 1),
+                limit_decreases=c.limiter.decreases,
+                limit_changes=list(c.limiter.changes),
+            )
+            for url, c in self._servers.items()
+        }
 
 
 def record_key(record: ResultRecord) -> str:
@@ -418,7 +685,7 @@ def _target_body(target: Target, case: Case) -> dict[str, Any]:
 
 
 class _Progress:
-    """A log line every ~10% or 15 s: done, rate, errors, current limits."""
+    """A log line every ~10% or 15 s: done, rate, time remaining, errors, current limits."""
 
     def __init__(self, index: int, total: int) -> None:
         self.index, self.total = index, total
@@ -439,8 +706,8 @@ class _Progress:
             for c in clients.values()
         )
         log.info(
-            "shard %d: %d/%d units, %.1f units/s, %d errored, concurrency limit %s",
-            self.index, self.done, self.total, rate, self.errors, limits,
+            "shard %d: %d/%d units, %.1f units/s, ETA %s, %d errored, concurrency limit %s",
+            self.index, self.done, self.total, rate, eta(self.total - self.done, rate), self.errors, limits,
         )  # fmt: skip
 
 

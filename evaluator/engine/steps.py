@@ -95,6 +95,8 @@ class SharedSteps:
             return {}
         if data.get("run_id") != self.run_id or data.get("suite_hash") != self.suite_hash:
             return {}
+        if data.get("judge") != self.judge:
+            return {}  # steps another judge wrote: this judge writes its own (the run is re-scored with them)
         metrics = data.get("metrics")
         return metrics if isinstance(metrics, dict) else {}
 

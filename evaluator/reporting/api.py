@@ -50,12 +50,12 @@ def write_reports(
         require_report_extra("the HTML report")
         from evaluator.reporting import html
 
-        text = html.render(
-            report, baseline, out.comparison, suite_path=suite_path, out_dir=out_dir,
+        asset = html.write(
+            html_path, report, baseline, out.comparison, suite_path=suite_path, out_dir=out_dir,
             price_per_1k_tokens=price_per_1k_tokens,
         )  # fmt: skip
-        write_text_atomic(html_path, text)
         out.files.append(("html", html_path))
+        out.files.append(("plotting code", asset))
     if history_path is not None:
         out.history_appended = history.append(history_path, history.summarize(report, price_per_1k_tokens)).appended
         out.files.append(("history", history_path))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from evaluator.contract import ReportCase
@@ -52,3 +53,12 @@ def duration(seconds: float | None) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.1f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def metadata_text(metadata: dict[str, Any], limit: int = 200) -> str:
+    """A case's metadata on one line, `key=value` pairs in the dataset's order (values as JSON for non-text)."""
+    parts = []
+    for key, value in metadata.items():
+        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        parts.append(f"{key}={shown}")
+    return excerpt(", ".join(parts), limit)

@@ -1,26 +1,29 @@
-"""A single self-contained HTML report: plots (plotly.js inlined once), metric table, searchable cases; with
-variants, a leaderboard, a forest plot of each candidate's paired differences per metric, the flipped cases and
-every case's answers side by side.
+"""The HTML report: plots, the metric table (per variant), searchable cases with their metadata; with variants, a
+leaderboard, a forest plot of each candidate's paired differences per metric, the flipped cases and every case's
+answers side by side.
 
-No network is needed to open it: plotly.js (about 4.8 MB) is embedded, nothing is fetched from a CDN, so the
-file can be archived by Jenkins and opened years later on an air-gapped laptop.
+No network is needed to open it: the plotting library is one file beside the page (`plotly-<version>.min.js`,
+see figures.py), nothing is fetched from a CDN, so the folder can be archived by Jenkins and opened years later on
+an air-gapped laptop. The page itself grows with the cases, not with the library: 20 cases are tens of kilobytes.
 """
 
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import jinja2
-import plotly.io as pio
-import plotly.offline
 
+from evaluator.atomic import write_text_atomic
 from evaluator.baseline import Comparison
-from evaluator.contract import Report, ReportCase
+from evaluator.contract import MetricSummary, Report, ReportCase
 from evaluator.gate import judge
-from evaluator.reporting.fields import compress_ranges, duration, excerpt, fmt, status
+from evaluator.reporting import figures
+from evaluator.reporting.fields import compress_ranges, duration, excerpt, fmt, metadata_text, status
 from evaluator.reporting.leaderboard import ComparisonView, view
 from evaluator.reporting.markdown import failed_shards, rerun_command
+from evaluator.reporting.notes import provenance_rows, report_notes, scoring_notes
 from evaluator.reporting.plots import all_figures
 
 TOP_REGRESSIONS = 50
@@ -42,6 +45,7 @@ def _case_row(case: ReportCase, metric_names: list[str]) -> dict[str, Any]:
     if case.error is not None:
         reasons.insert(0, f"{case.error.kind}: {excerpt(case.error.message, 300)}")
     return {
+        "metadata": metadata_text(case.metadata, 300),
         "case_id": case.case_id,
         "variant": case.variant,
         "shard": case.shard,
@@ -105,29 +109,21 @@ def render(
     compared = view(report, flips_limit=TOP_FLIPS, price_per_1k_tokens=price_per_1k_tokens)
     deltas = {m.name: m for m in comparison.metrics} if comparison else {}
     metric_names = sorted(set(report.metrics) | {n for c in report.cases for n in c.metrics})
+    per_variant = len(report.variants) > 1
+    # With variants, each variant's own numbers (the pooled ones would mix the models being compared).
+    summaries = {v: s.metrics for v, s in report.variants.items()} if per_variant else {"": report.metrics}
     metric_rows = []
-    for name in metric_names:
-        m = report.metrics.get(name)
-        cells = [
-            str(m.count if m else 0),
-            str(m.errors if m else 0),
-            fmt(m.mean if m else None),
-            fmt(m.p50 if m else None),
-            fmt(m.p95 if m else None),
-            fmt(m.pass_rate if m else None, ".1%"),
-            fmt(m.threshold if m else None, "g"),
-        ]
-        if comparison:
-            d = deltas.get(name)
-            cells += [
-                fmt(d.mean_delta if d else None, "+.3f") + (" (regressed)" if d and d.regressed else ""),
-                fmt(d.pass_rate_delta if d else None, "+.1%"),
-            ]
-        metric_rows.append({"name": name, "cells": cells})
-    plot_divs = [
-        pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=div_id, config={"displaylogo": False})
-        for div_id, fig in all_figures(report, baseline, comparison)
-    ]
+    for variant, metrics in summaries.items():
+        for name in metric_names:
+            cells = _metric_cells(metrics.get(name))
+            if comparison and not per_variant:  # a baseline's deltas are over every unit: beside pooled numbers
+                d = deltas.get(name)
+                cells += [
+                    fmt(d.mean_delta if d else None, "+.3f") + (" (regressed)" if d and d.regressed else ""),
+                    fmt(d.pass_rate_delta if d else None, "+.1%"),
+                ]
+            metric_rows.append({"variant": variant, "name": name, "cells": cells})
+    plots = all_figures(report, baseline, comparison)
     regressions = [
         {
             "case_id": c.case_id,
@@ -147,11 +143,16 @@ def render(
         f"{duration(totals.wall_time_s)} · {totals.calls} calls · "
         f"{totals.prompt_tokens + totals.completion_tokens} tokens"
     )
+    verdict = judge(report)
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     source = resources.files("evaluator").joinpath("templates/report.html.j2").read_text(encoding="utf-8")
     return env.from_string(source).render(
-        plotly_js=plotly.offline.get_plotlyjs(),
-        verdict=judge(report),
+        plot_scripts=figures.script_tags(plots),
+        plots=[{"id": div_id, "height": figure.layout.height or 380} for div_id, figure in plots],
+        per_variant=per_variant,
+        show_deltas=comparison is not None and not per_variant,
+        with_metadata=any(c.metadata for c in report.cases),
+        verdict=verdict,
         suite_name=report.suite.name or "suite",
         run_id=report.run_id or "",
         commit=report.commit or "?",
@@ -160,7 +161,6 @@ def render(
         regression_reasons=comparison.reasons() if comparison else [],
         totals_line=totals_line,
         metric_rows=metric_rows,
-        plot_divs=plot_divs,
         regressions=regressions,
         failed_shards=compress_ranges(bad),
         rerun=rerun_command(report, bad[0], suite_path, out_dir or "DIR") if bad else "",
@@ -169,5 +169,38 @@ def render(
         compared=compared,
         variant_names=list(report.variants) if compared.active else [],
         side_by_side=_side_by_side(report, compared),
-        notes=[*judge(report).notes, *(comparison.notes if comparison else [])],
+        notes=[
+            *verdict.notes,
+            *(comparison.notes if comparison else []),
+            *scoring_notes(report),
+            *report_notes(report, [*verdict.reasons, *verdict.inconclusive, *verdict.notes]),
+        ],
+        provenance=provenance_rows(report.provenance),
     )
+
+
+def _metric_cells(m: MetricSummary | None) -> list[str]:
+    return [
+        str(m.count if m else 0),
+        str(m.errors if m else 0),
+        fmt(m.mean if m else None),
+        fmt(m.p50 if m else None),
+        fmt(m.p95 if m else None),
+        fmt(m.pass_rate if m else None, ".1%"),
+        fmt(m.threshold if m else None, "g"),
+    ]
+
+
+def write(
+    path: Path,
+    report: Report,
+    baseline: Report | None = None,
+    comparison: Comparison | None = None,
+    **options: Any,
+) -> Path:
+    """Writes the page at `path` and the plotting library beside it (once per folder); returns the library's
+    path. `options` are `render`'s."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    asset = figures.write_asset(path.parent)
+    write_text_atomic(path, render(report, baseline, comparison, **options))
+    return asset

@@ -7,6 +7,13 @@ reference, its pass rate and its paired difference from the reference as propert
 `evaluator.<suite>.<variant>.<metric>`); quality failures as <failure> with the judge's reason, infrastructure
 errors as <error> (Jenkins counts them apart), and one extra <testsuite name="...aggregate"> with an <error> per
 recorded problem (a missing shard must turn the build red even though it has no cases).
+
+Times: a case is timed once, on its first metric's testcase (the others say 0): its metrics share the case's
+calls, and Jenkins sums testcase times, so repeating the case's time per metric multiplied the run's time by the
+number of metrics. Jenkins takes a testsuite's duration from its `time` attribute (junit-plugin's SuiteResult) and
+the run's as the sum over testsuites: a shard's testsuite carries the shard's wall time; the variants of a run
+share its wall time (their cases ran interleaved), so each variant's testsuite carries the share of the run's wall
+time that its cases' times are of all cases' times, and the testsuites add up to the run's wall time.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from evaluator.contract import Report, ReportCase
+from evaluator.reporting.fields import metadata_text
 
 # XML 1.0 forbids most control characters; LLM output contains them.
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -31,11 +39,16 @@ def _classname(suite: str, metric: str) -> str:
     return f"evaluator.{safe}.{metric}"
 
 
-def _testcase(case: ReportCase, metric: str, suite: str) -> tuple[ET.Element, str]:
+def _time(case: ReportCase, first: bool) -> str:
+    """The case's time on its first metric's testcase, 0 on the others (see the module doc)."""
+    return f"{case.duration_s:.3f}" if first else "0.000"
+
+
+def _testcase(case: ReportCase, metric: str, suite: str, first: bool) -> tuple[ET.Element, str]:
     """The <testcase> of one case and metric, and its outcome: pass, failure or error."""
     el = ET.Element(
         "testcase",
-        {"name": _clean(case.case_id), "classname": _classname(suite, metric), "time": f"{case.duration_s:.3f}"},
+        {"name": _clean(case.case_id), "classname": _classname(suite, metric), "time": _time(case, first)},
     )
     return _outcome(el, case, metric)
 
@@ -43,6 +56,8 @@ def _testcase(case: ReportCase, metric: str, suite: str) -> tuple[ET.Element, st
 def _outcome(el: ET.Element, case: ReportCase, metric: str) -> tuple[ET.Element, str]:
     entry = case.metrics.get(metric)
     details = f"input: {_clean(case.input, 4000)}\nactual_output: {_clean(case.actual_output, 4000)}"
+    if case.metadata:
+        details += f"\nmetadata: {_clean(metadata_text(case.metadata, 2000))}"
     if case.error is not None:
         attributes = {"type": _clean(case.error.kind), "message": _clean(case.error.message, 1000)}
         ET.SubElement(el, "error", attributes).text = details
@@ -71,11 +86,12 @@ def _properties(parent: ET.Element, props: dict[str, Any]) -> None:
 
 
 def _variant_suites(report: Report, root: ET.Element, totals: dict[str, int]) -> float:
-    """One <testsuite> per variant; returns the longest suite time."""
+    """One <testsuite> per variant; returns the run's wall time they share (see the module doc)."""
     suite = report.suite.name or "suite"
     metrics = sorted(report.metrics)
     pairs = {p.candidate: p for p in report.comparisons}
-    longest = 0.0
+    busy = sum(c.duration_s for c in report.cases)
+    wall = report.totals.wall_time_s or busy
     for name, summary in report.variants.items():
         cases = report.cases_of(name)
         ts = ET.SubElement(root, "testsuite", {"name": f"{suite}.{name}"})
@@ -98,25 +114,24 @@ def _variant_suites(report: Report, root: ET.Element, totals: dict[str, int]) ->
         counts = {"tests": 0, "failure": 0, "error": 0}
         classname = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{suite}.{name}")
         for case in sorted(cases, key=lambda c: (c.case_index, c.case_id)):
-            for metric in metrics or sorted(case.metrics):
+            for position, metric in enumerate(metrics or sorted(case.metrics)):
                 el = ET.Element(
                     "testcase",
                     {"name": _clean(case.case_id), "classname": f"evaluator.{classname}.{metric}",
-                     "time": f"{case.duration_s:.3f}"},
+                     "time": _time(case, position == 0)},
                 )  # fmt: skip
                 _, outcome = _outcome(el, case, metric)
                 ts.append(el)
                 counts["tests"] += 1
                 if outcome in counts:
                     counts[outcome] += 1
-        seconds = sum(c.duration_s for c in cases)
+        seconds = wall * sum(c.duration_s for c in cases) / busy if busy else 0.0
         for key, value in (("tests", counts["tests"]), ("failures", counts["failure"]), ("errors", counts["error"])):
             ts.set(key, str(value))
             totals[key] += value
         ts.set("skipped", "0")
         ts.set("time", f"{seconds:.3f}")
-        longest = max(longest, seconds)
-    return longest
+    return wall
 
 
 def build(report: Report) -> ET.Element:
@@ -146,8 +161,8 @@ def build(report: Report) -> ET.Element:
         )  # fmt: skip
         counts = {"tests": 0, "failure": 0, "error": 0}
         for case in sorted(by_shard[shard], key=lambda c: (c.case_index, c.case_id)):
-            for metric in metrics or sorted(case.metrics):
-                el, outcome = _testcase(case, metric, suite)
+            for position, metric in enumerate(metrics or sorted(case.metrics)):
+                el, outcome = _testcase(case, metric, suite, position == 0)
                 ts.append(el)
                 counts["tests"] += 1
                 if outcome in counts:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from evaluator.compare import report_compared
 from evaluator.contract import Difference, PairComparison, Report, ReportCase
-from evaluator.gate import classify, pair_label
+from evaluator.gate import pair_label
+from evaluator.gate import reading as gate_reading
 from evaluator.reporting.fields import excerpt, fmt
 
 
@@ -160,10 +162,14 @@ def pair_rows(report: Report, pairs: list[PairComparison] | None = None) -> list
     """One row per (pair, metric) and the pair's pass rate, read as the gate reads it."""
     tolerance = report.gate.regression_tolerance or 0.0
     rows = []
+    # the paired scores, so that "N more cases" is the gate's own number
+    scored = {c.pair.candidate: c for c in report_compared(report)} if pairs is None else {}
     for pair in report.comparisons if pairs is None else pairs:
         entries: list[tuple[str, Difference]] = [*sorted(pair.metrics.items()), ("pass rate", pair.pass_rate)]
+        item = scored.get(pair.candidate)
         for metric, diff in entries:
-            reading = classify(diff, pair.confidence, tolerance)
+            scores = None if item is None else (item.pass_rate if metric == "pass rate" else item.metrics.get(metric))
+            reading = gate_reading(pair, diff, tolerance, scores)
             rows.append(
                 PairRow(
                     pair=pair_label(pair),

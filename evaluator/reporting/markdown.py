@@ -1,6 +1,7 @@
-"""The pull-request comment: verdict, metric table with deltas, the 10 most regressed cases, shards to re-run;
-with variants, a leaderboard, each candidate's paired differences from the reference (as the gate reads them)
-and the top cases that flipped from pass to fail.
+"""The pull-request comment: verdict, metric table with deltas, the failed cases (errored first, then the lowest
+scores), the 10 most regressed cases against a baseline, shards to re-run; with variants, a leaderboard, each
+candidate's paired differences from the reference (as the gate reads them) and the top cases that flipped from
+pass to fail.
 
 GitHub rejects comments over 65,536 characters, so every list here is bounded (top 10 cases, 20 problems,
 40 leaderboard rows, 80 difference rows, shard indexes as ranges) and cells are cut to excerpts; `render`
@@ -13,14 +14,16 @@ import shlex
 from typing import Any
 
 from evaluator.baseline import Comparison
-from evaluator.contract import Report
+from evaluator.contract import Report, ReportCase
 from evaluator.gate import judge
-from evaluator.reporting.fields import compress_ranges, duration, excerpt, fmt
+from evaluator.reporting.fields import compress_ranges, duration, excerpt, fmt, metadata_text
 from evaluator.reporting.leaderboard import ComparisonView, view
+from evaluator.reporting.notes import provenance_line, report_notes, scoring_notes
 
 GITHUB_COMMENT_LIMIT = 65_536
 TOP_REGRESSIONS = 10
 TOP_FLIPS = 10
+TOP_FAILED = 10
 MAX_PROBLEMS = 20
 MAX_LEADERBOARD = 40
 MAX_PAIR_ROWS = 80
@@ -101,14 +104,25 @@ def render(
     if comparison is not None:
         for reason in comparison.reasons():
             lines.append(f"- 🔻 {_cell(reason, 300)}")
+        for reason in comparison.undecided()[:MAX_PROBLEMS]:
+            lines.append(f"- ❔ {_cell(reason, 300)}")
         for note in comparison.notes:
             lines.append(f"- ℹ️ {_cell(note, 300)}")
-    if verdict.reasons or verdict.inconclusive or verdict.notes or regressed or (comparison and comparison.notes):
+    scoring = scoring_notes(report) + report_notes(report, [*verdict.reasons, *verdict.inconclusive, *verdict.notes])
+    for note in scoring[:MAX_PROBLEMS]:
+        lines.append(f"- ℹ️ {_cell(note, 300)}")
+    if (verdict.reasons or verdict.inconclusive or verdict.notes or regressed or (comparison and comparison.notes)
+            or scoring):  # fmt: skip
         lines.append("")
+    produced = provenance_line(report.provenance)
+    if produced is not None:
+        lines += [f"<sub>Produced by {_cell(produced, 600)}</sub>", ""]
     if compared.active:
         lines += _leaderboard(compared) + _pairs(compared, report.reference or "") + _flips(compared)
     if not compared.active or comparison is not None:
         lines += _metric_table(report, comparison)
+    if not compared.active:
+        lines += _failed_cases(report)
     if comparison is not None:
         lines += _regressions(comparison)
     lines += _shards(report, suite_path or report.suite.path or "SUITE.yaml", out_dir or "DIR")
@@ -138,7 +152,7 @@ def _metric_table(report: Report, comparison: Comparison | None) -> list[str]:
         )
         if comparison:
             d = deltas.get(name)
-            flag = " ❗" if d is not None and d.regressed else ""
+            flag = {"regression": " ❗", "inconclusive": " ❔"}.get(d.reading, "") if d is not None else ""
             row += (
                 f" {_delta(d.mean_delta if d else None)}{flag} | {_delta(d.pass_rate_delta if d else None, '+.1%')} |"
             )
@@ -146,10 +160,49 @@ def _metric_table(report: Report, comparison: Comparison | None) -> list[str]:
     if comparison:
         out += [
             "",
-            f"Deltas over the cases both runs scored; tolerance {comparison.tolerance:g}. "
+            f"Deltas over the cases both runs scored (❗ the interval lies below −tolerance, ❔ it cannot tell yet); "
+            f"tolerance {comparison.tolerance:g}. "
             f"{len(comparison.regressions)} case-metric results regressed, {len(comparison.improvements)} "
             f"improved; {len(comparison.new)} new and {len(comparison.removed)} removed cases.",
         ]
+    return [*out, ""]
+
+
+def _worst_first(case: ReportCase) -> tuple[int, float, int]:
+    """Errored cases first, then failed ones by their lowest failing score, then in dataset order."""
+    failing = [m.score for m in case.metrics.values() if not m.success and m.score is not None]
+    return (0 if case.error is not None else 1, min(failing, default=0.0), case.case_index)
+
+
+def _failed_cases(report: Report) -> list[str]:
+    """The cases that did not pass (a single variant's comment; with variants, the flipped cases stand for them)."""
+    failed = sorted((c for c in report.cases if not c.success), key=_worst_first)
+    if not failed:
+        return ["### Failed cases", "", f"Every one of the {len(report.cases)} cases passed.", ""]
+    with_metadata = any(c.metadata for c in failed[:TOP_FAILED])
+    header = "| case | status | failed metrics | input | actual output | why |"
+    rule = "|---|---|---|---|---|---|"
+    if with_metadata:
+        header, rule = header + " metadata |", rule + "---|"
+    out = [f"### {min(TOP_FAILED, len(failed))} failed cases (of {len(failed)}; errored first, then lowest score)",
+           "", header, rule]  # fmt: skip
+    for case in failed[:TOP_FAILED]:
+        bad = {name: m for name, m in sorted(case.metrics.items()) if not m.success}
+        metrics = ", ".join(f"{name} {fmt(m.score, '.2f')} < {fmt(m.threshold, 'g')}" if m.error is None
+                            else f"{name} (error)" for name, m in bad.items())  # fmt: skip
+        if case.error is not None:
+            why = f"{case.error.kind}: {case.error.message}"
+            status = "errored"
+        else:
+            why = " · ".join(f"{name}: {m.error or m.reason or '(no reason given)'}" for name, m in bad.items())
+            status = "failed"
+        row = (
+            f"| `{_cell(case.case_id, 60)}` | {status} | {_cell(metrics, 120) if metrics else '–'} | "
+            f"{_cell(case.input, 100)} | {_cell(case.actual_output, 120)} | {_cell(why, 200)} |"
+        )
+        if with_metadata:
+            row += f" {_cell(metadata_text(case.metadata), 120)} |"
+        out.append(row)
     return [*out, ""]
 
 
@@ -185,7 +238,8 @@ def _pairs(compared: ComparisonView, reference: str) -> list[str]:
     out = [
         f"### Candidates vs reference `{_cell(reference, 40)}` (tolerance {compared.tolerance:g})",
         "",
-        "Paired over the cases both answered: difference = candidate − reference, paired bootstrap 95% CI, "
+        "Paired over the cases both answered: difference = candidate − reference with its 95% CI (Tango's score "
+        "interval for 0/1 scores, a betting interval for scores in 0..1), "
         "wins/ties/losses per case, exact sign test p-value. A regression only when the whole interval lies "
         "below −tolerance.",
         "",

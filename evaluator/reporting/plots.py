@@ -1,7 +1,8 @@
 """Plotly figures of one aggregate (and its baseline): the pictures in the HTML report.
 
-Plotly, not hand-written SVG: the figures stay interactive (zoom, hover shows the case id) and the whole
-library is inlined once, so the HTML opens with no network.
+Plotly, not hand-written SVG: the figures stay interactive (zoom, hover shows the case id); the library is one
+file beside the pages (see figures.py). A figure with nothing to show is not drawn at all (`all_figures` leaves it
+out), and histograms are binned here, so their size does not depend on the number of cases.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from plotly.subplots import make_subplots
 from evaluator.baseline import Comparison
 from evaluator.contract import PairComparison, Report, ShardTiming
 from evaluator.reporting.fields import metric_score
+from evaluator.reporting.figures import TEMPLATE, bins
 
 STRAGGLER_FACTOR = 1.5  # a shard slower than 1.5x the median shard is drawn as a straggler
 _LAYOUT: dict[str, Any] = {
-    "template": "plotly_white",
+    "template": TEMPLATE,
     "height": 380,
     "margin": {"l": 60, "r": 20, "t": 60, "b": 50},
 }
@@ -32,22 +34,24 @@ def _metric_names(report: Report) -> list[str]:
     return sorted(names)
 
 
-def _empty(fig: go.Figure, text: str) -> go.Figure:
-    fig.add_annotation(text=text, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
-    return fig
+SCORE_BIN = 0.05
 
 
-def score_distribution(report: Report) -> go.Figure:
-    """One histogram of scores per metric, threshold marked."""
-    names = _metric_names(report) or ["(no metric)"]
+def score_distribution(report: Report) -> go.Figure | None:
+    """One histogram of scores per metric (bins of 0.05; 1.0 in the last), threshold marked; None without a score."""
+    names = _metric_names(report)
+    scores = {name: [s for c in report.cases if (s := metric_score(c, name)) is not None] for name in names}
+    if not any(scores.values()):
+        return None
     fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, shared_yaxes=True)
     for col, name in enumerate(names, start=1):
-        scores = [s for c in report.cases if (s := metric_score(c, name)) is not None]
+        centres, counts = bins(scores[name], 0.0, SCORE_BIN, round(1 / SCORE_BIN))
         fig.add_trace(
-            go.Histogram(x=scores, name=name, xbins={"start": 0.0, "end": 1.05, "size": 0.05}, showlegend=False),
+            go.Bar(x=centres, y=counts, width=SCORE_BIN * 0.95, name=name, showlegend=False,
+                   hovertemplate="%{y} cases near %{x:.3f}<extra>" + name + "</extra>"),
             row=1,
             col=col,
-        )
+        )  # fmt: skip
         entry = report.metrics.get(name)
         threshold = entry.threshold if entry is not None else None
         if threshold is not None:
@@ -58,8 +62,10 @@ def score_distribution(report: Report) -> go.Figure:
     return fig
 
 
-def baseline_vs_current(report: Report, baseline: Report | None, comparison: Comparison | None) -> go.Figure:
-    """Mean score per metric side by side, and each matched case's old vs new score."""
+def baseline_vs_current(report: Report, baseline: Report | None, comparison: Comparison | None) -> go.Figure | None:
+    """Mean score per metric side by side, and each matched case's old vs new score; None without a baseline."""
+    if baseline is None or comparison is None:
+        return None
     fig = make_subplots(
         rows=1, cols=2, subplot_titles=["mean score per metric", "per case: baseline (x) vs current (y)"]
     )
@@ -70,72 +76,67 @@ def baseline_vs_current(report: Report, baseline: Report | None, comparison: Com
         row=1,
         col=1,
     )
-    if baseline is not None and comparison is not None:
+    fig.add_trace(
+        go.Bar(
+            x=[m.name for m in comparison.metrics],
+            y=[m.baseline_mean for m in comparison.metrics],
+            name="baseline (matched cases)",
+        ),
+        row=1,
+        col=1,
+    )
+    base_cases = {c.case_id: c for c in baseline.cases}
+    for name in names:
+        xs: list[float] = []
+        ys: list[float] = []
+        ids: list[str] = []
+        for case in report.cases:
+            cid = case.case_id
+            old = metric_score(base_cases[cid], name) if cid in base_cases else None
+            new = metric_score(case, name)
+            if old is not None and new is not None:
+                xs.append(old)
+                ys.append(new)
+                ids.append(cid)
         fig.add_trace(
-            go.Bar(
-                x=[m.name for m in comparison.metrics],
-                y=[m.baseline_mean for m in comparison.metrics],
-                name="baseline (matched cases)",
-            ),
-            row=1,
-            col=1,
-        )
-        base_cases = {c.case_id: c for c in baseline.cases}
-        for name in names:
-            xs: list[float] = []
-            ys: list[float] = []
-            ids: list[str] = []
-            for case in report.cases:
-                cid = case.case_id
-                old = metric_score(base_cases[cid], name) if cid in base_cases else None
-                new = metric_score(case, name)
-                if old is not None and new is not None:
-                    xs.append(old)
-                    ys.append(new)
-                    ids.append(cid)
-            fig.add_trace(
-                go.Scatter(x=xs, y=ys, mode="markers", name=name, text=ids, marker={"size": 6, "opacity": 0.6}),
-                row=1,
-                col=2,
-            )
-        fig.add_trace(
-            go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"}, name="no change"),
+            go.Scatter(x=xs, y=ys, mode="markers", name=name, text=ids, marker={"size": 6, "opacity": 0.6}),
             row=1,
             col=2,
         )
-        title = f"Baseline {comparison.baseline_run_id} vs current (below the diagonal: regressed)"
-    else:
-        fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot"}, name="no change"), 1, 2)
-        fig.add_annotation(text="no baseline given", showarrow=False, xref="x2", yref="y2", x=0.5, y=0.5)
-        title = "Baseline vs current (no baseline given: current only)"
+    fig.add_trace(
+        go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"}, name="no change"),
+        row=1,
+        col=2,
+    )
+    title = f"Baseline {comparison.baseline_run_id} vs current (below the diagonal: regressed)"
     fig.update_xaxes(range=[-0.02, 1.02], row=1, col=2)
     fig.update_yaxes(range=[-0.02, 1.02], row=1, col=2)
     fig.update_layout(title=title, barmode="group", **_LAYOUT)
     return fig
 
 
-def latency_histogram(report: Report) -> go.Figure:
-    """Latency of every call, one overlaid histogram per call type (target, judge)."""
+LATENCY_BINS = 40
+
+
+def latency_histogram(report: Report) -> go.Figure | None:
+    """Latency of every call, one overlaid histogram per call type (target, judge); None without a call."""
     by_type: dict[str, list[float]] = {}
     for case in report.cases:
         for call in case.calls:
             by_type.setdefault(call.type, []).append(call.latency_s)
+    if not by_type:
+        return None
     fig = go.Figure()
     values = [v for vs in by_type.values() for v in vs]
     # One set of bins for every call type, so the overlaid histograms compare like with like.
-    low, high = (min(values), max(values)) if values else (0.0, 1.0)
-    size = max((high - low) / 40, 1e-4)
+    low, high = min(values), max(values)
+    size = max((high - low) / LATENCY_BINS, 1e-4)
     for kind in sorted(by_type):
+        centres, counts = bins(by_type[kind], low, size, LATENCY_BINS)
         fig.add_trace(
-            go.Histogram(
-                x=by_type[kind],
-                name=f"{kind} ({len(by_type[kind])} calls)",
-                opacity=0.6,
-                xbins={"start": low, "end": high + size, "size": size},
-            )
-        )
-    if not by_type:
-        _empty(fig, "no call was recorded")
+            go.Bar(x=centres, y=counts, width=size, name=f"{kind} ({len(by_type[kind])} calls)", opacity=0.6,
+                   hovertemplate="%{y} calls near %{x:.3f} s<extra>" + kind + "</extra>")
+        )  # fmt: skip
     fig.update_layout(
         title="Latency per call type", barmode="overlay", xaxis_title="seconds", yaxis_title="calls", **_LAYOUT
     )
@@ -159,10 +160,12 @@ def stragglers(report: Report) -> list[int]:
     return sorted(p.index for p in per_shard if (p.wall_time_s or 0.0) > STRAGGLER_FACTOR * median > 0)
 
 
-def shard_timeline(report: Report) -> go.Figure:
-    """One bar per shard from its start to its end (seconds since the first shard started)."""
+def shard_timeline(report: Report) -> go.Figure | None:
+    """One bar per shard from its start to its end (seconds since the first shard started); None without shards."""
     shards = report.shards
     per_shard = sorted(shards.per_shard, key=lambda p: p.index)
+    if not per_shard and not shards.missing and not shards.incomplete:
+        return None
     starts = [t for p in per_shard if (t := _ts(p.started_at)) is not None]
     origin = min(starts) if starts else None
     slow = set(stragglers(report))
@@ -200,8 +203,6 @@ def shard_timeline(report: Report) -> go.Figure:
                 marker={"symbol": "x", "size": 12, "color": "black"},
             )
         )
-    if not per_shard and not missing:
-        _empty(fig, "no shard timing recorded")
     height = max(300, min(1600, 40 + 22 * (len(per_shard) + len(missing))))
     fig.update_layout(
         title="Per-shard timeline (stragglers in red)",
@@ -212,12 +213,13 @@ def shard_timeline(report: Report) -> go.Figure:
     return fig
 
 
-def limit_changes(report: Report) -> go.Figure:
+def limit_changes(report: Report) -> go.Figure | None:
     """Each server's adaptive limits over time, per shard, with the reason of every change.
 
     Solid steps: calls in flight allowed (left axis), from the configured ceiling through every cut and recovery
     to the final limit. Dotted steps: the pace in requests per second (right axis), once a 429 announced a
-    request-rate limit. Flat solid lines and no dotted ones mean the server never pushed back.
+    request-rate limit. Flat solid lines and no dotted ones mean the server never pushed back. None when no shard
+    recorded an endpoint (a report v1, or no call made).
     """
     fig = go.Figure()
     ceiling = report.suite.max_calls_per_endpoint
@@ -253,7 +255,7 @@ def limit_changes(report: Report) -> go.Figure:
                     )
                 )  # fmt: skip
     if not fig.data:
-        _empty(fig, "no endpoint limits recorded (a report v1, or no call made)")
+        return None
     layout: dict[str, Any] = {**_LAYOUT}
     if paced:
         layout["yaxis2"] = {"title": "requests per second (paced)", "overlaying": "y", "side": "right"}
@@ -307,10 +309,14 @@ def leaderboard_chart(report: Report) -> go.Figure:
     return fig
 
 
-def forest(report: Report, pairs: list[PairComparison] | None = None, tolerance: float | None = None) -> go.Figure:
+def forest(
+    report: Report, pairs: list[PairComparison] | None = None, tolerance: float | None = None
+) -> go.Figure | None:
     """One panel per metric (and the case pass rate): each candidate's paired difference from the reference with
-    its bootstrap interval, the zero line and the -tolerance line the gate holds it to."""
+    its confidence interval, the zero line and the -tolerance line the gate holds it to."""
     chosen = report.comparisons if pairs is None else pairs
+    if not chosen:
+        return None
     tolerance = report.gate.regression_tolerance if tolerance is None else tolerance
     metrics = [*sorted({m for p in chosen for m in p.metrics}), "pass rate"]
     fig = make_subplots(rows=len(metrics), cols=1, subplot_titles=metrics, shared_xaxes=True, vertical_spacing=0.08)
@@ -341,9 +347,7 @@ def forest(report: Report, pairs: list[PairComparison] | None = None, tolerance:
         fig.add_vline(x=0, line_color="grey", line_dash="dot", row=row, col=1)
         if tolerance:
             fig.add_vline(x=-tolerance, line_color="red", line_dash="dash", row=row, col=1)
-    if not chosen:
-        _empty(fig, "one variant: nothing to compare")
-    fig.update_xaxes(title_text="candidate − reference (95% paired bootstrap interval)", row=len(metrics), col=1)
+    fig.update_xaxes(title_text="candidate − reference (95% interval)", row=len(metrics), col=1)
     fig.update_layout(
         title=f"Paired differences from the reference (red dashed: −tolerance {tolerance or 0:g}; "
         "red: regression, orange: inconclusive)",
@@ -355,11 +359,11 @@ def forest(report: Report, pairs: list[PairComparison] | None = None, tolerance:
 def all_figures(
     report: Report, baseline: Report | None = None, comparison: Comparison | None = None
 ) -> list[tuple[str, go.Figure]]:
-    """(div id, figure) for every plot of the HTML report, in page order."""
-    variants: list[tuple[str, go.Figure]] = []
+    """(div id, figure) for every plot of the HTML report that has something to show, in page order."""
+    variants: list[tuple[str, go.Figure | None]] = []
     if len(report.variants) > 1:
         variants = [("plot-leaderboard", leaderboard_chart(report)), ("plot-forest", forest(report))]
-    return [
+    chosen = [
         *variants,
         ("plot-scores", score_distribution(report)),
         ("plot-baseline", baseline_vs_current(report, baseline, comparison)),
@@ -367,3 +371,4 @@ def all_figures(
         ("plot-shards", shard_timeline(report)),
         ("plot-limits", limit_changes(report)),
     ]
+    return [(div_id, figure) for div_id, figure in chosen if figure is not None]

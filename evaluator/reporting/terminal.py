@@ -1,6 +1,16 @@
-"""The end-of-run summary in a terminal (rich): what `run --workers`, `aggregate` and `report` print."""
+"""What the commands print for people and for logs (rich): `report`'s summary, `aggregate`'s merge lines.
+
+Each command prints its own part once: `aggregate` what it merged (shards, units, problems) and where it wrote the
+report; `report` the summary (verdict, totals, metrics or leaderboard, latency, shards) and the files it wrote;
+`gate` its verdict. In a terminal, tables fit the window; in a log (not a TTY: CI, a pipe, a file) they are printed
+at their full width, uncut and without colour codes, so a long variant or metric name reads whole (`make_console`).
+"""
 
 from __future__ import annotations
+
+import os
+import sys
+from typing import TextIO
 
 from rich.console import Console
 from rich.table import Table
@@ -10,6 +20,19 @@ from evaluator.contract import Report
 from evaluator.gate import judge
 from evaluator.reporting.fields import compress_ranges, duration, fmt
 from evaluator.reporting.leaderboard import ComparisonView, view
+from evaluator.reporting.notes import provenance_line, report_notes, scoring_notes
+
+LOG_WIDTH = 1_000  # columns of a log: wide enough that no table is cut (a table is only as wide as its content)
+
+
+def make_console(stderr: bool = False, file: TextIO | None = None) -> Console:
+    """A console for `file` (default stdout, or stderr): the terminal's width on a TTY; on anything else (a pipe,
+    a CI log) `LOG_WIDTH` columns, no colour and no cut cells, unless COLUMNS says otherwise."""
+    stream = file if file is not None else (sys.stderr if stderr else sys.stdout)
+    if stream.isatty():
+        return Console(file=stream)
+    width = int(os.environ["COLUMNS"]) if os.environ.get("COLUMNS", "").isdigit() else LOG_WIDTH
+    return Console(file=stream, width=width, color_system=None, force_terminal=False, soft_wrap=False)
 
 
 def _pct(value: float | None) -> str:
@@ -67,7 +90,7 @@ def pairs_table(compared: ComparisonView) -> Table:
 
 def print_summary(report: Report, console: Console | None = None, comparison: Comparison | None = None) -> None:
     """Print verdict, totals, metrics, latency, shards and problems of one aggregate."""
-    console = console or Console()
+    console = console or make_console()
     totals, shards = report.totals, report.shards
     verdict = judge(report)
     style = {"pass": "bold green", "fail": "bold red", "inconclusive": "bold yellow"}[verdict.status]
@@ -86,6 +109,12 @@ def print_summary(report: Report, console: Console | None = None, comparison: Co
         f" · tokens {totals.prompt_tokens}+{totals.completion_tokens}",
         highlight=False,
     )
+    said = [*verdict.reasons, *verdict.inconclusive]
+    for note in [*scoring_notes(report), *report_notes(report, said)]:  # one line each, however narrow the
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)  # console: a log is grepped for them
+    produced = provenance_line(report.provenance)
+    if produced is not None:
+        console.print(f"produced by {produced}", highlight=False, soft_wrap=True)
     compared = view(report)
     if compared.active:
         console.print(f"cases: {compared.profile_line or 'every case'}; {compared.judge_line}", highlight=False)
@@ -122,3 +151,27 @@ def print_summary(report: Report, console: Console | None = None, comparison: Co
         )
         for reason in comparison.reasons():
             console.print(f"  [red]regression[/] {reason}", highlight=False)
+        for reason in comparison.undecided():
+            console.print(f"  [yellow]inconclusive[/] {reason}", highlight=False)
+
+
+def print_merged(report: Report, out: str, console: Console) -> None:
+    """`aggregate`'s lines: what was merged into `out` and what is wrong with it (the problems, which the gate
+    refuses); the summary is `report`'s, the verdict `gate`'s."""
+    shards, totals = report.shards, report.totals
+    variants = report.variant_names
+    units = f"{totals.cases} units ({totals.cases // max(1, len(variants))} cases x {len(variants)} variants)"
+    console.print(
+        f"aggregated run {report.run_id or '?'}: {len(shards.complete)}/{shards.expected or 0} shards complete, "
+        f"{units if len(variants) > 1 else f'{totals.cases} cases'}: {totals.passed} passed, {totals.failed} failed, "
+        f"{totals.errored} errored; {len(report.problems)} problem(s) -> {out}",
+        highlight=False,
+    )
+    if shards.missing:
+        console.print(f"  missing shards: {compress_ranges(shards.missing)}", highlight=False)
+    if shards.incomplete:
+        console.print(f"  incomplete shards: {compress_ranges(shards.incomplete)}", highlight=False)
+    for p in report.problems[:20]:
+        console.print(f"  problem {p.kind}: {p.message}", highlight=False)
+    if len(report.problems) > 20:
+        console.print(f"  … and {len(report.problems) - 20} more problems (see the report)", highlight=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -147,11 +148,26 @@ def figure(records: list[dict[str, Any]]) -> go.Figure:
 
 
 def render_html(records: list[dict[str, Any]]) -> str:
-    """A self-contained HTML page with the trend figure (plotly.js inlined, no network needed)."""
-    import plotly.io as pio
+    """An HTML page with the trend figure; the plotting library is the file beside it (see `write_html`)."""
+    from html import escape
 
-    return str(
-        pio.to_html(
-            figure(records), full_html=True, include_plotlyjs=True, div_id="plot-trend", config={"displaylogo": False}
-        )
+    from evaluator.reporting import figures
+
+    title = f"Evaluation trend ({len(records)} runs)"
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{escape(title)}</title>\n</head>\n<body>\n"
+        '<div id="plot-trend" style="height: 900px"></div>\n'
+        f"{figures.script_tags([('plot-trend', figure(records))])}\n</body>\n</html>\n"
     )
+
+
+def write_html(path: Path, records: list[dict[str, Any]]) -> Path:
+    """Writes the page at `path` and the plotting library beside it (once per folder); returns the library's path."""
+    from evaluator.atomic import write_text_atomic
+    from evaluator.reporting import figures
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    asset = figures.write_asset(path.parent)
+    write_text_atomic(path, render_html(records))
+    return asset

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pulumi
-from factory import manifests
+from factory import evaluation, evaluator_pods, gpu, inference, manifests, objects, results, storage, workflow
 from factory.settings import RunSettings, StackSettings
 from factory.typed import resource
 
@@ -19,11 +19,11 @@ class _Manifests(pulumi.ComponentResource):
     def __init__(self, kind: str, name: str, s: StackSettings, opts: pulumi.ResourceOptions | None) -> None:
         super().__init__(f"{TOKEN}:{kind}", name, None, opts)
         self.settings = s
-        self.manifests: list[manifests.Manifest] = []
+        self.manifests: list[objects.Manifest] = []
         self.resources: dict[str, pulumi.CustomResource] = {}
         self.options: dict[str, pulumi.ResourceOptions] = {}
 
-    def _add(self, objs: list[manifests.Manifest], **options: Any) -> None:
+    def _add(self, objs: list[objects.Manifest], **options: Any) -> None:
         for obj in objs:
             key = f"{obj['kind']}/{obj['metadata']['name']}"
             child = pulumi.ResourceOptions(parent=self, **options)
@@ -37,7 +37,7 @@ class _Manifests(pulumi.ComponentResource):
             self.resources[key] = resource(obj, child)
             self.options[key] = child
 
-    def _add_data(self, objs: list[manifests.Manifest]) -> None:
+    def _add_data(self, objs: list[objects.Manifest]) -> None:
         """Volumes holding weights or results: `pulumi destroy` leaves them in the cluster (retainOnDelete);
         in prod Pulumi also refuses to delete or replace them (protect)."""
         self._add(objs, retain_on_delete=True, protect=self.settings.protect_data)
@@ -48,13 +48,18 @@ class EvalWorkspace(_Manifests):
 
     def __init__(self, name: str, s: StackSettings, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("EvalWorkspace", name, s, opts)
-        self._add([manifests.namespace(s)])
+        # Retained like the volumes it holds: deleting a namespace deletes its PVCs, whatever Pulumi retains.
+        self._add([objects.namespace(s)], retain_on_delete=True, protect=s.protect_data)
         ns = pulumi.ResourceOptions(depends_on=[self.resources[f"Namespace/{s.namespace}"]])
         self._add(
-            [manifests.service_account(s, manifests.EVAL_SERVICE_ACCOUNT), manifests.eval_network_policy(s)],
+            [
+                objects.service_account(s, objects.EVAL_SERVICE_ACCOUNT),
+                evaluator_pods.eval_network_policy(s),
+                evaluator_pods.eval_egress_policy(s),
+            ],
             depends_on=ns.depends_on,
         )
-        self._add([manifests.results_pvc(s)], depends_on=ns.depends_on, retain_on_delete=True, protect=s.protect_data)
+        self._add([storage.results_pvc(s)], depends_on=ns.depends_on, retain_on_delete=True, protect=s.protect_data)
         self.namespace = pulumi.Output.from_input(s.namespace)
         self.register_outputs({"namespace": self.namespace})
 
@@ -64,7 +69,7 @@ class GpuDevicePlugin(_Manifests):
 
     def __init__(self, name: str, s: StackSettings, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("GpuDevicePlugin", name, s, opts)
-        self._add(manifests.device_plugin(s))
+        self._add(gpu.device_plugin(s))
         self.register_outputs({})
 
 
@@ -74,14 +79,14 @@ class ModelCache(_Manifests):
 
     def __init__(self, name: str, s: StackSettings, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ModelCache", name, s, opts)
-        pvc = manifests.model_cache_pvc(s)
-        self._add_data(manifests.model_cache(s))
+        pvc = storage.model_cache_pvc(s)
+        self._add_data(storage.model_cache(s))
         self.claim_name = pulumi.Output.from_input(pvc["metadata"]["name"])
         self.register_outputs({"claimName": self.claim_name})
 
 
 class VllmServer(_Manifests):
-    """vLLM Deployment + Service `vllm` (+ HPA), and the HF token Secret when one is configured."""
+    """vLLM's account, Deployment (its pod checks the GPU first), Service and policy, and the HF token Secret."""
 
     def __init__(
         self,
@@ -89,29 +94,17 @@ class VllmServer(_Manifests):
         s: StackSettings,
         hf_token: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
+        api_key: pulumi.Input[str] | None = None,
     ) -> None:
         super().__init__("VllmServer", name, s, opts)
         if hf_token is not None:
-            self._add([manifests.hf_token_secret(s, pulumi.Output.secret(hf_token))])
-        self._add(manifests.vllm(s)[1:])  # its service account is declared with the GPU smoke test
+            self._add([inference.hf_token_secret(s, pulumi.Output.secret(hf_token))])
+        if api_key is not None and s.vllm.api_key_secret:
+            self._add([inference.vllm_api_key_secret(s, pulumi.Output.secret(api_key))])
+        self._add(inference.vllm(s))
         self.service_name = pulumi.Output.from_input("vllm")
         self.base_url = pulumi.Output.from_input(s.vllm_base_url)
         self.register_outputs({"serviceName": self.service_name, "baseUrl": self.base_url})
-
-
-class GpuSmokeTest(_Manifests):
-    """vLLM's service account and the `gpu-smoke` Job (`nvidia-smi` on one `nvidia.com/gpu`); vLLM waits
-    for it, so a cluster that cannot hand out a GPU fails here, in seconds, with the Job's own log."""
-
-    def __init__(self, name: str, s: StackSettings, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("GpuSmokeTest", name, s, opts)
-        self._add([manifests.service_account(s, manifests.VLLM_SERVICE_ACCOUNT)])
-        if s.gpu_smoke.enabled:
-            account = self.resources[f"ServiceAccount/{manifests.VLLM_SERVICE_ACCOUNT}"]
-            policy, job = manifests.gpu_smoke(s)
-            self._add([policy])
-            self._add([job], depends_on=[account], delete_before_replace=True)
-        self.register_outputs({})
 
 
 class EvalApiKeys(_Manifests):
@@ -125,7 +118,24 @@ class EvalApiKeys(_Manifests):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("EvalApiKeys", name, s, opts)
-        self._add([manifests.eval_keys_secret(s, {k: pulumi.Output.secret(v) for k, v in keys.items()})])
+        self._add([evaluator_pods.eval_keys_secret(s, {k: pulumi.Output.secret(v) for k, v in keys.items()})])
+        self.register_outputs({})
+
+
+class ReportUploadCredentials(_Manifests):
+    """The object storage credentials the aggregate Job's upload reads (results.upload.secret)."""
+
+    def __init__(
+        self,
+        name: str,
+        s: StackSettings,
+        access_key_id: pulumi.Input[str],
+        secret_access_key: pulumi.Input[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("ReportUploadCredentials", name, s, opts)
+        secret = results.upload_secret(s, pulumi.Output.secret(access_key_id), pulumi.Output.secret(secret_access_key))
+        self._add([secret])
         self.register_outputs({})
 
 
@@ -134,14 +144,14 @@ class EvalJob(_Manifests):
 
     def __init__(self, name: str, s: StackSettings, run: RunSettings, opts: pulumi.ResourceOptions | None = None):
         super().__init__("EvalJob", name, s, opts)
-        self._add([manifests.suite_configmap(s, run)], delete_before_replace=True)
-        cm = self.resources[f"ConfigMap/{manifests.suite_configmap_name(run.run_id)}"]
+        self._add([evaluation.suite_configmap(s, run)], delete_before_replace=True)
+        cm = self.resources[f"ConfigMap/{evaluation.suite_configmap_name(run.run_id)}"]
         # Fixed names: the old Job must go before its replacement can be created.
-        job = manifests.eval_job(s, run.run_id, run.commit, run=run)
+        job = evaluation.eval_job(s, run.run_id, run.commit, run=run)
         self._add([job], delete_before_replace=True, depends_on=[cm])
         self.run = run
-        self.job = self.resources[f"Job/{manifests.eval_job_name(run.run_id)}"]
-        self.job_name = pulumi.Output.from_input(manifests.eval_job_name(run.run_id))
+        self.job = self.resources[f"Job/{evaluation.eval_job_name(run.run_id)}"]
+        self.job_name = pulumi.Output.from_input(evaluation.eval_job_name(run.run_id))
         self.register_outputs({"jobName": self.job_name})
 
 
@@ -153,11 +163,11 @@ class EvalGate(_Manifests):
     ):
         super().__init__("EvalGate", name, s, opts)
         self._add(
-            [manifests.aggregate_job(s, run.run_id, run.commit, run=run)],
+            [evaluation.aggregate_job(s, run.run_id, run.commit, run=run)],
             delete_before_replace=True,
             depends_on=[after.job],
         )
-        self.job_name = pulumi.Output.from_input(manifests.aggregate_job_name(run.run_id))
+        self.job_name = pulumi.Output.from_input(evaluation.aggregate_job_name(run.run_id))
         self.register_outputs({"jobName": self.job_name})
 
 
@@ -166,5 +176,5 @@ class ArgoEvalTemplate(_Manifests):
 
     def __init__(self, name: str, s: StackSettings, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ArgoEvalTemplate", name, s, opts)
-        self._add(manifests.argo(s))
+        self._add(workflow.argo(s))
         self.register_outputs({})

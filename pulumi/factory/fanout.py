@@ -21,7 +21,7 @@ Argo reads through `outputs.parameters[].valueFrom.path`:
 
 Completions per branch: the stack's shards, or for 'many' sharding the contract's `many_shards / variants`
 rounded up (= ceil(selected cases / chunk_size), what `evaluator run --variant V` expects). Stdlib only:
-`factory.manifests` embeds this file's text, and the tests run it as it is.
+`factory.workflow` embeds this file's text, and the tests run it as it is.
 """
 
 from __future__ import annotations

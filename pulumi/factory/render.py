@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 import yaml
 
-from factory import manifests
+from factory import evaluation, kueue, manifests, objects, workflow
 from factory.settings import (
     RunSettings,
     SettingsError,
@@ -26,8 +26,8 @@ from factory.settings import (
     check_settings,
     image_is_pinned,
     load_stack,
-    make_run,
 )
+from factory.suites import make_run
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -39,15 +39,15 @@ class _NoAliasDumper(yaml.SafeDumper):
         return True
 
 
-def dump(obj: manifests.Manifest) -> str:
+def dump(obj: objects.Manifest) -> str:
     return yaml.dump(obj, Dumper=_NoAliasDumper, sort_keys=False, width=4096)
 
 
-def file_name(index: int, obj: manifests.Manifest) -> str:
+def file_name(index: int, obj: objects.Manifest) -> str:
     return f"{index:03d}-{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"
 
 
-def write_group(out: Path, objs: list[manifests.Manifest]) -> list[Path]:
+def write_group(out: Path, objs: list[objects.Manifest]) -> list[Path]:
     """One object per file, numbered so that `kubectl apply -f DIR` applies them in order."""
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("*.yaml"):
@@ -67,10 +67,10 @@ def with_run_image(settings: StackSettings, image: str) -> StackSettings:
     return dataclasses.replace(settings, eval=dataclasses.replace(settings.eval, image=image))
 
 
-def launch_plan(objs: list[manifests.Manifest], files: list[Path], run: RunSettings) -> dict[str, object]:
+def launch_plan(objs: list[objects.Manifest], files: list[Path], run: RunSettings) -> dict[str, object]:
     """Facts about a rendered run, taken from its objects (suite ConfigMap, eval Job, aggregate Job) and, for what
     no object holds, from the evaluator's own plan of the run (variants, units)."""
-    suite, eval_job, aggregate_job = objs
+    suite, eval_job, aggregate_job, collector = objs
     pod = eval_job["spec"]["template"]["spec"]
     claims = [v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v]
     (evaluator,) = pod["containers"]
@@ -101,12 +101,17 @@ def launch_plan(objs: list[manifests.Manifest], files: list[Path], run: RunSetti
         "variants": list(run.variants),
         "reference": run.reference,
         "units": run.units,
+        # Added with the strict stand-ins: how to apply (server-side: a client-side apply copies the whole object
+        # into an annotation capped at 256 KiB) and the pod that brings the results off the cluster.
+        "apply": "kubectl apply --server-side",
+        "collector_pod": collector["metadata"]["name"],
+        "results_path_in_collector": env["EVAL_OUT_DIR"],
     }
 
 
 def check_run_image(plan_path: Path, image: str) -> None:
     """A run id is evaluated by one image: refuse to render it again for another (stale shards would be
-    resumed and reported as the new image's; the pods refuse too, see manifests.RUN_GUARD_SCRIPT)."""
+    resumed and reported as the new image's; the pods refuse too, see preflight.RUN_GUARD_SCRIPT)."""
     if not plan_path.is_file():
         return
     try:
@@ -138,7 +143,9 @@ def render(
     settings = load_stack(project_dir, stack)
     groups = {"stack": write_group(out / "stack", manifests.long_lived(settings))}
     if settings.argo.enabled:
-        groups["argo"] = write_group(out / "argo", manifests.argo(settings))
+        groups["argo"] = write_group(out / "argo", workflow.argo(settings))
+    if settings.kueue is not None and settings.kueue.emit_queues:
+        groups["kueue"] = write_group(out / "kueue", kueue.queues(settings))
     run_args = (run_id, commit, suite, image, suite_in_image, timings_report, profile)
     if any(arg is not None for arg in run_args):
         if run_id is None or commit is None or suite is None:
@@ -152,7 +159,7 @@ def render(
             check_settings(run_settings, "--timings-report")
         plan_path = out / "run" / f"{run_id}.json"
         check_run_image(plan_path, run_settings.eval.image)
-        objs = manifests.run_manifests(run_settings, run)
+        objs = evaluation.run_manifests(run_settings, run)
         groups["run"] = write_group(out / "run" / run_id, objs)
         plan = launch_plan(objs, groups["run"], run)
         plan_path.write_text(json.dumps(plan, indent=2) + "\n", encoding="utf-8")
@@ -200,7 +207,7 @@ def main(
     profile: str | None,
     project_dir: Path,
 ) -> None:
-    """Write the manifests of STACK as YAML under OUT (stack/, argo/, run/<run-id>/ and run/<run-id>.json)."""
+    """Write the manifests of STACK as YAML under OUT (stack/, argo/, kueue/, run/<run-id>/ and run/<run-id>.json)."""
     source = click.get_current_context().get_parameter_source("profile")
     if source == click.core.ParameterSource.ENVIRONMENT and run_id is None:
         profile = None  # a pipeline's EVAL_PROFILE selects a run's cases; a stack alone has none to select
@@ -213,9 +220,11 @@ def main(
         click.echo(f"{name}: {len(paths)} object(s) in {paths[0].parent if paths else out / name}")
     if "run" in groups:
         run_dir = groups["run"][0].parent
+        files = groups["run"]
         click.echo(
-            f"launch: kubectl apply -f {groups['run'][0]} -f {groups['run'][1]}; wait for the Job to finish;"
-            f" then kubectl apply -f {groups['run'][2]} (see pulumi/README.md, {run_dir})"
+            f"launch: kubectl apply --server-side -f {files[0]} -f {files[1]}; wait for the Job to finish; then"
+            f" kubectl apply --server-side -f {files[2]}; once it is done, kubectl apply --server-side -f {files[3]}"
+            f" and kubectl cp the results off it (see pulumi/README.md, {run_dir})"
         )
 
 

@@ -6,7 +6,7 @@ Kept free of any Pulumi import so that `render` (and its checks) read the very s
 
 from __future__ import annotations
 
-import posixpath
+import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +16,8 @@ import yaml
 
 PROJECT = "ai-eval-factory"
 ENVIRONMENTS = ("dev", "prod")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?$")
-_COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
 RUN_ID_MAX = 40  # Job names get "-<index>-<suffix>" appended for pods; keep the whole under 63.
 
 
@@ -29,10 +28,11 @@ class SettingsError(ValueError):
 # vLLM checks at start that `gpuMemoryUtilization` of the GPU is free; copies that share one GPU through
 # time-slicing must fit together, with room for each process's CUDA context.
 GPU_MEMORY_HEADROOM = 0.05
-# A ConfigMap (data + metadata) must stay under etcd's 1 MiB object limit; keep room for the metadata.
-CONFIGMAP_LIMIT_BYTES = 1024 * 1024
-CONFIGMAP_METADATA_ROOM = 16 * 1024
 DATASET_KEY = "dataset"  # the dataset's ConfigMap key (keys cannot hold '/'; the volume maps it to its path)
+# Stack config keys read by the Pulumi program itself, not by `parse`: known, so never refused as unknown.
+RUN_KEYS = ("evalRun",)
+SECRET_KEYS = ("hfToken", "evalTargetApiKey", "evalJudgeApiKey", "vllmApiKey", "reportUploadAccessKeyId",
+               "reportUploadSecretAccessKey")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -54,10 +54,42 @@ class VolumeSettings:
 
 @dataclass(frozen=True)
 class GpuSmokeSettings:
-    """A Job that asks for one GPU and runs `nvidia-smi` before vLLM is rolled out."""
+    """The GPU check: `nvidia-smi` as the first init container of vLLM's pod, on the GPU vLLM gets."""
 
     enabled: bool
     image: str
+
+
+@dataclass(frozen=True)
+class EgressRule:
+    """One destination evaluator pods may call besides the stack's vLLM (NetworkPolicy egress)."""
+
+    ports: tuple[int, ...]
+    cidr: str | None = None  # an address block (an external judge, an S3 endpoint)
+    namespace: str | None = None  # or pods of a namespace (an in-cluster judge or candidate server)
+    pod_labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class UploadSettings:
+    """Opt-in: the aggregate Job puts the run's report into S3-compatible object storage."""
+
+    endpoint: str
+    bucket: str
+    prefix: str
+    region: str
+    secret: str  # a Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY
+
+
+@dataclass(frozen=True)
+class KueueSettings:
+    """Opt-in Kueue for a shared GPU cluster: the LocalQueue (eval.queueName) and, when asked, its ClusterQueue and
+    ResourceFlavor with a quota (an existing queue is the normal case: the cluster's admins own it)."""
+
+    emit_queues: bool
+    cluster_queue: str
+    resource_flavor: str
+    quota: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -77,6 +109,7 @@ class VllmSettings:
     download_budget_seconds: int
     replicas: int
     prefetch: bool
+    api_key_secret: str | None = None  # a Secret with key `api-key`: vLLM's VLLM_API_KEY, the pods' bearer token
 
 
 @dataclass(frozen=True)
@@ -95,6 +128,10 @@ class EvalSettings:
     judge_model: str | None  # None: the stack's vLLM servedModelName
     cpu: str
     memory: str
+    queue_name: str | None = None  # Kueue LocalQueue: the Jobs are created suspended, Kueue admits them
+    health_wait_seconds: int = 600  # how long each pod waits for the target's /health before it starts
+    egress: tuple[EgressRule, ...] = ()
+    upload: UploadSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +181,7 @@ class StackSettings:
     eval: EvalSettings
     argo: ArgoSettings
     gpu_smoke: GpuSmokeSettings
+    kueue: KueueSettings | None = None
     hf_token_secret: str = "hf-token"
     eval_keys_secret: str = "eval-api-keys"
 
@@ -177,6 +215,25 @@ class _Reader:
         self.data = data
         self.source = source
         self.prefix = prefix
+        self.seen: set[str] = set()  # the keys this reader knows (read, or declared by `allow`)
+        self.children: list[_Reader] = []
+
+    def _get(self, key: str, default: Any = None) -> Any:
+        self.seen.add(key)
+        return self.data.get(key, default)
+
+    def allow(self, *keys: str) -> None:
+        """Keys read elsewhere (e.g. by the Pulumi program): known, so not refused as unknown."""
+        self.seen.update(keys)
+
+    def check_unknown(self) -> None:
+        """Every key of the mapping must be one this reader knows: a typo never renders silently."""
+        for key in sorted(set(self.data) - self.seen):
+            close = difflib.get_close_matches(str(key), sorted(self.seen), n=1, cutoff=0.6)
+            hint = f"; did you mean {self._name(close[0])}?" if close else f" (known: {', '.join(sorted(self.seen))})"
+            raise self._fail(str(key), f"unknown key{hint}")
+        for child in self.children:
+            child.check_unknown()
 
     def _name(self, key: str) -> str:
         return f"{self.prefix}.{key}" if self.prefix else key
@@ -185,10 +242,12 @@ class _Reader:
         return SettingsError(f"{self.source}: {self._name(key)}: {why}")
 
     def sub(self, key: str) -> _Reader:
-        return _Reader(self.data.get(key), self.source, self._name(key))
+        child = _Reader(self._get(key), self.source, self._name(key))
+        self.children.append(child)
+        return child
 
     def text(self, key: str, default: str | None = None, pattern: re.Pattern[str] | None = None) -> str:
-        value = self.data.get(key, default)
+        value = self._get(key, default)
         if value is None:
             raise self._fail(key, "is required")
         if isinstance(value, dict) and "secure" in value:
@@ -200,10 +259,10 @@ class _Reader:
         return value
 
     def opt_str(self, key: str) -> str | None:
-        return self.text(key) if self.data.get(key) is not None else None
+        return self.text(key) if self._get(key) is not None else None
 
     def integer(self, key: str, default: int | None = None, minimum: int = 0) -> int:
-        value = self.data.get(key, default)
+        value = self._get(key, default)
         if value is None:
             raise self._fail(key, "is required")
         if isinstance(value, bool) or not isinstance(value, int):
@@ -213,25 +272,25 @@ class _Reader:
         return value
 
     def number(self, key: str, default: float, low: float, high: float) -> float:
-        value = self.data.get(key, default)
+        value = self._get(key, default)
         if isinstance(value, bool) or not isinstance(value, int | float) or not low < value <= high:
             raise self._fail(key, f"expected a number in ({low}, {high}], got {value!r}")
         return float(value)
 
     def flag(self, key: str, default: bool) -> bool:
-        value = self.data.get(key, default)
+        value = self._get(key, default)
         if not isinstance(value, bool):
             raise self._fail(key, f"expected true or false, got {value!r}")
         return value
 
     def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
-        value = self.data.get(key, default)
+        value = self._get(key, default)
         if value not in choices:
             raise self._fail(key, f"expected one of {', '.join(choices)}, got {value!r}")
         return str(value)
 
     def quantity(self, key: str, default: str) -> str:
-        value = self.data.get(key, default)
+        value = self._get(key, default)
         if not isinstance(value, str) or not _QUANTITY.match(value):
             raise self._fail(key, f"expected a Kubernetes quantity such as 10Gi, got {value!r}")
         return value
@@ -266,7 +325,7 @@ def _volume(r: _Reader, default_size: str, host_path_allowed: bool = False) -> V
 
 
 def _labels(r: _Reader, key: str, default: dict[str, str]) -> dict[str, str]:
-    value = r.data.get(key, default)
+    value = r._get(key, default)
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
         raise r._fail(key, f"expected a mapping of node label to value (strings), got {value!r}")
     return dict(value)
@@ -298,21 +357,24 @@ def parse(config: dict[str, Any], stack: str, source: str) -> StackSettings:
             "without base_url/model is answered by this stack's vLLM (vllm.servedModelName)",
         )
     vllm_image = vl.image("image")
+    results = r.sub("results")
+    upload = _upload(results.sub("upload")) if results.data.get("upload") is not None else None
     settings = StackSettings(
         stack=stack,
         environment=environment,
         kube_context=r.text("kubeContext"),
-        namespace=r.text("namespace", "eval", pattern=_DNS_LABEL),
+        namespace=r.text("namespace", "eval", pattern=DNS_LABEL),
         device_plugin=DevicePluginSettings(
             enabled=dp.flag("enabled", environment != "dev"),
             image=dp.image("image", "nvcr.io/nvidia/k8s-device-plugin:v0.17.1"),
             time_slicing_replicas=dp.integer("timeSlicingReplicas", 1, minimum=1),
             fail_requests_greater_than_one=dp.flag("failRequestsGreaterThanOne", True),
-            # Labelled by NVIDIA's GPU feature discovery / GPU operator; CPU-only nodes get no plugin pod.
-            node_selector=_labels(dp, "nodeSelector", {"nvidia.com/gpu.present": "true"}),
+            # Default: none, as upstream's static manifest: a fresh cluster labels no node as a GPU node (that is
+            # GPU Feature Discovery's job, e.g. nvidia.com/gpu.present=true); a node without a GPU idles the plugin.
+            node_selector=_labels(dp, "nodeSelector", {}),
         ),
         model_cache=_volume(r.sub("modelCache"), "50Gi", host_path_allowed=True),
-        results=_volume(r.sub("results"), "5Gi"),
+        results=_volume(results, "5Gi"),
         vllm=VllmSettings(
             image=vllm_image,
             model=vl.text("model"),
@@ -329,6 +391,7 @@ def parse(config: dict[str, Any], stack: str, source: str) -> StackSettings:
             download_budget_seconds=vl.integer("downloadBudgetSeconds", 3600, minimum=60),
             replicas=vl.integer("replicas", 1, minimum=1),
             prefetch=vl.flag("prefetch", True),
+            api_key_secret=vl.opt_str("apiKeySecret"),
         ),
         eval=EvalSettings(
             image=ev.image("image"),
@@ -345,12 +408,63 @@ def parse(config: dict[str, Any], stack: str, source: str) -> StackSettings:
             judge_model=judge.opt_str("model"),
             cpu=ev.quantity("cpu", "1"),
             memory=ev.quantity("memory", "1Gi"),
+            queue_name=ev.text("queueName", pattern=DNS_LABEL) if ev.data.get("queueName") is not None else None,
+            health_wait_seconds=ev.integer("healthWaitSeconds", 600, minimum=0),
+            egress=_egress(ev),
+            upload=upload,
         ),
         argo=ArgoSettings(enabled=ar.flag("enabled", False)),
         gpu_smoke=GpuSmokeSettings(enabled=smoke.flag("enabled", True), image=smoke.image("image", vllm_image)),
+        kueue=_kueue(r.sub("kueue")) if r.data.get("kueue") is not None else None,
     )
+    r.allow(*RUN_KEYS, *SECRET_KEYS)
+    r.check_unknown()
     _check_consistency(settings, source)
     return settings
+
+
+def _egress(ev: _Reader) -> tuple[EgressRule, ...]:
+    raw = ev._get("egress", [])
+    if not isinstance(raw, list):
+        raise ev._fail("egress", f"expected a list of {{cidr|namespace, ports}}, got {raw!r}")
+    rules = []
+    for i, item in enumerate(raw):
+        r = _Reader(item, ev.source, ev._name(f"egress[{i}]"))
+        ports = r._get("ports")
+        if not isinstance(ports, list) or not ports or not all(isinstance(x, int) and 0 < x < 65536 for x in ports):
+            raise r._fail("ports", f"expected a non-empty list of TCP ports, got {ports!r}")
+        cidr, namespace = r.opt_str("cidr"), r.opt_str("namespace")
+        if (cidr is None) == (namespace is None):
+            raise r._fail("cidr", "give exactly one of cidr (an address block) or namespace (pods of a namespace)")
+        rules.append(EgressRule(tuple(ports), cidr, namespace, tuple(sorted(_labels(r, "podLabels", {}).items()))))
+        r.check_unknown()
+    return tuple(rules)
+
+
+def _upload(r: _Reader) -> UploadSettings:
+    endpoint = r.text("endpoint")
+    if not endpoint.startswith(("https://", "http://")):
+        raise r._fail("endpoint", f"expected the S3 endpoint's URL (https://...), got {endpoint!r}")
+    return UploadSettings(
+        endpoint=endpoint.rstrip("/"),
+        bucket=r.text("bucket", pattern=re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")),
+        prefix=r.text("prefix", "ai-eval-factory").strip("/"),
+        region=r.text("region", "us-east-1"),
+        secret=r.text("secret", "report-upload", pattern=DNS_LABEL),
+    )
+
+
+def _kueue(r: _Reader) -> KueueSettings:
+    quota = _labels(r, "quota", {"cpu": "16", "memory": "64Gi", "nvidia.com/gpu": "1"})
+    for resource, value in quota.items():
+        if not _QUANTITY.match(value):
+            raise r._fail(f"quota.{resource}", f"expected a Kubernetes quantity, got {value!r}")
+    return KueueSettings(
+        emit_queues=r.flag("emitQueues", False),
+        cluster_queue=r.text("clusterQueue", "ai-eval-factory", pattern=DNS_LABEL),
+        resource_flavor=r.text("resourceFlavor", "default-flavor", pattern=DNS_LABEL),
+        quota=tuple(sorted(quota.items())),
+    )
 
 
 def check_settings(s: StackSettings, source: str) -> None:
@@ -395,6 +509,25 @@ def _check_consistency(s: StackSettings, source: str) -> None:
             f"{fraction:g} of its memory at start: the second fails vLLM's free-memory check. Set it to at most "
             f"{(1 - GPU_MEMORY_HEADROOM) / sharing:.2f}, or lower vllm.replicas / devicePlugin.timeSlicingReplicas"
         )
+    dp = s.device_plugin
+    if dp.enabled and dp.time_slicing_replicas > 1 and dp.fail_requests_greater_than_one and s.vllm.gpus > 1:
+        raise SettingsError(
+            f"{source}: vllm.gpus: {s.vllm.gpus} GPUs for one vLLM, but the device plugin time-slices every GPU "
+            f"(devicePlugin.timeSlicingReplicas: {dp.time_slicing_replicas}) "
+            "with failRequestsGreaterThanOne, which refuses any pod asking for more than one: set "
+            "devicePlugin.timeSlicingReplicas: 1 (time-slicing applies to every GPU node of the cluster), "
+            "or vllm.gpus: 1"
+        )
+    if s.kueue is not None and s.kueue.emit_queues and s.eval.queue_name is None:
+        raise SettingsError(f"{source}: eval.queueName: kueue.emitQueues makes a LocalQueue: name it in eval.queueName")
+    outside = [f"the judge at {s.eval.judge_base_url} (eval.judge.baseUrl)"] if s.eval.judge_base_url else []
+    outside += [f"the report upload to {s.eval.upload.endpoint} (results.upload)"] if s.eval.upload else []
+    if outside and not s.eval.egress:
+        raise SettingsError(
+            f"{source}: eval.egress: evaluator pods may call only this stack's vLLM (their NetworkPolicy), not "
+            f"{' or '.join(outside)}: list where it runs, e.g. eval.egress: [{{cidr: 10.20.0.0/16, ports: [443]}}] "
+            "or [{namespace: judges, podLabels: {app: judge}, ports: [8000]}]"
+        )
     if s.environment == "dev" and s.vllm.service_type == "LoadBalancer":
         raise SettingsError(f"{source}: vllm.serviceType: LoadBalancer is not allowed in dev")
 
@@ -427,96 +560,3 @@ def load_stack(project_dir: Path, stack: str) -> StackSettings:
     if not isinstance(doc, dict):
         raise SettingsError(f"{path}: expected a mapping with a `config:` key")
     return parse(strip_project(doc.get("config") or {}, str(path)), stack, str(path))
-
-
-def make_run(
-    run_id: str,
-    commit: str,
-    suite_path: Path,
-    suite_in_image: str | None = None,
-    profile: str | None = None,
-    profile_source: str = "--profile",
-) -> RunSettings:
-    """Validate one run: its id names Kubernetes objects (a DNS label); its suite must load as the evaluator
-    loads it (the files it names travel with it in the run's ConfigMap, or in the image), and its profile must be
-    one of the suite's. The evaluator's own plan of the run gives the variants and the units the shards split."""
-    if not _DNS_LABEL.match(run_id) or len(run_id) > RUN_ID_MAX:
-        raise SettingsError(
-            f"--run-id: {run_id!r} must be lowercase letters, digits and '-', at most {RUN_ID_MAX} characters"
-        )
-    if not _COMMIT.match(commit):
-        raise SettingsError(f"--commit: {commit!r} must be a git commit hash (7 to 40 lowercase hex digits)")
-    if suite_in_image is not None and not suite_in_image.startswith("/"):
-        raise SettingsError(f"--suite-in-image: {suite_in_image!r} must be an absolute path inside the image")
-    try:
-        text = suite_path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SettingsError(f"--suite: {suite_path}: {exc.strerror or exc}") from exc
-    loaded = _load_suite(suite_path)
-    planned = _plan(loaded, profile, profile_source)
-    return RunSettings(
-        run_id=run_id,
-        commit=commit,
-        suite_text=text,
-        suite_source=str(suite_path),
-        files=() if suite_in_image else suite_files(suite_path, text, loaded),
-        suite_in_image=suite_in_image,
-        profile=profile,
-        variants=tuple(planned.variants),
-        reference=loaded.suite.reference,
-        units=len(planned.units),
-        many_shards=planned.shard_count("many"),
-    )
-
-
-def _load_suite(suite_path: Path) -> Any:
-    """The evaluator's own loader (a suite it would reject is refused here), without environment overrides: the
-    pods set their own endpoints. With --suite-in-image the local suite is the folder baked into the image."""
-    from evaluator.errors import InputError
-    from evaluator.suite import load_suite
-
-    try:
-        return load_suite(suite_path, environ={})
-    except InputError as exc:
-        raise SettingsError(f"--suite: {exc.message}") from None
-
-
-def _plan(loaded: Any, profile: str | None, source: str) -> Any:
-    """evaluator.plan_run: the profile's cases x the variants, checked against the metrics."""
-    from evaluator.errors import InputError
-    from evaluator.planning import plan_run
-
-    try:
-        return plan_run(loaded, profile=profile)
-    except InputError as exc:
-        where = source if profile is not None and exc.message.startswith("unknown profile") else "--suite"
-        raise SettingsError(f"{where}: {exc.message}") from None
-
-
-def suite_files(suite_path: Path, text: str, loaded: Any = None) -> tuple[SuiteFile, ...]:
-    """The dataset the suite names, checked by the evaluator's own loader, to ship beside the suite.
-
-    A ConfigMap volume can place a key at a nested path but never outside the mount, and the whole object
-    must stay under 1 MiB: both are refused here, naming the file, instead of a pod failing later.
-    """
-    if loaded is None:
-        loaded = _load_suite(suite_path)
-    relative = posixpath.normpath(loaded.suite.dataset.replace("\\", "/"))
-    if relative.startswith("/") or relative == ".." or relative.startswith("../"):
-        raise SettingsError(
-            f"--suite: {suite_path}: dataset: {loaded.suite.dataset!r} is outside the suite's folder; the run's "
-            "ConfigMap mounts the suite's folder only. Move the dataset beside (or below) the suite."
-        )
-    data = loaded.dataset_path.read_bytes()
-    try:
-        dataset_text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise SettingsError(f"--suite: {loaded.dataset_path}: not UTF-8 text (JSONL, CSV or JSON)") from None
-    size = len(text.encode()) + len(data) + CONFIGMAP_METADATA_ROOM
-    if size > CONFIGMAP_LIMIT_BYTES:
-        raise SettingsError(
-            f"--suite: {loaded.dataset_path}: {len(data):,} bytes; with the suite the run's ConfigMap would "
-            f"exceed Kubernetes' 1 MiB object limit. Bake the suite folder into the run's image and render with "
-            f"--suite-in-image PATH (pulumi/README.md, 'Large datasets')."
-        )
-    return (SuiteFile(key=DATASET_KEY, path=relative, text=dataset_text),)

@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any
 
 import pulumi_kubernetes as k8s
+from pulumi.runtime import config as pulumi_config
 
 import pulumi
 from factory import components
-from factory.settings import PROJECT, RunSettings, SettingsError, StackSettings, make_run, parse
+from factory.settings import PROJECT, RunSettings, SettingsError, StackSettings, parse
+from factory.suites import make_run
 
 _STRING_KEYS = ("environment", "kubeContext", "namespace")
-_OBJECT_KEYS = ("devicePlugin", "modelCache", "results", "vllm", "eval", "argo", "gpuSmoke")
+_OBJECT_KEYS = ("devicePlugin", "modelCache", "results", "vllm", "eval", "argo", "gpuSmoke", "kueue")
 _SECRET_KEYS = {"hfToken": None, "evalTargetApiKey": "EVAL_TARGET_API_KEY", "evalJudgeApiKey": "EVAL_JUDGE_API_KEY"}
+_RUN_FIELDS = ("runId", "commit", "suiteFile", "profile")
+
+
+def project_keys() -> list[str]:
+    """Every `ai-eval-factory:` key the stack's config holds (the engine hands the program all of them)."""
+    keys = set(pulumi_config.CONFIG.get()) | set(pulumi_config.get_config_env())
+    return sorted(k.split(":", 1)[1] for k in keys if k.startswith(f"{PROJECT}:"))
 
 
 def read_settings(config: pulumi.Config, stack: str) -> StackSettings:
-    """The plain config, parsed by the same code `render` uses on Pulumi.<stack>.yaml."""
+    """The plain config, parsed by the same code `render` uses on Pulumi.<stack>.yaml; a key it does not know is
+    refused there with a did-you-mean, so a typo never deploys silently."""
     raw: dict[str, Any] = {}
     for key in _STRING_KEYS:
         if (value := config.get(key)) is not None:
@@ -25,6 +36,8 @@ def read_settings(config: pulumi.Config, stack: str) -> StackSettings:
     for key in _OBJECT_KEYS:
         if (obj := config.get_object(key)) is not None:
             raw[key] = obj
+    for key in project_keys():
+        raw.setdefault(key, None)  # secrets and evalRun are read elsewhere; anything else is unknown to parse
     return parse(raw, stack, f"Pulumi.{stack}.yaml ({PROJECT} config)")
 
 
@@ -37,6 +50,10 @@ def read_run(config: pulumi.Config, project_dir: Path) -> RunSettings | None:
         raise SettingsError(
             f"{PROJECT}:evalRun: expected {{runId, commit, suiteFile}} (and optionally profile), got {run!r}"
         )
+    for key in sorted(set(run) - set(_RUN_FIELDS)):
+        close = difflib.get_close_matches(key, _RUN_FIELDS, n=1)
+        hint = f"; did you mean evalRun.{close[0]}?" if close else f" (known: {', '.join(_RUN_FIELDS)})"
+        raise SettingsError(f"Pulumi.{pulumi.get_stack()}.yaml: evalRun.{key}: unknown key{hint}")
     profile = run.get("profile")
     if profile is not None and not isinstance(profile, str):
         raise SettingsError(
@@ -85,18 +102,19 @@ def deploy(project_dir: Path) -> dict[str, Any]:
     if s.device_plugin.enabled:
         out["device_plugin"] = components.GpuDevicePlugin("gpu-device-plugin", s, opts)
     out["model_cache"] = components.ModelCache("model-cache", s, after_ns)
-    # The GPU proof first (after the device plugin that advertises the GPU), then vLLM.
-    gpu_deps: list[pulumi.Resource] = [workspace, *([out["device_plugin"]] if "device_plugin" in out else [])]
-    out["gpu_smoke"] = smoke = components.GpuSmokeTest(
-        "gpu-smoke", s, pulumi.ResourceOptions(provider=provider, depends_on=gpu_deps)
-    )
-    out["vllm_after"] = vllm_after = [workspace, out["model_cache"], smoke]
+    # vLLM after the device plugin that advertises its GPU (its pod checks the GPU before anything else).
+    plugin = [out["device_plugin"]] if "device_plugin" in out else []
+    out["vllm_after"] = vllm_after = [workspace, out["model_cache"], *plugin]
     out["vllm"] = vllm = components.VllmServer(
         "vllm",
         s,
         hf_token=config.get_secret("hfToken"),
         opts=pulumi.ResourceOptions(provider=provider, depends_on=vllm_after),
+        api_key=config.get_secret("vllmApiKey"),
     )
+    key_id, secret_key = config.get_secret("reportUploadAccessKeyId"), config.get_secret("reportUploadSecretAccessKey")
+    if s.eval.upload is not None and key_id is not None and secret_key is not None:
+        out["upload_credentials"] = components.ReportUploadCredentials("report-upload", s, key_id, secret_key, after_ns)
     keys = {env: value for key, env in _SECRET_KEYS.items() if env and (value := config.get_secret(key)) is not None}
     if keys:
         out["eval_keys"] = components.EvalApiKeys("eval-api-keys", s, keys, after_ns)

@@ -55,8 +55,13 @@ def containers(kind: str, props: Mapping[str, Any]) -> Iterator[Mapping[str, Any
                     yield template[key]
 
 
+# The Argo WorkflowTemplate's steps run the image each submission names (`-p image=...`, required, no default):
+# pinned by the release that built it, not by the template.
+SUBMITTED_IMAGE = "{{workflow.parameters.image}}"
+
+
 def image_pinned(image: str) -> bool:
-    if "@sha256:" in image:
+    if "@sha256:" in image or image == SUBMITTED_IMAGE:
         return True
     name, _, tag = image.rpartition(":")
     return bool(name) and "/" not in tag and tag not in ("", "latest")

@@ -17,10 +17,8 @@ log "built $image"
 [ "$EVAL_PATH" = cluster ] || exit 0
 
 if [ -n "${REGISTRY:-}" ]; then
-  if [ -n "${REGISTRY_PASSWORD:-}" ]; then
-    # --password-stdin keeps the password off every command line.
-    printf '%s' "$REGISTRY_PASSWORD" | docker login --username "${REGISTRY_USER:?REGISTRY_USER is not set}" --password-stdin "$REGISTRY"
-  fi
+  # --password-stdin keeps the password off every command line; the build's own DOCKER_CONFIG keeps it off the agent.
+  if [ -n "${REGISTRY_PASSWORD:-}" ]; then docker_login; fi
   docker push "$image"
   log "pushed $image"
 else

@@ -2,7 +2,8 @@
 # Report the release on the merge commit as a GitHub commit status (context release/evaluation-gate), linking
 # the build. `commit-status.sh pending` when the build starts; `commit-status.sh --from-result` in post, from
 # BUILD_RESULT (SUCCESS and UNSTABLE: released, the latter after a gate failure in warn mode; FAILURE: the gate
-# or a step failed; anything else: error). GITHUB_TOKEN comes from the github-token credential and goes to curl
+# or a step failed, with the gate's one-line reason when it was the gate; anything else: error). GitHub takes a
+# description of at most 140 characters. GITHUB_TOKEN comes from the github-token credential and goes to curl
 # in a header read from stdin, never on a command line.
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -16,11 +17,16 @@ case "${1:-}" in
     case "${BUILD_RESULT:-}" in
       SUCCESS) state=success description="gate passed; released" ;;
       UNSTABLE) state=success description="gate failed in warn mode; released" ;;
-      FAILURE) state=failure description="gate failed or the evaluation broke: not released" ;;
+      FAILURE)
+        state=failure description="gate failed or the evaluation broke: not released"
+        if [ -s "$RESULTS_DIR/gate-reason" ]; then
+          description="not released: gate failed: $(head -n 1 "$RESULTS_DIR/gate-reason")"
+        fi ;;
       *) state=error description="build ${BUILD_RESULT:-result unknown}: not released" ;;
     esac ;;
   *) die 2 "usage: commit-status.sh pending | --from-result (with BUILD_RESULT)" ;;
 esac
+[ "${#description}" -le 140 ] || description="${description:0:139}…"
 api="${GITHUB_API_URL:-https://api.github.com}"
 payload="$(python3 -c 'import json, sys; print(json.dumps({"state": sys.argv[1], "description": sys.argv[2], "context": "release/evaluation-gate", "target_url": sys.argv[3]}))' \
   "$state" "$description" "${BUILD_URL:-}")"

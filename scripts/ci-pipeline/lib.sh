@@ -22,12 +22,14 @@ require_commit() {
   [[ "${COMMIT:-}" =~ ^[0-9a-f]{40}$ ]] || die 2 "COMMIT must be a 40-character lowercase hex SHA, got '${COMMIT:-}'"
 }
 
-# GATE_MODE: suite (the suite's own gate.mode), warn or block. Prints the `evaluator gate` flags for it.
+# GATE_MODE: block (the job's default: a failing gate stops the release), warn, or suite (the suite's own
+# gate.mode). Prints the `evaluator gate` flags for it.
 gate_mode() {
-  case "${GATE_MODE:-suite}" in
+  local mode="${GATE_MODE:-block}"
+  case "$mode" in
     suite) echo "" ;;
-    warn | block) echo "--mode ${GATE_MODE}" ;;
-    *) die 2 "GATE_MODE must be suite, warn or block, got '${GATE_MODE}'" ;;
+    warn | block) echo "--mode $mode" ;;
+    *) die 2 "GATE_MODE must be block, warn or suite, got '$mode'" ;;
   esac
 }
 
@@ -36,3 +38,27 @@ image_ref() { require_commit; echo "${REGISTRY:+$REGISTRY/}$IMAGE_REPO:$COMMIT";
 run_id() { require_commit; echo "${RUN_ID:-r${BUILD_NUMBER:-0}-${COMMIT:0:12}}"; }
 
 evaluator() { "$VENV/bin/evaluator" "$@"; }
+
+# `docker login` into this build's own DOCKER_CONFIG (the Jenkinsfile sets it under the workspace's @tmp folder
+# and deletes it after the build), never the agent's ~/.docker where every later build would find it.
+docker_login() {
+  local config="${DOCKER_CONFIG:-}"
+  [ -n "$config" ] || die 2 "DOCKER_CONFIG is not set: docker login would write the credential into the agent's ~/.docker"
+  [ "${config%/}" != "${HOME:-/nonexistent}/.docker" ] || die 2 "DOCKER_CONFIG is the agent's ~/.docker: use the build's own folder"
+  mkdir -p "$config"
+  printf '%s' "${REGISTRY_PASSWORD:?REGISTRY_PASSWORD is not set}" \
+    | docker login --username "${REGISTRY_USER:?REGISTRY_USER is not set}" --password-stdin "$REGISTRY"
+}
+
+# The evaluation container never shares the host's network, so a server on the host is not at 127.0.0.1:
+# refuse such a URL with the address that works instead (the run adds host.docker.internal -> the host).
+require_reachable_url() {
+  local name="$1" url="${!1:-}"
+  local host="${url#*://}"
+  host="${host%%/*}"
+  host="${host%:*}"
+  case "$host" in
+    localhost | 127.* | "[::1]" | ::1 | 0.0.0.0)
+      die 2 "$name=$url points at the loopback of the evaluation container, not at the host: use http://host.docker.internal:PORT/... (the server must listen on the Docker bridge)" ;;
+  esac
+}

@@ -10,9 +10,7 @@ evaluated="$(image_ref)"
 released="${evaluated%:*}:release-pr-$PR_NUMBER"
 docker tag "$evaluated" "$released"
 if [ -n "${REGISTRY:-}" ] && [ "$EVAL_PATH" = cluster ]; then
-  if [ -n "${REGISTRY_PASSWORD:-}" ]; then
-    printf '%s' "$REGISTRY_PASSWORD" | docker login --username "${REGISTRY_USER:?REGISTRY_USER is not set}" --password-stdin "$REGISTRY"
-  fi
+  if [ -n "${REGISTRY_PASSWORD:-}" ]; then docker_login; fi
   docker push "$released"
 fi
 log "released $released"

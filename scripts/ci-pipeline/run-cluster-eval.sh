@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Cluster path: render this run's manifests (pulumi/factory/render.py: suite ConfigMap, Indexed Job,
-# aggregate Job) with the run id, the commit and the image built for it, apply, and wait
-# for the Job WITHOUT hanging: `kubectl wait` for Complete and for Failed run in parallel, the first to
-# return decides, the other is killed. Then the aggregate Job, then the results are copied out.
+# aggregate Job, collector pod) with the run id, the commit and the image built for it, apply them server-side
+# (a client-side apply copies each object into an annotation capped at 256 KiB), and wait for the Job WITHOUT
+# hanging: `kubectl wait` for Complete and for Failed run in parallel, the first to return decides, the other is
+# killed. Then the aggregate Job, then the results are copied out through the rendered collector pod (the
+# namespace enforces the `restricted` Pod Security Standard: an ad-hoc `kubectl run` pod would be refused).
 # Exit: 0 complete, 4 Job failed or timed out (infrastructure: see the Job's description in logs/), 2 bad input.
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -53,37 +55,48 @@ plan() {
   "$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$render_dir/run/$rid.json" "$1"
 }
 
+# apply FILE...: server-side, as every documented path applies a run.
+apply() {
+  local args=()
+  for f in "$@"; do args+=(-f "$f"); done
+  "$KUBECTL" apply --server-side "${args[@]}"
+}
+
 main() {
   render
   mapfile -t files < <(find "$render_dir/run/$rid" -maxdepth 1 -name '*.yaml' | sort)
-  [ "${#files[@]}" -eq 3 ] || die 2 "expected 3 rendered run manifests (suite, eval Job, aggregate Job), got ${#files[@]}"
+  [ "${#files[@]}" -eq 4 ] || die 2 "expected 4 rendered run manifests (suite, eval Job, aggregate Job, collector pod), got ${#files[@]}"
   if [ -z "$ns" ]; then ns="$(plan namespace)"; fi
   echo "$ns" >"$render_dir/namespace"  # for collect-logs.sh
   mkdir -p "$RESULTS_DIR"
   # aggregate.sh expects exactly as many shards as the Job has completions (the stack's eval.shards).
   plan completions >"$RESULTS_DIR/.expected-shards"
-  "$KUBECTL" apply -f "${files[0]}" -f "${files[1]}"
+  apply "${files[0]}" "${files[1]}"
   local eval_rc=0 agg_rc=0
   wait_job "$(plan eval_job)" || eval_rc=$?
   # Aggregate even after a failed Job: the report records which shards are missing and the gate fails.
-  "$KUBECTL" apply -f "${files[2]}"
+  apply "${files[2]}"
   wait_job "$(plan aggregate_job)" || agg_rc=$?
-  collect
+  collect "${files[3]}"
+  # The run's ConfigMap has no owner that would take it along: it goes once the run is over.
+  "$KUBECTL" --namespace "$ns" delete configmap "$(plan suite_configmap)" --ignore-not-found >/dev/null || true
   if [ "$eval_rc" -ne 0 ]; then exit "$eval_rc"; fi
   log "aggregate Job exit verdict: $agg_rc (the pipeline's Gate stage judges the copied report)"
 }
 
-# Copy DIR/<run-id> off the results volume through a short-lived pod that mounts it read-only.
+# collect FILE: copy <results>/<run-id> off the results volume through the rendered collector pod (restricted
+# security context, the volume read-only), then delete it. The pod's image may still be pulling: wait long enough.
 collect() {
-  local claim pod="collect-$rid"
-  claim="$(plan results_claim)"
+  local pod
+  pod="$(plan collector_pod)"
   "$KUBECTL" --namespace "$ns" delete pod "$pod" --ignore-not-found --wait=true >/dev/null
-  "$KUBECTL" --namespace "$ns" run "$pod" --image "$image" --restart Never --command \
-    --overrides "{\"spec\":{\"volumes\":[{\"name\":\"results\",\"persistentVolumeClaim\":{\"claimName\":\"$claim\",\"readOnly\":true}}],\"containers\":[{\"name\":\"$pod\",\"image\":\"$image\",\"command\":[\"sleep\",\"600\"],\"volumeMounts\":[{\"name\":\"results\",\"mountPath\":\"/results\",\"readOnly\":true}]}]}}" \
-    -- sleep 600 >/dev/null
-  "$KUBECTL" --namespace "$ns" wait --for=condition=Ready "pod/$pod" --timeout=120s >/dev/null
+  apply "$1" >/dev/null
+  if ! "$KUBECTL" --namespace "$ns" wait --for=condition=Ready "pod/$pod" --timeout="${EVAL_COLLECT_TIMEOUT:-600s}" >/dev/null; then
+    log "the collector pod $pod did not start: results stay on the volume (kubectl -n $ns describe pod $pod)"
+    return 0
+  fi
   mkdir -p "$RESULTS_DIR"
-  "$KUBECTL" --namespace "$ns" cp "$pod:/results/$rid/." "$RESULTS_DIR/" || log "copying results failed"
+  "$KUBECTL" --namespace "$ns" cp "$pod:$(plan results_path_in_collector)/." "$RESULTS_DIR/" || log "copying results failed"
   "$KUBECTL" --namespace "$ns" delete pod "$pod" --wait=false >/dev/null || true
 }
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build evaluator/Dockerfile for real on a machine without an image registry, and smoke-test the image.
+# Build evaluator/Dockerfile for real on a machine without an image registry, and smoke-test the image; then
+# receiver/Dockerfile from its own context (each image without the other's code).
 # Starts a private dockerd (own socket and data root, no bridge/iptables changes), makes the python base
 # from the Debian 12 rootfs of scripts/debian-rootfs.sh plus Debian's python3-venv, builds the image with
 # PyPI reached through the host network (the host's CA bundle is copied in for pip), then checks that the
@@ -54,6 +55,24 @@ grep -q "Usage: evaluator" "$work/default.log" || { log "the default command pri
 uid="$(docker run --rm --network none --entrypoint id ai-eval-factory/evaluator:verify -u)"
 size="$(docker image inspect --format '{{.Size}}' ai-eval-factory/evaluator:verify)"
 [ "$uid" = 10001 ] || { log "image runs as uid $uid, expected 10001"; exit 1; }
+# The release receiver is its own image (receiver/Dockerfile): none of it may ride along in the evaluator's.
+docker run --rm --network none --entrypoint python ai-eval-factory/evaluator:verify -c '
+import importlib.util, shutil, sys
+found = [name for name in ("release_receiver", "evaluator.webhook") if importlib.util.find_spec(name) is not None]
+found += [path for path in [shutil.which("release-receiver")] if path]
+sys.exit(f"the evaluator image carries receiver code: {found}" if found else 0)' >&2 \
+  || { log "the evaluator image carries the release receiver"; exit 1; }
+log "building receiver/Dockerfile (its own build context)"
+docker build --network host --build-arg PYTHON_IMAGE=local/python:3.11-debian12 \
+  --tag ai-eval-factory/release-receiver:verify "$repo/receiver" >"$work/receiver-build.log" 2>&1 \
+  || { tail -40 "$work/receiver-build.log" >&2; exit 1; }
+receiver_uid="$(docker run --rm --network none --entrypoint id ai-eval-factory/release-receiver:verify -u)"
+[ "$receiver_uid" = 10001 ] || { log "the receiver image runs as uid $receiver_uid, expected 10001"; exit 1; }
+docker run --rm --network none --entrypoint python ai-eval-factory/release-receiver:verify -c '
+import importlib.util, sys
+sys.exit("the receiver image carries the evaluator" if importlib.util.find_spec("evaluator") else 0)' >&2 \
+  || { log "the receiver image carries the evaluator"; exit 1; }
+receiver_version="$(docker run --rm --network none ai-eval-factory/release-receiver:verify --version)"
 
 # The Indexed Job contract inside the image: JOB_COMPLETION_INDEX picks the shard, as in a pod.
 mkdir -p "$work/suite"
@@ -88,4 +107,5 @@ docker cp "$container:/work/out/report.json" "$work/report.json"
 docker rm "$container" >/dev/null
 cases="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["totals"]["cases"])' "$work/report.json")"
 [ "$cases" = 4 ] || { log "the aggregate counted $cases cases, expected 4"; exit 1; }
+log "receiver image: $receiver_version, uid $receiver_uid, no evaluator inside"
 log "ok: $version, uid $uid, $((size / 1024 / 1024)) MiB; 2 shards, $cases cases, gate passed offline"

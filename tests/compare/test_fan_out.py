@@ -60,4 +60,14 @@ def test_one_job_per_variant_shares_the_steps_and_gates_against_the_reference(
     assert done.returncode == 1
     assert "regression: cand vs baseline run1 ref: correct: difference -0." in done.stderr
     done = evaluator_cli("gate", str(reports["ref"]), "--baseline", str(reports["ref"]))
+    # the reference's own branch against itself answers only for its problems and error budget
     assert done.returncode == 0, done.stderr
+    assert "ref is the baseline itself (run run1): nothing to compare" in done.stdout
+    other = tmp_path / "copy.json"  # the same answers from another run are a comparison: 30 ties show nothing yet
+    other.write_text(reports["ref"].read_text().replace('"run_id": "run1"', '"run_id": "run0"'))
+    done = evaluator_cli("gate", str(reports["ref"]), "--baseline", str(other))
+    assert done.returncode == 1 and "regression:" not in done.stderr, done.stderr
+    assert (
+        "? inconclusive: ref vs baseline run0 ref: correct" in done.stderr
+        and "more cases would decide it" in done.stderr
+    )

@@ -18,7 +18,7 @@ import pytest
 
 import evaluator
 from evaluator.contract import Difference, PairComparison, Report
-from evaluator.gate import judge
+from evaluator.gate import Verdict, decide, judge
 from evaluator.suite import Gate
 from tests.helpers import pre_recorded_run, write_suite
 
@@ -28,43 +28,54 @@ def _diff(estimate: float, low: float, high: float, n: int = 300) -> Difference:
                       ci_high=high, wins=0, ties=n, losses=0, p_value=1.0)  # fmt: skip
 
 
-def _report(tmp_path: Path, *diffs: Difference, **gate: Any) -> Report:
-    """A real aggregate (pre-recorded answers), carrying one comparison per given difference."""
-    base = evaluator.aggregate(pre_recorded_run(tmp_path, 6, 2))
-    pairs = [
-        PairComparison(reference="ref", candidate=f"cand{i}", cases=d.n, metrics={"m": d}, pass_rate=_diff(0, 0, 0),
-                       flipped_to_fail=[], flipped_to_pass=[], confidence=0.95, resamples=2000, seed=0)
-        for i, d in enumerate(diffs)
-    ]  # fmt: skip
-    settings = {"policy": "no_regression", "regression_tolerance": 0.03, **gate}
-    return base.model_copy(update={"comparisons": pairs, "gate": Gate(**settings)})
+def _pair(index: int, diff: Difference) -> PairComparison:
+    return PairComparison(reference="ref", candidate=f"cand{index}", cases=diff.n, metrics={"m": diff},
+                          pass_rate=_diff(0, 0, 0), flipped_to_fail=[], flipped_to_pass=[], confidence=0.95,
+                          resamples=2000, seed=0)  # fmt: skip
 
 
-def test_the_three_readings_of_an_interval(tmp_path: Path) -> None:
-    assert judge(_report(tmp_path, _diff(-0.01, -0.02, 0.0))).status == "pass"
-    failed = judge(_report(tmp_path, _diff(-0.10, -0.14, -0.06)))
+def _read(*diffs: Difference) -> Verdict:
+    """The gate's reading of given intervals (each a metric of its own candidate), tolerance 0.03."""
+    verdict = Verdict(passed=True, mode="block")
+    for index, diff in enumerate(diffs):
+        decide(_pair(index, diff), "m", diff, 0.03, verdict)
+    return verdict
+
+
+def test_the_three_readings_of_an_interval() -> None:
+    assert _read(_diff(-0.01, -0.02, 0.0)).status == "pass"
+    failed = _read(_diff(-0.10, -0.14, -0.06))
     assert failed.status == "fail" and failed.blocks and failed.label == "FAIL"
     assert failed.reasons == [
         "regression: cand0 vs ref: m: difference -0.100 (95% CI -0.140 .. -0.060, n=300), tolerance 0.03"
     ]
-    undecided = judge(_report(tmp_path, _diff(-0.02, -0.037, -0.003)))
+    undecided = _read(_diff(-0.02, -0.037, -0.003))
     assert undecided.status == "inconclusive" and undecided.label == "INCONCLUSIVE" and not undecided.passed
-    # half-width 0.017 must shrink to the 0.01 between the estimate and -0.03: n * (0.017/0.01)^2 = 867 in all
+    # the lower arm 0.017 must shrink to the 0.01 between the estimate and -0.03: n * (0.017/0.01)^2 = 867 in all
     assert undecided.inconclusive == [
         "inconclusive: cand0 vs ref: m: difference -0.020 (95% CI -0.037 .. -0.003, n=300), tolerance 0.03: "
         "568 more cases would decide it"
     ]
-    on_the_line = judge(_report(tmp_path, _diff(-0.03, -0.05, -0.01)))
+    on_the_line = _read(_diff(-0.03, -0.05, -0.01))
     assert "no number of cases would decide it at this difference" in on_the_line.inconclusive[0]
-    both = judge(_report(tmp_path, _diff(-0.10, -0.14, -0.06), _diff(-0.02, -0.037, -0.003)))
+    both = _read(_diff(-0.10, -0.14, -0.06), _diff(-0.02, -0.037, -0.003))
     assert both.status == "fail" and len(both.reasons) == 1 and len(both.inconclusive) == 1
+
+
+def _report(tmp_path: Path, **gate: Any) -> Report:
+    """A real aggregate (pre-recorded answers) turned into two variants that answered 10 cases alike: 10 ties
+    cannot show that a drop of 0.03 is ruled out, so the gate says INCONCLUSIVE."""
+    base = evaluator.aggregate(pre_recorded_run(tmp_path, 10, 2))
+    cases = [c.model_copy(update={"variant": name}) for name in ("ref", "cand0") for c in base.cases]
+    settings = {"policy": "no_regression", "regression_tolerance": 0.03, **gate}
+    return base.model_copy(update={"cases": cases, "variants": {}, "reference": "ref", "gate": Gate(**settings)})
 
 
 @pytest.mark.parametrize(
     ("suite_says", "flags", "code", "line"),
     [
-        ({}, [], 1, "INCONCLUSIVE: run good: 0 failure(s), 1 inconclusive"),
-        ({"inconclusive": "warn"}, [], 0, "WARN: gate INCONCLUSIVE (0 failure(s), 1 inconclusive); not blocking"),
+        ({}, [], 1, "INCONCLUSIVE: run good: 0 failure(s), 2 inconclusive"),
+        ({"inconclusive": "warn"}, [], 0, "WARN: gate INCONCLUSIVE (0 failure(s), 2 inconclusive); not blocking"),
         ({"inconclusive": "warn"}, ["--mode", "block"], 1, "INCONCLUSIVE: run good"),
         ({"mode": "warn"}, [], 0, "WARN: gate INCONCLUSIVE"),
         ({}, ["--mode", "warn"], 0, "WARN: gate INCONCLUSIVE"),
@@ -74,11 +85,11 @@ def test_what_inconclusive_exits_with(
     tmp_path: Path, evaluator_cli: Any, suite_says: dict[str, str], flags: list[str], code: int, line: str
 ) -> None:
     path = tmp_path / "report.json"
-    evaluator.write_report(_report(tmp_path, _diff(-0.02, -0.037, -0.003), **suite_says), path)
+    evaluator.write_report(_report(tmp_path, **suite_says), path)
     done = evaluator_cli("gate", str(path), *flags)
     assert done.returncode == code, done.stdout + done.stderr
     assert line in done.stderr
-    assert "? inconclusive: cand0 vs ref: m" in done.stderr
+    assert "? inconclusive: cand0 vs ref: exact_match" in done.stderr
 
 
 CASES = [{"id": f"c{i}", "input": f"q{i}", "actual_output": "a", "expected_output": "a" if i else "b"}
@@ -106,7 +117,7 @@ def test_no_regression_needs_a_tolerance(tmp_path: Path, evaluator_cli: Any) -> 
     path = tmp_path / "r.json"
     evaluator.write_report(evaluator.aggregate(pre_recorded_run(tmp_path / "p", 2, 1)), path)
     done = evaluator_cli("gate", str(path), "--policy", "no_regression")
-    assert done.returncode == 2 and "policy no_regression needs the suite's gate.regression_tolerance" in done.stderr
+    assert done.returncode == 2 and "policy no_regression needs a tolerance" in done.stderr
 
 
 def test_absolute_policy_holds_every_variant_to_the_thresholds(tmp_path: Path, evaluator_cli: Any) -> None:

@@ -18,11 +18,23 @@ from tests.helpers import pre_recorded_run
 
 V3_ONLY = ("variants", "reference", "comparisons", "compare", "judge", "g_eval_steps", "profile")
 METRIC_V3 = ("ci_low", "ci_high", "pass_rate_ci_low", "pass_rate_ci_high")
+V4_ONLY = ("provenance", "notes")
+
+
+def _as_v3(content: dict[str, Any]) -> dict[str, Any]:
+    """What the evaluator of issue 13 wrote: variants, no provenance, no cancelled shards."""
+    old = {k: v for k, v in content.items() if k not in V4_ONLY}
+    old["schema"] = "evaluator.report/v3"
+    old["shards"] = {k: v for k, v in old["shards"].items() if k != "cancelled"}
+    old["shards"]["per_shard"] = [
+        {k: v for k, v in shard.items() if k not in ("state", "provenance")} for shard in old["shards"]["per_shard"]
+    ]
+    return old
 
 
 def _as_v2(content: dict[str, Any]) -> dict[str, Any]:
     """What the evaluator of issue 12 wrote: no variants, no intervals."""
-    old = {k: v for k, v in content.items() if k not in V3_ONLY}
+    old = {k: v for k, v in _as_v3(content).items() if k not in V3_ONLY}
     old["schema"] = "evaluator.report/v2"
     old["metrics"] = {n: {k: v for k, v in m.items() if k not in METRIC_V3} for n, m in old["metrics"].items()}
     old["cases"] = [{k: v for k, v in c.items() if k != "variant"} for c in old["cases"]]
@@ -30,18 +42,63 @@ def _as_v2(content: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_a_v2_report_loads_as_the_default_variant_and_compares_with_v3(tmp_path: Path) -> None:
-    report = evaluator.aggregate(pre_recorded_run(tmp_path, 6, 2))
+    # 100 cases: enough ties to rule out a drop of 0.05 (Tango: +-0.037); 6 would be INCONCLUSIVE, not PASS
+    report = evaluator.aggregate(pre_recorded_run(tmp_path, 100, 2))
     assert report.schema_version == REPORT_SCHEMA
     path = tmp_path / "old.json"
     evaluator.write_report(report, tmp_path / "new.json")
-    path.write_text(json.dumps(_as_v2(json.loads((tmp_path / "new.json").read_text()))))
+    old_content = _as_v2(json.loads((tmp_path / "new.json").read_text()))
+    old_content["run_id"] = "earlier"  # another run's report (the same report would be nothing to compare)
+    path.write_text(json.dumps(old_content))
     old = load_report(path)
     assert old.schema_version == "evaluator.report/v2" and old.variants == {} and old.comparisons == []
     assert {c.variant for c in old.cases} == {"default"} and old.variant_names == ["default"]
     assert judge(old).passed and "Evaluation PASS" in markdown.render(old)
     verdict = judge(report.model_copy(update={"gate": report.gate.model_copy(
         update={"policy": "no_regression", "regression_tolerance": 0.05})}), baseline=old)  # fmt: skip
-    assert verdict.passed and not verdict.notes  # the same cases, the same answers: like with like
+    assert verdict.passed  # the same cases, the same answers: like with like
+    assert verdict.notes == ["provenance: the baseline records no provenance: versions not compared"]
+
+
+def test_a_v3_report_loads_without_provenance_and_gates_against_v4(tmp_path: Path) -> None:
+    report = evaluator.aggregate(pre_recorded_run(tmp_path, 6, 2))
+    evaluator.write_report(report, tmp_path / "new.json")
+    path = tmp_path / "v3.json"
+    path.write_text(json.dumps(_as_v3(json.loads((tmp_path / "new.json").read_text()))))
+    old = load_report(path)
+    assert old.schema_version == "evaluator.report/v3" and old.provenance is None and old.notes == []
+    assert old.shards.cancelled == [] and all(s.state == "complete" for s in old.shards.per_shard)
+    assert judge(old).passed and judge(report, baseline=old).passed
+
+
+def test_v2_records_and_a_v3_manifest_aggregate(tmp_path: Path) -> None:
+    """A folder of the evaluator before the life cycle fields still aggregates (it no longer resumes: its suite
+    hash covered the metrics)."""
+    out = pre_recorded_run(tmp_path, 4, 1)
+    results = out / "shard-00000" / "results.jsonl"
+    lines = []
+    for line in results.read_text().splitlines():
+        record = json.loads(line)
+        record["schema"] = "evaluator.result/v2"
+        for key in ("scored_with", "rescored"):
+            del record[key]
+        for call in record["calls"]:
+            del call["cached"]
+        lines.append(json.dumps(record))
+    results.write_text("\n".join(lines) + "\n")
+    manifest_path = out / "shard-00000" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    for key in ("state", "stop", "scoring", "cache", "provenance"):
+        del manifest[key]
+    del manifest["profile"]["limit"]
+    manifest["schema"] = "evaluator.manifest/v3"
+    from evaluator.results import file_sha256
+
+    manifest["results_sha256"] = file_sha256(results)
+    manifest_path.write_text(json.dumps(manifest))
+    report = evaluator.aggregate(out)
+    assert report.problems == [] and report.totals.cases == 4 and report.shards.complete == [0]
+    assert report.provenance is None and report.notes == []
 
 
 def test_a_v1_record_and_a_v2_manifest_aggregate(tmp_path: Path) -> None:
@@ -56,7 +113,8 @@ def test_a_v1_record_and_a_v2_manifest_aggregate(tmp_path: Path) -> None:
     results.write_text("\n".join(lines) + "\n")
     manifest_path = out / "shard-00000" / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    for key in ("case_variants", "targets", "judge", "g_eval_steps", "profile", "compare"):
+    for key in ("case_variants", "targets", "judge", "g_eval_steps", "profile", "compare", "state", "stop", "scoring",
+                "cache", "provenance"):  # fmt: skip
         del manifest[key]
     manifest["schema"] = "evaluator.manifest/v2"
     from evaluator.results import file_sha256

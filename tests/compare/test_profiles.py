@@ -106,7 +106,7 @@ def test_run_as_pr_and_nightly_records_the_profile_and_sample(tmp_path: Path, ev
     assert [c["case_id"] for c in pr["cases"]] == [c.id for c in planned.cases]
     assert pr["profile"] == {
         "name": "pr", "tags": None, "sample": 5, "seed": 3, "dataset_cases": 20, "selected_cases": 5,
-        "selection_sha256": planned.selection.info.selection_sha256,
+        "selection_sha256": planned.selection.info.selection_sha256, "limit": None,
     }  # fmt: skip
     assert Counter(c["case_id"] < "c12" for c in pr["cases"]) == {True: 3, False: 2}  # 12 easy, 8 hard: 3 + 2
     assert nightly["profile"]["name"] == "nightly" and nightly["totals"]["cases"] == 20
@@ -125,7 +125,9 @@ def test_a_pr_report_against_a_nightly_baseline_compares_the_shared_cases_said_p
     assert (
         notice in done.stdout and "profile 'nightly' (20 cases): compared on the 5 shared case(s) only" in done.stdout
     )
-    assert done.returncode == 0, done.stderr  # equal answers on the shared cases: no regression
+    # equal answers on 5 shared cases cannot show there is no regression: INCONCLUSIVE (fail closed), and how many
+    # more cases would show it
+    assert done.returncode == 1 and "more cases would decide it" in done.stderr, done.stdout + done.stderr
     md = tmp_path / "pr.md"
     assert evaluator_cli("report", str(pr), "--baseline", str(nightly), "--markdown", str(md)).returncode == 0
     assert notice in md.read_text()

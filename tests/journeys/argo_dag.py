@@ -10,6 +10,11 @@ that a template whose pieces do not fit together fails here:
   expanded into one call per item of the JSON list, each call's `arguments.parameters` bound to the called
   template's `inputs.parameters` (the names must match exactly, both ways), nested DAG templates walked alike,
   a task's output parameters visible to later tasks as `tasks.<name>.outputs.parameters.<p>`.
+* `DagWalk.assess`: the phase of a DAG as Argo decides it (argo-workflows v3.6, workflow/controller/dag.go,
+  `assessDAGPhase`): only the *target* tasks count, `dag.target` or else the leaves (tasks nothing depends on);
+  an omitted task inherits the phase of the branch that led to it, Failed/Error preferred. So a task that failed
+  does not fail its DAG when a leaf after it (`depends: x.Failed || ...`) succeeds. A `withParam` task group fails
+  when one of its children fails; with an empty list it is Skipped.
 
 The leaf steps (resource and container templates) are the caller's: the journey runs them as pods with podman.
 """
@@ -106,8 +111,34 @@ class DagWalk:
                     phases[name] = "Omitted"
                     continue
                 phases[name] = self.task(task, scope, [*path, name])
-        failed = [n for n, p in phases.items() if p in ("Failed", "Errored")]
-        return ("Failed" if failed else "Succeeded"), {}
+        return self.assess(template, tasks, phases), {}
+
+    def assess(self, template: Manifest, tasks: dict[str, Manifest], phases: dict[str, str]) -> str:
+        """Argo's assessDAGPhase over the finished tasks: the target tasks' branch phases decide."""
+        target = template["dag"].get("target")
+        if target:
+            targets = target.split(" ")
+        else:
+            depended = {d for t in tasks.values() for d in self.depends_on(t, tasks)}
+            targets = [n for n in tasks if n not in depended]
+        memo: dict[str, set[str]] = {}
+
+        def branch(name: str) -> set[str]:
+            """The phases a BFS from the DAG's root can carry to this task (an omitted task inherits them)."""
+            if name not in memo:
+                if phases[name] != "Omitted":
+                    memo[name] = {phases[name]}
+                else:
+                    parents = self.depends_on(tasks[name], tasks)
+                    memo[name] = set().union(*(branch(p) for p in parents)) if parents else {"Succeeded"}
+            return memo[name]
+
+        for name in targets:
+            reached = branch(name)
+            failed = sorted(p for p in reached if p in ("Failed", "Error", "Errored"))
+            if failed:
+                return "Failed" if "Failed" in failed else "Error"
+        return "Succeeded"
 
     def task(self, task: Manifest, scope: dict[str, str], path: list[str]) -> str:
         if "withParam" not in task:
@@ -124,7 +155,8 @@ class DagWalk:
             self.call(task["template"], self.arguments(task, scope | item_scope(item)), [*path, f"({i}:{item})"])[0]
             for i, item in enumerate(items)
         ]
-        return "Failed" if any(p != "Succeeded" for p in phases) else "Succeeded"
+        # The task group fails when a child failed (argo-workflows dag.go, after expanding withParam).
+        return "Failed" if any(p in ("Failed", "Error", "Errored") for p in phases) else "Succeeded"
 
     @staticmethod
     def arguments(task: Manifest, scope: dict[str, str]) -> dict[str, str]:

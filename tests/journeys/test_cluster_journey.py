@@ -11,8 +11,17 @@ probes and the weight prefetch dropped, since none can run here) and reached und
 name through the shared network namespace's hosts file. It is served under the stack's servedModelName,
 and its counters prove that the name the stack declared is the one the pods asked for.
 
-Only checked elsewhere, not run here: the API server's admission and scheduling, Pulumi's await logic,
-real GPUs, vLLM itself.
+What a control plane would refuse is refused here too, by the strict stand-ins (each cites the upstream rule it
+models and has its own refusal test in test_standins.py): every pod the journey creates (each index pod, the
+aggregate pod, the vLLM pod, each Argo step and each branch Job's pods) passes the namespace's Pod Security
+Admission (`admission`) before podman runs it; the device plugin and vLLM are scheduled on the journey's node
+fixture, a GPU node as a fresh cluster labels it, without GPU Feature Discovery (`scheduler`); Argo's DAG phase
+follows Argo's own rule (`argo_dag`); the `argo submit` command line and each step's template meet the kernel's
+argument limit (`api_limits`). Only the journey's own plumbing is added after admission: the hosts file (cluster
+DNS) and, for the stand-in vLLM, the stub's code.
+
+Only checked elsewhere, not run here: Pulumi's await logic (tests/pulumi/test_upgrade_sequence.py walks it), real
+GPUs, vLLM itself.
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from tests.journeys import argo_dag, kube_pods
+from tests.journeys import admission, api_limits, argo_dag, kube_pods, scheduler
 from tests.journeys.kube_pods import Manifest, Podman, PodResult
 from tests.journeys.podman_images import REPO, CannotBuild, evaluator_image, heavy_lock, why_not_here
 
@@ -118,7 +127,7 @@ def env_of(container: Manifest) -> dict[str, str]:
 def vllm_standin(deployment: Manifest, image: str, name: str, hosts: Path) -> tuple[Manifest, int, str]:
     """The rendered vLLM pod with the stub in place of vLLM (same uid, port, volumes, served model name)."""
     template = deployment["spec"]["template"]
-    p = kube_pods.pod(name, deployment["metadata"]["namespace"], template)
+    p = copy.deepcopy(kube_pods.pod(name, deployment["metadata"]["namespace"], template))
     spec = p["spec"]
     spec.pop("initContainers", None)  # the weight prefetch downloads from the hub: not reachable here
     (server,) = spec["containers"]
@@ -144,6 +153,41 @@ def vllm_standin(deployment: Manifest, image: str, name: str, hosts: Path) -> tu
 
 def _cpus(quantity: str) -> float:
     return float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+
+
+def namespace_of(stack_objs: list[Manifest]) -> Manifest:
+    (namespace,) = kube_pods.by_kind(stack_objs, "Namespace")
+    return namespace
+
+
+def admitted(pods: list[Manifest], namespace: Manifest) -> list[Manifest]:
+    """The pods as the API server lets them in: each through Pod Security Admission for the namespace's level."""
+    return [admission.admit(p, namespace) for p in pods]
+
+
+def gpu_node_fixture(stack: str, stack_objs: list[Manifest]) -> scheduler.Cluster:
+    """The journey's nodes, as a fresh cluster has them: dev is minikube started with `--gpus` (its own device
+    plugin advertises the GPU); prod is a CPU node and a GPU node, labelled by the kubelet only, on which the stack's
+    own device plugin has to land for any pod to get `nvidia.com/gpu`."""
+    if stack == "dev":
+        return scheduler.Cluster([scheduler.fresh_node("minikube", gpus=1)], gpu_per_node={"minikube": 1})
+    cluster = scheduler.Cluster(scheduler.fresh_gpu_cluster())
+    (daemonset,) = kube_pods.by_kind(stack_objs, "DaemonSet")
+    config = next((c for c in kube_pods.by_kind(stack_objs, "ConfigMap") if "config.yaml" in c.get("data", {})), None)
+    assert cluster.run_device_plugin(daemonset, config), "the device plugin matches no node of a fresh cluster"
+    return cluster
+
+
+def schedule_gpu_pods(stack: str, stack_objs: list[Manifest], vllm_pod: Manifest) -> str:
+    """Every GPU pod the stack creates, in its order (a smoke Job finishes before vLLM): the node vLLM lands on."""
+    cluster = gpu_node_fixture(stack, stack_objs)
+    for job in kube_pods.by_kind(stack_objs, "Job"):
+        pod = kube_pods.job_pod(job)
+        assert cluster.schedule(pod["metadata"]["name"], pod["spec"]), f"{job['metadata']['name']}: Pending"
+        cluster.release(pod["metadata"]["name"])
+    node = cluster.schedule(vllm_pod["metadata"]["name"], vllm_pod["spec"])
+    assert node is not None, "vLLM's pod stays Pending: no node advertises nvidia.com/gpu"
+    return node
 
 
 def http_get(podman: Podman, pod: str, url: str) -> str:
@@ -174,7 +218,6 @@ def run_journey(
     image: str,
     netns: str,
     work: Path,
-    seed: dict[str, bytes] | None = None,
     rerun_image: str | None = None,
 ) -> Journey:
     """render -> volumes -> stand-in vLLM -> index pods -> aggregate + gate -> report and server counters."""
@@ -193,28 +236,29 @@ def run_journey(
     urls = [v for c in containers for k, v in env_of(c).items() if k.endswith("_BASE_URL")]
     hosts = hosts_file(work / "hosts", urls)
 
+    namespace = namespace_of(stack_objs)
+    vllm_name = f"vllm-standin-{run_id}"
+    (vllm_pod,) = admitted([kube_pods.pod(vllm_name, namespace["metadata"]["name"], deployment["spec"]["template"])],
+                           namespace)  # fmt: skip
+    extra: dict[str, Any] = {"vllm_node": schedule_gpu_pods(stack, stack_objs, vllm_pod)}
     podman = Podman(netns, work)
     claims = kube_pods.by_kind(stack_objs, "PersistentVolumeClaim")
     for claim in claims:  # a crashed earlier run may have left these
         podman.run("volume", "rm", "--force", claim["metadata"]["name"], check=False)
-    extra: dict[str, Any] = {}
     try:
         podman.play(claims)
         results_dir = podman.volume_path(plan["results_claim"])
-        for relative, data in (seed or {}).items():
-            target = results_dir / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-        standin, port, served = vllm_standin(deployment, image, f"vllm-standin-{run_id}", hosts)
+        standin, port, served = vllm_standin(deployment, image, vllm_name, hosts)
         podman.play([standin])
         wait_healthy(podman, standin["metadata"]["name"], port)
 
-        index_pods = [kube_pods.with_hosts_file(p, hosts) for p in kube_pods.index_pods(eval_job)]
+        index_pods = [kube_pods.with_hosts_file(p, hosts) for p in admitted(kube_pods.index_pods(eval_job), namespace)]
         assert len(index_pods) == plan["completions"]
         index_results = podman.run_pods(index_pods, int(eval_job["spec"]["parallelism"]), extra=configmaps)
         assert all(r.succeeded for r in index_results), failed(index_results)
 
-        (aggregate,) = podman.run_pods([kube_pods.with_hosts_file(kube_pods.job_pod(aggregate_job), hosts)], 1)
+        (aggregate_pod,) = admitted([kube_pods.job_pod(aggregate_job)], namespace)
+        (aggregate,) = podman.run_pods([kube_pods.with_hosts_file(aggregate_pod, hosts)], 1)
         report = json.loads((results_dir / run_id / "report.json").read_text())
         stats = json.loads(http_get(podman, standin["metadata"]["name"], f"http://127.0.0.1:{port}/_stats"))
         extra["served"] = served
@@ -287,19 +331,22 @@ def test_dev_stack_runs_an_evaluation_from_the_rendered_objects(dev_journey: Jou
     assert_the_stack_model_was_asked(dev_journey)
 
 
-def test_prod_stack_runs_with_its_own_shards_and_balanced_timings(
-    dev_journey: Journey, heavy: str, netns: str, tmp_path_factory: pytest.TempPathFactory
+def test_a_prod_first_run_on_an_empty_results_volume_produces_a_report(
+    heavy: str, netns: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """prod: 16 shards, 8 at a time, `balanced` sharding from a previous report on the results volume."""
+    """prod on a fresh cluster: its device plugin lands on the GPU node as the kubelet labels it, 16 shards run 8 at
+    a time, `balanced` sharding finds no previous report on the new volume, and every pod falls back to the same
+    split and says so."""
     timings = stack_settings("prod")["eval"]["timingsReport"]
-    seed = {timings: json.dumps(dev_journey.report).encode()}
-    j = run_journey("prod", heavy, netns, tmp_path_factory.mktemp("prod"), seed=seed)
+    j = run_journey("prod", heavy, netns, tmp_path_factory.mktemp("prod"))
+    assert j.extra["vllm_node"] == "gpu-0"
     assert_complete_report(j)
     assert_the_stack_model_was_asked(j)
     env = env_of(j.run_objs[1]["spec"]["template"]["spec"]["containers"][0])
     assert env["EVAL_SHARDING"] == "balanced"
     assert env["EVAL_TIMINGS"] == f"/results/{timings}"
     assert j.plan["completions"] == stack_settings("prod")["eval"]["shards"]
+    assert all("no previous report" in r.logs for r in j.index_results), j.index_results[0].logs
 
 
 def test_a_run_id_reused_with_another_image_fails_at_once_and_keeps_the_old_results(dev_journey: Journey) -> None:
@@ -410,13 +457,21 @@ def run_argo_journey(
         "dataset-path": yaml.safe_load(suite.read_text())["dataset"],
         "dataset-b64": base64.b64encode((suite.parent / "cases.jsonl").read_bytes()).decode(),
         "profile": profile,
+        "image": image,  # the image the release built: a parameter of every submission
     }
     declared = {p["name"]: p for p in template["spec"]["arguments"]["parameters"]}
-    assert set(declared) == set(params), declared  # every workflow parameter given, none unknown
+    assert set(params) <= set(declared), declared  # no unknown parameter
+    missing = [n for n, p in declared.items() if n not in params and "value" not in p]
+    assert not missing, f"parameters without a default that the submission must give: {missing}"
+    # `argo submit --from workflowtemplate/eval-release -p k=v ...`, as documented: the kernel takes it or not.
+    api_limits.exec_argv(["argo", "submit", "--from", "workflowtemplate/eval-release",
+                          *(a for k, v in params.items() for a in ("-p", f"{k}={v}"))])  # fmt: skip
+    params = {n: p["value"] for n, p in declared.items() if "value" in p} | params
     workflow = argo_dag.substitute(template, {f"workflow.parameters.{k}": v for k, v in params.items()}, strict=False)
     assert "{{workflow." not in json.dumps(workflow)
     (deployment,) = [d for d in kube_pods.by_kind(stack_objs, "Deployment") if d["metadata"]["name"] == "vllm"]
-    namespace = deployment["metadata"]["namespace"]
+    namespace_obj = namespace_of(stack_objs)
+    namespace = namespace_obj["metadata"]["name"]
     hosts = hosts_file(work / "hosts", re.findall(r"https?://[^\s\"']+", json.dumps(workflow)))
     podman = Podman(netns, work)
     claims = kube_pods.by_kind(stack_objs, "PersistentVolumeClaim")
@@ -428,6 +483,8 @@ def run_argo_journey(
 
     def leaf(call: argo_dag.Call) -> tuple[str, dict[str, str]]:
         body = call.body
+        # Argo hands each step its resolved template in the executor's ARGO_TEMPLATE variable: one exec argument.
+        api_limits.exec_env("ARGO_TEMPLATE", json.dumps(body))
         key = "/".join(filter(None, [call.template, call.arguments.get("variant")]))
         name = re.sub(r"[^a-z0-9-]", "-", f"{key}-{run_id}".lower())[:63].strip("-")
         if "resource" in body:
@@ -436,10 +493,13 @@ def run_argo_journey(
                 configmaps.append(obj)
                 return "Succeeded", {}
             assert obj["kind"] == "Job" and body["resource"]["action"] == "create", obj["kind"]
-            index_pods = [kube_pods.with_hosts_file(p, hosts) for p in kube_pods.index_pods(obj)]
+            index_pods = [
+                kube_pods.with_hosts_file(p, hosts) for p in admitted(kube_pods.index_pods(obj), namespace_obj)
+            ]
             pods[key] = podman.run_pods(index_pods, int(obj["spec"]["parallelism"]), extra=configmaps)
             return ("Succeeded" if all(r.succeeded for r in pods[key]) else "Failed"), {}
-        step = kube_pods.with_hosts_file(argo_container_pod(body, name, namespace), hosts)
+        (step,) = admitted([argo_container_pod(body, name, namespace)], namespace_obj)
+        step = kube_pods.with_hosts_file(step, hosts)
         folder = work / "outputs" / name
         if body.get("outputs"):
             step = with_outputs_folder(step, body, folder)

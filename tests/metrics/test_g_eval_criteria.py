@@ -65,7 +65,11 @@ def test_a_resumed_shard_reuses_its_recorded_steps(tmp_path: Path, stub: str, ev
     (out / "shard-00000" / "manifest.json").unlink()
     reset_stats(stub)
     assert evaluator_cli("run", str(suite), "--out", str(out)).returncode == 0
-    assert get_stats(stub)["total"] == 3  # the three missing cases, no new steps
+    # No new steps: the three missing cases, and the three kept ones re-scored with the recorded steps (they were
+    # scored with other steps: their scoring fingerprint differs; their answers are kept).
+    assert get_stats(stub)["total"] == 3 + 3
+    records = [json.loads(line) for line in results.read_text().splitlines()]
+    assert sum(r["rescored"] for r in records) == 3 and len({r["case_id"] for r in records}) == 6
     assert json.loads(steps_file.read_text())["metrics"]["correct"]["evaluation_steps"] == [
         "Recorded step one.", "Recorded step two.",
     ]  # fmt: skip

@@ -47,39 +47,121 @@ def test_mean_ci_by_hand() -> None:
     assert same.low == pytest.approx(0.6) and same.high == pytest.approx(0.6)
 
 
-@pytest.mark.parametrize(("n", "shift"), [(30, 0.0), (300, -0.05), (1000, 0.02)])
-def test_paired_bootstrap_agrees_with_scipy_bootstrap(n: int, shift: float) -> None:
-    """Different random draws, same method (percentile, pairs resampled together): the intervals agree within
-    the Monte-Carlo error of 10,000 resamples."""
-    reference = _scores(n, seed=1)
-    candidate = [min(1.0, max(0.0, r + shift + random.Random(i).gauss(0, 0.05))) for i, r in enumerate(reference)]
-    ours = stats.paired_bootstrap_ci(reference, candidate, resamples=10_000, seed=7)
-    diffs = [c - r for r, c in zip(reference, candidate, strict=True)]
-    theirs = sp.bootstrap((diffs,), lambda x, axis: x.mean(axis=axis), n_resamples=10_000, method="percentile",
-                          confidence_level=0.95, random_state=7).confidence_interval  # fmt: skip
-    width = theirs.high - theirs.low
-    assert ours.estimate == pytest.approx(sum(diffs) / n, abs=1e-12)
-    assert ours.low == pytest.approx(theirs.low, abs=0.05 * width)
-    assert ours.high == pytest.approx(theirs.high, abs=0.05 * width)
-    # ... and both agree with the t interval of the differences, which a sample this size approaches
-    t = stats.mean_ci(diffs)
-    assert ours.low == pytest.approx(t.low, abs=0.1 * width) and ours.high == pytest.approx(t.high, abs=0.1 * width)
+# --- Tango's score interval (paired 0/1 scores) --------------------------------------------------------------
+def test_tango_matches_the_published_cavo_2012_example() -> None:
+    """Fagerland, Lydersen & Laake's `contingencytables` R package (its tests): Cavo et al. 2012, the paired
+    table [[59, 6], [16, 80]], Tango asymptotic score CI: estimate -0.0621 (95% CI -0.1240 to -0.0054)."""
+    interval = stats.tango_interval(wins=6, losses=16, n=161)
+    assert round(interval.estimate, 4) == -0.0621
+    assert (round(interval.low, 4), round(interval.high, 4)) == (-0.1240, -0.0054)
 
 
-def test_paired_bootstrap_is_reproducible_and_seeded() -> None:
-    reference, candidate = _scores(200, seed=3), _scores(200, seed=4)
-    first = stats.paired_bootstrap_ci(reference, candidate, seed=11)
-    assert stats.paired_bootstrap_ci(reference, candidate, seed=11) == first
-    assert stats.paired_bootstrap_ci(reference, candidate, seed=12) != first
+def _tango_by_profile(wins: int, losses: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The same definition computed independently with scipy: the loss rate maximising the multinomial likelihood
+    under each d numerically (not Tango's closed form), and the score equation solved by brentq."""
+    from scipy.optimize import brentq, minimize_scalar
+
+    z, estimate, ties = sp.norm.ppf(0.5 + confidence / 2), (wins - losses) / n, n - wins - losses
+
+    def score(d: float) -> float:
+        def minus_loglik(q: float) -> float:
+            return -(losses * math.log(q) if losses else 0.0) - (wins * math.log(q + d) if wins else 0.0) - (
+                ties * math.log(1 - 2 * q - d) if ties else 0.0)  # fmt: skip
+
+        lo, hi = max(0.0, -d) + 1e-13, (1 - d) / 2 - 1e-13
+        q = minimize_scalar(minus_loglik, bounds=(lo, hi), method="bounded", options={"xatol": 1e-14}).x
+        return (estimate - d) / math.sqrt((2 * q + d * (1 - d)) / n)
+
+    low = brentq(lambda d: score(d) - z, -1 + 1e-9, estimate) if estimate > -1 else -1.0
+    high = brentq(lambda d: score(d) + z, estimate, 1 - 1e-9) if estimate < 1 else 1.0
+    return low, high
 
 
-def test_paired_bootstrap_by_hand() -> None:
-    """Two pairs with differences 0 and 1: every resample's mean is 0, 0.5 or 1 with probabilities 1/4, 1/2,
-    1/4, so the 2.5th and 97.5th percentiles are 0 and 1 and the estimate 0.5."""
-    interval = stats.paired_bootstrap_ci([0.5, 0.0], [0.5, 1.0], resamples=4000, seed=0)
-    assert (interval.estimate, interval.low, interval.high) == (0.5, 0.0, 1.0)
-    constant = stats.paired_bootstrap_ci([0.2, 0.3, 0.4], [0.3, 0.4, 0.5])
-    assert (constant.low, constant.high) == (pytest.approx(0.1), pytest.approx(0.1))
+@pytest.mark.parametrize(("wins", "losses", "n"), [(0, 0, 10), (0, 3, 10), (6, 0, 10), (2, 5, 30), (40, 20, 160),
+                                                   (1, 1, 2), (0, 8, 9), (13, 50, 5000)])  # fmt: skip
+def test_tango_closed_form_agrees_with_the_likelihood_computed_numerically(wins: int, losses: int, n: int) -> None:
+    interval = stats.tango_interval(wins, losses, n)
+    low, high = _tango_by_profile(wins, losses, n)
+    assert (interval.low, interval.high) == (pytest.approx(low, abs=2e-6), pytest.approx(high, abs=2e-6))
+    assert -1.0 <= interval.low <= interval.estimate <= interval.high <= 1.0
+
+
+def test_tango_all_ties_is_not_a_point() -> None:
+    """0 wins and 0 losses of n: the interval is +-z^2/(n + z^2) (the score equation solved by hand), 0.278 at
+    n = 10: ten ties cannot rule out a drop of 0.03."""
+    z2 = sp.norm.ppf(0.975) ** 2
+    for n in (10, 30, 300):
+        interval = stats.tango_interval(0, 0, n)
+        assert (interval.low, interval.high) == (pytest.approx(-z2 / (n + z2)), pytest.approx(z2 / (n + z2)))
+
+
+# --- betting intervals (bounded scores) ----------------------------------------------------------------------
+def _betting_numpy(
+    values: list[float], low: float, high: float, seed: int, confidence: float = 0.95
+) -> tuple[float, float]:
+    """An independent, vectorised reading of Waudby-Smith & Ramdas (2024) for the same order: predictable
+    plug-in bets for a fixed n, stakes capped at 3/4 of ruin, one-sided capitals at alpha/2 with a running
+    maximum, the bounds read off a fine grid of candidate means."""
+    import numpy as np
+
+    ys = [(v - low) / (high - low) for v in values]
+    random.Random(seed).shuffle(ys)
+    y = np.array(ys)
+    n, t = len(y), np.arange(1, len(y) + 1)
+    mu = (0.5 + np.cumsum(y)) / (t + 1)
+    sigma2 = np.concatenate([[0.25], (0.25 + np.cumsum((y - mu) ** 2))[:-1] / t[1:]])
+    alpha = (1 - confidence) / 2
+    bets = np.sqrt(2 * math.log(1 / alpha) / (n * sigma2))
+    grid = np.linspace(1e-7, 1 - 1e-7, 20001)
+    stake_up = np.minimum(bets[None, :], 0.75 / grid[:, None])
+    stake_down = np.minimum(bets[None, :], 0.75 / (1 - grid[:, None]))
+    up = np.cumsum(np.log1p(stake_up * (y[None, :] - grid[:, None])), axis=1).max(axis=1)
+    down = np.cumsum(np.log1p(-stake_down * (y[None, :] - grid[:, None])), axis=1).max(axis=1)
+    kept = grid[(up < math.log(1 / alpha)) & (down < math.log(1 / alpha))]
+    return low + (high - low) * kept.min(), low + (high - low) * kept.max()
+
+
+@pytest.mark.parametrize(("n", "seed"), [(5, 1), (30, 2), (200, 3)])
+def test_betting_interval_agrees_with_an_independent_implementation(n: int, seed: int) -> None:
+    rng = random.Random(seed)
+    diffs = [max(-1.0, min(1.0, rng.choice([0.0, 0.0, -0.4, rng.gauss(0.05, 0.2)]))) for _ in range(n)]
+    ours = stats.betting_interval(diffs, low=-1.0, high=1.0, seed=seed)
+    low, high = _betting_numpy(diffs, -1.0, 1.0, seed)
+    step = 2.0 / 20000  # the grid's resolution on -1..1
+    assert ours.low == pytest.approx(low, abs=step) and ours.high == pytest.approx(high, abs=step)
+    assert ours.estimate == pytest.approx(sum(diffs) / n)
+
+
+def test_betting_interval_stays_within_its_bounds_and_is_seeded() -> None:
+    assert stats.betting_interval([1.0] * 10) == stats.betting_interval([1.0] * 10)
+    top = stats.betting_interval([1.0, 0.95, 1.0, 0.9, 1.0])
+    assert 0.0 <= top.low < top.estimate <= top.high == 1.0
+    ties = stats.betting_interval([0.0] * 30, low=-1.0, high=1.0)
+    assert ties.low < -0.1 and ties.high > 0.1  # 30 ties cannot rule out a drop on a rare case
+    values = _scores(300, seed=9)
+    assert stats.betting_interval(values, seed=1) != stats.betting_interval(values, seed=2)
+    with pytest.raises(ValueError, match="within"):
+        stats.betting_interval([0.5, 1.2])
+
+
+def test_betting_interval_approaches_the_t_interval_with_many_cases() -> None:
+    """Valid at every n costs width at small n; with 5,000 cases it is within 1.5 times the t interval."""
+    values = _scores(5000, seed=4)
+    bet, t = stats.betting_interval(values), stats.mean_ci(values)
+    assert bet.low <= t.estimate <= bet.high
+    assert 1.0 <= (bet.high - bet.low) / (t.high - t.low) < 1.5
+
+
+def test_score_interval_picks_the_method_by_the_scores() -> None:
+    assert stats.score_method([0.0, 1.0, 1.0]) == "wilson"
+    assert stats.score_interval([0.0, 1.0, 1.0]) == stats.wilson_interval(2, 3)
+    assert stats.score_method([0.2, 1.0]) == "betting"
+    assert stats.score_method([0.2, 7.0]) == "t"
+    assert stats.paired_method([1.0, 0.0], [0.0, 0.0]) == "tango"
+    assert stats.paired_method([1.0, 0.5], [0.0, 0.0]) == "betting"
+    assert stats.paired_method([1.0, 5.0], [0.0, 0.0]) == "t"
+    unbounded, method = stats.paired_interval([2.0, 3.0], [2.5, 3.5])  # no spread, no bounds: nothing bounds it
+    assert method == "t" and unbounded.low == -math.inf and unbounded.high == math.inf
 
 
 def test_paired_keeps_only_shared_cases_in_a_stable_order() -> None:
@@ -151,8 +233,9 @@ def test_bad_arguments_are_refused() -> None:
     for call in (
         lambda: stats.mean_ci([]),
         lambda: stats.mean_ci([0.1, 0.2], confidence=1.0),
-        lambda: stats.paired_bootstrap_ci([], []),
-        lambda: stats.paired_bootstrap_ci([0.1], [0.2], resamples=0),
+        lambda: stats.betting_interval([]),
+        lambda: stats.tango_interval(3, 9, 10),
+        lambda: stats.paired_interval([], []),
         lambda: stats.t_quantile(1.0, 3),
         lambda: stats.non_inferiority(_interval(0, 0.1, 10), -0.1),
         lambda: stats.win_tie_loss([0.1], [0.2], tie_margin=-1),

@@ -23,6 +23,7 @@ from tests.pipeline.conftest import REPO
 
 ROLE_DIR = REPO / "ansible" / "roles" / "ci_stack"
 PLAYBOOK = Path(__file__).with_name("render_ci_stack.yml")
+VALIDATE_PLAYBOOK = Path(__file__).with_name("validate_ci_stack.yml")
 # Fake secrets of the rendering: they must never appear in what the role renders (only file references do).
 SECRET_VALUES = {
     "ci_stack_portainer_admin_password": "render-portainer-password-1234",
@@ -86,26 +87,32 @@ def option(command: list[str], name: str) -> str:
     return command[command.index(name) + 1]
 
 
-def render(folder: Path, **overrides: Any) -> RenderedStack:
+def run_playbook(folder: Path, playbook: Path, **overrides: Any) -> subprocess.CompletedProcess[str]:
+    """ansible-playbook of `playbook` on localhost with the base variables and `overrides`."""
     folder.mkdir(parents=True, exist_ok=True)
     variables = BASE_VARS | overrides | {
         "render_out": str(folder), "render_role_dir": str(ROLE_DIR), "ansible_python_interpreter": sys.executable,
     }  # fmt: skip
     (folder / "vars.json").write_text(json.dumps(variables))
-    playbook = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or "ansible-playbook"
+    ansible = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or "ansible-playbook"
     (folder / "ansible.cfg").write_text(f"[defaults]\nroles_path = {ROLE_DIR.parent}\nretry_files_enabled = false\n")
     env = dict(os.environ) | {
         "ANSIBLE_CONFIG": str(folder / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCALHOST_WARNING": "false",
         "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
     }  # fmt: skip
-    result = subprocess.run(
-        [playbook, "-i", "localhost,", str(PLAYBOOK), "-e", f"@{folder / 'vars.json'}"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    return subprocess.run(
+        [ansible, "-i", "localhost,", str(playbook), "-e", f"@{folder / 'vars.json'}"],
+        env=env, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+
+
+def validate(folder: Path, **overrides: Any) -> subprocess.CompletedProcess[str]:
+    """The role's derive.yml + validate.yml (what it checks before touching the host) on these inputs."""
+    return run_playbook(folder, VALIDATE_PLAYBOOK, **overrides)
+
+
+def render(folder: Path, **overrides: Any) -> RenderedStack:
+    result = run_playbook(folder, PLAYBOOK, **overrides)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     text = (folder / "compose.yml").read_text()
     return RenderedStack(folder, yaml.safe_load(text), text, json.loads((folder / "derived.json").read_text()))
@@ -144,8 +151,11 @@ def frpc_seam_problems(frpc_text: str, stack: RenderedStack) -> list[str]:
     }
     if len(proxies) != 1 or any(proxies[0].get(k) != v for k, v in wanted.items()):
         problems.append(f"frpc must route exactly one http path to the receiver {wanted}, got {proxies}")
-    if stack.service("frpc").get("network_mode") != "service:receiver":
-        problems.append("frpc must share the receiver's network namespace (its 127.0.0.1 is the receiver's)")
+    if "network_mode" in stack.service("frpc"):
+        problems.append("frpc must have its own network namespace (a receiver restart must not cut the tunnel)")
+    receiver_networks = set(stack.service("receiver").get("networks", {}))
+    if not receiver_networks & set(stack.service("frpc").get("networks", {})):
+        problems.append("frpc is on no network of the receiver: it cannot reach its fixed address")
     command = stack.command("frpc")
     if command[:1] != ["-c"] or command[1] not in stack.mounts("frpc"):
         problems.append(f"frpc does not read the mounted configuration: {command}")

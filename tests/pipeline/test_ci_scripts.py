@@ -37,9 +37,10 @@ def test_shellcheck_is_clean() -> None:
     assert result.returncode == 0, result.stdout
 
 
+# The evaluation container has its own network (never the host's): the host's servers are host.docker.internal.
 LOCAL_TARGET = {
-    "EVAL_TARGET_BASE_URL": "http://127.0.0.1:8000/v1", "EVAL_TARGET_MODEL": "qwen2.5-0.5b-instruct",
-    "EVAL_JUDGE_BASE_URL": "http://127.0.0.1:8001/v1", "EVAL_JUDGE_MODEL": "qwen2.5-7b-instruct",
+    "EVAL_TARGET_BASE_URL": "http://host.docker.internal:8000/v1", "EVAL_TARGET_MODEL": "qwen2.5-0.5b-instruct",
+    "EVAL_JUDGE_BASE_URL": "http://host.docker.internal:8001/v1", "EVAL_JUDGE_MODEL": "qwen2.5-7b-instruct",
 }  # fmt: skip
 GOOD = {
     "COMMIT": MERGE_SHA,
@@ -60,6 +61,10 @@ GOOD = {
         ({"REPOSITORY": "a/b/c"}, "REPOSITORY"),
         ({"EVAL_PATH": "cloud"}, "EVAL_PATH"),
         ({"GATE_MODE": "sometimes"}, "GATE_MODE"),
+        ({"EVAL_SUITE": "../outside/suite.yaml"}, "EVAL_SUITE"),
+        ({"EVAL_SUITE": "/etc/suite.yaml"}, "EVAL_SUITE"),
+        ({"EVAL_TARGET_BASE_URL": "http://127.0.0.1:8000/v1"}, "host.docker.internal"),
+        ({"EVAL_JUDGE_BASE_URL": "http://localhost:8001/v1"}, "host.docker.internal"),
     ],
 )
 def test_check_params_refuses_bad_parameters(change: dict[str, str], needle: str) -> None:
@@ -71,16 +76,25 @@ def test_check_params_refuses_bad_parameters(change: dict[str, str], needle: str
 def test_check_params_accepts_and_compares_the_checkout(tmp_path: Path) -> None:
     assert run("check-params.sh", env=GOOD).returncode == 0
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "suite.yaml").write_text("name: s\n")
+    subprocess.run(["git", "-C", str(tmp_path), "add", "suite.yaml"], check=True)
     subprocess.run(
-        ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "x"],
+        ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "x"],
         check=True,
     )  # fmt: skip
     head = subprocess.run(
         ["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
-    assert run("check-params.sh", "--head", env=GOOD | {"COMMIT": head}, cwd=tmp_path).returncode == 0
+    assert (
+        run(
+            "check-params.sh", "--head", env=GOOD | {"COMMIT": head, "EVAL_SUITE": "suite.yaml"}, cwd=tmp_path
+        ).returncode
+        == 0
+    )
     other = run("check-params.sh", "--head", env=GOOD, cwd=tmp_path)
     assert other.returncode == 2 and "checked out" in other.stderr
+    missing = run("check-params.sh", "--head", env=GOOD | {"COMMIT": head, "EVAL_SUITE": "no/suite.yaml"}, cwd=tmp_path)
+    assert missing.returncode == 2 and "EVAL_SUITE 'no/suite.yaml' is not a file of this commit" in missing.stderr
 
 
 FAKE_KUBECTL = """#!/usr/bin/env bash
@@ -213,7 +227,7 @@ def test_the_cluster_path_pushes_the_image_to_the_registry_with_the_credential(t
     env, log = fake_docker(tmp_path)
     result = run("build-image.sh", env=env | GOOD | {
         "EVAL_PATH": "cluster", "REGISTRY": "registry.example.org:5000", "REGISTRY_USER": "ci",
-        "REGISTRY_PASSWORD": "s3cret-pass",
+        "REGISTRY_PASSWORD": "s3cret-pass", "DOCKER_CONFIG": str(tmp_path / "ws@tmp" / "docker-config"),
     })  # fmt: skip
     assert result.returncode == 0, result.stderr
     calls = log.read_text()
@@ -411,3 +425,156 @@ def test_the_release_promotes_the_evaluated_image(tmp_path: Path) -> None:
     evaluated = f"registry.example.org:5000/ai-eval-factory/evaluator:{MERGE_SHA}"
     released = "registry.example.org:5000/ai-eval-factory/evaluator:release-pr-42"
     assert f"docker tag {evaluated} {released}" in calls and f"docker push {released}" in calls
+
+
+# Issue 17: a failing gate blocks by default and says why on the commit; docker login lives and dies with the
+# build; the evaluation container never gets the host's network.
+
+
+GATE_FAILING = """#!/usr/bin/env bash
+# Stand-in for `evaluator gate` on a report whose pass rate is below the gate (the CLI's own output format:
+# test_the_gate_reason_is_the_real_gates_first_reason holds gate.sh to the real command).
+echo "evaluator $*" >> "$FAKE_LOG"
+if [ "$1" = gate ]; then
+  echo "gate: policy absolute (suite), min_pass_rate 0.9 (suite), tolerance none (suite), mode block (--mode), inconclusive block (--mode block), error_budget 0.0 (suite)"
+  echo "  - quality: pass rate 62.0% is below the minimum 90.0%" >&2
+  echo "  - quality: metric answer_relevancy passes 62.0% of cases, below 90.0%" >&2
+  echo "FAIL: run r7-3f786850e387: 2 failure(s), 0 inconclusive" >&2
+  exit 1
+fi
+"""
+
+
+def test_a_failing_gate_blocks_by_default_and_the_commit_status_says_why(tmp_path: Path) -> None:
+    env, _ = fake_evaluator(tmp_path)
+    (Path(env["VENV"]) / "bin" / "evaluator").write_text(GATE_FAILING)
+    result = run("gate.sh", env=env | {"GATE_MODE": "block"})
+    assert result.returncode == 1
+    results = Path(env["RESULTS_DIR"])
+    assert (results / "gate-verdict").read_text().strip() == "fail"
+    reason = (results / "gate-reason").read_text().strip()
+    assert reason == "quality: pass rate 62.0% is below the minimum 90.0%"
+    github = FakeGitHub()
+    try:
+        status = run("commit-status.sh", "--from-result", env=GOOD | env | {
+            "BUILD_RESULT": "FAILURE", "GITHUB_TOKEN": "t", "GITHUB_API_URL": github.url,
+        })  # fmt: skip
+        assert status.returncode == 0, status.stderr
+        ((_, _, body),) = github.posts
+        assert body["state"] == "failure"
+        assert body["description"].startswith("not released: gate failed: quality: pass rate 62.0% is below")
+        assert len(body["description"]) <= 140  # GitHub's limit for a status description
+    finally:
+        github.close()
+
+
+def test_an_unset_gate_mode_is_block() -> None:
+    """The job's parameter defaults to block (jenkins/casc/jenkins.yaml); a build without it blocks too."""
+    lib = (SCRIPTS / "lib.sh").read_text()
+    assert 'local mode="${GATE_MODE:-block}"' in lib
+
+
+@pytest.mark.parametrize("script", ["build-image.sh", "release.sh"])
+def test_docker_login_goes_to_the_builds_own_docker_config(tmp_path: Path, script: str) -> None:
+    """Never the agent's ~/.docker: a later build (another commit's code) must not find the registry credential."""
+    env, log = fake_docker(tmp_path)
+    (Path(env["FAKE_LOG"]).parent / "bin" / "docker").write_text(FAKE_DOCKER.replace(
+        'echo "docker $*" >> "$FAKE_LOG"', 'echo "docker $* [DOCKER_CONFIG=${DOCKER_CONFIG:-unset}]" >> "$FAKE_LOG"'
+    ))  # fmt: skip
+    registry = {"EVAL_PATH": "cluster", "REGISTRY": "registry.example.org:5000", "REGISTRY_USER": "ci",
+                "REGISTRY_PASSWORD": "s3cret-pass", "HOME": str(tmp_path / "home")}  # fmt: skip
+    per_build = tmp_path / "ws@tmp" / "docker-config"
+    done = run(script, env=env | GOOD | registry | {"DOCKER_CONFIG": str(per_build)})
+    assert done.returncode == 0, done.stderr
+    login = next(line for line in log.read_text().splitlines() if line.startswith("docker login"))
+    assert f"[DOCKER_CONFIG={per_build}]" in login
+    for bad in ({}, {"DOCKER_CONFIG": str(tmp_path / "home" / ".docker")}):
+        refused = run(script, env=env | GOOD | registry | bad)
+        assert refused.returncode == 2 and "DOCKER_CONFIG" in refused.stderr, refused.stderr
+
+
+def test_the_evaluation_container_gets_its_own_network_and_no_privileges(tmp_path: Path) -> None:
+    env, log = fake_docker(tmp_path)
+    workspace = tmp_path / "ws"
+    (workspace / "suites").mkdir(parents=True)
+    (workspace / "suites" / "suite.yaml").write_text("name: tiny\n")
+    result = run("run-local-eval.sh", env=env | GOOD | {"EVAL_SUITE": "suites/suite.yaml"}, cwd=workspace)
+    assert result.returncode == 0, result.stderr
+    create = next(line for line in log.read_text().splitlines() if line.startswith("docker create"))
+    assert "--network bridge" in create and "--add-host host.docker.internal:host-gateway" in create
+    assert "--cap-drop ALL" in create and "--security-opt no-new-privileges" in create
+    assert " -v " not in create and "--volume" not in create and "--mount" not in create
+    for bad, needle in ((dict(EVAL_NETWORK="host"), "host's network"),
+                        (dict(EVAL_TARGET_BASE_URL="http://127.0.0.1:8000/v1"), "host.docker.internal")):  # fmt: skip
+        refused = run("run-local-eval.sh", env=env | GOOD | {"EVAL_SUITE": "suites/suite.yaml"} | bad, cwd=workspace)
+        assert refused.returncode == 2 and needle in refused.stderr, refused.stderr
+
+
+def _real_report(tmp_path: Path, passing: int, failing: int) -> Path:
+    """A real aggregate (the real `evaluator run` and `aggregate`, pre-recorded answers, exact_match), `failing` of
+    whose cases answer wrongly; the suite's gate: min_pass_rate 0.5."""
+    import sys
+
+    from click.testing import CliRunner
+
+    from evaluator.cli import main
+    from tests.helpers import write_suite
+
+    data = [{"id": f"c{i}", "input": f"q{i}", "expected_output": "a", "actual_output": "a" if i < passing else "b"}
+            for i in range(passing + failing)]  # fmt: skip
+    suite = write_suite(tmp_path / "suite", data, metrics=[{"type": "exact_match"}], target=None, judge=None)
+    results = tmp_path / "results"
+    ran = CliRunner().invoke(main, ["run", str(suite), "--out", str(results), "--run-id", "r7"])
+    assert ran.exit_code == 0, ran.output
+    aggregated = subprocess.run(
+        [str(Path(sys.executable).parent / "evaluator"), "aggregate", str(results), "--out", str(results / "report.json")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert aggregated.returncode in (0, 1), aggregated.stderr
+    return results
+
+
+@pytest.mark.parametrize(("mode", "verdict", "code"), [("block", "fail", 1), ("warn", "warn", 0)])
+def test_the_gate_reason_is_the_real_gates_first_reason(tmp_path: Path, mode: str, verdict: str, code: int) -> None:
+    """gate.sh against the real `evaluator gate` (not a stand-in of its output): the reason the commit status
+    shows is the gate's first reason line, never its settings line or a note."""
+    import sys
+
+    results = _real_report(tmp_path, passing=2, failing=8)
+    env = {"VENV": str(Path(sys.executable).parent.parent), "RESULTS_DIR": str(results), "GATE_MODE": mode}
+    done = run("gate.sh", env=env)
+    assert done.returncode == code, done.stdout + done.stderr
+    assert (results / "gate-verdict").read_text().strip() == verdict
+    reason = (results / "gate-reason").read_text().strip()
+    real = subprocess.run([str(Path(sys.executable).parent / "evaluator"), "gate", str(results / "report.json"),
+                           "--mode", "block"], capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    first = next(line for line in real.stderr.splitlines() if line.startswith("  - "))
+    assert reason == first.removeprefix("  - "), (reason, real.stdout, real.stderr)
+    assert reason == "quality: pass rate 20.0% is below the minimum 50.0%", reason
+    assert not reason.startswith("gate:"), "the settings line is no reason"
+    github = FakeGitHub()
+    try:
+        status = run("commit-status.sh", "--from-result", env=GOOD | env | {
+            "BUILD_RESULT": "FAILURE" if verdict == "fail" else "UNSTABLE", "GITHUB_TOKEN": "t",
+            "GITHUB_API_URL": github.url,
+        })  # fmt: skip
+        assert status.returncode == 0, status.stderr
+        ((_, _, body),) = github.posts
+        if verdict == "fail":
+            assert body["state"] == "failure" and body["description"] == f"not released: gate failed: {reason}"[:140]
+        else:
+            assert body["state"] == "success"
+    finally:
+        github.close()
+
+
+def test_a_passing_real_gate_leaves_no_reason(tmp_path: Path) -> None:
+    import sys
+
+    results = _real_report(tmp_path, passing=10, failing=0)
+    (results / "gate-reason").write_text("stale reason of an earlier gate\n")
+    env = {"VENV": str(Path(sys.executable).parent.parent), "RESULTS_DIR": str(results), "GATE_MODE": "block"}
+    done = run("gate.sh", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (results / "gate-verdict").read_text().strip() == "pass"
+    assert not (results / "gate-reason").exists()

@@ -48,8 +48,8 @@ def test_the_receiver_is_a_service_and_frpc_routes_only_the_webhook_path_to_it(s
     assert {"jenkins", "agent", "receiver", "frpc"} <= set(stack.compose["services"])
     assert ci_stack.frpc_seam_problems((REPO / "frp" / "frpc.toml").read_text(), stack) == []
     receiver = stack.command("receiver")
-    assert receiver[:2] == ["webhook", "serve"]
-    assert option(receiver, "--host") == "127.0.0.1"
+    assert receiver[:1] == ["serve"]  # the receiver image's entrypoint is `release-receiver`
+    assert option(receiver, "--host") == "172.30.240.10"  # its fixed address: frpc reaches it from its own namespace
 
 
 def test_the_frpc_configuration_is_the_repository_file(stack: RenderedStack) -> None:
@@ -64,6 +64,7 @@ def test_the_frpc_configuration_is_the_repository_file(stack: RenderedStack) -> 
         ('trustedCaFile = "', 'trustedCaFile = "/elsewhere'),
         ('locations = ["/hooks/release"]', 'locations = ["/"]'),
         ("localPort = 8089", "localPort = 8080"),
+        ("Envs.FRP_RECEIVER_ADDR", "Envs.FRP_RECEIVER_HOST"),
         ('type = "http"', 'type = "tcp"'),
         ('path = "/run/secrets/', 'path = "/etc/'),
         ('"HeartBeats", ', ""),
@@ -82,7 +83,7 @@ def test_jenkins_is_never_published_beyond_loopback(which: str, request: pytest.
     assert rendered.service("jenkins").get("ports") == ["127.0.0.1:8080:8080"]
     for name in ("agent", "receiver", "frpc"):
         assert not rendered.service(name).get("ports"), f"{name} publishes a port"
-        assert rendered.service(name).get("network_mode") in (None, "service:receiver")
+        assert rendered.service(name).get("network_mode") is None
     for service in rendered.compose["services"].values():
         assert service.get("network_mode") != "host"
 
@@ -175,9 +176,10 @@ def test_jenkins_is_the_project_image_built_from_the_repository(stack: RenderedS
     assert jenkins["build"]["target"] == "controller"
     agent = stack.service("agent")
     assert agent["build"]["context"] == jenkins["build"]["context"] and agent["build"]["target"] == "agent"
+    # The receiver is its own image, from its own context (receiver/): nothing of the evaluator goes in.
     receiver = stack.service("receiver")
-    assert Path(stack_source(stack, receiver["build"]["context"])["src"]).resolve() == REPO
-    assert receiver["build"]["dockerfile"] == "evaluator/Dockerfile"
+    assert Path(stack_source(stack, receiver["build"]["context"])["src"]).resolve() == REPO / "receiver"
+    assert "dockerfile" not in receiver["build"]  # receiver/Dockerfile, the context's own
 
 
 def test_images_are_not_built_when_the_stack_is_told_so(tmp_path: Path) -> None:
@@ -206,6 +208,31 @@ def test_builds_run_on_the_agent_and_only_the_agent_has_the_docker_socket(stack:
     assert any(path.removesuffix(".pub") == p for p in stack.secrets("agent"))
 
 
+def test_no_volume_of_the_controller_is_reachable_from_the_agent_or_its_containers(stack: RenderedStack) -> None:
+    """jenkins_home holds every credential (and the key that decrypts them): it is the controller's alone. The
+    agent mounts its own work volume and the socket; the containers builds start get no volume at all (the
+    scripts copy files in and out with `docker cp`)."""
+
+    def named(service: str) -> set[str]:
+        return {
+            str(v).split(":", 1)[0]
+            for v in stack.service(service).get("volumes", [])
+            if not str(v).startswith(("/", "."))
+        }
+
+    controller = named("jenkins")
+    assert controller == {"jenkins_home"}
+    for name in stack.compose["services"]:
+        if name != "jenkins":
+            assert not named(name) & controller, f"{name} mounts a volume of the controller"
+            assert "volumes_from" not in stack.service(name), name
+    assert named("agent") == {"agent_work"}
+    mounts = re.compile(r"docker\b[^\n]*\s(-v|--volume|--mount|--volumes-from)[\s=]")
+    for script in (REPO / "scripts" / "ci-pipeline").glob("*.sh"):
+        for line in script.read_text().replace("\\\n", " ").splitlines():  # continuation lines joined
+            assert not mounts.search(line), f"{script.name}: a build's container gets a volume: {line.strip()}"
+
+
 def test_secret_files_are_private_and_readable_only_by_their_services(stack: RenderedStack) -> None:
     gid = stack.derived["secret_files"][0]["group"]
     by_name = {s["name"]: s for s in stack.derived["secret_files"]}
@@ -219,3 +246,59 @@ def test_secret_files_are_private_and_readable_only_by_their_services(stack: Ren
     assert all(str(gid) == str(s["group"]) for s in stack.derived["secret_files"] if s["mode"] == "0440")
     for value in ci_stack.SECRET_VALUES.values():
         assert value not in stack.compose_text
+
+
+# Issue 17: the receiver pins the repository and the release branch; frpc has its own network namespace (a restart
+# of the receiver alone cannot cut the tunnel); health checks on both; Portainer only when asked, on loopback.
+
+
+def test_the_receiver_pins_the_inventorys_repository_and_exact_release_branch(stack: RenderedStack) -> None:
+    receiver = stack.command("receiver")
+    # ci_stack_release_repo_url https://github.com/acme/ai-eval-factory.git -> the one repository it releases.
+    assert [receiver[i + 1] for i, a in enumerate(receiver) if a == "--repository"] == ["acme/ai-eval-factory"]
+    assert [receiver[i + 1] for i, a in enumerate(receiver) if a == "--release-branch"] == ["release"]
+    assert "--release-branch-glob" not in receiver
+    env = stack.environment("jenkins")
+    assert (env["RELEASE_REPOSITORY"], env["RELEASE_BRANCH"], env["RELEASE_BRANCH_GLOBS"]) == (
+        "acme/ai-eval-factory", "release", "",
+    )  # fmt: skip
+
+
+def test_release_branch_globs_are_an_explicit_opt_in(tmp_path: Path) -> None:
+    rendered = ci_stack.render(tmp_path, ci_stack_release_branch_globs=["release/*"])
+    receiver = rendered.command("receiver")
+    assert option(receiver, "--release-branch-glob") == "release/*"
+    assert rendered.environment("jenkins")["RELEASE_BRANCH_GLOBS"] == "release/*"
+
+
+def test_frpc_has_its_own_namespace_and_reaches_the_receiver_at_its_fixed_address(stack: RenderedStack) -> None:
+    frpc = stack.service("frpc")
+    assert "network_mode" not in frpc, "sharing the receiver's namespace loses the tunnel on a receiver restart"
+    assert set(frpc["networks"]) == set(stack.service("receiver")["networks"])
+    (address,) = [n["ipv4_address"] for n in stack.service("receiver")["networks"].values()]
+    assert option(stack.command("receiver"), "--host") == address  # listens there, on that one address
+    assert stack.environment("frpc")["FRP_RECEIVER_ADDR"] == address
+    assert frpc["depends_on"] == {"receiver": {"condition": "service_healthy"}}
+    for name in ("receiver", "frpc"):
+        test = stack.service(name)["healthcheck"]["test"]
+        assert test[0] == "CMD" and f"http://{address}:8089/healthz" in test, (name, test)
+    assert stack.service("receiver")["healthcheck"]["test"][1:3] == ["release-receiver", "health"]
+
+
+def test_portainer_is_off_unless_asked_and_then_on_loopback_only(stack: RenderedStack, tmp_path: Path) -> None:
+    assert "portainer" not in stack.compose["services"]
+    assert "portainer_admin_password" not in stack.compose.get("secrets", {})
+    rendered = ci_stack.render(tmp_path, ci_stack_portainer_enabled=True)
+    portainer = rendered.service("portainer")
+    assert portainer["ports"] == ["127.0.0.1:9443:9443"]
+    assert option(rendered.command("portainer"), "--admin-password-file") == "/run/secrets/portainer_admin_password"
+
+
+def test_no_service_and_no_build_container_uses_the_host_network(stack: RenderedStack) -> None:
+    for name, service in stack.compose["services"].items():
+        assert service.get("network_mode") != "host", name
+    # Every script of the pipeline (verify-evaluator-image.sh is this machine's image test, not a pipeline step).
+    for script in (REPO / "scripts" / "ci-pipeline").glob("*.sh"):
+        if script.name == "verify-evaluator-image.sh":
+            continue
+        assert "--network host" not in script.read_text() and "--net=host" not in script.read_text(), script.name

@@ -215,7 +215,10 @@ def test_run_local_eval_moves_suite_in_and_results_out(
     env = docker_env | {
         "WORKSPACE": str(workspace), "COMMIT": MERGE_SHA, "IMAGE_REPO": repo,
         "EVAL_SUITE": "suites/suite.yaml", "EVAL_WORKERS": "2", "BUILD_NUMBER": "7",
-        "EVAL_TARGET_BASE_URL": "http://127.0.0.1:8000/v1", "EVAL_TARGET_MODEL": "target-model",
+        "EVAL_TARGET_BASE_URL": "http://host.docker.internal:8000/v1", "EVAL_TARGET_MODEL": "target-model",
+        # This private daemon has no bridge (--bridge none): the container gets no network at all; on a host the
+        # default is the daemon's bridge, never the host's network.
+        "EVAL_NETWORK": "none",
     }  # fmt: skip
     result = subprocess.run(
         ["bash", str(REPO / "scripts" / "ci-pipeline" / "run-local-eval.sh")],
@@ -234,7 +237,7 @@ def test_run_local_eval_moves_suite_in_and_results_out(
     assert (results / "uid.txt").read_text().strip() == "10001"  # the evaluation ran as non-root
     # The job's local-path target reached the container; the judge defaults to the target.
     assert (results / "shard-00000" / "models.txt").read_text().split() == [
-        "http://127.0.0.1:8000/v1", "target-model", "http://127.0.0.1:8000/v1", "target-model",
+        "http://host.docker.internal:8000/v1", "target-model", "http://host.docker.internal:8000/v1", "target-model",
     ]  # fmt: skip
     # The sibling container is gone afterwards.
     assert ok(docker(docker_env, "ps", "--all", "--quiet", "--filter", f"name=eval-r7-{MERGE_SHA[:12]}")) == ""

@@ -13,7 +13,7 @@ import pytest
 
 from tests.pipeline.conftest import REPO
 
-DOCKERFILES = [REPO / "evaluator" / "Dockerfile", REPO / "jenkins" / "Dockerfile"]
+DOCKERFILES = [REPO / "evaluator" / "Dockerfile", REPO / "jenkins" / "Dockerfile", REPO / "receiver" / "Dockerfile"]
 
 
 def hadolint() -> str:
@@ -65,3 +65,28 @@ def test_dockerignore_admits_only_what_the_build_needs() -> None:
     assert lines[0] == "*"
     admitted = {line[1:] for line in lines if line.startswith("!")}
     assert admitted == {"pyproject.toml", "constraints.txt", "README.md", "evaluator/"}
+
+
+def test_the_receiver_image_has_its_own_tight_build_context() -> None:
+    """receiver/ is the receiver image's whole context: its .dockerignore admits its package and nothing else."""
+    lines = [
+        line
+        for line in (REPO / "receiver" / ".dockerignore").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert lines[0] == "*"
+    admitted = {line[1:] for line in lines if line.startswith("!")}
+    assert admitted == {"pyproject.toml", "constraints.txt", "README.md", "release_receiver/"}
+    text = (REPO / "receiver" / "Dockerfile").read_text()
+    assert re.search(r'^ENTRYPOINT \["release-receiver"\]$', text, re.MULTILINE)
+    assert "evaluator" not in re.sub(r"#.*", "", text).lower()
+
+
+def test_the_agent_has_the_docker_cli_with_buildx() -> None:
+    text = (REPO / "jenkins" / "Dockerfile").read_text()
+    agent = text[text.index("AS agent") : text.index("AS controller")]
+    assert "COPY --from=docker-cli /usr/local/bin/docker /usr/local/bin/docker" in agent
+    assert (
+        "COPY --from=docker-cli /usr/local/libexec/docker/cli-plugins/docker-buildx "
+        "/usr/local/libexec/docker/cli-plugins/docker-buildx" in agent
+    )

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from evaluator.webhook.cli import serve
+from release_receiver.cli import serve
 from tests.pipeline import frp_template
 from tests.pipeline.conftest import REPO
 
@@ -89,9 +89,20 @@ def test_the_public_vhost_is_behind_the_tls_edge(frps: dict[str, Any]) -> None:
 def test_one_http_proxy_limited_to_the_receivers_path(frpc: dict[str, Any]) -> None:
     (proxy,) = frpc["proxies"]
     assert proxy["type"] == "http"
-    assert proxy["localIP"] == "127.0.0.1"
+    assert TEMPLATE.fullmatch(proxy["localIP"])  # the receiver's fixed address, from the stack
+    assert proxy["healthCheck"] == {"type": "http", "path": "/healthz", "intervalSeconds": 10, "maxFailed": 3,
+                                    "timeoutSeconds": 3}  # fmt: skip
     receiver_path = next(p for p in serve.params if p.name == "url_path").default
     receiver_port = next(p for p in serve.params if p.name == "port").default
     assert proxy["locations"] == [receiver_path]
     assert proxy["localPort"] == receiver_port
     assert all(TEMPLATE.fullmatch(d) for d in proxy["customDomains"])
+
+
+def test_the_documented_allowlist_matches_the_sender_in_use() -> None:
+    """GitHub's webhook comes from the `hooks` ranges, the release-trigger workflow from the `actions` ranges:
+    an edge that admits only `hooks` answers the workflow 404 (issue 17, item 8)."""
+    readme = (REPO / "frp" / "README.md").read_text()
+    assert "jq -r '.hooks \\| join(\" \")'" in readme and "jq -r '.actions \\| join(\" \")'" in readme
+    assert "RELEASE_TRIGGER" in readme and "remote_ip {$GITHUB_SENDER_RANGES}" in readme
+    assert not re.search(r"remote_ip (\d+\.){3}\d+/", readme), "a hard-coded list admits one sender and goes stale"

@@ -22,7 +22,7 @@ SECRET_REF = re.compile(
     r"|^\$\{readFile:/run/secrets/agent-ssh-key\}$"  # PEM: untrimmed (`trim:-----BEGIN` reads as a default)
 )
 REQUIRED_PLUGINS = {
-    "configuration-as-code", "job-dsl", "workflow-aggregator", "git", "github", "generic-webhook-trigger",
+    "configuration-as-code", "job-dsl", "workflow-aggregator", "git", "generic-webhook-trigger",
     "junit", "htmlpublisher", "matrix-auth", "credentials-binding", "lockable-resources",
     "pipeline-milestone-step", "timestamper",
 }  # fmt: skip
@@ -112,8 +112,9 @@ def test_the_release_job_is_defined_as_code(casc: dict[str, Any]) -> None:
     assert "genericTrigger" in script and "tokenCredentialId('release-gwt-token')" in script
     assert "scriptPath('Jenkinsfile')" in script
     assert "printPostContent(false)" in script  # the payload is not logged
-    # Only the escaped form reaches Jenkins: JCasC must not resolve the build parameter itself.
-    assert "^${COMMIT}" in script
+    # The Jenkinsfile comes from the release branch the stack names (RELEASE_BRANCH, resolved by JCasC), never
+    # from the commit under test (test_jenkinsfile.py: the commit is verified before any file of it runs).
+    assert "branch('refs/heads/${RELEASE_BRANCH}')" in script and "${COMMIT}" not in script
 
 
 def test_lockable_gpu_resource_matches_the_jenkinsfile(casc: dict[str, Any]) -> None:
@@ -219,7 +220,7 @@ def test_the_release_job_reads_what_the_receiver_forwards(casc: dict[str, Any]) 
     variable must be a parameter of the job (else Jenkins drops it)."""
     import dataclasses
 
-    from evaluator.webhook import ReleaseParams
+    from release_receiver import ReleaseParams
 
     script = casc["jobs"][0]["script"]
     variables = dict(re.findall(r"genericVariable \{ key\('([^']+)'\); value\('\$\.([a-z_]+)'\) \}", script))
@@ -233,6 +234,8 @@ def test_the_release_job_reads_what_the_receiver_forwards(casc: dict[str, Any]) 
         "COMMIT",
         "PR_NUMBER",
         "REPOSITORY",
+        "BASE_REF",
+        "EVAL_SUITE",
         "EVAL_PATH",
         "GATE_MODE",
         "EVAL_TARGET_MODEL",

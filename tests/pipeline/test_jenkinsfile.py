@@ -18,6 +18,7 @@ import yaml
 
 from tests.pipeline.conftest import REPO
 
+JOB_SCRIPT = yaml.safe_load((REPO / "jenkins" / "casc" / "jenkins.yaml").read_text())["jobs"][0]["script"]
 REQUIRED_STAGES = [
     "Checkout", "Tooling", "Build image", "Evaluate", "Aggregate", "Baseline", "Publish", "PR comment", "Gate",
     "Release",
@@ -219,7 +220,8 @@ def test_gate_mode_reaches_the_gate() -> None:
     match = re.search(r"choiceParam\('GATE_MODE', \[([^\]]*)\]", script)
     assert match, "the release job has no GATE_MODE choice"
     choices = [c.strip().strip("'") for c in match.group(1).split(",")]
-    assert choices == ["suite", "warn", "block"]  # the first is the default: the suite's own gate.mode
+    # The first is the default, and a webhook-triggered build sets no parameter: a failing gate blocks.
+    assert choices == ["block", "warn", "suite"]
     assert "GATE_MODE" in (REPO / "scripts" / "ci-pipeline" / "gate.sh").read_text()
     assert "parameters {" not in (REPO / "Jenkinsfile").read_text(), "the job, not the Jenkinsfile, owns parameters"
 
@@ -232,8 +234,10 @@ def test_the_release_runs_the_suites_full_profile_and_it_reaches_the_run(pipelin
 
     environment = child(pipeline, "environment").text
     profile = re.search(r"^\s*EVAL_PROFILE = '([\w-]+)'$", environment, re.MULTILINE)
-    suite = re.search(r"^\s*EVAL_SUITE = '([^']+)'$", environment, re.MULTILINE)
-    assert profile and suite, "the pipeline names its suite and the profile a release runs"
+    # The suite is a job parameter (its default the example suite): an environment entry would shadow it.
+    assert "EVAL_SUITE" not in environment
+    suite = re.search(r"stringParam\('EVAL_SUITE', '([^']+)'", JOB_SCRIPT)
+    assert profile and suite, "the pipeline names the profile a release runs, the job its suite"
     loaded = evaluator.load_suite(REPO / suite.group(1))
     assert profile.group(1) == "nightly" and profile.group(1) in loaded.suite.profiles
     everything = evaluator.plan_run(loaded, profile=profile.group(1))
@@ -253,3 +257,83 @@ def test_the_baseline_is_the_last_green_release(pipeline: Call) -> None:
     assert "optional: true" in copy.text  # the very first release has none
     post = child(pipeline, "post")
     assert "results/**" in post.text  # every build archives its report for the next one
+
+
+# Issue 17: the pipeline code comes from the protected release branch; the commit is verified, then claimed,
+# before any file of it runs; a failing gate fails the build; docker login is the build's own.
+
+
+def test_the_pipeline_code_comes_from_the_release_branch_never_from_the_commit() -> None:
+    scm = JOB_SCRIPT[JOB_SCRIPT.index("definition {") :]
+    assert "branch('refs/heads/${RELEASE_BRANCH}')" in scm
+    assert "COMMIT" not in scm, "the Jenkinsfile must not be loaded from the commit under test"
+    assert "lightweight(true)" in scm and "url('${RELEASE_REPO_URL}')" in scm
+
+
+def test_the_commit_is_verified_then_claimed_before_any_of_its_files_runs(ordered: list[Step]) -> None:
+    in_stages = [s for s in ordered if s.inside("stages")]
+    shells = [s.text for s in in_stages if s.name == "sh"]
+    checkout = next(i for i, s in enumerate(in_stages) if s.name == "checkout")
+    first_sh = next(s for s in in_stages[checkout + 1 :] if s.name == "sh")
+    assert all(s.name in ("withCredentials", "gitUsernamePassword") for s in in_stages[checkout + 1 :][:2])
+    assert first_sh.text == "sh 'scripts/ci-pipeline/verify-release-commit.sh'"
+    assert shells[0] == "sh 'scripts/ci-pipeline/verify-release-commit.sh'"
+    assert shells[1] == "sh 'scripts/ci-pipeline/claim-release.sh'"
+    # A duplicate of a claimed release runs nothing else, and reports nothing on the commit.
+    for step in in_stages:
+        if step.name == "sh" and "verify-release-commit" not in step.text and "claim-release" not in step.text:
+            assert step.guarded_by("RELEASE_CLAIM") or any(
+                _call_name(a) == "stage" and "RELEASE_CLAIM" in (a.text or b"").decode() for a in step.ancestors
+            ), step.text
+    status = [s for s in ordered if s.name == "sh" and s.inside("post") and "commit-status" in s.text]
+    assert status and all(s.guarded_by("RELEASE_CLAIM") for s in status)
+
+
+def test_every_stage_after_the_checkout_runs_only_for_a_claimed_release(pipeline: Call) -> None:
+    for stage in stages(pipeline)[1:]:
+        assert "RELEASE_CLAIM" in child(stage, "when").text, stage.text.splitlines()[0]
+
+
+def test_a_failing_gate_fails_the_build_and_nothing_is_released(pipeline: Call) -> None:
+    gate = stage_named(pipeline, "Gate")
+    assert not any(c.name == "catchError" for c in everything(gate)), "a failed gate must fail the build"
+    release = child(stage_named(pipeline, "Release"), "when").text
+    assert "'pass'" in release and "FAILURE" in release
+
+
+def test_docker_login_lives_in_a_per_build_config_removed_after_the_build(pipeline: Call, ordered: list[Step]) -> None:
+    environment = child(pipeline, "environment").text
+    assert re.search(r'^\s*DOCKER_CONFIG = "\$\{WORKSPACE\}@tmp/docker-config"$', environment, re.MULTILINE)
+    cleanup = child(child(pipeline, "post"), "cleanup").text
+    assert re.search(r"dir\(env\.DOCKER_CONFIG\) \{\s*deleteDir\(\)\s*\}", cleanup)
+    removal = [s for s in ordered if s.name == "deleteDir" and s.inside("post")]
+    assert removal and not removal[0].guarded_by("RELEASE_CHECKED_OUT")  # removed whatever happened
+
+
+def test_the_job_takes_the_base_branch_and_a_rerun_switch() -> None:
+    assert "genericVariable { key('BASE_REF'); value('$.base_ref') }" in JOB_SCRIPT
+    assert "stringParam('BASE_REF'" in JOB_SCRIPT
+    assert re.search(r"booleanParam\('RERUN', false,", JOB_SCRIPT)
+
+
+def test_the_trust_step_fetches_the_release_branch_with_the_checkouts_credentials(ordered: list[Step]) -> None:
+    """`checkout scm` authenticates only its own git calls; the `git fetch` of verify-release-commit.sh in a plain
+    `sh` would find a private repository closed. The git plugin's gitUsernamePassword binding gives that shell
+    the job's checkout credential (GIT_ASKPASS), never on a command line."""
+    (verify,) = [s for s in ordered if s.name == "sh" and "verify-release-commit" in s.text]
+    bindings = [a for a in verify.ancestors if _call_name(a) == "withCredentials"]
+    assert bindings, "verify-release-commit.sh runs git fetch without credentials"
+    text = (bindings[-1].text or b"").decode()
+    assert "gitUsernamePassword(credentialsId: 'github-checkout')" in text
+    assert "credentials('github-checkout')" in JOB_SCRIPT  # the credential `checkout scm` itself uses
+
+
+def test_only_a_verified_and_claimed_release_supersedes_older_builds(ordered: list[Step]) -> None:
+    """A milestone aborts older builds that have not passed it. The first one must come after the trust step and
+    the claim, inside the claimed branch: a refused delivery or a duplicate of a claimed release must never abort
+    a genuine release's build."""
+    in_stages = [s for s in ordered if s.inside("stages")]
+    first = next(i for i, s in enumerate(in_stages) if s.name == "milestone")
+    claim = next(i for i, s in enumerate(in_stages) if s.name == "sh" and "claim-release" in s.text)
+    assert first > claim, "a milestone before the claim lets a refused or duplicate build abort older ones"
+    assert in_stages[first].guarded_by("RELEASE_CLAIM")

@@ -103,3 +103,26 @@ def test_the_tool_check_mode_agrees(tmp_path: Path, lock: dict[str, Any]) -> Non
     stale = tmp_path / "plugins.txt"
     stale.write_text(PLUGINS.read_text().replace("timestamper:", "timestamper:0.1-"))
     assert TOOL.main(["--check", "--plugins", str(stale)]) == 1
+
+
+def test_the_bom_line_is_the_line_of_the_pinned_core(lock: dict[str, Any]) -> None:
+    """The plugin versions come from a jenkinsci/bom line tested against one LTS: the core the image pins must be
+    of that line (bom-2.568.x is tested with Jenkins 2.568.1: its sample-plugin/pom.xml at 6916.v15ec97679743)."""
+    core = re.search(
+        r"^ARG JENKINS_IMAGE=jenkins/jenkins:([0-9.]+)-lts", (REPO / "jenkins" / "Dockerfile").read_text(), re.M
+    )
+    assert core, "jenkins/Dockerfile pins no jenkins/jenkins LTS"
+    line = re.search(r"bom-(\d+\.\d+)\.x", lock["bom"])
+    assert line and core.group(1).rsplit(".", 1)[0] == line.group(1), (lock["bom"], core.group(1))
+    for default in ("ci_stack_jenkins_image", "ci_stack_agent_image"):
+        text = (REPO / "ansible" / "roles" / "ci_stack" / "defaults" / "main.yml").read_text()
+        assert re.search(rf"^{default}: \S+:{re.escape(core.group(1))}-\d+$", text, re.M), default
+
+
+def test_no_unused_webhook_plugin_is_installed() -> None:
+    """The github plugin opens /github-webhook/ (a second, unauthenticated way in); the release path uses the
+    Generic Webhook Trigger behind the receiver, git, and curl for statuses and comments: it is not installed."""
+    plugins = pinned()
+    assert "github" not in plugins and "generic-webhook-trigger" in plugins
+    for path in [REPO / "Jenkinsfile", *(REPO / "jenkins" / "casc").glob("*.yaml")]:
+        assert not re.search(r"githubPush|GitHubPushTrigger|githubProjectProperty", path.read_text()), path

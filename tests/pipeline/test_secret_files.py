@@ -1,5 +1,5 @@
 """One secret, three readers: the sender (the release-trigger workflow's signing step, given the GitHub secret),
-the receiver (`evaluator webhook serve --secret-file`) and Jenkins (configuration-as-code's
+the receiver (`release-receiver serve --secret-file`) and Jenkins (configuration-as-code's
 `${trim:${readFile:...}}`, emulated by the Molecule stand-in, ansible/molecule/default/standins.jenkins.py).
 
 Each content below is a file (or secret) an admin might write. Either all three end up with the same key bytes,
@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evaluator.webhook import ConfigError
-from evaluator.webhook.verify import read_secret
+from release_receiver import ConfigError
+from release_receiver.verify import read_secret
 from tests.pipeline.conftest import REPO
 from tests.pipeline.jenkins_standin import JENKINS
 
@@ -52,9 +52,13 @@ def jenkins_reads(path: Path) -> bytes:
     return value.encode("utf-8")
 
 
-SEND_STEP = yaml.safe_load((REPO / ".github" / "workflows" / "release-trigger.yml").read_text())["jobs"]["trigger"][
-    "steps"
-][1]["run"]
+SEND_STEP = next(
+    step["run"]
+    for step in yaml.safe_load((REPO / ".github" / "workflows" / "release-trigger.yml").read_text())["jobs"]["trigger"][
+        "steps"
+    ]
+    if "signature=" in step.get("run", "")
+)
 SIGN_SNIPPET = SEND_STEP.split("signature=\"$(python3 -c '", 1)[1].split('\' "$payload")"', 1)[0]
 
 

@@ -1,12 +1,13 @@
-"""`evaluator webhook serve` for real on 127.0.0.1, forwarding to a stand-in for Jenkins' Generic Webhook
+"""`release-receiver serve` for real on 127.0.0.1, forwarding to a stand-in for Jenkins' Generic Webhook
 Trigger endpoint (Jenkins itself cannot run here). The stand-in checks the forwarded HMAC like Jenkins'
-whitelist entry does."""
+whitelist entry does. Forwarding happens apart from the request (the outbox): tests wait for it."""
 
 from __future__ import annotations
 
 import http.client
 import json
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -17,8 +18,9 @@ from typing import Any
 
 import pytest
 
-from evaluator.webhook import ReplayStore, VerifierConfig, sign, verify_signature
-from evaluator.webhook.server import Forwarder, ReceiverConfig, make_server
+from release_receiver import ReleasePolicy, ReplayStore, VerifierConfig, sign, verify_signature
+from release_receiver.outbox import Backoff
+from release_receiver.server import Forwarder, ReceiverConfig, make_server
 from tests.pipeline.conftest import MERGE_SHA, SECRET, body_of, release_payload
 
 FORWARD_SECRET = b"jenkins-whitelist-secret"
@@ -48,7 +50,7 @@ class FakeJenkins:
                 outer.received.append(json.loads(body))
                 self.send_response(200)
                 self.end_headers()
-                self.wfile.write(b'{"jobs": {"release": {"triggered": true}}}')
+                self.wfile.write(b'{"jobs": {"release": {"triggered": true, "id": 1}}, "message": "Triggered jobs."}')
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/generic-webhook-trigger/invoke"
@@ -63,12 +65,16 @@ def _serve(server: ThreadingHTTPServer) -> threading.Thread:
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[tuple[str, FakeJenkins]]:
     jenkins = FakeJenkins()
+    started = time.monotonic()
+    verifier = VerifierConfig(secret=SECRET, policy=ReleasePolicy(("acme/ai-eval-factory",)))
     config = ReceiverConfig(
         path="/hooks/release",
-        verifier=VerifierConfig(secret=SECRET),
-        store=ReplayStore(tmp_path / "replay.sqlite", 86400),
+        verifier=verifier,
+        store=ReplayStore(tmp_path / "replay.sqlite", verifier.replay_window_s),
         forward=Forwarder(jenkins.url, FORWARD_SECRET, token="gwt-token", timeout_s=5),
-        clock=lambda: float(NOW),
+        clock=lambda: NOW + (time.monotonic() - started),  # the payloads' time, running (the outbox waits on it)
+        backoff=Backoff(first_s=0.1, max_s=0.2),
+        poll_s=0.05,
     )
     receiver = make_server("127.0.0.1", 0, config)
     threads = [_serve(jenkins.server), _serve(receiver)]
@@ -101,10 +107,18 @@ def delivery(delivery_id: str = "run-1-1", **payload_changes: Any) -> tuple[byte
     }
 
 
+def wait_for(condition: Any, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
 def test_a_release_merge_is_verified_and_forwarded_signed(stack: tuple[str, FakeJenkins]) -> None:
     url, jenkins = stack
     status, answer = post(url + "/hooks/release", *delivery())
     assert status == 202, answer
+    wait_for(lambda: jenkins.received)
     assert jenkins.received == [answer["accepted"]]
     assert jenkins.received[0]["commit"] == MERGE_SHA
     assert jenkins.received[0]["pr_number"] == 42
@@ -121,6 +135,8 @@ def test_replays_forgeries_and_other_paths_never_reach_jenkins(stack: tuple[str,
         post(url + "/hooks/release", body, {k: v for k, v in headers.items() if k != "X-Hub-Signature-256"})[0] == 401
     )
     assert post(url + "/generic-webhook-trigger/invoke", body, headers)[0] == 404
+    wait_for(lambda: jenkins.received)
+    time.sleep(0.3)
     assert len(jenkins.received) == 1
 
 
@@ -132,13 +148,20 @@ def test_an_authentic_non_release_event_is_answered_but_not_forwarded(stack: tup
     assert jenkins.received == []
 
 
-def test_when_jenkins_is_down_the_sender_can_retry_the_same_delivery(stack: tuple[str, FakeJenkins]) -> None:
+def test_when_jenkins_is_down_the_delivery_is_kept_and_forwarded_once_it_is_back(
+    stack: tuple[str, FakeJenkins],
+) -> None:
+    """The sender is answered 202 at once (the release is durable); its retry is a replay, never lost work."""
     url, jenkins = stack
     jenkins.down = True
     body, headers = delivery("run-7-1")
-    assert post(url + "/hooks/release", body, headers)[0] == 502
-    jenkins.down = False
     assert post(url + "/hooks/release", body, headers)[0] == 202
+    assert post(url + "/hooks/release", body, headers)[0] == 409
+    time.sleep(0.3)
+    assert jenkins.received == []
+    jenkins.down = False
+    wait_for(lambda: jenkins.received)
+    time.sleep(0.3)
     assert len(jenkins.received) == 1
 
 

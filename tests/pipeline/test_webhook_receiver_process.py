@@ -1,4 +1,4 @@
-"""`evaluator webhook serve` as a real process on 127.0.0.1, as the compose stack runs it, forwarding to a
+"""`release-receiver serve` as a real process on 127.0.0.1, as the compose stack runs it, forwarding to a
 stand-in for Jenkins' Generic Webhook Trigger endpoint (Jenkins itself cannot run here; the stand-in checks the
 forwarded HMAC and token the way the whitelist entry and the job token do).
 
@@ -27,9 +27,9 @@ from typing import Any
 
 import pytest
 
-from evaluator.webhook import sign
+from release_receiver import sign
 from tests.pipeline.conftest import MERGE_SHA, REPO, body_of, release_payload
-from tests.pipeline.test_webhook_receiver import FakeJenkins, _serve
+from tests.pipeline.test_webhook_receiver import FakeJenkins, _serve, wait_for
 
 WEBHOOK_SECRET = "3f0c9a2b7d41e8f6a5c3b2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1"
 FORWARD_SECRET = "jenkins-whitelist-secret"
@@ -46,7 +46,7 @@ class Receiver:
 
 def start(args: list[str]) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "evaluator", "webhook", "serve", *args],
+        [sys.executable, "-m", "release_receiver", "serve", *args, "--repository", "acme/ai-eval-factory"],
         stderr=subprocess.PIPE,
         text=True,
         cwd=REPO,
@@ -105,6 +105,7 @@ def test_a_delivery_is_forwarded_once_and_the_same_body_under_a_new_delivery_id_
     body = body_of(release_payload(merged_at=time.time()))
     status, answer = github_post(receiver.url, body, "72d3162e-cc78-11e3-81ab-4c9367dc0958")
     assert status == 202, answer
+    wait_for(lambda: receiver.jenkins.received)  # forwarded by the outbox, apart from the request
     assert [r["commit"] for r in receiver.jenkins.received] == [MERGE_SHA]
     # GitHub's "redeliver" (same id), and a captured body re-sent under a made-up id: both replays.
     assert github_post(receiver.url, body, "72d3162e-cc78-11e3-81ab-4c9367dc0958")[0] == 409
@@ -114,7 +115,7 @@ def test_a_delivery_is_forwarded_once_and_the_same_body_under_a_new_delivery_id_
 
 
 def test_an_old_merge_is_refused_by_its_signed_merge_time(receiver: Receiver) -> None:
-    body = body_of(release_payload(merged_at=time.time() - 2 * 3600))
+    body = body_of(release_payload(merged_at=time.time() - 4 * 86400))  # beyond GitHub's 3-day redelivery window
     status, answer = github_post(receiver.url, body, "old-merge-1")
     assert (status, answer.get("error")) == (400, "stale"), answer
     assert receiver.jenkins.received == []
@@ -158,6 +159,7 @@ def test_a_slow_body_is_cut_off_within_the_read_timeout_and_others_are_still_ser
         assert waited <= READ_TIMEOUT + 2, f"the slow client was still connected after {waited:.1f} s"
     finally:
         slow.close()
+    wait_for(lambda: receiver.jenkins.received)
     assert [r["commit"] for r in receiver.jenkins.received] == [MERGE_SHA]
 
 

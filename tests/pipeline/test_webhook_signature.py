@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from evaluator.webhook import ConfigError, SignatureError, sign, verify_signature
+from release_receiver import ConfigError, SignatureError, sign, verify_signature
 
 # GitHub's documented test values ("Validating webhook deliveries", docs.github.com).
 GITHUB_SECRET = b"It's a Secret to Everybody"

@@ -10,12 +10,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evaluator.webhook import (
+from release_receiver import (
+    MAX_MERGE_AGE_S,
+    REDELIVERY_WINDOW_S,
     ConfigError,
     Delivery,
     Ignored,
     PayloadError,
     ReleaseParams,
+    ReleasePolicy,
     ReplayError,
     ReplayStore,
     SignatureError,
@@ -42,8 +45,10 @@ def signed(payload: Any, delivery: str = "d-1", timestamp: int | None = int(NOW)
     )
 
 
-CONFIG = VerifierConfig(secret=SECRET)
-GITHUB_CONFIG = VerifierConfig(secret=SECRET, require_timestamp=False)
+POLICY = ReleasePolicy(("acme/ai-eval-factory",))
+CONFIG = VerifierConfig(secret=SECRET, policy=POLICY)
+GITHUB_CONFIG = VerifierConfig(secret=SECRET, policy=POLICY, require_timestamp=False)
+OURS = {"full_name": "acme/ai-eval-factory"}
 
 
 def test_a_merged_release_pr_becomes_pipeline_parameters() -> None:
@@ -82,9 +87,11 @@ def test_authentic_deliveries_that_are_not_release_merges_are_ignored(change: di
     assert reason in outcome.reason
 
 
-def test_release_sub_branches_count_and_other_events_are_ignored() -> None:
+def test_release_sub_branches_count_only_with_a_glob_and_other_events_are_ignored() -> None:
     pr = release_payload()["pull_request"] | {"base": {"ref": "release/2026.11"}}
-    assert isinstance(verify_delivery(signed(release_payload(pull_request=pr)), CONFIG, None, NOW), ReleaseParams)
+    assert isinstance(verify_delivery(signed(release_payload(pull_request=pr)), CONFIG, None, NOW), Ignored)
+    globbed = VerifierConfig(secret=SECRET, policy=ReleasePolicy(POLICY.repositories, ("release",), ("release/*",)))
+    assert isinstance(verify_delivery(signed(release_payload(pull_request=pr)), globbed, None, NOW), ReleaseParams)
     push = Delivery(**{**signed(release_payload()).__dict__, "event": "push"})
     assert isinstance(verify_delivery(push, CONFIG, None, NOW), Ignored)
 
@@ -134,7 +141,7 @@ def test_the_signature_is_checked_before_anything_else() -> None:
 
 
 def test_replayed_delivery_ids_are_rejected(tmp_path: Path) -> None:
-    store = ReplayStore(tmp_path / "replay.sqlite", window_s=86400)
+    store = ReplayStore(tmp_path / "replay.sqlite", window_s=CONFIG.replay_window_s)
     delivery = signed(release_payload(), delivery="abc-1")
     verify_delivery(delivery, CONFIG, store, NOW)
     with pytest.raises(ReplayError, match="already accepted") as info:
@@ -142,7 +149,7 @@ def test_replayed_delivery_ids_are_rejected(tmp_path: Path) -> None:
     assert info.value.status == 409
     # A second store on the same file (another process) sees it too.
     with pytest.raises(ReplayError):
-        verify_delivery(delivery, CONFIG, ReplayStore(tmp_path / "replay.sqlite", 86400), NOW + 2)
+        verify_delivery(delivery, CONFIG, ReplayStore(tmp_path / "replay.sqlite", CONFIG.replay_window_s), NOW + 2)
     # Another delivery of ANOTHER merge is accepted (the same merge again is a replay: see below).
     other = release_payload(number=43, pull_request=release_payload()["pull_request"] | {"merge_commit_sha": "a" * 40})
     verify_delivery(signed(other, delivery="abc-2"), CONFIG, store, NOW + 3)
@@ -174,9 +181,10 @@ def test_a_replay_window_shorter_than_the_timestamp_age_is_refused(tmp_path: Pat
     ("payload", "field"),
     [
         ([], "body"),
-        ({"action": 3}, "action"),
-        ({"action": "closed", "pull_request": "x"}, "pull_request"),
-        ({"action": "closed", "pull_request": {"merged": "yes"}}, "pull_request.merged"),
+        ({"action": 3, "repository": OURS}, "action"),
+        ({"action": "closed", "pull_request": "x", "repository": OURS}, "pull_request"),
+        ({"action": "closed", "pull_request": {"merged": "yes"}, "repository": OURS}, "pull_request.merged"),
+        ({"action": "closed"}, "repository"),
         (release_payload(pull_request=release_payload()["pull_request"] | {"merge_commit_sha": "abc"}), "merge_commit"),
         (release_payload(pull_request=release_payload()["pull_request"] | {"merge_commit_sha": None}), "merge_commit"),
         (release_payload(number=True), "number"),
@@ -230,7 +238,7 @@ def test_any_signed_json_gives_a_verdict_never_a_crash(payload: Any) -> None:
 def test_the_filter_accepts_exactly_merged_closed_release_prs(pr: dict[str, Any], action: str, number: int) -> None:
     payload = release_payload(action=action, number=number, pull_request=pr)
     outcome = verify_delivery(signed(payload, bind=False), GITHUB_CONFIG, None, NOW)
-    expected = action == "closed" and pr["merged"] and pr["base"]["ref"] in ("release", "release/x")
+    expected = action == "closed" and pr["merged"] and pr["base"]["ref"] == "release"  # exact: no glob by default
     assert isinstance(outcome, ReleaseParams) == expected
     if isinstance(outcome, ReleaseParams):
         assert (outcome.commit, outcome.pr_number) == (pr["merge_commit_sha"], number)
@@ -248,7 +256,7 @@ def github_delivery(payload: dict[str, Any], delivery: str) -> Delivery:
 
 
 def test_the_same_signed_body_under_a_new_delivery_id_is_a_replay(tmp_path: Path) -> None:
-    store = ReplayStore(tmp_path / "replay.sqlite", window_s=86400)
+    store = ReplayStore(tmp_path / "replay.sqlite", window_s=CONFIG.replay_window_s)
     original = github_delivery(release_payload(), "72d3162e-cc78-11e3-81ab-4c9367dc0958")
     assert isinstance(verify_delivery(original, GITHUB_CONFIG, store, NOW), ReleaseParams)
     renamed = Delivery(**{**original.__dict__, "delivery_id": "00000000-0000-0000-0000-000000000001"})
@@ -259,20 +267,23 @@ def test_the_same_signed_body_under_a_new_delivery_id_is_a_replay(tmp_path: Path
 
 def test_a_second_trigger_of_the_same_merge_is_a_replay(tmp_path: Path) -> None:
     """Our sender re-run (new delivery id and timestamp, both signed): the same repository, PR and merge commit."""
-    store = ReplayStore(tmp_path / "replay.sqlite", window_s=86400)
+    store = ReplayStore(tmp_path / "replay.sqlite", window_s=CONFIG.replay_window_s)
     verify_delivery(signed(release_payload(), delivery="run-1-1"), CONFIG, store, NOW)
     with pytest.raises(ReplayError, match="already"):
         verify_delivery(signed(release_payload(), delivery="run-1-2", timestamp=int(NOW) + 30), CONFIG, store, NOW + 30)
 
 
-@pytest.mark.parametrize(("age", "needle"), [(3601, "old"), (-61, "future")])
+@pytest.mark.parametrize(("age", "needle"), [(MAX_MERGE_AGE_S + 1, "old"), (-61, "future")])
 def test_staleness_comes_from_the_signed_merged_at(age: int, needle: str) -> None:
-    """GitHub's own deliveries carry no timestamp header: the signed merge time bounds their age."""
+    """GitHub's own deliveries carry no timestamp header: the signed merge time bounds their age (by default
+    GitHub's 3-day redelivery window plus its delivery lag: test_receiver_outbox.py)."""
     payload = release_payload(merged_at=NOW - age)
     with pytest.raises(StaleError, match=needle):
         verify_delivery(github_delivery(payload, "gh-1"), GITHUB_CONFIG, None, NOW)
     assert isinstance(
-        verify_delivery(github_delivery(release_payload(merged_at=NOW - 3590), "gh-2"), GITHUB_CONFIG, None, NOW),
+        verify_delivery(
+            github_delivery(release_payload(merged_at=NOW - REDELIVERY_WINDOW_S + 10), "gh-2"), GITHUB_CONFIG, None, NOW
+        ),
         ReleaseParams,
     )
 

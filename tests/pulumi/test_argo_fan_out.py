@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 import yaml
-from factory import fanout, manifests
+from factory import fanout
 from factory.settings import load_stack
+from factory.workflow import argo
 from pulumi_harness import PULUMI_DIR, VARIANTS_CASES, write_suite, write_variants_suite
 
 import evaluator
@@ -37,8 +38,11 @@ def workflow(stack: str = "prod") -> dict[str, Any]:
 
 
 def workflow_of(s: Any) -> dict[str, Any]:
-    (template,) = [o for o in manifests.argo(s) if o["kind"] == "WorkflowTemplate"]
-    return template
+    """The template with the image and suite path a submission gives (`-p image=<eval.image>`, the default path)."""
+    (template,) = [o for o in argo(s) if o["kind"] == "WorkflowTemplate"]
+    given = {"workflow.parameters.image": s.eval.image, "workflow.parameters.suite-path": "/suite/suite.yaml"}
+    filled: dict[str, Any] = substitute(template, given, strict=False)
+    return filled
 
 
 def templates(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -145,7 +149,7 @@ def test_every_branch_job_shares_the_run_id_and_its_g_eval_steps_but_writes_its_
     s = load_stack(PULUMI_DIR, "prod")
     # The stack's vLLM answers every variant that names no endpoint of its own (EVAL_TARGET_* override `target`).
     assert (env["EVAL_TARGET_BASE_URL"], env["EVAL_TARGET_MODEL"]) == (s.vllm_base_url, s.vllm.served_model_name)
-    (guard,) = pod["initContainers"]
+    guard, _wait = pod["initContainers"]  # the run-guard, then the wait for vLLM
     assert env_of(guard)["EVAL_OUT_DIR"] == "/results/r1/cand"  # the run-guard keeps each branch to one image
     assert job["spec"]["template"]["metadata"]["labels"]["ai-eval-factory/variant"] == "cand"
 

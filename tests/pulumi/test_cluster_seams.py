@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
-from factory import manifests, render
+from factory import evaluation, gpu, inference, manifests, render, storage, workflow
 from factory.settings import SettingsError, load_stack, parse
 from pulumi_harness import PULUMI_DIR, run_program, stack_config, unwrap, write_suite
 
@@ -149,7 +149,7 @@ def argo_steps(template: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_the_argo_prepare_step_ships_the_dataset_too() -> None:
-    (template,) = [o for o in manifests.argo(load_stack(PULUMI_DIR, "prod")) if o["kind"] == "WorkflowTemplate"]
+    (template,) = [o for o in workflow.argo(load_stack(PULUMI_DIR, "prod")) if o["kind"] == "WorkflowTemplate"]
     params = {p["name"] for p in template["spec"]["arguments"]["parameters"]}
     assert {"suite-b64", "dataset-b64", "dataset-path"} <= params
     prepare = yaml.safe_load(template["spec"]["templates"][1]["resource"]["manifest"])
@@ -176,7 +176,7 @@ def test_balanced_sharding_without_a_timings_source_is_refused() -> None:
 def test_balanced_pods_read_the_timings_report_from_the_results_volume(tmp_path: Path) -> None:
     s = load_stack(PULUMI_DIR, "prod")
     assert s.eval.sharding == "balanced" and s.eval.timings_report
-    job = manifests.eval_job(s, "r1", "0123456")
+    job = evaluation.eval_job(s, "r1", "0123456")
     env = env_of(job["spec"]["template"]["spec"]["containers"][0])
     assert env["EVAL_SHARDING"] == "balanced"
     assert env["EVAL_TIMINGS"] == f"/results/{s.eval.timings_report}"
@@ -192,7 +192,7 @@ def test_balanced_pods_read_the_timings_report_from_the_results_volume(tmp_path:
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_pods_ask_for_the_served_model_and_the_stack_judge(stack: str) -> None:
     s = load_stack(PULUMI_DIR, stack)
-    for job in (manifests.eval_job(s, "r1", "0123456"), manifests.aggregate_job(s, "r1", "0123456")):
+    for job in (evaluation.eval_job(s, "r1", "0123456"), evaluation.aggregate_job(s, "r1", "0123456")):
         for c in job["spec"]["template"]["spec"]["containers"]:
             env = env_of(c)
             assert env["EVAL_TARGET_BASE_URL"] == s.vllm_base_url
@@ -204,8 +204,12 @@ def test_pods_ask_for_the_served_model_and_the_stack_judge(stack: str) -> None:
 def test_a_configured_judge_and_the_stacks_served_name_reach_every_argo_step() -> None:
     """The stack's vLLM answers every variant that names no model or endpoint of its own (EVAL_TARGET_*
     override the suite's `target`); the configured judge scores every branch and writes the G-Eval steps."""
-    s = settings("prod", eval__judge={"baseUrl": "http://judge.eval.svc:8000/v1", "model": "judge-70b"})
-    (template,) = [o for o in manifests.argo(s) if o["kind"] == "WorkflowTemplate"]
+    s = settings(
+        "prod",
+        eval__judge={"baseUrl": "http://judge.eval.svc:8000/v1", "model": "judge-70b"},
+        eval__egress=[{"namespace": "eval", "podLabels": {"app": "judge"}, "ports": [8000]}],
+    )
+    (template,) = [o for o in workflow.argo(s) if o["kind"] == "WorkflowTemplate"]
     envs = [env_of(c) for c in argo_steps(template)]
     assert len(envs) == 5  # plan, the branch's Job, aggregate, gate-alone, gate-vs-reference
     assert {(e["EVAL_TARGET_BASE_URL"], e["EVAL_TARGET_MODEL"]) for e in envs} == {
@@ -247,7 +251,6 @@ def test_pulumi_awaits_each_object_for_its_own_budget(stack: str, tmp_path: Path
         "vllm": ("Deployment/vllm", deployment["spec"]["progressDeadlineSeconds"]),
         "eval_job": ("Job/eval-r1", s.eval.active_deadline_seconds),
         "eval_gate": ("Job/aggregate-r1", 900),
-        "gpu_smoke": ("Job/gpu-smoke", s.vllm.download_budget_seconds),
     }
     if s.device_plugin.enabled:
         waits["device_plugin"] = ("DaemonSet/nvidia-device-plugin", 600)
@@ -295,7 +298,7 @@ def _job_status(*conditions: str, **counts: int) -> dict[str, Any]:
 
 
 def test_a_failed_job_ends_the_argo_evaluate_step_at_once() -> None:
-    (template,) = [o for o in manifests.argo(load_stack(PULUMI_DIR, "prod")) if o["kind"] == "WorkflowTemplate"]
+    (template,) = [o for o in workflow.argo(load_stack(PULUMI_DIR, "prod")) if o["kind"] == "WorkflowTemplate"]
     steps = [t for t in template["spec"]["templates"] if "resource" in t and "kind: Job" in t["resource"]["manifest"]]
     assert [s["name"] for s in steps] == ["evaluate"]
     for step in steps:
@@ -313,7 +316,7 @@ def test_a_failed_job_ends_the_argo_evaluate_step_at_once() -> None:
 
 
 def test_argo_steps_without_a_token_run_their_executor_under_the_workflow_account() -> None:
-    objs = manifests.argo(load_stack(PULUMI_DIR, "prod"))
+    objs = workflow.argo(load_stack(PULUMI_DIR, "prod"))
     (template,) = [o for o in objs if o["kind"] == "WorkflowTemplate"]
     (role,) = [o for o in objs if o["kind"] == "Role"]
     account = template["spec"]["serviceAccountName"]
@@ -327,14 +330,27 @@ def test_argo_steps_without_a_token_run_their_executor_under_the_workflow_accoun
 # --- 6. the device plugin on a mixed cluster --------------------------------------------------------
 
 
-def test_the_device_plugin_runs_on_gpu_nodes_only_and_idles_without_a_gpu() -> None:
+def test_the_device_plugin_runs_on_every_node_by_default_and_idles_without_a_gpu() -> None:
+    """Upstream's static manifest: no affinity (a fresh cluster labels no GPU node); a node without a GPU runs
+    the plugin idle. A cluster with GPU Feature Discovery can pin it to its labels (devicePlugin.nodeSelector)."""
     s = load_stack(PULUMI_DIR, "prod")
-    _, ds, _ = manifests.device_plugin(s)
+    _, ds, _ = gpu.device_plugin(s)
     pod = ds["spec"]["template"]["spec"]
+    assert "affinity" not in pod
+    assert env_of(pod["containers"][0])["FAIL_ON_INIT_ERROR"] == "false"  # as upstream's static manifest
+    assert yaml.safe_load(gpu.device_plugin_config(s))["flags"]["failOnInitError"] is False
+    pinned = settings("prod", devicePlugin__nodeSelector={"nvidia.com/gpu.present": "true"})
+    pod = gpu.device_plugin(pinned)[1]["spec"]["template"]["spec"]
     terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
     assert terms == [{"matchExpressions": [{"key": "nvidia.com/gpu.present", "operator": "In", "values": ["true"]}]}]
-    assert env_of(pod["containers"][0])["FAIL_ON_INIT_ERROR"] == "false"  # as upstream's static manifest
-    assert yaml.safe_load(manifests.device_plugin_config(s))["flags"]["failOnInitError"] is False
+
+
+def test_time_slicing_refuses_a_vllm_that_asks_for_several_gpus() -> None:
+    """failRequestsGreaterThanOne (the plugin's default with time-slicing) refuses every pod asking for more than one
+    nvidia.com/gpu, cluster-wide: a vLLM with vllm.gpus: 2 would never start."""
+    with pytest.raises(SettingsError, match=r"Pulumi.prod.yaml: vllm\.gpus: 2 GPUs .*timeSlicingReplicas: 1"):
+        settings("prod", devicePlugin__timeSlicingReplicas=2, vllm__gpus=2)
+    assert settings("prod", vllm__gpus=2).vllm.gpus == 2  # no time-slicing: fine
 
 
 # --- 7. GPU sharing, autoscaling -------------------------------------------------------------------
@@ -352,8 +368,8 @@ def test_no_stack_declares_an_autoscaler_that_nothing_feeds(stack: str) -> None:
 
 def test_time_slicing_with_a_memory_fraction_that_cannot_fit_the_replicas_is_refused() -> None:
     with pytest.raises(SettingsError, match=r"Pulumi.prod.yaml: vllm\.gpuMemoryUtilization: 2 vLLM replicas .* 0\.47"):
-        settings("prod", vllm__replicas=2)
-    assert settings("prod", vllm__replicas=2, vllm__gpuMemoryUtilization=0.45).vllm.replicas == 2
+        settings("prod", vllm__replicas=2, devicePlugin__timeSlicingReplicas=2)
+    assert settings("prod", vllm__replicas=2, devicePlugin__timeSlicingReplicas=2, vllm__gpuMemoryUtilization=0.45)
     prod = load_stack(PULUMI_DIR, "prod")
     slices = prod.device_plugin.time_slicing_replicas
     assert min(slices, prod.vllm.replicas) * prod.vllm.gpu_memory_utilization <= 0.95
@@ -372,7 +388,7 @@ def test_read_write_many_without_a_storage_class_is_refused(volume: str) -> None
 
 def test_the_dev_model_cache_is_the_node_folder_through_a_static_volume() -> None:
     s = load_stack(PULUMI_DIR, "dev")
-    pv, pvc = manifests.model_cache(s)
+    pv, pvc = storage.model_cache(s)
     assert pv["kind"] == "PersistentVolume" and pv["spec"]["hostPath"] == {"path": "/models", "type": "Directory"}
     assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
     assert pv["spec"]["claimRef"] == {"namespace": s.namespace, "name": "model-cache"}
@@ -418,8 +434,8 @@ def test_a_stack_owned_run_id_seen_with_another_image_stops_the_preview(tmp_path
 
 def test_the_run_guard_keeps_a_results_folder_to_the_image_that_wrote_it(tmp_path: Path) -> None:
     """The init container's own script, run here as in the pod: record, accept the same image, refuse another."""
-    job = manifests.eval_job(load_stack(PULUMI_DIR, "dev"), "r1", "0123456")
-    (guard,) = job["spec"]["template"]["spec"]["initContainers"]
+    job = evaluation.eval_job(load_stack(PULUMI_DIR, "dev"), "r1", "0123456")
+    guard, _wait = job["spec"]["template"]["spec"]["initContainers"]  # the run-guard, then the wait for vLLM
     assert guard["name"] == "run-guard" and guard["command"][:2] == ["python", "-c"]
     rules = job["spec"]["podFailurePolicy"]["rules"]
     assert {"containerName": "run-guard", "operator": "In", "values": [2]} in [r.get("onExitCodes") for r in rules]
@@ -441,21 +457,26 @@ def test_the_run_guard_keeps_a_results_folder_to_the_image_that_wrote_it(tmp_pat
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_the_gpu_smoke_job_runs_nvidia_smi_on_one_gpu_before_vllm(stack: str) -> None:
+def test_vllms_pod_checks_its_gpu_with_nvidia_smi_before_anything_else(stack: str) -> None:
+    """No GPU Job of its own (it would need a GPU the running vLLM holds on every upgrade): the check is vLLM's first
+    init container, on the GPUs the pod gets (the kubelet hands an init container's devices on to the server)."""
     mocks, out = run_program(stack, stack_config(stack))
-    job = manifests.gpu_smoke_job(out["settings"])
-    (c,) = job["spec"]["template"]["spec"]["containers"]
-    assert c["command"] == ["nvidia-smi"]
-    assert c["resources"]["limits"]["nvidia.com/gpu"] == c["resources"]["requests"]["nvidia.com/gpu"] == "1"
-    assert unwrap(mocks.by_name("job-eval-gpu-smoke").inputs) == job
-    assert out["gpu_smoke"] in out["vllm_after"]  # Pulumi creates vLLM only once the smoke Job completed
+    deployment = inference.vllm_deployment(out["settings"])
+    pod = deployment["spec"]["template"]["spec"]
+    check = pod["initContainers"][0]
+    assert check["name"] == "gpu-check" and check["command"] == ["nvidia-smi"]
+    gpus = str(out["settings"].vllm.gpus)
+    assert check["resources"]["limits"]["nvidia.com/gpu"] == check["resources"]["requests"]["nvidia.com/gpu"] == gpus
+    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == gpus
+    assert unwrap(mocks.by_name("deployment-eval-vllm").inputs) == deployment
+    assert not [r for r in mocks.registered if r.typ == "kubernetes:batch/v1:Job"]  # no GPU Job besides vLLM
 
 
 def test_the_weight_prefetch_downloads_the_pinned_revision_before_vllm_starts_offline(tmp_path: Path) -> None:
     """The init container's own command, run here against a stand-in huggingface_hub that records the call."""
     s = load_stack(PULUMI_DIR, "dev")
-    pod = manifests.vllm_deployment(s)["spec"]["template"]["spec"]
-    (prefetch,) = pod["initContainers"]
+    pod = inference.vllm_deployment(s)["spec"]["template"]["spec"]
+    (prefetch,) = [c for c in pod["initContainers"] if c["name"] == "prefetch-weights"]
     assert prefetch["image"] == s.vllm.image  # vLLM's image ships huggingface_hub
     assert {"name": "model-cache", "mountPath": "/models"} in prefetch["volumeMounts"]
     fake = tmp_path / "huggingface_hub"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from factory import manifests
+from factory import inference, objects, storage
 from factory.settings import load_stack
 from pulumi_harness import PULUMI_DIR
 
@@ -28,9 +28,9 @@ def test_the_dev_stack_binds_the_folder_ansible_mounts_into_the_node() -> None:
         f"pulumi/Pulumi.dev.yaml modelCache.hostPath ({s.model_cache.host_path}) must equal "
         f"{MINIKUBE_DEFAULTS}: minikube_model_cache_mount ({mount})"
     )
-    pv, pvc = manifests.model_cache(s)
+    pv, pvc = storage.model_cache(s)
     assert pv["spec"]["hostPath"]["path"] == mount
-    deployment = manifests.vllm_deployment(s)
+    deployment = inference.vllm_deployment(s)
     (volume,) = [v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "model-cache"]
     assert volume["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"]
 
@@ -52,9 +52,9 @@ def test_the_node_folder_is_owned_by_the_uid_vllm_runs_as() -> None:
         for t in tasks
         if "{{ minikube_model_cache_dir }}" in str(t.get("ansible.builtin.file", {}).get("path", ""))
     ]
-    pod = manifests.vllm_deployment(load_stack(PULUMI_DIR, "dev"))["spec"]["template"]["spec"]
+    pod = inference.vllm_deployment(load_stack(PULUMI_DIR, "dev"))["spec"]["template"]["spec"]
     uid = pod["securityContext"]["runAsUser"]
-    assert uid == pod["securityContext"]["runAsGroup"] == manifests.VLLM_UID
+    assert uid == pod["securityContext"]["runAsGroup"] == objects.VLLM_UID
     for key in ("owner", "group"):
         assert resolve(task.get(key), defaults) == str(uid), f"{MODEL_CACHE_TASKS}: {key} must be vLLM's uid {uid}"
     mode = int(resolve(task.get("mode"), defaults), 8)

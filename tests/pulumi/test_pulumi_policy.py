@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import rules
-from factory import manifests
+from factory import evaluation, inference, manifests
 from factory.settings import RunSettings, load_stack
 from pulumi_harness import PULUMI_DIR
 from pulumi_policy import PolicyCustomTimeouts, PolicyResourceOptions, ResourceValidationArgs
@@ -62,15 +62,15 @@ def test_pack_declares_the_five_rules_as_mandatory() -> None:
 
 
 def test_the_stack_objects_pass(dev: Any) -> None:
-    run = manifests.eval_job(dev, "r1", "0123456")
-    for obj in [*manifests.long_lived(dev), run, manifests.aggregate_job(dev, "r1", "0123456")]:
+    run = evaluation.eval_job(dev, "r1", "0123456")
+    for obj in [*manifests.long_lived(dev), run, evaluation.aggregate_job(dev, "r1", "0123456")]:
         for name in POLICIES:
             assert violations(name, obj) == [], (name, obj["kind"], obj["metadata"]["name"])
 
 
 @pytest.mark.parametrize("image", ["vllm/vllm-openai", "vllm/vllm-openai:latest", "registry:5000/vllm"])
 def test_unpinned_images_are_refused(dev: Any, image: str) -> None:
-    dep = manifests.vllm_deployment(dev)
+    dep = inference.vllm_deployment(dev)
     dep["spec"]["template"]["spec"]["containers"][0]["image"] = image
     assert violations("images-pinned", dep) == [
         f"container 'vllm': image {image!r} is not pinned to a version tag or digest"
@@ -78,14 +78,14 @@ def test_unpinned_images_are_refused(dev: Any, image: str) -> None:
 
 
 def test_pinned_by_digest_or_registry_port_is_accepted(dev: Any) -> None:
-    dep = manifests.vllm_deployment(dev)
+    dep = inference.vllm_deployment(dev)
     for image in ["vllm/vllm-openai@sha256:" + "a" * 64, "registry:5000/vllm:v1"]:
         dep["spec"]["template"]["spec"]["containers"][0]["image"] = image
         assert violations("images-pinned", dep) == []
 
 
 def test_gpu_server_without_gpu_limit_is_refused(dev: Any) -> None:
-    dep = manifests.vllm_deployment(dev)
+    dep = inference.vllm_deployment(dev)
     res = dep["spec"]["template"]["spec"]["containers"][0]["resources"]
     del res["limits"]["nvidia.com/gpu"], res["requests"]["nvidia.com/gpu"]
     assert violations("gpu-pods-declare-gpu", dep) == [
@@ -94,7 +94,7 @@ def test_gpu_server_without_gpu_limit_is_refused(dev: Any) -> None:
 
 
 def test_gpu_request_must_equal_limit(dev: Any) -> None:
-    dep = manifests.vllm_deployment(dev)
+    dep = inference.vllm_deployment(dev)
     dep["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["nvidia.com/gpu"] = "2"
     assert violations("gpu-pods-declare-gpu", dep) == [
         "container 'vllm': nvidia.com/gpu request (2) must equal its limit (1)"
@@ -102,7 +102,7 @@ def test_gpu_request_must_equal_limit(dev: Any) -> None:
 
 
 def test_cpu_eval_worker_must_not_take_a_gpu(dev: Any) -> None:
-    job = manifests.eval_job(dev, "r1", "0123456")
+    job = evaluation.eval_job(dev, "r1", "0123456")
     job["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] = "1"
     assert violations("gpu-pods-declare-gpu", job) == [
         "container 'evaluator': a CPU worker (NVIDIA_VISIBLE_DEVICES=void) must not request nvidia.com/gpu"
@@ -111,13 +111,13 @@ def test_cpu_eval_worker_must_not_take_a_gpu(dev: Any) -> None:
 
 @pytest.mark.parametrize("probe", ["startupProbe", "readinessProbe", "livenessProbe"])
 def test_missing_probe_is_refused(dev: Any, probe: str) -> None:
-    dep = manifests.vllm_deployment(dev)
+    dep = inference.vllm_deployment(dev)
     del dep["spec"]["template"]["spec"]["containers"][0][probe]
     assert violations("probes-present", dep) == [f"container 'vllm': {probe} is missing"]
 
 
 def test_load_balancer_refused_in_dev_only(dev: Any) -> None:
-    svc = manifests.vllm_service(dev)
+    svc = inference.vllm_service(dev)
     svc["spec"]["type"] = "LoadBalancer"
     assert violations("no-load-balancer-in-dev", svc, stack="dev") == [
         "Service type LoadBalancer is not allowed in stack 'dev' (use ClusterIP or NodePort)"
@@ -127,14 +127,14 @@ def test_load_balancer_refused_in_dev_only(dev: Any) -> None:
 
 
 def test_plaintext_secrets_are_refused(dev: Any) -> None:
-    dep = manifests.vllm_deployment(dev)
+    dep = inference.vllm_deployment(dev)
     env = dep["spec"]["template"]["spec"]["containers"][0]["env"]
     hf = next(e for e in env if e["name"] == "HF_TOKEN")
     hf.pop("valueFrom")
     hf["value"] = "hf_" + "a" * 30
     assert violations("no-plaintext-secrets", dep) == ["container 'vllm': env HF_TOKEN holds a literal secret value"]
     run = RunSettings(run_id="r", commit="0123456", suite_text="x", suite_source="x")
-    cm = copy.deepcopy(manifests.suite_configmap(dev, run))
+    cm = copy.deepcopy(evaluation.suite_configmap(dev, run))
     cm["data"]["judge"] = "sk-" + "b" * 30
     assert violations("no-plaintext-secrets", cm) == [
         "ConfigMap key 'judge' looks like a credential: store it in a Secret"

@@ -17,7 +17,7 @@ import pytest
 import rules
 import yaml
 from click.testing import CliRunner
-from factory import manifests, render
+from factory import evaluation, manifests, render
 from factory.settings import load_stack
 from pulumi_harness import DATASET_TEXT, PULUMI_DIR, SUITE_TEXT, write_suite
 
@@ -64,6 +64,8 @@ def argo_embedded(doc: dict[str, Any]) -> list[dict[str, Any]]:
     dataset_b64 = base64.b64encode(DATASET_TEXT.encode()).decode()
     filled = [t.replace("{{workflow.parameters.dataset-b64}}", dataset_b64) for t in filled]
     filled = [t.replace("{{workflow.parameters.dataset-path}}", "cases.jsonl") for t in filled]
+    filled = [t.replace("{{workflow.parameters.image}}", "registry.example/evaluator:1") for t in filled]
+    filled = [t.replace("{{workflow.parameters.suite-path}}", "/suite/suite.yaml") for t in filled]
     for name, value in BRANCH_INPUTS.items():
         filled = [t.replace("{{inputs.parameters." + name + "}}", value) for t in filled]
     assert not any("{{" in t for t in filled), filled
@@ -79,6 +81,7 @@ def test_render_writes_every_group(rendered: Path) -> None:
             f"010-configmap-suite-{RUN_ID}.yaml",
             f"020-job-eval-{RUN_ID}.yaml",
             f"030-job-aggregate-{RUN_ID}.yaml",
+            f"040-pod-collect-{RUN_ID}.yaml",
         ]
     assert not any("kind: Secret" in p.read_text() for p in rendered.rglob("*.yaml"))  # never rendered
     assert (rendered / "prod" / "argo").is_dir() and not (rendered / "dev" / "argo").exists()
@@ -107,7 +110,7 @@ def test_every_manifest_validates_strictly(rendered: Path, version: str) -> None
 def test_strict_validation_rejects_a_misspelt_field() -> None:
     """The check can fail: an unknown Job field is refused in strict mode."""
     s = load_stack(PULUMI_DIR, "dev")
-    job = manifests.eval_job(s, "x", "0123456")
+    job = evaluation.eval_job(s, "x", "0123456")
     job["spec"]["backofLimitPerIndex"] = 1
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(job, MIN_K8S, strict=True)
@@ -181,7 +184,9 @@ def test_checkov_has_no_unexplained_finding(rendered: Path, tmp_path: Path) -> N
     for path, doc in docs(rendered):
         if doc["kind"] == "WorkflowTemplate":
             for i, obj in enumerate(argo_embedded(doc)):
-                (scan / f"argo-embedded-{path.parent.parent.name}-{i}.yaml").write_text(yaml.safe_dump(obj))
+                (scan / f"argo-embedded-{path.parent.parent.name}-{i}.yaml").write_text(
+                    yaml.safe_dump(obj, width=1 << 20)
+                )
     report = run_checkov(scan)
     assert not findings(report, "failed_checks"), report["results"]["failed_checks"]
     skipped = report["results"]["skipped_checks"]

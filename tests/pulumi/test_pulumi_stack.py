@@ -7,7 +7,7 @@ import runpy
 from typing import Any
 
 import pytest
-from factory import manifests
+from factory import gpu, manifests
 from factory.settings import SettingsError, parse
 from factory.typed import logical_name
 from pulumi_harness import (
@@ -242,17 +242,16 @@ def test_device_plugin_is_off_in_dev_and_on_in_prod(program: tuple[RecordingMock
     image = pod["containers"][0]["image"]
     assert image.startswith("nvcr.io/nvidia/k8s-device-plugin:v")
     cm = unwrap(mocks.by_name("configmap-kube-system-nvidia-device-plugin-config").inputs)
-    assert "failRequestsGreaterThanOne: true" in cm["data"]["config.yaml"]
-    assert "replicas: 2" in cm["data"]["config.yaml"]
+    assert "sharing" not in cm["data"]["config.yaml"]  # prod time-slices no GPU: it would apply cluster-wide
 
 
 def test_time_slicing_is_absent_with_one_replica() -> None:
     cfg = stack_config("prod")
     cfg["devicePlugin"] = {"enabled": True, "timeSlicingReplicas": 1}
     s = parse(cfg, "prod", "test")
-    assert "sharing" not in manifests.device_plugin_config(s)
+    assert "sharing" not in gpu.device_plugin_config(s)
     cfg["devicePlugin"] = {"enabled": True, "timeSlicingReplicas": 4, "failRequestsGreaterThanOne": False}
-    text = manifests.device_plugin_config(parse(cfg, "prod", "test"))
+    text = gpu.device_plugin_config(parse(cfg, "prod", "test"))
     assert "replicas: 4" in text and "failRequestsGreaterThanOne: false" in text
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
-from factory import manifests, render
+from factory import evaluation, render
 from pulumi_harness import (
     PULUMI_DIR,
     VARIANTS_CASES,
@@ -165,4 +165,4 @@ def test_a_stack_owned_run_takes_its_profile_and_many_shards(tmp_path: Path) -> 
     assert env_of(job["spec"]["template"]["spec"]["containers"][0])["EVAL_PROFILE"] == "pr"
     gate = unwrap(mocks.by_name("job-eval-aggregate-r1").inputs)
     assert f"--expect-shards {expected}" in " ".join(gate["spec"]["template"]["spec"]["initContainers"][0]["command"])
-    assert job == manifests.eval_job(out["settings"], "r1", "0123456789abcdef", run=out["eval_job"].run)
+    assert job == evaluation.eval_job(out["settings"], "r1", "0123456789abcdef", run=out["eval_job"].run)

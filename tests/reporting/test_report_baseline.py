@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from evaluator.baseline import compare, tolerance_of
-from tests.reporting.real_runs import drop_cases, make_report, set_score
+from evaluator.contract import Report, ResultRecord
+from tests.reporting.real_runs import _rewrite, drop_cases, make_report, set_score
 
 
 def test_identical_runs_have_no_change() -> None:
@@ -56,18 +57,45 @@ def test_an_errored_case_is_a_regression_with_the_error_named() -> None:
         assert regressed and regressed[0].new_score is None and regressed[0].error == "judge failed"
 
 
-def test_tolerance_is_a_strict_bound_on_the_metric_drop() -> None:
+def test_the_tolerance_is_held_to_the_interval_not_the_point() -> None:
+    """One flipped case of 10 drops exact_match's mean and pass rate by exactly 0.1, but 10 cases cannot tell that
+    from noise: whatever the tolerance, the metric is INCONCLUSIVE (the gate's reading), never a regression."""
     base = make_report(10, seed=1)
-    # exact_match is 0 or 1; flipping one passing case of 10 drops its mean and pass rate by exactly 0.1.
     passing = next(c.case_id for c in base.cases if c.metrics["exact_match"].score == 1.0)
     cur = set_score(base, passing, "exact_match", 0.0)
-    assert not compare(cur, base, 0.1).regressed  # dropped exactly the tolerance: allowed
+    for tolerance in (0.0, 0.09, 0.1):
+        result = compare(cur, base, tolerance)
+        assert not result.regressed and "exact_match" in [m.name for m in result.undecided_metrics]
     strict = compare(cur, base, 0.09)
-    assert strict.regressed
-    assert [m.name for m in strict.regressed_metrics] == ["exact_match"]
-    assert "exact_match" in strict.reasons()[0] and "0.09" in strict.reasons()[0]
+    line = next(text for text in strict.undecided() if text.startswith("metric exact_match"))
+    assert "tolerance 0.09" in line and "difference -0.100" in line
     delta = next(m for m in strict.metrics if m.name == "exact_match")
     assert delta.mean_delta == pytest.approx(-0.1) and delta.pass_rate_delta == pytest.approx(-0.1)
+    assert delta.difference is not None and delta.difference.method == "tango"
+
+
+def _fail_exact_match(report: Report, case_ids: set[str]) -> Report:
+    """The aggregate after these cases' exact_match dropped to 0 (one rewrite of the shard files)."""
+
+    def change(records: list[ResultRecord]) -> list[ResultRecord]:
+        for record in records:
+            if record.case_id in case_ids:
+                entry = record.metrics["exact_match"]
+                record.metrics["exact_match"] = entry.model_copy(update={"score": 0.0, "success": False})
+                record.success = False
+        return records
+
+    return _rewrite(report, dict.fromkeys({c.shard for c in report.cases if c.case_id in case_ids}, change))
+
+
+def test_a_drop_the_cases_can_show_is_a_regression() -> None:
+    base = make_report(60, pass_all=True)
+    cur = _fail_exact_match(base, {f"case-{i:05d}" for i in range(0, 60, 4)})  # 15 of 60: -0.25
+    result = compare(cur, base, 0.05)
+    assert [m.name for m in result.regressed_metrics] == ["exact_match"]
+    assert (
+        result.reasons()[0].startswith("metric exact_match vs baseline") and "difference -0.250" in result.reasons()[0]
+    )
 
 
 def test_deltas_use_matched_cases_only() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -51,7 +52,7 @@ def test_a_corrupt_line_in_the_middle_names_file_and_line(tmp_path: Path) -> Non
         history.read(path)
 
 
-def test_weekly_view_sums_minutes_and_cost_and_averages_quality() -> None:
+def test_weekly_view_sums_minutes_and_cost_and_averages_quality(tmp_path: Path) -> None:
     records = [
         history.summarize(_report(0, 0, 10), 1.0),
         history.summarize(_report(0, 1, 20), 1.0),
@@ -67,5 +68,9 @@ def test_weekly_view_sums_minutes_and_cost_and_averages_quality() -> None:
     trend.print_trend(records, console)
     out = console.export_text()
     assert "2026-W45" in out and "30.0" in out and "answer_relevancy" in out
-    html = trend.render_html(records)
-    assert 'id="plot-trend"' in html and "2026-W47" in html and "<script src=" not in html
+    page = tmp_path / "trend.html"
+    library = trend.write_html(page, records)
+    html = page.read_text()
+    assert 'id="plot-trend"' in html and "2026-W47" in html
+    # No network: the plotting library is the one file beside the page, loaded by its relative name.
+    assert re.findall(r"<script src=([^>]*)>", html) == [f'"{library.name}"'] and library.parent == tmp_path

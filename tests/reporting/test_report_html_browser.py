@@ -1,4 +1,5 @@
-"""The HTML report opened in a real headless Chromium: every plot drawn, the case table searchable, no network."""
+"""The HTML report opened in a real headless Chromium: every plot drawn from the one plotting library beside the
+page, no empty plot, the case table searchable, no network."""
 
 from __future__ import annotations
 
@@ -23,15 +24,20 @@ def assert_rendered(page: Path, tmp_path: Path, *, query: str, matching: int, to
 
     Shared by the fixture test below and the test on a real aggregate (test_report_real_aggregate.py).
     """
-    assert not re.search(r"<script[^>]+src=|<link[^>]+href=\"?https?:", page.read_text(encoding="utf-8")), (
+    text = page.read_text(encoding="utf-8")
+    assert not re.search(r"<(?:script|img|iframe)[^>]+src=\"?(?:https?:)?//|<link[^>]+href=\"?(?:https?:)?//", text), (
         "the report must load nothing from the network"
     )
+    # The plotting library is the one file beside the page, loaded by its relative name.
+    (library,) = re.findall(r'<script src="([^"/]+\.js)"></script>', text)
+    assert (page.parent / library).is_file() and library.startswith("plotly-")
     dom = dump_dom(page, fragment=f"q={query}")
     found = plots_in(dom)
     for plot in PLOTS:
         assert found.svgs.get(plot, 0) >= 1, f"{plot}: plotly drew no svg.main-svg"
         assert found.traces.get(plot, 0) >= 1, f"{plot}: no trace drawn"
     rows = ROW.findall(dom)
+    assert set(found.svgs) == set(PLOTS), "no other plot, and none empty"
     assert len(rows) == total
     assert len([r for r in rows if "display: none" not in r]) == matching
     assert f"{matching} of {total} cases" in dom
@@ -57,7 +63,7 @@ def test_html_report_renders_every_plot_offline_and_searches(tmp_path: Path) -> 
     cur = make_report(300, total_shards=6, seed=1, missing_shards=(4,), errored_every=40, straggler_shard=2)
     cur = set_score(cur, "case-00007", "answer_relevancy", 0.05)
     page = tmp_path / "report.html"
-    page.write_text(html.render(cur, base, compare(cur, base, 0.05)), encoding="utf-8")
+    html.write(page, cur, base, compare(cur, base, 0.05))
     # case-0003x: ten cases, all in shard 0.
     # The screenshot is taken on the real aggregate's report (test_report_real_aggregate.py); one is enough.
     dom = assert_rendered(page, tmp_path, query="case-0003", matching=10, total=len(cur.cases), shot=False)

@@ -56,8 +56,9 @@ def test_metric_table_shows_deltas_against_the_baseline() -> None:
     cur = set_score(base, passing, "exact_match", 0.0)
     text = markdown.render(cur, compare(cur, base, 0.05))
     row = next(line for line in text.splitlines() if line.startswith("| exact_match |"))
-    assert "🔻 -0.100 ❗" in row and "🔻 -10.0%" in row
-    assert "regressed vs baseline" in text
+    # one failure in 10 cases is a drop of 0.1 that 10 cases cannot tell from noise: the gate's INCONCLUSIVE
+    assert "🔻 -0.100 ❔" in row and "🔻 -10.0%" in row
+    assert "regressed vs baseline" not in text and "- ❔ metric exact_match vs baseline" in text
 
 
 def test_rerun_command_is_exact() -> None:

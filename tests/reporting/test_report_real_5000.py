@@ -74,8 +74,11 @@ def test_markdown_for_5000_real_cases_fits_the_comment_limit(report: Report) -> 
     text = markdown.render(report, comparison)
     assert len(text) < markdown.GITHUB_COMMENT_LIMIT
     assert "### 10 most regressed cases (of 3334)" in text
-    rows = [line for line in text.splitlines() if line.startswith("| `c")]
+    regressions = text[text.index("### 10 most regressed cases") :].split("\n### ")[0]
+    rows = [line for line in regressions.splitlines() if line.startswith("| `c")]
     assert len(rows) == 10 and all("| 1.000 | 0.000 |" in r for r in rows)
+    failed = sum(not case.success for case in report.cases)
+    assert f"### 10 failed cases (of {failed};" in text  # the failed cases too, baseline or not
     assert "&lt;markup&gt;" in text and "\\|" in text  # cells escaped, the table intact
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import subprocess
 import sys
 from collections import Counter
@@ -54,6 +55,18 @@ def test_health_and_models() -> None:
             assert (await response.json())["data"][0]["id"] == "my-model"
 
     run(check, model="my-model")
+
+
+def test_models_are_listed_with_vllms_fields() -> None:
+    """vLLM's ModelCard (vllm/entrypoints/openai/protocol.py): root is what the server loaded."""
+
+    async def check(stub: StubServer, session: aiohttp.ClientSession) -> None:
+        async with session.get(f"{stub.base_url}/models") as response:
+            card = (await response.json())["data"][0]
+        assert card == {"id": "m", "object": "model", "created": 0, "owned_by": "stub", "root": "/models/m@abc",
+                        "parent": None, "max_model_len": 4096, "permission": []}  # fmt: skip
+
+    run(check, model="m", root="/models/m@abc", max_model_len=4096)
 
 
 def test_text_answers_default_and_exact_with_word_usage() -> None:
@@ -370,5 +383,91 @@ def test_a_bad_quality_control_is_refused_naming_it() -> None:
     async def check(stub: StubServer, session: aiohttp.ClientSession) -> None:
         async with session.post(stub.base_url.removesuffix("/v1") + "/_control", json={"quality": "m=1.5"}) as r:
             assert r.status == 400 and "control 'quality': 'm=1.5' must be MODEL=SHARE" in await r.text()
+
+    run(check)
+
+
+# --- logprobs, as vLLM serves them -----------------------------------------------------------------------------
+def _g_eval_format() -> dict[str, Any]:
+    from deepeval.metrics.g_eval.schema import ReasonScore
+
+    return {"type": "json_schema", "json_schema": {"name": "ReasonScore", "schema": ReasonScore.model_json_schema()}}
+
+
+def test_logprobs_are_served_in_vllms_format_with_a_planted_score_distribution() -> None:
+    async def check(stub: StubServer, session: aiohttp.ClientSession) -> None:
+        body = chat_body("score it", logprobs=True, top_logprobs=2, response_format=_g_eval_format())
+        status, data, _ = await post(session, stub, body)
+        assert status == 200
+        choice = data["choices"][0]
+        content = choice["message"]["content"]
+        assert json.loads(content)["score"] == 7  # the likeliest score is the answer's
+        tokens = choice["logprobs"]["content"]
+        assert "".join(t["token"] for t in tokens) == content
+        assert all(t["bytes"] == list(t["token"].encode()) for t in tokens)
+        (score,) = [t for t in tokens if t["token"] == "7"]
+        assert score["logprob"] == pytest.approx(math.log(0.6))
+        tops = [(t["token"], math.exp(t["logprob"])) for t in score["top_logprobs"]]
+        assert tops == [("7", pytest.approx(0.6)), ("8", pytest.approx(0.3))]  # at most top_logprobs of them
+        assert all(t["logprob"] == 0.0 and len(t["top_logprobs"]) == 1 for t in tokens if t is not score)
+        _, plain, _ = await post(session, stub, chat_body("score it", response_format=_g_eval_format()))
+        assert plain["choices"][0]["logprobs"] is None  # not asked for: none
+        assert plain["choices"][0]["message"]["content"] == content
+
+    run(check, score_logprobs="7=0.6,8=0.3,6=0.1")
+
+
+@pytest.mark.parametrize(
+    ("extra", "controls", "message"),
+    [
+        ({"top_logprobs": 3}, {}, "when using `top_logprobs`, `logprobs` must be set to true."),
+        ({"logprobs": True, "top_logprobs": -1}, {}, "`top_logprobs` must be a positive value."),
+        ({"logprobs": True, "top_logprobs": 21}, {},
+         "Requested sample logprobs of 21, which is greater than max allowed: 20"),
+        ({"logprobs": True, "top_logprobs": 6}, {"max_logprobs": 5},
+         "Requested sample logprobs of 6, which is greater than max allowed: 5"),
+        ({"logprobs": True, "top_logprobs": 5}, {"logprobs": "refuse"}, "logprobs are not supported"),
+    ],
+)  # fmt: skip
+def test_logprobs_requests_are_refused_as_vllm_refuses_them(
+    extra: dict[str, Any], controls: dict[str, Any], message: str
+) -> None:
+    async def check(stub: StubServer, session: aiohttp.ClientSession) -> None:
+        status, data, _ = await post(session, stub, chat_body("x", **extra))
+        assert status == 400 and message in data["error"]["message"]
+
+    run(check, **controls)
+
+
+def test_llama_cpp_pythons_refusal_is_a_500_naming_logprobs() -> None:
+    async def check(stub: StubServer, session: aiohttp.ClientSession) -> None:
+        status, data, _ = await post(session, stub, chat_body("x", logprobs=True, top_logprobs=5))
+        assert status == 500 and "logprobs is not supported" in data["error"]["message"]
+        assert (await post(session, stub, chat_body("x")))[0] == 200
+
+    run(check, logprobs="error")
+
+
+def test_a_server_that_ignores_logprobs_answers_without_them() -> None:
+    async def check(stub: StubServer, session: aiohttp.ClientSession) -> None:
+        status, data, _ = await post(session, stub, chat_body("x", logprobs=True, top_logprobs=5))
+        assert status == 200 and data["choices"][0]["logprobs"] is None
+
+    run(check, logprobs="omit")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"logprobs": "sometimes"}, "control 'logprobs' must be one of serve, omit, refuse, error"),
+        ({"score_logprobs": "7=0.9,8=0.3"}, "control 'score_logprobs': the probabilities sum to more than 1"),
+        ({"score_logprobs": "seven=0.5"}, "control 'score_logprobs': 'seven=0.5' must be SCORE=PROBABILITY"),
+        ({"max_logprobs": -1}, "control 'max_logprobs' must be >= 0"),
+    ],
+)
+def test_bad_logprobs_controls_are_refused_naming_them(change: dict[str, Any], message: str) -> None:
+    async def check(stub: StubServer, session: aiohttp.ClientSession) -> None:
+        async with session.post(stub.base_url.removesuffix("/v1") + "/_control", json=change) as response:
+            assert response.status == 400 and message in await response.text()
 
     run(check)

@@ -40,7 +40,6 @@ from typing import Any
 _JAVA_WHITESPACE = set("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \u1680\u2028\u2029\u205f\u3000") | {
     chr(c) for c in range(0x2000, 0x200B) if c != 0x2007
 }
-_REFERENCE = re.compile(r"(?<!\^)\$\{([^${}]*)\}")
 
 
 class Unresolved(Exception):
@@ -79,29 +78,94 @@ LOOKUPS: dict[str, Callable[[str], str | None]] = {
 }
 
 
+def _interpolate(name: str, env: Mapping[str, str]) -> str | None:
+    """FixedInterpolatorStringLookup: "prefix:key" to the prefix's lookup, else (or when it gives None) the
+    secret sources (here the environment, as EnvSecretSource)."""
+    prefix, colon, key = name.partition(":")
+    if colon:
+        lookup = LOOKUPS.get(prefix) or next((v for k, v in LOOKUPS.items() if k.lower() == prefix.lower()), None)
+        value = lookup(key) if lookup is not None else None
+        if value is not None:
+            return value
+    return env.get(name)
+
+
+def _substitute(buf: list[str], offset: int, length: int, lookup: Callable[[str], str | None],
+                nested: bool, preserve_escapes: bool, prior: list[str]) -> int:  # fmt: skip
+    """commons-text 1.x StringSubstitutor.substitute(builder, offset, length, priorVariables): prefix "${",
+    suffix "}", escape '^', value delimiter ":-", substitution in variable names when `nested`, and in values
+    always (the resolved value is scanned again, with the same cycle check). Returns the length change."""
+    pos, end, change_total = offset, offset + length, 0
+    while pos < end:
+        if buf[pos] != "$" or pos + 1 >= end or buf[pos + 1] != "{":
+            pos += 1
+            continue
+        if pos > offset and buf[pos - 1] == "^":
+            if preserve_escapes:
+                pos += 1
+                continue
+            del buf[pos - 1]
+            change_total -= 1
+            end -= 1
+            continue
+        start = pos
+        pos += 2
+        depth = 0
+        while pos < end:
+            if nested and buf[pos] == "$" and pos + 1 < end and buf[pos + 1] == "{":
+                depth += 1
+                pos += 2
+                continue
+            if buf[pos] != "}":
+                pos += 1
+                continue
+            if depth:
+                depth -= 1
+                pos += 1
+                continue
+            expression = buf[start + 2 : pos]
+            if nested:
+                _substitute(expression, 0, len(expression), lookup, nested, preserve_escapes, prior)
+            text = "".join(expression)
+            pos += 1
+            name, default = text, None
+            if ":-" in text:
+                name, default = text.split(":-", 1)
+            if name in prior:
+                raise Unresolved(f"Infinite loop in property interpolation of {name}")
+            prior.append(name)
+            value = lookup(name)
+            if value is None:
+                value = default
+            if value is not None:
+                buf[start:pos] = list(value)
+                change = _substitute(buf, start, len(value), lookup, nested, preserve_escapes, prior)
+                change += len(value) - (pos - start)
+                pos += change
+                end += change
+                change_total += change
+            prior.pop()
+            break
+    return change_total
+
+
 def resolve(text: str, env: Mapping[str, str], strict: bool) -> str:
-    """One configuration value as JCasC resolves it (innermost references first)."""
+    """One configuration value as JCasC's SecretSourceResolver resolves it (configuration-as-code 2117, on
+    commons-text's StringSubstitutor): a first pass with the lookups and the environment, escapes preserved; a
+    second that turns whatever is left unresolved into "" or, in strict mode, aborts. tests/pipeline/
+    test_jcasc_secrets.py holds this port against the real commons-text (Debian's libcommons-text-java)."""
+    if not text.strip() or "${" not in text:
+        return text
+    buf = list(text)
+    _substitute(buf, 0, len(buf), lambda name: _interpolate(name, env), True, True, [])
 
-    def lookup(match: re.Match[str]) -> str:
-        name = match.group(1)
-        default = None
-        if ":-" in name:
-            name, default = name.split(":-", 1)
-        prefix, _, key = name.partition(":")
-        value = LOOKUPS[prefix](key) if key and prefix in LOOKUPS else env.get(name)
-        if value is None:
-            value = default
-        if value is None:
-            if strict:
-                raise Unresolved(f"Unable to resolve variable '{name}'. Aborting configuration reload.")
-            return ""
-        return value
+    def unresolved(name: str) -> str:
+        if strict:
+            raise Unresolved(f"Unable to resolve variable '{name}'. Aborting configuration reload.")
+        return ""
 
-    while True:
-        resolved = _REFERENCE.sub(lookup, text)
-        if resolved == text:
-            return resolved.replace("^${", "${")
-        text = resolved
+    _substitute(buf, 0, len(buf), unresolved, False, False, [])
+    return "".join(buf)
 
 
 def resolve_tree(node: Any, env: Mapping[str, str], strict: bool) -> Any:

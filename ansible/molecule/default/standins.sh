@@ -5,9 +5,11 @@
 #             Generic Webhook Trigger endpoint as the whitelist/HMAC/token would, reaches the agent over SSH
 #   agent     the real jenkins/agent-entrypoint.sh, then sshd (like jenkins/ssh-agent's setup-sshd) with the
 #             Docker CLI: builds would run here as jenkins (uid 1000)
-#   receiver  the real `evaluator webhook serve` code (the package's webhook module, run with Debian's python3
+#   receiver  the real `release-receiver serve` code (receiver/release_receiver, run with Debian's python3
 #             and click instead of the pip-installed image) as uid 10001
-#   frpc      standins.frpc.py: renders and checks the real frp/frpc.toml as frpc would, reaches the receiver
+#   frpc      standins.frpc.py: renders and checks the real frp/frpc.toml as frpc would, reaches the receiver at
+#             its fixed address, hands over requests as frps would send them through the tunnel, health-checks
+#             it; Debian's wget for the compose health check (the real frpc image has busybox wget)
 #   portainer refuses to start unless its secret file is mounted
 # Prints "changed" when it built anything, for the task's changed_when.
 set -eu
@@ -28,7 +30,7 @@ build() {
   case "$name" in
     jenkins) cp "$src/jenkins-standin.py" "$work/$name/" ;;
     agent) cp /usr/bin/docker "$src/agent-entrypoint.sh" "$work/$name/" ;;
-    receiver) rm -rf "$work/$name/evaluator" && cp -r "$src/evaluator" "$work/$name/" ;;
+    receiver) rm -rf "$work/$name/release_receiver" && cp -r "$src/release_receiver" "$work/$name/" ;;
     frpc) cp "$src/frpc-standin.py" "$work/$name/" ;;
   esac
   # --network host: apt reaches Debian's mirror the way this instance does.
@@ -73,15 +75,19 @@ build receiver <<'DOCKERFILE'
 FROM molecule-standin/tools:test
 RUN useradd --uid 10001 --home-dir /work --no-create-home evaluator \
     && mkdir -p /work/out && chown -R 10001:10001 /work
-COPY evaluator /opt/receiver/evaluator
+COPY release_receiver /opt/receiver/release_receiver
 ENV PYTHONPATH=/opt/receiver
+# The console script the real image installs (the compose health check runs `release-receiver health`).
+RUN printf '%s\n' '#!/bin/sh' 'exec python3 -m release_receiver "$@"' > /usr/local/bin/release-receiver \
+    && chmod 0755 /usr/local/bin/release-receiver
 USER 10001:10001
 WORKDIR /work
-ENTRYPOINT ["python3", "-m", "evaluator"]
+ENTRYPOINT ["release-receiver"]
 DOCKERFILE
 
 build frpc <<'DOCKERFILE'
 FROM molecule-standin/base:test
+RUN apt-get update && apt-get install -y --no-install-recommends wget && rm -rf /var/lib/apt/lists/*
 COPY frpc-standin.py /usr/local/bin/frpc-standin
 ENTRYPOINT ["python3", "/usr/local/bin/frpc-standin"]
 DOCKERFILE

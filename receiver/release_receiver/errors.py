@@ -25,6 +25,13 @@ class ConfigError(WebhookError):
     reason = "config"
 
 
+class UntrustedError(WebhookError):
+    """Authentic, but from a repository this receiver does not release (the secret is used where it must not be)."""
+
+    status = 403
+    reason = "untrusted"
+
+
 class SignatureError(WebhookError):
     """Missing, malformed or wrong X-Hub-Signature-256."""
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from evaluator.webhook.errors import ConfigError
+from release_receiver.errors import ConfigError
 
 # ASCII characters Java's Character.isWhitespace accepts (JCasC's trim strips these at the end).
 TRAILING_WHITESPACE = " \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"

@@ -1,25 +1,24 @@
-"""The one event that starts a release: a pull request merged into the release branch.
+"""The one event that starts a release: a pull request merged into a release branch of a configured repository.
 
 Input is GitHub's `pull_request` webhook payload (our release-trigger workflow sends the same shape), already
-authenticated. A valid delivery that is not a release merge (opened, closed unmerged, another base branch)
-is `Ignored`, not an error; a body whose fields have the wrong type or format is a PayloadError naming the
-field.
+authenticated. A delivery from a repository this receiver does not release is refused (UntrustedError: the
+secret is in the wrong hands or the wrong hook); a valid delivery that is not a release merge (opened, closed
+unmerged, another base branch) is `Ignored`, not an error; a body whose fields have the wrong type or format is
+a PayloadError naming the field. The head branch is informational: any name git allows passes.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from evaluator.webhook.errors import PayloadError
+from release_receiver.errors import PayloadError, UntrustedError
+from release_receiver.refs import ReleasePolicy, branch_name_problem
 
-DEFAULT_RELEASE_BRANCHES: tuple[str, ...] = ("release", "release/*")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
-_REF = re.compile(r"^[A-Za-z0-9._/-]{1,255}$")
 _REPO = re.compile(r"^[A-Za-z0-9._-]{1,100}/[A-Za-z0-9._-]{1,100}$")
 _GITHUB_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 
@@ -72,16 +71,30 @@ def _str(parent: Mapping[str, Any], key: str, field: str, pattern: re.Pattern[st
     return value
 
 
+def _branch(pr: Mapping[str, Any], side: str) -> str:
+    field = f"pull_request.{side}.ref"
+    name = _str(_obj(pr.get(side), f"pull_request.{side}"), "ref", field)
+    problem = branch_name_problem(name)
+    if problem:
+        raise PayloadError(f"{field}: {name[:80]!r} is not a branch name git allows ({problem})")
+    return name
+
+
 def filter_release(
     event: str | None,
     payload: Any,
     delivery_id: str,
-    release_branches: Sequence[str] = DEFAULT_RELEASE_BRANCHES,
+    policy: ReleasePolicy,
 ) -> ReleaseParams | Ignored:
     """Turn an authenticated delivery into pipeline parameters, or say why it starts nothing."""
     if event is not None and event != "pull_request":
         return Ignored(f"event {event!r} is not pull_request")
     body = _obj(payload, "body")
+    repository = _str(_obj(body.get("repository"), "repository"), "full_name", "repository.full_name", _REPO)
+    if not policy.allows_repository(repository):
+        raise UntrustedError(
+            f"repository {repository!r} is not released here (configured: {', '.join(policy.repositories)})"
+        )
     action = body.get("action")
     if not isinstance(action, str):
         raise PayloadError(f"action: expected a string, got {type(action).__name__}")
@@ -93,16 +106,14 @@ def filter_release(
         raise PayloadError(f"pull_request.merged: expected a boolean, got {type(merged).__name__}")
     if not merged:
         return Ignored("pull request was closed without merging")
-    base_ref = _str(_obj(pr.get("base"), "pull_request.base"), "ref", "pull_request.base.ref", _REF)
-    if not any(fnmatch.fnmatchcase(base_ref, pattern) for pattern in release_branches):
-        return Ignored(f"base branch {base_ref!r} is not a release branch ({', '.join(release_branches)})")
-    head_ref = _str(_obj(pr.get("head"), "pull_request.head"), "ref", "pull_request.head.ref", _REF)
+    base_ref = _branch(pr, "base")
+    if not policy.is_release_branch(base_ref):
+        return Ignored(f"base branch {base_ref[:80]!r} is not a release branch ({policy.describe_branches()})")
+    head_ref = _branch(pr, "head")
     commit = _str(pr, "merge_commit_sha", "pull_request.merge_commit_sha", _SHA)
     number = body.get("number", pr.get("number"))
     if isinstance(number, bool) or not isinstance(number, int) or number <= 0:
         raise PayloadError(f"number: expected a positive integer, got {number!r}"[:120])
-    repo = _obj(body.get("repository"), "repository")
-    repository = _str(repo, "full_name", "repository.full_name", _REPO)
     return ReleaseParams(
         commit=commit,
         pr_number=number,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from evaluator.webhook.errors import ConfigError, SignatureError
+from release_receiver.errors import ConfigError, SignatureError
 
 PREFIX = "sha256="
 _HEX_LEN = 64

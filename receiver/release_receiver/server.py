@@ -1,10 +1,11 @@
-"""A small receiver on 127.0.0.1 behind frpc: verify, then forward the parameters to Jenkins.
+"""A small receiver behind frpc: verify, make the release durable, answer; the outbox forwards it to Jenkins.
 
-frpc exposes only the webhook path of this server; Jenkins itself is never reachable from outside. An
-accepted release merge is forwarded as a small JSON document of parameters to the Generic Webhook Trigger
-endpoint, signed again with HMAC-SHA256 (Jenkins checks it with its own whitelist entry), so Jenkins accepts
-only what this receiver let through. If forwarding fails, the delivery's replay keys are forgotten so the
-sender's retry is not refused as a replay.
+frpc exposes only the webhook path of this server; Jenkins itself is never reachable from outside. An accepted
+release merge is written to the store's outbox together with its replay keys, and answered 202 once that
+transaction committed: GitHub gets its answer well within its 10 s, whether Jenkins is up or not. The outbox
+worker (outbox.py) then forwards it as a small JSON document of parameters to the Generic Webhook Trigger
+endpoint, signed again with HMAC-SHA256 (Jenkins checks it with its own whitelist entry), until Jenkins
+acknowledges it. GET /healthz says whether the receiver serves and what the outbox holds.
 
 The server faces the internet (through the tunnel), so a slow or silent client must not hold it: requests run
 on a fixed pool of worker threads with a bounded queue (beyond it a connection is answered 503 at once, never
@@ -22,21 +23,22 @@ import socket
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
-from evaluator.webhook.errors import ConfigError, WebhookError
-from evaluator.webhook.payload import Ignored
-from evaluator.webhook.replay import ReplayStore
-from evaluator.webhook.signature import sign
-from evaluator.webhook.verify import Delivery, VerifierConfig, replay_keys, verify_delivery
+from release_receiver.errors import ConfigError, WebhookError
+from release_receiver.outbox import Backoff, Forwarder, OutboxWorker
+from release_receiver.payload import Ignored
+from release_receiver.replay import ReplayStore
+from release_receiver.verify import Delivery, VerifierConfig, verify_delivery
 
+__all__ = ["BoundedHTTPServer", "Forwarder", "ReceiverConfig", "health", "make_handler", "make_server"]
+
+HEALTH_PATH = "/healthz"
 MAX_BODY = 1024 * 1024  # GitHub caps payloads at 25 MB; a pull_request event is far below 1 MiB.
 _BUSY = (
     b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 10\r\n"
@@ -45,26 +47,9 @@ _BUSY = (
 
 
 @dataclass(frozen=True)
-class Forwarder:
-    """Where accepted parameters go, and the secret Jenkins verifies them with."""
-
-    url: str
-    secret: bytes
-    token: str | None = None  # Generic Webhook Trigger job token, sent as a header (never in the URL)
-    timeout_s: float = 10.0
-
-    def __call__(self, params: dict[str, Any]) -> None:
-        body = json.dumps(params, sort_keys=True, separators=(",", ":")).encode()
-        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": sign(self.secret, body)}
-        if self.token is not None:
-            headers["Authorization"] = f"Bearer {self.token}"
-        request = urllib.request.Request(self.url, data=body, method="POST", headers=headers)
-        with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-            response.read()
-
-
-@dataclass(frozen=True)
 class ReceiverConfig:
+    """`forward`: where accepted releases go (a Forwarder to Jenkins); None only verifies and records."""
+
     path: str
     verifier: VerifierConfig
     store: ReplayStore
@@ -73,6 +58,8 @@ class ReceiverConfig:
     read_timeout_s: float = 10.0
     workers: int = 4
     queue: int = 16
+    backoff: Backoff = field(default_factory=Backoff)
+    poll_s: float = 5.0
 
     def __post_init__(self) -> None:
         if self.read_timeout_s <= 0 or self.workers < 1 or self.queue < 0:
@@ -135,6 +122,10 @@ class BoundedHTTPServer(HTTPServer):
         self._slots = threading.BoundedSemaphore(config.workers + config.queue)
         self._watchdog = _Watchdog()
         self._watched: dict[int, int] = {}
+        self.outbox: OutboxWorker | None = None
+        if config.forward is not None:
+            self.outbox = OutboxWorker(config.store, config.forward, config.clock, config.backoff, config.poll_s)
+            self.outbox.start()
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self._slots.acquire(blocking=False):
@@ -173,13 +164,29 @@ class BoundedHTTPServer(HTTPServer):
         super().server_close()
         self._watchdog.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self.outbox is not None:
+            self.outbox.stop()
+
+
+def health(store: ReplayStore, now: float) -> dict[str, Any]:
+    """What /healthz answers: the receiver serves, and what waits in the outbox (and why)."""
+    pending = store.entries(("pending",))
+    refused = store.entries(("refused",))
+    oldest = min((e.accepted_at for e in pending), default=None)
+    return {
+        "status": "ok",
+        "pending": len(pending),
+        "oldest_pending_s": None if oldest is None else round(now - oldest, 1),
+        "last_failure": next((e.last_failure for e in reversed(pending) if e.last_failure), None),
+        "refused": [e.release_key for e in refused],
+    }
 
 
 def make_handler(config: ReceiverConfig) -> type[BaseHTTPRequestHandler]:
     """A handler class bound to `config` (http.server instantiates one per request)."""
 
     class Handler(BaseHTTPRequestHandler):
-        server_version = "evaluator-webhook"
+        server_version = "release-receiver"
         sys_version = ""
 
         def log_message(self, format: str, *args: Any) -> None:
@@ -217,6 +224,12 @@ def make_handler(config: ReceiverConfig) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             self._received()
+            if self.path.split("?", 1)[0] == HEALTH_PATH:
+                try:
+                    self._answer(HTTPStatus.OK, health(config.store, config.clock()))
+                except WebhookError as exc:
+                    self._answer(HTTPStatus.SERVICE_UNAVAILABLE, {"error": exc.reason, "message": exc.message})
+                return
             self._answer(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "method", "message": "POST only"})
 
         def do_POST(self) -> None:
@@ -246,23 +259,20 @@ def make_handler(config: ReceiverConfig) -> type[BaseHTTPRequestHandler]:
                 event=self.headers.get("X-GitHub-Event"),
                 timestamp=self.headers.get("X-Release-Timestamp"),
             )
+            forwarding = config.forward is not None
             try:
-                outcome = verify_delivery(delivery, config.verifier, config.store, config.clock())
+                outcome = verify_delivery(delivery, config.verifier, config.store, config.clock(), enqueue=forwarding)
             except WebhookError as exc:
                 self._answer(exc.status, {"error": exc.reason, "message": exc.message})
                 return
             if isinstance(outcome, Ignored):
                 self._answer(HTTPStatus.OK, {"ignored": outcome.reason})
                 return
-            params = outcome.as_json()
-            if config.forward is not None:
-                try:
-                    config.forward(params)
-                except (OSError, urllib.error.URLError) as exc:
-                    config.store.forget(replay_keys(outcome, outcome.delivery_id))
-                    self._answer(HTTPStatus.BAD_GATEWAY, {"error": "forward", "message": f"Jenkins: {exc}"})
-                    return
-            self._answer(HTTPStatus.ACCEPTED, {"accepted": params})
+            # Durable from here on (the outbox row committed with the replay keys): the answer can be 202.
+            server = self.server
+            if isinstance(server, BoundedHTTPServer) and server.outbox is not None:
+                server.outbox.wake()
+            self._answer(HTTPStatus.ACCEPTED, {"accepted": outcome.as_json(), "queued": forwarding})
 
     return Handler
 
