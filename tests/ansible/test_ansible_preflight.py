@@ -150,7 +150,10 @@ def test_wsl1_an_old_windows_driver_and_the_wslconfig_cap_are_named_together(tmp
 
 
 def test_portainer_older_than_the_docker_api_floor_is_refused(tmp_path):
-    result = preflight(tmp_path, {"ci_stack_portainer_image": "portainer/portainer-ce:2.21.5"})
+    # Portainer is opt-in (it holds the Docker socket): the check is for an admin who turned it on.
+    result = preflight(
+        tmp_path, {"ci_stack_portainer_enabled": True, "ci_stack_portainer_image": "portainer/portainer-ce:2.21.5"}
+    )
     assert result.returncode != 0
     assert "2.33.5" in flat(result) and "1.44" in flat(result)
 
