@@ -36,7 +36,9 @@ if [ "$(sed -n "s/^VERSION_CODENAME=//p" /etc/os-release)" != "$codename" ]; the
 fi
 
 # A machine whose apt lists were never downloaded knows no package yet.
-apt-cache show --no-all-versions "${debian_packages[@]}" >/dev/null 2>&1 || apt-get update -qq >&2
+# (apt-cache may exit 0 with nothing to show when its lists are empty: look for the packages' Version lines.)
+[ "$(apt-cache show --no-all-versions "${debian_packages[@]}" 2>/dev/null | grep -c '^Version:')" = "${#debian_packages[@]}" ] ||
+  apt-get update -qq >&2
 # Debian 13's lists, apart from the machine's own (its apt state is not touched): the mirror its bookworm main uses.
 mirror="$(apt-get indextargets --format '$(REPO_URI) $(CODENAME) $(COMPONENT)' 'Identifier: Packages' |
   awk -v c="$codename" '$2 == c && $3 == "main" {print $1; exit}')"
@@ -47,7 +49,7 @@ echo "deb $mirror $compose_suite main" >"$suite_apt/sources.list"
 suite_opts=(-o "Dir::Etc::SourceList=$suite_apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
   -o "Dir::State::Lists=$suite_apt/lists" -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache=
   -o APT::Sandbox::User=root)
-apt-cache "${suite_opts[@]}" show --no-all-versions docker-compose >/dev/null 2>&1 ||
+apt-cache "${suite_opts[@]}" show --no-all-versions docker-compose 2>/dev/null | grep -c '^Version:' >/dev/null ||
   apt-get "${suite_opts[@]}" update -qq >&2
 # The cache key: this recipe and the Debian versions it repackages.
 versions="$(apt-cache show --no-all-versions "${debian_packages[@]}" | grep -E '^(Package|Version):' | tr '\n' ' ')"
