@@ -196,6 +196,62 @@ def test_gpu_smoke_test_does_not_demand_a_newer_driver(tmp_path):
     assert "GPU visible in Docker" in result.stdout
 
 
+# --- stale apt sources ------------------------------------------------------------------------------------------
+
+STALE_SOURCES = {
+    "docker_engine": {
+        "url": "https://download.docker.com/linux/debian",
+        "own": "docker.sources",
+        "stale": {
+            # Docker's install guide, apt_repository's generated name, and any name an admin chose.
+            "docker.list": "deb [arch=amd64 signed-by=/etc/apt/keyrings/docker.asc] URL bookworm stable\n",
+            "download_docker_com_linux_debian.list": "deb [arch=amd64] URL bookworm stable\n",
+            "my-docker-ce.list": "deb URL/ bookworm stable\n",
+            "old-docker.sources": "Types: deb\nURIs: URL\nSuites: bookworm\nComponents: stable\n",
+        },
+        "kept": {
+            "other.list": "deb https://deb.debian.org/debian bookworm main\n",
+            "commented.list": "# deb URL bookworm stable\n",
+            "docker-ubuntu.list": "deb https://download.docker.com/linux/ubuntu jammy stable\n",
+        },
+    },
+    "nvidia_container_toolkit": {
+        "url": "https://nvidia.github.io/libnvidia-container",
+        "own": "nvidia-container-toolkit.sources",
+        "stale": {
+            "nvidia-container-toolkit.list": "deb [signed-by=/usr/share/keyrings/k.gpg] URL/stable/deb/$(ARCH) /\n",
+            "libnvidia.list": "deb URL/stable/ubuntu18.04/$(ARCH) /\n",
+            "my-gpu.list": "deb URL/experimental/deb/$(ARCH) /\n",
+        },
+        "kept": {"other.list": "deb https://deb.debian.org/debian bookworm main\n"},
+    },
+}
+
+
+@pytest.mark.parametrize("role", sorted(STALE_SOURCES))
+def test_stale_sources_are_found_by_what_they_name_not_by_file_name(tmp_path, role):
+    # An earlier manual install names the vendor's repository under any file name; next to the role's own
+    # .sources apt stops with "Conflicting values set for option Signed-By". Every file naming the repository
+    # goes, whatever it is called; the role's own file, other repositories and comments stay.
+    case = STALE_SOURCES[role]
+    sources = tmp_path / "sources.list.d"
+    sources.mkdir()
+    files = {**case["stale"], **case["kept"], case["own"]: "Types: deb\nURIs: URL\n"}
+    for name, text in files.items():
+        (sources / name).write_text(text.replace("URL", case["url"]))
+    url_var = "docker_engine_repo_url" if role == "docker_engine" else "nvidia_container_toolkit_repo_base_url"
+    variables = {
+        f"{role}_apt_sources_dir": str(sources),
+        url_var: case["url"],
+        "stand_in_bin": str(tmp_path),
+    }
+    result = play_locally(tmp_path, TASKS_PLAY.format(role=role, tasks="stale_sources.yml"), variables)
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert sorted(p.name for p in sources.iterdir()) == sorted([*case["kept"], case["own"]])
+    again = play_locally(tmp_path, TASKS_PLAY.format(role=role, tasks="stale_sources.yml"), variables)
+    assert recap(again.stdout)["changed"] == 0
+
+
 # --- the interpreter of deb822_repository --------------------------------------------------------------------------
 
 
