@@ -125,6 +125,16 @@ def test_docker_engine_stops_on_docker_desktop(tmp_path):
     assert "Nothing was changed" in result.stdout
 
 
+def test_a_user_new_to_the_docker_group_is_told_to_open_a_new_terminal(tmp_path):
+    # A group applies to new logins only: the admin's open shell still gets "permission denied" from the socket.
+    # Check mode on this machine (its docker group exists; nobody is not in it): nothing is changed.
+    variables = {"docker_engine_users": ["nobody"], "stand_in_bin": str(tmp_path)}
+    result = play_locally(tmp_path, TASKS_PLAY.format(role="docker_engine", tasks="users.yml"), variables, "--check")
+    assert result.returncode == 0, result.stdout[-4000:]
+    text = " ".join(result.stdout.split())
+    assert "nobody" in text and "open a new terminal" in text and "newgrp docker" in text
+
+
 NVIDIA_CTK = ANSIBLE_DIR / "molecule" / "vendor-repos" / "standins" / "nvidia-ctk"
 
 
