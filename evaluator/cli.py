@@ -22,11 +22,12 @@ SUBCOMMANDS: dict[str, str] = {
     "report": "evaluator.commands.report:report",
     "trend": "evaluator.commands.report:trend",
     "plan": "evaluator.commands.report:plan",
-    "doctor": "evaluator.doctor:doctor",
 }
 # Commands that left this package, and where they went: `evaluator NAME` says so instead of "No such command".
 MOVED: dict[str, str] = {
     "webhook": "the release receiver is its own program now: `release-receiver` (receiver/README.md)",
+    "doctor": "the host doctor left the evaluator: `python3 ansible/files/factory_doctor.py` on the host, or "
+    "`ansible-playbook -K ansible/site.yml --tags doctor` (ansible/README.md)",
 }
 
 

@@ -87,7 +87,15 @@ def test_an_inventory_group_vars_all_override_wins(tmp_path):
         )
     )
     (inventory / "group_vars" / "all" / "main.yml").write_text(
-        yaml.safe_dump({"site_wsl_enabled": False, "site_minikube_enabled": False, "site_users": ["inventory-admin"]})
+        # ci_stack off too: its inputs would be missing, and the preflight (rightly) stops on them.
+        yaml.safe_dump(
+            {
+                "site_wsl_enabled": False,
+                "site_minikube_enabled": False,
+                "site_ci_stack_enabled": False,
+                "site_users": ["inventory-admin"],
+            }
+        )
     )
     # Only the preflight (read-only) runs: it reports the settings in force after every override.
     result = run_from_root(["ansible-playbook", "-i", str(inventory), "ansible/site.yml", "--tags", "preflight"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evaluator.doctor import Status, check_memory, read_meminfo
+from factory_doctor import Status, check_memory, read_meminfo
 
 MEMINFO = "MemTotal:        {total} kB\nMemFree:          100000 kB\nMemAvailable:    {avail} kB\n"
 WSL_VERSION = "Linux version 5.15.167.4-microsoft-standard-WSL2 (root@f9c826d3017f) (gcc (GCC) 11.2.0) #1 SMP\n"
@@ -25,22 +25,22 @@ def test_read_meminfo_in_bytes(tmp_path):
 
 def test_wsl_below_cap_points_at_wslconfig(tmp_path):
     [finding] = check_memory(*write(tmp_path, 7.7, WSL_VERSION), min_gib=16)
-    assert finding.status is Status.FAIL
+    assert finding.status == Status.FAIL
     assert "7.7 GiB total" in finding.saw and "WSL2" in finding.saw
     assert ".wslconfig" in finding.todo and "memory=20GB" in finding.todo and "wsl --shutdown" in finding.todo
 
 
 def test_bare_metal_below_threshold_does_not_mention_wsl(tmp_path):
     [finding] = check_memory(*write(tmp_path, 7.7, METAL_VERSION), min_gib=16)
-    assert finding.status is Status.FAIL
+    assert finding.status == Status.FAIL
     assert "not WSL" in finding.saw and ".wslconfig" not in finding.todo
 
 
 def test_enough_memory_passes(tmp_path):
     [finding] = check_memory(*write(tmp_path, 24, WSL_VERSION), min_gib=16)
-    assert finding.status is Status.OK and finding.todo == ""
+    assert finding.status == Status.OK and finding.todo == ""
 
 
 def test_unreadable_meminfo_is_a_failure_not_a_traceback(tmp_path):
     [finding] = check_memory(tmp_path / "missing", tmp_path / "version", min_gib=1)
-    assert finding.status is Status.FAIL and "cannot read" in finding.saw
+    assert finding.status == Status.FAIL and "cannot read" in finding.saw

@@ -1,4 +1,4 @@
-"""`evaluator doctor` run as a real subprocess: exit codes, what it prints, what it tells the admin to do.
+"""The host doctor (ansible/files/factory_doctor.py, formerly `evaluator doctor`) run as a real subprocess: exit codes, what it prints, what it tells the admin to do.
 
 No GPU, Docker daemon or Kubernetes cluster exists on the test machines. The GPU success paths therefore use
 small fake `nvidia-smi`, `docker` and `kubectl` scripts put first on PATH (the boundary that cannot run here);
@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+DOCTOR = REPO / "ansible" / "files" / "factory_doctor.py"
 
 
 def doctor(*args: str, path: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
@@ -24,7 +25,7 @@ def doctor(*args: str, path: str | None = None, **env: str) -> subprocess.Comple
     if path is not None:
         full_env["PATH"] = path
     return subprocess.run(
-        [sys.executable, "-m", "evaluator.cli", "doctor", *args],
+        [sys.executable, str(DOCTOR), *args],
         cwd=REPO,
         env=full_env,
         capture_output=True,
@@ -123,7 +124,8 @@ def test_gpu_on_host_but_not_in_docker_or_pods(tmp_path):
     assert "[FAIL] gpu/docker: could not select device driver" in result.stdout
     assert "nvidia-ctk runtime configure --runtime=docker" in result.stdout
     assert "[FAIL] gpu/pod: kubectl: command not found" in result.stdout
-    assert "minikube start --driver=docker --container-runtime=docker --gpus=all" in result.stdout
+    # Never `minikube delete && minikube start --gpus=all`: that loses the /models mount and the other flags.
+    assert "ansible-playbook -K ansible/site.yml" in result.stdout and "minikube delete" not in result.stdout
 
 
 def test_gpu_device_plugin_silent_failure_is_caught(tmp_path):
@@ -174,3 +176,47 @@ def test_disk_below_threshold_suggests_pruning(tmp_path):
     assert "docker system prune" in result.stdout
     assert "[OK  ] disk/docker: docker system df:" in result.stdout
     assert "RECLAIMABLE" in result.stdout
+
+
+def test_the_evaluator_carries_no_host_doctor():
+    # Host diagnostics live with the host bootstrap (ansible/files): not in the evaluator's package, CLI or image.
+    from evaluator.cli import SUBCOMMANDS
+
+    assert "doctor" not in SUBCOMMANDS
+    assert not (REPO / "evaluator" / "doctor.py").exists()
+    assert not any("doctor" in path.name for path in (REPO / "evaluator").rglob("*.py"))
+    # Standard library only: it runs with whatever Python the host has (Ubuntu 22.04's 3.10 on a remote server).
+    import ast
+
+    tree = ast.parse(DOCTOR.read_text(), feature_version=(3, 10))
+    imported = {
+        alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    }
+    imported |= {
+        node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    }
+    assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported - set(sys.stdlib_module_names)
+
+
+def test_docker_group_granted_in_this_run_is_used_through_sg(tmp_path, monkeypatch):
+    # A process started before `usermod -aG docker` lacks the group: the doctor re-runs itself through `sg docker`.
+    import factory_doctor
+
+    class Group:
+        gr_gid = 4242
+        gr_mem = ("factory-dev",)
+
+    class User:
+        pw_name = "factory-dev"
+
+    monkeypatch.delenv(factory_doctor.SG_MARKER, raising=False)
+    monkeypatch.setattr(factory_doctor.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(factory_doctor.os, "getgroups", lambda: [1000])
+    monkeypatch.setattr(factory_doctor.grp, "getgrnam", lambda name: Group())
+    monkeypatch.setattr(factory_doctor.pwd, "getpwuid", lambda uid: User())
+    monkeypatch.setattr(factory_doctor.shutil, "which", lambda name: "/usr/bin/sg")
+    command = factory_doctor.docker_group_command(["/x/factory_doctor.py", "--only", "disk"])
+    assert command is not None and command[:3] == ["sg", "docker", "-c"]
+    assert command[3].endswith("/x/factory_doctor.py --only disk")
+    monkeypatch.setattr(factory_doctor.os, "getgroups", lambda: [1000, 4242])  # already has it: no re-run
+    assert factory_doctor.docker_group_command(["/x/factory_doctor.py"]) is None

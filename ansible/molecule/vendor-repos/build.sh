@@ -7,7 +7,8 @@
 # The packages carry the real names. Where Debian ships the real software they carry it: docker-ce,
 # docker-ce-cli and containerd.io are Debian 12's docker.io, containerd and runc repackaged (Docker's packages
 # conflict with those names, so they cannot merely depend on them: the role removes them), docker-compose-plugin
-# carries Debian's docker-compose (v1) code. Where nothing real can run here (no GPU), the stand-in says so in its own output:
+# carries Debian 13's docker-compose, the real compose v2 (2.26.1, a Go binary needing only libc6 >= 2.34), fetched
+# from the Debian mirror this machine's apt already uses (its trixie suite, through a private apt list). Where nothing real can run here (no GPU), the stand-in says so in its own output:
 # nvidia-ctk edits daemon.json exactly as NVIDIA's does, and `nvidia-ctk --version` names itself a stand-in.
 #
 # usage: ansible/molecule/vendor-repos/build.sh      prints the directory on stdout (cached under .cache/)
@@ -20,7 +21,9 @@ repo="$(cd "$here/../../.." && pwd)"
 cache="${ROOTFS_CACHE_DIR:-$repo/.cache}"
 codename=bookworm
 arch=amd64
-debian_packages=(docker.io containerd runc docker-compose)
+debian_packages=(docker.io containerd runc)
+# compose v2 is in Debian 13 (trixie) only: docker_compose_v2 needs 2.18.0 or newer.
+compose_suite=trixie
 
 log() { echo "vendor-repos: $*" >&2; }
 
@@ -33,9 +36,24 @@ if [ "$(sed -n "s/^VERSION_CODENAME=//p" /etc/os-release)" != "$codename" ]; the
 fi
 
 # A machine whose apt lists were never downloaded knows no package yet.
-apt-cache show --no-all-versions "${debian_packages[@]}" >/dev/null 2>&1 || apt-get update -qq >&2
+# (apt-cache may exit 0 with nothing to show when its lists are empty: look for the packages' Version lines.)
+[ "$(apt-cache show --no-all-versions "${debian_packages[@]}" 2>/dev/null | grep -c '^Version:')" = "${#debian_packages[@]}" ] ||
+  apt-get update -qq >&2
+# Debian 13's lists, apart from the machine's own (its apt state is not touched): the mirror its bookworm main uses.
+mirror="$(apt-get indextargets --format '$(REPO_URI) $(CODENAME) $(COMPONENT)' 'Identifier: Packages' |
+  awk -v c="$codename" '$2 == c && $3 == "main" {print $1; exit}')"
+[ -n "$mirror" ] || { log "no Debian $codename main source in this machine's apt sources"; exit 3; }
+suite_apt="$cache/apt-$compose_suite"
+mkdir -p "$suite_apt/lists/partial"
+echo "deb $mirror $compose_suite main" >"$suite_apt/sources.list"
+suite_opts=(-o "Dir::Etc::SourceList=$suite_apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
+  -o "Dir::State::Lists=$suite_apt/lists" -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache=
+  -o APT::Sandbox::User=root)
+apt-cache "${suite_opts[@]}" show --no-all-versions docker-compose 2>/dev/null | grep -c '^Version:' >/dev/null ||
+  apt-get "${suite_opts[@]}" update -qq >&2
 # The cache key: this recipe and the Debian versions it repackages.
 versions="$(apt-cache show --no-all-versions "${debian_packages[@]}" | grep -E '^(Package|Version):' | tr '\n' ' ')"
+versions="$versions $(apt-cache "${suite_opts[@]}" show --no-all-versions docker-compose | grep -E '^Version:')"
 key="$(cat "$0" "$here"/standins/* | sha256sum | cut -c1-8)$(echo "$versions" | sha256sum | cut -c1-4)"
 out="$cache/vendor-repos-$key"
 mkdir -p "$cache"
@@ -55,6 +73,7 @@ export GNUPGHOME="$work/gnupg"
 
 (cd "$work/debs" && apt-get download -q "${debian_packages[@]}" >&2 2>/dev/null) ||
   (cd "$work/debs" && apt-get download "${debian_packages[@]}" >&2)
+(cd "$work/debs" && apt-get "${suite_opts[@]}" download -q docker-compose >&2)
 upstream_version() { dpkg-deb -f "$work/debs/$1"_*.deb Version; }
 
 # build NAME VERSION CONTROL_FIELDS  (files already under $work/pkg/NAME, maintainer scripts in DEBIAN/)
@@ -120,37 +139,50 @@ Replaces: docker.io
 Description: STAND-IN for Docker's docker-ce: Debian 12's dockerd, repackaged by the tests
  Built by ansible/molecule/vendor-repos/build.sh; not Docker's package."
 
-# The CLI plugins: Debian 12 has no compose v2 or buildx. compose runs Debian's docker-compose (v1).
+# The CLI plugins: Debian 12 has no compose v2 or buildx. compose is Debian 13's real compose v2.
 mkdir -p "$work/pkg/docker-compose-plugin/usr/libexec/docker/cli-plugins" \
   "$work/pkg/docker-buildx-plugin/usr/libexec/docker/cli-plugins"
-install -m 0755 "$here/standins/docker-compose" "$work/pkg/docker-compose-plugin/usr/libexec/docker/cli-plugins/"
-# Debian's compose (v1) code inside the plugin, in a private folder: the role removes the docker-compose package.
 dpkg-deb -x "$work/debs"/docker-compose_*.deb "$work/compose"
-mkdir -p "$work/pkg/docker-compose-plugin/usr/libexec/docker/compose-v1"
-cp -a "$work/compose/usr/lib/python3/dist-packages/compose" "$work/pkg/docker-compose-plugin/usr/libexec/docker/compose-v1/"
+install -m 0755 "$work/compose/usr/libexec/docker/cli-plugins/docker-compose" \
+  "$work/pkg/docker-compose-plugin/usr/libexec/docker/cli-plugins/"
 install -m 0755 "$here/standins/docker-buildx" "$work/pkg/docker-buildx-plugin/usr/libexec/docker/cli-plugins/"
-build docker-compose-plugin "2.0.0-1~standin~debian.12~$codename" \
-  "Depends: docker-ce-cli, python3, python3-docker, python3-dockerpty, python3-docopt, python3-dotenv, python3-jsonschema, python3-requests, python3-texttable, python3-websocket, python3-yaml, python3-distro
-Description: STAND-IN for Docker's docker-compose-plugin: Debian 12's docker-compose (v1) code inside
+build docker-compose-plugin "$(upstream_version docker-compose | sed 's/-.*//')-1~standin~debian.12~$codename" \
+  "Depends: docker-ce-cli, libc6 (>= 2.34)
+Description: STAND-IN for Docker's docker-compose-plugin: Debian 13's compose v2, repackaged by the tests
  Built by ansible/molecule/vendor-repos/build.sh; not Docker's package."
 build docker-buildx-plugin "0.0.0-1~standin~debian.12~$codename" \
   "Depends: docker-ce-cli
 Description: STAND-IN for Docker's docker-buildx-plugin: answers version, builds nothing
  Built by ansible/molecule/vendor-repos/build.sh; not Docker's package."
 
-# NVIDIA: the toolkit's CLI and runtime (nvidia-container-toolkit-base) and the hook (nvidia-container-toolkit).
-mkdir -p "$work/pkg/nvidia-container-toolkit-base/usr/bin" "$work/pkg/nvidia-container-toolkit/usr/bin"
-install -m 0755 "$here/standins/nvidia-ctk" "$here/standins/nvidia-container-runtime" \
-  "$work/pkg/nvidia-container-toolkit-base/usr/bin/"
-install -m 0755 "$here/standins/nvidia-container-runtime-hook" "$work/pkg/nvidia-container-toolkit/usr/bin/"
-build nvidia-container-toolkit-base "1.17.8-1~standin" \
-  "Depends: python3
+# NVIDIA: the toolkit's four packages at the version the role pins (nvidia-container-toolkit-base: the CLI and the
+# runtime; nvidia-container-toolkit: the hook; libnvidia-container-tools and libnvidia-container1: empty here), plus
+# a 1.19.1 and a newer 1.20.1 of each, so the role's pin is what chooses (apt would take the newest).
+toolkit_version="$(sed -n 's/^VERSION = "\(.*\)"$/\1/p' "$here/standins/nvidia-ctk")"
+for version in 1.19.1 "$toolkit_version" 1.20.1; do
+  rm -rf "$work/pkg/nvidia-container-toolkit-base" "$work/pkg/nvidia-container-toolkit" \
+    "$work/pkg/libnvidia-container-tools" "$work/pkg/libnvidia-container1"
+  mkdir -p "$work/pkg/nvidia-container-toolkit-base/usr/bin" "$work/pkg/nvidia-container-toolkit/usr/bin" \
+    "$work/pkg/libnvidia-container-tools" "$work/pkg/libnvidia-container1"
+  install -m 0755 "$here/standins/nvidia-ctk" "$here/standins/nvidia-container-runtime" \
+    "$work/pkg/nvidia-container-toolkit-base/usr/bin/"
+  install -m 0755 "$here/standins/nvidia-container-runtime-hook" "$work/pkg/nvidia-container-toolkit/usr/bin/"
+  build libnvidia-container1 "$version-1" \
+    "Description: STAND-IN for NVIDIA's libnvidia-container1: empty, no GPU support
+ Built by ansible/molecule/vendor-repos/build.sh; not NVIDIA's package."
+  build libnvidia-container-tools "$version-1" \
+    "Depends: libnvidia-container1 (= $version-1)
+Description: STAND-IN for NVIDIA's libnvidia-container-tools: empty, no GPU support
+ Built by ansible/molecule/vendor-repos/build.sh; not NVIDIA's package."
+  build nvidia-container-toolkit-base "$version-1" \
+    "Depends: python3
 Description: STAND-IN for NVIDIA's nvidia-container-toolkit-base: nvidia-ctk edits daemon.json, no GPU support
  Built by ansible/molecule/vendor-repos/build.sh; not NVIDIA's package."
-build nvidia-container-toolkit "1.17.8-1~standin" \
-  "Depends: nvidia-container-toolkit-base (= 1.17.8-1~standin)
+  build nvidia-container-toolkit "$version-1" \
+    "Depends: nvidia-container-toolkit-base (= $version-1), libnvidia-container-tools (= $version-1)
 Description: STAND-IN for NVIDIA's nvidia-container-toolkit: no GPU support
  Built by ansible/molecule/vendor-repos/build.sh; not NVIDIA's package."
+done
 
 # Two throwaway signing keys: each repository is trusted only through its own keyring.
 newkey() {
@@ -183,7 +215,7 @@ gpg --export "$docker_key" >"$work/out/keys/docker-archive-keyring.gpg"
 nvidia_base="$work/out/www/libnvidia-container"
 flat="$nvidia_base/stable/deb/$arch"
 mkdir -p "$flat"
-mv "$work/out"/nvidia-container-toolkit*.deb "$flat/"
+mv "$work/out"/nvidia-container-toolkit*.deb "$work/out"/libnvidia-container*.deb "$flat/"
 (
   cd "$flat"
   apt-ftparchive packages . >Packages

@@ -14,11 +14,25 @@ from pathlib import Path
 import pytest
 
 
-def test_wsl_conf_enables_systemd(host):
+def test_wsl_conf_enables_systemd_and_nothing_else(host):
     conf = host.file("/etc/wsl.conf")
     assert conf.exists and conf.mode == 0o644
-    assert "[boot]\nsystemd=true" in conf.content_string
-    assert "appendWindowsPath=false" in conf.content_string
+    # Minimal by default: appendWindowsPath=false would break `code .`, generateResolvConf a VPN's DNS fix.
+    assert conf.content_string.split() == ["[boot]", "systemd=true"]
+
+
+def test_docker_and_all_four_toolkit_packages_are_pinned_and_held(host):
+    held = set(host.check_output("apt-mark showhold").split())
+    toolkit = {
+        "nvidia-container-toolkit",
+        "nvidia-container-toolkit-base",
+        "libnvidia-container-tools",
+        "libnvidia-container1",
+    }
+    assert {"docker-ce", "docker-ce-cli", "containerd.io"} | toolkit <= held
+    # The stand-in repository also offers 1.19.1-1 and a newer 1.20.1-1: the pin chose 1.20.0-1 for all four.
+    for name in toolkit:
+        assert host.package(name).version == "1.20.0-1", name
 
 
 def test_docker_service_active_and_enabled(host):
@@ -101,13 +115,22 @@ def test_admin_user_in_docker_group_can_use_docker(host):
 
 
 def test_doctor_reaches_docker_from_a_process_started_before_the_group_was_granted(host):
-    # A local connection keeps the groups the play started with: the doctor script must still see Docker as the
-    # user will after logging in again. setpriv --clear-groups recreates that stale process.
-    script = (Path(__file__).resolve().parents[3] / "files" / "doctor.sh").read_text()
+    # A local connection keeps the groups the play started with: the doctor must still see Docker as the user will
+    # after logging in again (it re-runs itself through `sg docker`). setpriv --clear-groups recreates that process.
+    script = (Path(__file__).resolve().parents[3] / "files" / "factory_doctor.py").read_text()
+    host.run(f"cat > /tmp/factory_doctor.py <<'DOCTOR_EOF'\n{script}\nDOCTOR_EOF")
     run = host.run(
-        "setpriv --reuid=factory-dev --regid=factory-dev --clear-groups bash -c %s doctor.sh no-such-doctor", script
+        "setpriv --reuid=factory-dev --regid=factory-dev --clear-groups /usr/bin/python3 /tmp/factory_doctor.py "
+        "--only disk --min-free-gib 0"
     )
-    assert "docker: daemon reachable as factory-dev" in run.stdout, run.stdout + run.stderr
+    assert "[OK  ] disk/docker: docker system df:" in run.stdout, run.stdout + run.stderr
 
 
 # The CI stack's checks live in test_ci_stack.py.
+
+
+def test_wsl_branch_wrote_a_cdi_spec_that_mounts_libdxcore(host):
+    # On WSL2 the toolkit role generates the host's CDI spec (the minikube role's CDI path hands it to the node).
+    spec = host.file("/etc/cdi/nvidia.yaml").content_string
+    assert "- name: all" in spec and "path: /dev/dxg" in spec
+    assert "hostPath: /usr/lib/wsl/lib/libdxcore.so" in spec

@@ -1,24 +1,36 @@
-"""`evaluator doctor`: the four classic failures of a WSL2 GPU factory host, each with what was seen and what to do.
+#!/usr/bin/env python3
+"""The factory host's doctor: the four classic failures of a WSL2 GPU host, each with what was seen and what to do.
 
 The checks are the guide's troubleshooting section as code: WSL memory (the .wslconfig cap), networking to the
 services (port-forward / `minikube service --url`), the GPU at each layer (host, Docker, a pod), and disk space
-(`docker system df`). Each prints a line per finding; the exit code is 1 when any check failed, so the Ansible
-play and CI can run it too.
+(`docker system df`). Each prints a line per finding; the exit code is 1 when any check failed, 2 on bad options.
+
+It diagnoses the host that ansible/site.yml bootstraps, so it lives beside that play (the evaluator's package,
+image and CLI carry none of it) and is a single standard-library file: the play copies it to any factory host
+and runs it with the Python Ansible found there (Ubuntu 22.04's 3.10 included). By hand, from the repository:
+`python3 ansible/files/factory_doctor.py --help` (formerly `evaluator doctor`, same options).
+
+Docker access is checked as the user will have it after logging in again: a docker group granted earlier in the
+same play is in /etc/group but not in a process that started before, so the doctor then re-runs itself through
+`sg docker`, a fresh group set, as a new login would.
 """
 
 from __future__ import annotations
 
-import enum
+import argparse
+import grp
 import json
+import os
+import pwd
+import shlex
 import shutil
 import socket
 import subprocess
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
-
-import click
 
 GIB = 1024**3
 CHECKS = ("memory", "network", "gpu", "disk")
@@ -27,7 +39,9 @@ DEFAULT_GPU_IMAGE = "nvidia/cuda:12.6.3-base-ubuntu24.04"
 WSL_SMI = Path("/usr/lib/wsl/lib/nvidia-smi")
 
 
-class Status(enum.StrEnum):
+class Status:
+    """A finding's verdict, as it appears in --json (plain strings: no enum.StrEnum before Python 3.11)."""
+
     OK = "ok"
     WARN = "warn"
     FAIL = "fail"
@@ -40,7 +54,7 @@ class Finding:
 
     check: str
     name: str
-    status: Status
+    status: str
     saw: str
     todo: str = ""
 
@@ -123,16 +137,20 @@ def check_memory(meminfo: Path, version: Path, min_gib: float) -> list[Finding]:
 
 
 def parse_service(spec: str) -> tuple[str, str, int]:
-    """`name=URL` -> (name, host, port); raises click.BadParameter naming the bad part."""
+    """`name=URL` -> (name, host, port); raises argparse.ArgumentTypeError naming the bad part."""
     name, sep, url = spec.partition("=")
     if not sep or not name or not url:
-        raise click.BadParameter(f"{spec!r}: expected NAME=URL, e.g. jenkins=http://127.0.0.1:8080")
+        raise argparse.ArgumentTypeError(f"{spec!r}: expected NAME=URL, e.g. jenkins=http://127.0.0.1:8080")
     parts = urlsplit(url)
+    try:
+        port_given = parts.port
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{spec!r}: the port is not a number from 0 to 65535") from None
     if parts.scheme not in ("http", "https", "tcp") or not parts.hostname:
-        raise click.BadParameter(f"{spec!r}: URL must be http://, https:// or tcp://HOST:PORT")
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+        raise argparse.ArgumentTypeError(f"{spec!r}: URL must be http://, https:// or tcp://HOST:PORT")
+    port = port_given or {"http": 80, "https": 443}.get(parts.scheme)
     if port is None:
-        raise click.BadParameter(f"{spec!r}: a tcp:// URL needs a port")
+        raise argparse.ArgumentTypeError(f"{spec!r}: a tcp:// URL needs a port")
     return name, parts.hostname, port
 
 
@@ -203,8 +221,8 @@ def check_gpu_pod(run: Runner, timeout: float) -> Finding:
             "pod",
             Status.FAIL,
             first_line(capacity.out),
-            "no cluster answers: `minikube start --driver=docker --container-runtime=docker --gpus=all` "
-            "(the minikube role), then `kubectl get nodes`",
+            "no cluster answers: re-run `ansible-playbook -K ansible/site.yml` (the minikube role starts it with "
+            "every flag: GPUs, the /models mount, memory), then `kubectl get nodes`",
         )
     gpus = sum(int(n) for n in capacity.out.split() if n.isdigit())
     if gpus == 0:
@@ -213,8 +231,9 @@ def check_gpu_pod(run: Runner, timeout: float) -> Finding:
             "pod",
             Status.FAIL,
             "no node reports allocatable nvidia.com/gpu",
-            "the device plugin failed silently: `kubectl -n kube-system logs -l name=nvidia-device-plugin-ds`; "
-            "check `sysctl net.core.bpf_jit_harden` is 0, then `minikube delete && minikube start --gpus=all`",
+            "the device plugin found no GPU: `kubectl -n kube-system logs -l name=nvidia-device-plugin-ds`; "
+            "check `sysctl net.core.bpf_jit_harden` is 0; re-run `ansible-playbook -K ansible/site.yml`, whose "
+            "capacity check names the cause and the fix (a recreate that keeps every start flag)",
         )
     return Finding("gpu", "pod", Status.OK, f"{gpus} nvidia.com/gpu allocatable for pods")
 
@@ -269,65 +288,105 @@ def render(finding: Finding) -> str:
     return "\n".join(lines)
 
 
-@click.command("doctor")
-@click.option(
-    "--only",
-    "only",
-    multiple=True,
-    type=click.Choice(CHECKS),
-    help="Run only these checks (repeatable). Default: all four.",
-)
-@click.option(
-    "--service",
-    "services",
-    multiple=True,
-    metavar="NAME=URL",
-    help="A service that must accept connections (repeatable). Default: Jenkins and Portainer on 127.0.0.1.",
-)
-@click.option("--min-memory-gib", type=click.FloatRange(min=0), default=8.0, show_default=True)
-@click.option("--min-free-gib", type=click.FloatRange(min=0), default=20.0, show_default=True)
-@click.option(
-    "--path",
-    "paths",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="A filesystem whose free space matters (repeatable). Default: / and /var/lib/docker.",
-)
-@click.option("--gpu-image", default=DEFAULT_GPU_IMAGE, show_default=True, help="Image for the GPU-in-Docker check.")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=60.0, show_default=True, help="Per command, s.")
-@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON instead of text.")
-def doctor(
-    only: tuple[str, ...],
-    services: tuple[str, ...],
-    min_memory_gib: float,
-    min_free_gib: float,
-    paths: tuple[Path, ...],
-    gpu_image: str,
-    timeout: float,
-    as_json: bool,
-) -> None:
-    """Check WSL memory, networking to services, the GPU (host, Docker, pod) and disk; say what to do.
+def parser() -> argparse.ArgumentParser:
+    """The command line (the options `evaluator doctor` had)."""
 
-    Exit 0 when every check passed, 1 when any failed, 2 on bad options.
+    def at_least(minimum: float) -> Callable[[str], float]:
+        def number(text: str) -> float:
+            try:
+                value = float(text)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+            if value < minimum:
+                raise argparse.ArgumentTypeError(f"{text!r} is below the minimum {minimum:g}")
+            return value
+
+        return number
+
+    cli = argparse.ArgumentParser(
+        prog="factory_doctor.py",
+        description="Check WSL memory, networking to services, the GPU (host, Docker, pod) and disk; say what to do. "
+        "Exit 0 when every check passed, 1 when any failed, 2 on bad options.",
+    )
+    cli.add_argument(
+        "--only", action="append", choices=CHECKS, default=[], help="Run only these checks (repeatable). Default: all."
+    )
+    cli.add_argument(
+        "--service",
+        dest="services",
+        action="append",
+        type=parse_service,
+        default=[],
+        metavar="NAME=URL",
+        help="A service that must accept connections (repeatable). Default: Jenkins and Portainer on 127.0.0.1.",
+    )
+    cli.add_argument("--min-memory-gib", type=at_least(0), default=8.0, help="(default: 8)")
+    cli.add_argument("--min-free-gib", type=at_least(0), default=20.0, help="(default: 20)")
+    cli.add_argument(
+        "--path",
+        dest="paths",
+        action="append",
+        type=Path,
+        default=[],
+        help="A filesystem whose free space matters (repeatable). Default: / and /var/lib/docker.",
+    )
+    cli.add_argument(
+        "--gpu-image", default=DEFAULT_GPU_IMAGE, help=f"Image for the GPU-in-Docker check ({DEFAULT_GPU_IMAGE})."
+    )
+    cli.add_argument("--timeout", type=at_least(0.1), default=60.0, help="Per command, in seconds (default: 60).")
+    cli.add_argument("--json", dest="as_json", action="store_true", help="Print the findings as JSON instead of text.")
+    return cli
+
+
+SG_MARKER = "FACTORY_DOCTOR_IN_SG"
+
+
+def docker_group_command(argv: Sequence[str]) -> list[str] | None:
+    """The `sg docker` command that re-runs the doctor with the docker group this process lacks, or None.
+
+    None when the process is root, already has the group, the user is not a member in /etc/group, or it already
+    ran through sg once.
     """
-    selected = only or CHECKS
-    parsed = [parse_service(spec) for spec in (services or DEFAULT_SERVICES)]
+    if os.environ.get(SG_MARKER) or os.geteuid() == 0 or shutil.which("sg") is None:
+        return None
+    try:
+        group = grp.getgrnam("docker")
+        user = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return None
+    if group.gr_gid in os.getgroups() or user not in group.gr_mem:
+        return None
+    return ["sg", "docker", "-c", shlex.join([sys.executable, *argv])]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    script = Path(sys.argv[0]).resolve()
+    again = docker_group_command([str(script), *(sys.argv[1:] if argv is None else argv)])
+    if again is not None and script.is_file():
+        env = {**os.environ, SG_MARKER: "1"}
+        return subprocess.run(again, env=env, stdin=subprocess.DEVNULL, check=False).returncode
+    selected = args.only or list(CHECKS)
+    services = args.services or [parse_service(spec) for spec in DEFAULT_SERVICES]
     findings: list[Finding] = []
     if "memory" in selected:
-        findings += check_memory(Path("/proc/meminfo"), Path("/proc/version"), min_memory_gib)
+        findings += check_memory(Path("/proc/meminfo"), Path("/proc/version"), args.min_memory_gib)
     if "network" in selected:
-        findings += check_network(parsed, min(timeout, 5.0))
+        findings += check_network(services, min(args.timeout, 5.0))
     if "gpu" in selected:
-        findings += check_gpu(run_command, gpu_image, timeout)
+        findings += check_gpu(run_command, args.gpu_image, args.timeout)
     if "disk" in selected:
-        findings += check_disk(run_command, paths or (Path("/"), Path("/var/lib/docker")), min_free_gib, timeout)
-    failed = [f for f in findings if f.status is Status.FAIL]
-    if as_json:
-        click.echo(json.dumps([asdict(f) for f in findings], indent=2))
+        paths = args.paths or [Path("/"), Path("/var/lib/docker")]
+        findings += check_disk(run_command, paths, args.min_free_gib, args.timeout)
+    failed = [f for f in findings if f.status == Status.FAIL]
+    if args.as_json:
+        print(json.dumps([asdict(f) for f in findings], indent=2))
     else:
         for finding in findings:
-            click.echo(render(finding))
-        click.echo(
-            f"doctor: {len(failed)} of {len(findings)} findings failed" if failed else "doctor: all checks passed"
-        )
-    raise SystemExit(1 if failed else 0)
+            print(render(finding))
+        print(f"doctor: {len(failed)} of {len(findings)} findings failed" if failed else "doctor: all checks passed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
