@@ -20,13 +20,13 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from evaluator.version import __version__ as __version__
+
 # DeepEval reads these once, when it is first imported, and every evaluator module is imported after this
 # package: without them it would load a `.env` from the working directory into the environment (other
 # credentials, EVAL_* overrides) and send telemetry. An explicit value in the environment still wins.
 os.environ.setdefault("DEEPEVAL_DISABLE_DOTENV", "1")
 os.environ.setdefault("DEEPEVAL_TELEMETRY_OPT_OUT", "1")
-
-__version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from collections.abc import Callable

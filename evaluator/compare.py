@@ -26,8 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from evaluator.contract import Difference, PairComparison, Report, ReportCase
+from evaluator.policy import CompareSettings
 from evaluator.stats import Interval, paired_interval, sign_test, win_tie_loss
-from evaluator.suite import CompareSettings
 
 Scores = tuple[list[float], list[float]]
 

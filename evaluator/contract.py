@@ -34,7 +34,7 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, ValidationError, model_serializer
 
 from evaluator.errors import InputError
-from evaluator.suite import DEFAULT_VARIANT, CompareSettings, Gate
+from evaluator.policy import DEFAULT_VARIANT, CompareSettings, Gate
 
 RESULT_SCHEMA: Final = "evaluator.result/v3"
 MANIFEST_SCHEMA: Final = "evaluator.manifest/v4"
