@@ -11,22 +11,18 @@ pipeline step and a pod get the same files and the same verdict::
 
 Every function raises `evaluator.errors.EvaluatorError` (with an `exit_code`) for a user mistake or an
 infrastructure failure. The files' types (`ResultRecord`, `Manifest`, `Report`) are in `evaluator.contract`.
-Heavy modules (DeepEval, aiohttp) are imported on first use, so `import evaluator` stays instant.
+Heavy modules (DeepEval, aiohttp) are imported on first use, so `import evaluator` stays instant, and importing
+changes nothing in the process: DeepEval keeps its own defaults (it loads a `.env` from the working directory and
+sends telemetry unless told not to). The `evaluator` command turns both off where it starts; a notebook that wants
+the same sets `DEEPEVAL_DISABLE_DOTENV=1` and `DEEPEVAL_TELEMETRY_OPT_OUT=1` before its first evaluator call.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from evaluator.version import __version__ as __version__
-
-# DeepEval reads these once, when it is first imported, and every evaluator module is imported after this
-# package: without them it would load a `.env` from the working directory into the environment (other
-# credentials, EVAL_* overrides) and send telemetry. An explicit value in the environment still wins.
-os.environ.setdefault("DEEPEVAL_DISABLE_DOTENV", "1")
-os.environ.setdefault("DEEPEVAL_TELEMETRY_OPT_OUT", "1")
 
 if TYPE_CHECKING:
     from collections.abc import Callable

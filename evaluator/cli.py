@@ -7,6 +7,7 @@ report and pipeline extras: a subcommand's module is imported only when that sub
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 import click
@@ -30,8 +31,20 @@ MOVED: dict[str, str] = {
 }
 
 
+# What the command sets before any subcommand (and so DeepEval) is imported. DeepEval reads these once, when it
+# is first imported: without them it would load a `.env` from the working directory into the environment (other
+# credentials, EVAL_* overrides) and send telemetry. An explicit value in the environment still wins. The library
+# (`import evaluator`) leaves the environment alone: the process is the caller's.
+COMMAND_ENVIRONMENT: dict[str, str] = {"DEEPEVAL_DISABLE_DOTENV": "1", "DEEPEVAL_TELEMETRY_OPT_OUT": "1"}
+
+
 class LazyGroup(click.Group):
-    """A click group whose subcommands are imported on first use."""
+    """A click group whose subcommands are imported on first use, in a process set up for a command."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        for name, value in COMMAND_ENVIRONMENT.items():
+            os.environ.setdefault(name, value)
+        return super().main(*args, **kwargs)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(SUBCOMMANDS)
