@@ -12,17 +12,17 @@ from typing import Any
 
 import click
 
-# name -> "module:attribute" of a click.Command. Each module owns one concern.
+# name -> "module:attribute" of a click.Command: one command a module, named after it.
 SUBCOMMANDS: dict[str, str] = {
     "run": "evaluator.commands.run:run",
     "prepare": "evaluator.commands.prepare:prepare",
     "aggregate": "evaluator.commands.aggregate:aggregate",
     "gate": "evaluator.commands.gate:gate",
-    "serve-demo-model": "evaluator.commands.demo:serve_demo_model",
+    "serve-demo-model": "evaluator.commands.serve_demo_model:serve_demo_model",
     "demo": "evaluator.commands.demo:demo",
     "report": "evaluator.commands.report:report",
-    "trend": "evaluator.commands.report:trend",
-    "plan": "evaluator.commands.report:plan",
+    "trend": "evaluator.commands.trend:trend",
+    "plan": "evaluator.commands.plan:plan",
     "doctor": "evaluator.doctor:doctor",
 }
 # Commands that left this package, and where they went: `evaluator NAME` says so instead of "No such command".
