@@ -184,7 +184,8 @@ def judge(
 
 
 def load_report(path: str | Path) -> Report:
-    """Reads and validates a REPORT.json (v1 or v2); InputError names the file and the damaged field."""
+    """Reads and validates a REPORT.json (any schema version this evaluator writes or wrote); InputError names the
+    file and the damaged field."""
     from evaluator.contract import load_report as load
 
     return load(path)

@@ -16,11 +16,11 @@ Versions:
   intervals), `reference`, `comparisons` (paired differences), `judge`, `g_eval_steps`, `profile`, `compare`,
   and `ci_low`/`ci_high` on metric summaries. v2 (v1 plus `shards.per_shard[].endpoints` and `problems[].field`)
   and v1 reports are still read: the new fields are empty, every case is variant `default`.
-- The run's life cycle (issue 18): `evaluator.result/v3` adds `scored_with` (each metric's scoring fingerprint),
+- The run's life cycle: `evaluator.result/v3` adds `scored_with` (each metric's scoring fingerprint),
   `rescored` and `calls[].cached`; `evaluator.manifest/v4` adds `state` (`complete` or `cancelled`), `stop`,
   `scoring`, `cache`, `provenance` and `profile.limit`; `evaluator.report/v4` adds `provenance`, `notes`,
   `shards.cancelled` and `shards.per_shard[].provenance`/`state`. Older files load with these empty.
-- Output for people and for logs (issue 18): result v3 and report v4 also add `metrics.*.scoring` (how a G-Eval
+- Output for people and for logs: result v3 and report v4 also add `metrics.*.scoring` (how a G-Eval
   score was computed) and a case's `metadata` (the dataset's own columns), manifest v4 and report v4 a profile's
   `metadata` filter. Each is written only where present (no `scoring` for other metrics, no empty `metadata`).
 """
@@ -47,8 +47,9 @@ REPORT_SCHEMA_V1: Final = "evaluator.report/v1"
 
 
 def unit_key(variant: str, case_id: str) -> str:
-    """The name of one unit of work (a case answered by a variant): the case id for the implicit variant, as
-    before variants existed, else `variant/case_id` (a variant name cannot hold a '/')."""
+    """The name of one unit of work (a case answered by a variant): the bare case id for the implicit variant (so
+    a single-target suite's results and messages name cases as its dataset does), else `variant/case_id` (a
+    variant name cannot hold a '/')."""
     return case_id if variant == DEFAULT_VARIANT else f"{variant}/{case_id}"
 
 
@@ -88,7 +89,8 @@ class MetricResult(_Model):
 
     @model_serializer(mode="wrap")
     def _without_scoring(self, handler: SerializerFunctionWrapHandler) -> Any:
-        """`scoring` is written only where there is one (G-Eval): other metrics' records read as before."""
+        """`scoring` is written only where there is one (G-Eval): other metrics' records stay byte-identical to
+        files written without the field."""
         data = handler(self)
         if isinstance(data, dict) and data.get("scoring") is None:
             data.pop("scoring", None)
@@ -106,15 +108,13 @@ class Call(_Model):
     completion_tokens: NonNegativeInt = 0
     status: int | None = None
     error: str | None = None
-    cached: bool = Field(
-        default=False, description="result v3: answered from the shard's response cache (no request was sent)"
-    )
+    cached: bool = Field(default=False, description="answered from the shard's response cache (no request was sent)")
 
 
 class CaseOutcome(_Model):
     """What a case produced: shared by the result record (on disk per shard) and the report's case list."""
 
-    variant: str = Field(default=DEFAULT_VARIANT, description="result v2: the variant that answered")
+    variant: str = Field(default=DEFAULT_VARIANT, description="the variant that answered")
     case_id: str
     case_index: NonNegativeInt
     input: str
@@ -133,7 +133,7 @@ class CaseOutcome(_Model):
 
     @model_serializer(mode="wrap")
     def _without_metadata(self, handler: SerializerFunctionWrapHandler) -> Any:
-        """`metadata` is written only where a case has some: a dataset without extra columns writes as before."""
+        """`metadata` is written only where a case has some: a dataset without extra columns writes no empty field."""
         data = handler(self)
         if isinstance(data, dict) and not data.get("metadata"):
             data.pop("metadata", None)
@@ -158,12 +158,12 @@ class ResultRecord(CaseOutcome, _RecordHead):
 
     scored_with: dict[str, str] = Field(
         default_factory=dict,
-        description="result v3: each metric's scoring fingerprint (its settings, threshold, judge, DeepEval "
+        description="each metric's scoring fingerprint (its settings, threshold, judge, DeepEval "
         "version): a record whose fingerprints differ from the suite's is re-scored on resume",
     )
     rescored: bool = Field(
         default=False,
-        description="result v3: supersedes the unit's earlier record in this file: the same answer, scored anew",
+        description="supersedes the unit's earlier record in this file: the same answer, scored anew",
     )
 
 
@@ -190,7 +190,7 @@ class EndpointSummary(_Model):
     peak_in_flight: NonNegativeInt
     final_limit: float
     limit_decreases: NonNegativeInt
-    limit_changes: list[LimitChange] = Field(default_factory=list, description="manifest v2")
+    limit_changes: list[LimitChange] = Field(default_factory=list, description="each concurrency limit change")
 
 
 class Counts(_Model):
@@ -240,12 +240,13 @@ class ProfileInfo(_Model):
     selected_cases: NonNegativeInt
     selection_sha256: str = Field(description="sha256 of the selected case ids, one per line, in dataset order")
     limit: Annotated[int, Field(ge=1)] | None = Field(
-        default=None, description="manifest v4: `run --limit N`: only the first N selected cases (a smoke run)"
+        default=None, description="`run --limit N`: only the first N selected cases (a smoke run)"
     )
 
     @model_serializer(mode="wrap")
     def _without_metadata(self, handler: SerializerFunctionWrapHandler) -> Any:
-        """`metadata` is written only for a profile that filters by it: other manifests and reports read as before."""
+        """`metadata` is written only for a profile that filters by it: other manifests and reports carry no empty
+        field."""
         data = handler(self)
         if isinstance(data, dict) and data.get("metadata") is None:
             data.pop("metadata", None)
@@ -316,26 +317,26 @@ class Manifest(_Model):
     wall_time_s: NonNegativeFloat
     endpoints: dict[str, EndpointSummary] = Field(default_factory=dict)
     case_variants: list[str] = Field(
-        default_factory=list, description="v3: the variant of each case_ids entry (empty: all `default`)"
+        default_factory=list, description="the variant of each case_ids entry (empty: all `default`)"
     )
-    targets: dict[str, TargetInfo | None] = Field(default_factory=dict, description="v3: each variant's target")
-    judge: JudgeInfo | None = Field(default=None, description="v3: the judge and its sampling settings")
+    targets: dict[str, TargetInfo | None] = Field(default_factory=dict, description="each variant's target")
+    judge: JudgeInfo | None = Field(default=None, description="the judge and its sampling settings")
     g_eval_steps: dict[str, list[str]] = Field(
-        default_factory=dict, description="v3: the evaluation steps each G-Eval metric used (generated once per run)"
+        default_factory=dict, description="the evaluation steps each G-Eval metric used (generated once per run)"
     )
-    profile: ProfileInfo | None = Field(default=None, description="v3: which cases the run selected")
-    compare: CompareSettings = Field(default_factory=CompareSettings, description="v3: the suite's comparison")
+    profile: ProfileInfo | None = Field(default=None, description="which cases the run selected")
+    compare: CompareSettings = Field(default_factory=CompareSettings, description="the suite's comparison")
     state: Literal["complete", "cancelled"] = Field(
         default="complete",
-        description="v4: complete (every assigned unit has its result), or cancelled (stopped by SIGINT/SIGTERM: "
+        description="complete (every assigned unit has its result), or cancelled (stopped by SIGINT/SIGTERM: "
         "`counts` are what was done, the shard resumes on the next run)",
     )
-    stop: StopInfo | None = Field(default=None, description="v4: how a cancelled shard stopped")
+    stop: StopInfo | None = Field(default=None, description="how a cancelled shard stopped")
     scoring: dict[str, str] = Field(
-        default_factory=dict, description="v4: metric -> scoring fingerprint every result of the shard carries"
+        default_factory=dict, description="metric -> scoring fingerprint every result of the shard carries"
     )
-    cache: CacheStats | None = Field(default=None, description="v4: the response cache")
-    provenance: Provenance | None = Field(default=None, description="v4: versions, image and served models")
+    cache: CacheStats | None = Field(default=None, description="the response cache")
+    provenance: Provenance | None = Field(default=None, description="versions, image and served models")
 
     def units(self) -> list[tuple[str, str]]:
         """(variant, case id) of every unit assigned to the shard."""
@@ -358,9 +359,9 @@ class ShardTiming(_Model):
     started_at: str | None = None
     finished_at: str | None = None
     wall_time_s: NonNegativeFloat | None = None
-    endpoints: dict[str, EndpointSummary] = Field(default_factory=dict, description="report v2")
-    state: Literal["complete", "cancelled"] = Field(default="complete", description="report v4")
-    provenance: Provenance | None = Field(default=None, description="report v4: the shard's provenance")
+    endpoints: dict[str, EndpointSummary] = Field(default_factory=dict, description="its manifest's endpoints")
+    state: Literal["complete", "cancelled"] = Field(default="complete", description="the shard's manifest state")
+    provenance: Provenance | None = Field(default=None, description="the shard's provenance")
 
 
 class Shards(_Model):
@@ -368,7 +369,7 @@ class Shards(_Model):
     complete: list[int] = Field(default_factory=list)
     missing: list[int] = Field(default_factory=list)
     incomplete: list[int] = Field(default_factory=list)
-    cancelled: list[int] = Field(default_factory=list, description="v4: incomplete shards stopped by a signal")
+    cancelled: list[int] = Field(default_factory=list, description="incomplete shards stopped by a signal")
     per_shard: list[ShardTiming] = Field(default_factory=list)
 
 
@@ -379,13 +380,13 @@ class Problem(_Model):
         description="missing_shard, incomplete_shard, unexpected_shard, duplicate_case, corrupt_line, "
         "truncated_line, invalid_record, invalid_manifest, misplaced_record, mixed_run_id, mixed_suite, "
         "mixed_shard_count, checksum_mismatch, missing_case, mixed_profile, mixed_g_eval_steps, mixed_judge, "
-        "mixed_scoring (v4), stale_scoring (v4)"
+        "mixed_scoring, stale_scoring"
     )
     message: str
     shard: int | None = None
     file: str | None = None
     line: int | None = None
-    field: str | None = Field(default=None, description="report v2: the damaged field, dotted")
+    field: str | None = Field(default=None, description="the damaged field, dotted")
 
 
 class Totals(_Model):
@@ -411,11 +412,11 @@ class MetricSummary(_Model):
     threshold: float | None
     ci_low: float | None = Field(
         default=None,
-        description="v3: the mean's confidence interval: Wilson for 0/1 scores, a betting interval for scores in "
+        description="the mean's confidence interval: Wilson for 0/1 scores, a betting interval for scores in "
         "0..1 (within 0..1), Student-t for scores without bounds",
     )
     ci_high: float | None = None
-    pass_rate_ci_low: float | None = Field(default=None, description="v3: the pass rate's Wilson interval")
+    pass_rate_ci_low: float | None = Field(default=None, description="the pass rate's Wilson interval")
     pass_rate_ci_high: float | None = None
 
 
@@ -492,7 +493,7 @@ class PairComparison(_Model):
     flipped_to_fail: list[str] = Field(description="case ids the reference passed and the candidate did not")
     flipped_to_pass: list[str] = Field(description="case ids the reference did not pass and the candidate did")
     confidence: float
-    resamples: NonNegativeInt = Field(description="the suite's compare.resamples (no bootstrap reads it any more)")
+    resamples: NonNegativeInt = Field(description="the suite's compare.resamples, as given")
     seed: int = Field(description="seeds the order a betting interval bets on the cases in")
 
 
@@ -516,19 +517,19 @@ class Report(_Model):
     errors_by_kind: dict[str, NonNegativeInt] = Field(default_factory=dict)
     slowest_cases: list[SlowCase] = Field(default_factory=list)
     variants: dict[str, VariantSummary] = Field(
-        default_factory=dict, description="v3: per variant, in the suite's order (`totals` counts every unit)"
+        default_factory=dict, description="per variant, in the suite's order (`totals` counts every unit)"
     )
-    reference: str | None = Field(default=None, description="v3: the variant the others are compared with")
-    comparisons: list[PairComparison] = Field(default_factory=list, description="v3: each candidate vs reference")
-    compare: CompareSettings = Field(default_factory=CompareSettings, description="v3: the comparison's settings")
-    judge: JudgeInfo | None = Field(default=None, description="v3: the one judge of every variant")
-    g_eval_steps: dict[str, list[str]] = Field(default_factory=dict, description="v3: the steps G-Eval used")
-    profile: ProfileInfo | None = Field(default=None, description="v3: which cases ran")
+    reference: str | None = Field(default=None, description="the variant the others are compared with")
+    comparisons: list[PairComparison] = Field(default_factory=list, description="each candidate vs reference")
+    compare: CompareSettings = Field(default_factory=CompareSettings, description="the comparison's settings")
+    judge: JudgeInfo | None = Field(default=None, description="the one judge of every variant")
+    g_eval_steps: dict[str, list[str]] = Field(default_factory=dict, description="the steps G-Eval used")
+    profile: ProfileInfo | None = Field(default=None, description="which cases ran")
     provenance: Provenance | None = Field(
-        default=None, description="v4: what produced the numbers (the first shard's; `notes` name any that differ)"
+        default=None, description="what produced the numbers (the first shard's; `notes` name any that differ)"
     )
     notes: list[str] = Field(
-        default_factory=list, description="v4: facts a reader should know that are no problem (mixed versions)"
+        default_factory=list, description="facts a reader should know that are no problem (mixed versions)"
     )
     cases: list[ReportCase]
 

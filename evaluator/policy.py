@@ -34,7 +34,7 @@ class Gate(_Strict):
         default=None, ge=0.0, le=1.0, description="Max drop of any metric's mean against the baseline."
     )
     policy: Literal["absolute", "no_regression"] = Field(
-        default="absolute", description="absolute thresholds, or no regression against a reference (report v3)"
+        default="absolute", description="absolute thresholds, or no regression against a reference variant or report"
     )
     inconclusive: Literal["block", "warn"] = Field(
         default="block", description="What a comparison that cannot decide does: block (fail closed) or warn."
@@ -58,7 +58,7 @@ class CompareSettings(_Strict):
         default=2000,
         ge=100,
         le=100_000,
-        description="Unused (the paired bootstrap is gone); accepted so older suites load.",
+        description="Read by no interval (each is exact or a betting interval); accepted so suites that set it load.",
     )
     seed: int = 0
     tie_margin: float = Field(default=0.0, ge=0.0, le=1.0, description="Score differences within this are ties.")
