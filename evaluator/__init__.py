@@ -7,7 +7,7 @@ pipeline step and a pod get the same files and the same verdict::
     suite = evaluator.load_suite("suite.yaml")
     evaluator.run_shard(suite, "results")
     report = evaluator.aggregate("results")
-    print(evaluator.judge(report).label, report.totals.pass_rate)
+    print(evaluator.apply_gate(report).label, report.totals.pass_rate)
 
 Every function raises `evaluator.errors.EvaluatorError` (with an `exit_code`) for a user mistake or an
 infrastructure failure. The files' types (`ResultRecord`, `Manifest`, `Report`) are in `evaluator.contract`.
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "aggregate",
+    "apply_gate",
     "default_run_id",
     "judge",
     "load_report",
@@ -157,7 +158,7 @@ def aggregate(out: str | Path, *, expect_shards: int | None = None) -> Report:
     return merge(Path(out), expect_shards=expect_shards)
 
 
-def judge(
+def apply_gate(
     report: Report | str | Path,
     *,
     mode: str | None = None,
@@ -169,7 +170,7 @@ def judge(
 ) -> Verdict:
     """The quality gate's verdict on a report (fails closed on any recorded problem); each keyword overrides the
     suite's gate setting of that name (`Verdict.settings` says which were used)."""
-    from evaluator.gate import judge as decide
+    from evaluator.gate import apply_gate as decide
 
     loaded = report if not isinstance(report, str | Path) else load_report(report)
     return decide(
@@ -181,6 +182,11 @@ def judge(
         min_pass_rate=min_pass_rate,
         allow_mixed_versions=allow_mixed_versions,
     )
+
+
+# "Judge" names the LLM that scores answers everywhere else; this alias keeps code that calls the gate's verdict
+# by that name working. It is `apply_gate`, nothing more.
+judge = apply_gate
 
 
 def load_report(path: str | Path) -> Report:

@@ -93,7 +93,7 @@ def demo(suite_file: Path | None, comparison: bool, profile: str | None, out: Pa
     report = evaluator.aggregate(out, expect_shards=workers)
     evaluator.write_report(report, report_path)
     written = _write_reports(report, out)
-    verdict = evaluator.judge(report)
+    verdict = evaluator.apply_gate(report)
     click.echo(f"\nreport: {report_path}" + "".join(f"\n{kind}: {path}" for kind, path in written), err=True)
     click.echo(f"demo finished in {time.monotonic() - started:.0f}s", err=True)
     if not verdict.passed:

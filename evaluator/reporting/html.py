@@ -18,7 +18,7 @@ import jinja2
 from evaluator.atomic import write_text_atomic
 from evaluator.baseline import Comparison
 from evaluator.contract import MetricSummary, Report, ReportCase
-from evaluator.gate import judge
+from evaluator.gate import apply_gate
 from evaluator.reporting import figures
 from evaluator.reporting.fields import compress_ranges, duration, excerpt, fmt, metadata_text, status
 from evaluator.reporting.leaderboard import ComparisonView, view
@@ -143,7 +143,7 @@ def render(
         f"{duration(totals.wall_time_s)} · {totals.calls} calls · "
         f"{totals.prompt_tokens + totals.completion_tokens} tokens"
     )
-    verdict = judge(report)
+    verdict = apply_gate(report)
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     source = resources.files("evaluator").joinpath("templates/report.html.j2").read_text(encoding="utf-8")
     return env.from_string(source).render(

@@ -15,7 +15,7 @@ from typing import Any
 
 from evaluator.baseline import Comparison
 from evaluator.contract import Report, ReportCase
-from evaluator.gate import judge
+from evaluator.gate import apply_gate
 from evaluator.reporting.fields import compress_ranges, duration, excerpt, fmt, metadata_text
 from evaluator.reporting.leaderboard import ComparisonView, view
 from evaluator.reporting.notes import provenance_line, report_notes, scoring_notes
@@ -71,7 +71,7 @@ def render(
 ) -> str:
     """Markdown for a PR comment, at most limit characters."""
     totals = report.totals
-    verdict = judge(report)
+    verdict = apply_gate(report)
     regressed = comparison is not None and comparison.regressed
     icon = ICONS["fail"] if regressed else ICONS[verdict.status]
     title = f"{icon} **Evaluation {verdict.label}**" + (" — regressed vs baseline" if regressed else "")

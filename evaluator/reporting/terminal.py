@@ -17,7 +17,7 @@ from rich.table import Table
 
 from evaluator.baseline import Comparison
 from evaluator.contract import Report
-from evaluator.gate import judge
+from evaluator.gate import apply_gate
 from evaluator.reporting.fields import compress_ranges, duration, fmt
 from evaluator.reporting.leaderboard import ComparisonView, view
 from evaluator.reporting.notes import provenance_line, report_notes, scoring_notes
@@ -92,7 +92,7 @@ def print_summary(report: Report, console: Console | None = None, comparison: Co
     """Print verdict, totals, metrics, latency, shards and problems of one aggregate."""
     console = console or make_console()
     totals, shards = report.totals, report.shards
-    verdict = judge(report)
+    verdict = apply_gate(report)
     style = {"pass": "bold green", "fail": "bold red", "inconclusive": "bold yellow"}[verdict.status]
     console.print(
         f"[{style}]{verdict.label}[/] suite [bold]{report.suite.name or '?'}[/] run {report.run_id or '?'}"
