@@ -22,9 +22,11 @@ SUBCOMMANDS: dict[str, str] = {
     "demo": "evaluator.commands.demo:demo",
     "report": "evaluator.commands.report:report",
     "trend": "evaluator.commands.trend:trend",
-    "plan": "evaluator.commands.plan:plan",
+    "capacity": "evaluator.commands.capacity:capacity_command",
     "doctor": "evaluator.doctor:doctor",
 }
+# Former names that still work (hidden from the command list, named in the group's help).
+ALIASES: dict[str, str] = {"plan": "capacity"}
 # Commands that left this package, and where they went: `evaluator NAME` says so instead of "No such command".
 MOVED: dict[str, str] = {
     "webhook": "the release receiver is its own program now: `release-receiver` (receiver/README.md)",
@@ -52,7 +54,7 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in MOVED:
             raise click.UsageError(f"`evaluator {cmd_name}` moved: {MOVED[cmd_name]}", ctx)
-        target = SUBCOMMANDS.get(cmd_name)
+        target = SUBCOMMANDS.get(ALIASES.get(cmd_name, cmd_name))
         if target is None:
             return None
         module_name, attribute = target.split(":")
@@ -81,6 +83,7 @@ def main() -> None:
 
     \b
     Exit codes: 0 ok, 1 gate failed, 2 usage or input error, 3 bad shard, 4 infrastructure failure.
+    `evaluator plan` is the former name of `evaluator capacity`, and still works.
     """
 
 

@@ -1,7 +1,7 @@
 """The files the evaluator writes, as typed models: one result record per case, one manifest per shard, one report.
 
 Every writer builds these models and every reader validates through them, so a field means the same thing to
-the runner, the aggregate, the gate, the reports, `plan` and the tests. Each file names its schema and version
+the runner, the aggregate, the gate, the reports, `capacity` and the tests. Each file names its schema and version
 in its `schema` field; JSON Schemas generated from these models are published in docs/schemas/ (a test fails
 when they drift), and docs/contract.md explains them.
 
@@ -498,7 +498,7 @@ class PairComparison(_Model):
 
 
 class Report(_Model):
-    """`REPORT.json`, written by `evaluator aggregate`: the single input of the gate, the reports and `plan`."""
+    """`REPORT.json`, written by `evaluator aggregate`: the single input of the gate, the reports and `capacity`."""
 
     schema_version: Literal[
         "evaluator.report/v1", "evaluator.report/v2", "evaluator.report/v3", "evaluator.report/v4"

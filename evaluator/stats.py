@@ -1,6 +1,6 @@
 """Statistics of reports and release gates, in pure Python (the evaluator image carries no numpy or scipy).
 
-- `percentile`: the one percentile definition behind every number the aggregate and `plan` show.
+- `percentile`: the one percentile definition behind every number the aggregate and `capacity` show.
 
 Scores are per case, 0..1, higher is better. A comparison pairs a reference (what ships, or a baseline report) and
 a candidate on the cases both scored; differences are candidate - reference, so a regression is a negative one.

@@ -1,4 +1,7 @@
-"""`evaluator plan`: how many shards and what parallelism finish N cases in M minutes, from a measured run."""
+"""`evaluator capacity` (alias `plan`): how many shards and what parallelism finish N cases in M minutes.
+
+Sized from a measured run's REPORT.json; "plan" elsewhere means what a run evaluates (`evaluator prepare`).
+"""
 
 from __future__ import annotations
 
@@ -13,13 +16,13 @@ from rich.console import Console
 from evaluator.commands.common import handle_errors
 from evaluator.contract import load_report
 from evaluator.errors import EXIT_GATE_FAILED
-from evaluator.reporting import plan as planning
+from evaluator.reporting import capacity
 from evaluator.reporting.terminal import make_console
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
 
-@click.command()
+@click.command("capacity")
 @click.argument("report_file", metavar="REPORT.json", type=_FILE)
 @click.option("--cases", type=click.IntRange(1), required=True, help="Cases to evaluate.")
 @click.option("--minutes", type=click.FloatRange(0.0, min_open=True), required=True, help="Time allowed.")
@@ -39,9 +42,9 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 @click.option(
     "--startup-s", type=click.FloatRange(0.0), default=0.0, show_default=True, help="Pod start-up time to allow."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the sizing as JSON.")
 @handle_errors
-def plan(
+def capacity_command(
     report_file: Path,
     cases: int,
     minutes: float,
@@ -53,13 +56,13 @@ def plan(
     """How many shards and what parallelism finish --cases in --minutes, from a measured run's REPORT.json.
 
     \b
-    Formula (Little's law over endpoint calls; every symbol in evaluator/reporting/plan.py):
+    Formula (Little's law over endpoint calls; every symbol in evaluator/reporting/capacity.py):
       calls in flight Lc = cases * service_s_per_case / (60*minutes - p95_service_s - startup_s)
       shards S = ceil(Lc / calls_in_flight_per_pod); parallelism = S; per-pod calls c = ceil(Lc / S)
       capped by the endpoint: Lc <= endpoint_concurrency (given, or measured where the run saw 429s)
     Exit codes: 0 the target is reachable, 1 it is not (the best time is printed), 2 input error.
     """
-    result = planning.make_plan(
+    result = capacity.size_for(
         load_report(report_file),
         cases,
         minutes,
@@ -70,12 +73,12 @@ def plan(
     if as_json:
         click.echo(json.dumps(asdict(result), indent=2))
     else:
-        _print_plan(result, make_console())
+        _print_sizing(result, make_console())
     if not result.feasible:
         sys.exit(EXIT_GATE_FAILED)
 
 
-def _print_plan(p: planning.Plan, console: Console) -> None:
+def _print_sizing(p: capacity.Sizing, console: Console) -> None:
     m = p.measured
     console.print(
         f"measured on {m.cases} cases in {m.shards} shard(s): {m.calls_per_case:.2f} calls/case, mean call"
