@@ -33,7 +33,7 @@ from evaluator.gate import apply_gate
     type=click.Choice(["absolute", "no_regression"]),
     default=None,
     help="Override the suite's gate.policy: absolute thresholds, or no regression against the reference "
-    "variant (or --baseline) beyond the tolerance, judged on confidence intervals.",
+    "variant (or --baseline) beyond the tolerance, decided on confidence intervals.",
 )
 @click.option(
     "--tolerance",
