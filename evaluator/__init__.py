@@ -7,26 +7,22 @@ pipeline step and a pod get the same files and the same verdict::
     suite = evaluator.load_suite("suite.yaml")
     evaluator.run_shard(suite, "results")
     report = evaluator.aggregate("results")
-    print(evaluator.judge(report).label, report.totals.pass_rate)
+    print(evaluator.apply_gate(report).label, report.totals.pass_rate)
 
 Every function raises `evaluator.errors.EvaluatorError` (with an `exit_code`) for a user mistake or an
 infrastructure failure. The files' types (`ResultRecord`, `Manifest`, `Report`) are in `evaluator.contract`.
-Heavy modules (DeepEval, aiohttp) are imported on first use, so `import evaluator` stays instant.
+Heavy modules (DeepEval, aiohttp) are imported on first use, so `import evaluator` stays instant, and importing
+changes nothing in the process: DeepEval keeps its own defaults (it loads a `.env` from the working directory and
+sends telemetry unless told not to). The `evaluator` command turns both off where it starts; a notebook that wants
+the same sets `DEEPEVAL_DISABLE_DOTENV=1` and `DEEPEVAL_TELEMETRY_OPT_OUT=1` before its first evaluator call.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-# DeepEval reads these once, when it is first imported, and every evaluator module is imported after this
-# package: without them it would load a `.env` from the working directory into the environment (other
-# credentials, EVAL_* overrides) and send telemetry. An explicit value in the environment still wins.
-os.environ.setdefault("DEEPEVAL_DISABLE_DOTENV", "1")
-os.environ.setdefault("DEEPEVAL_TELEMETRY_OPT_OUT", "1")
-
-__version__ = "0.1.0"
+from evaluator.version import __version__ as __version__
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -40,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "aggregate",
+    "apply_gate",
     "default_run_id",
     "judge",
     "load_report",
@@ -161,7 +158,7 @@ def aggregate(out: str | Path, *, expect_shards: int | None = None) -> Report:
     return merge(Path(out), expect_shards=expect_shards)
 
 
-def judge(
+def apply_gate(
     report: Report | str | Path,
     *,
     mode: str | None = None,
@@ -173,7 +170,7 @@ def judge(
 ) -> Verdict:
     """The quality gate's verdict on a report (fails closed on any recorded problem); each keyword overrides the
     suite's gate setting of that name (`Verdict.settings` says which were used)."""
-    from evaluator.gate import judge as decide
+    from evaluator.gate import apply_gate as decide
 
     loaded = report if not isinstance(report, str | Path) else load_report(report)
     return decide(
@@ -187,8 +184,14 @@ def judge(
     )
 
 
+# "Judge" names the LLM that scores answers everywhere else; this alias keeps code that calls the gate's verdict
+# by that name working. It is `apply_gate`, nothing more.
+judge = apply_gate
+
+
 def load_report(path: str | Path) -> Report:
-    """Reads and validates a REPORT.json (v1 or v2); InputError names the file and the damaged field."""
+    """Reads and validates a REPORT.json (any schema version this evaluator writes or wrote); InputError names the
+    file and the damaged field."""
     from evaluator.contract import load_report as load
 
     return load(path)

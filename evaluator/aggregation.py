@@ -237,7 +237,7 @@ def aggregate(out: Path, *, expect_shards: int | None = None, gate: Gate | None 
 
 
 def _unit(variant: str, case_id: str) -> str:
-    """A unit as a message names it: as before variants existed for the implicit one."""
+    """A unit as a message names it: the bare case id for the implicit variant, as the dataset names it."""
     return f"case {case_id!r}" + (f" of variant {variant!r}" if variant != DEFAULT_VARIANT else "")
 
 

@@ -73,7 +73,10 @@ class MetricDelta:
 
 
 @dataclass(frozen=True)
-class Comparison:
+class BaselineChanges:
+    """What changed since a baseline run: each metric's delta, the cases that regressed or improved, the cases
+    new or gone. (A "comparison" is one candidate against a reference, paired case by case: `PairComparison`.)"""
+
     tolerance: float
     baseline_run_id: str
     metrics: list[MetricDelta] = field(default_factory=list)
@@ -117,7 +120,7 @@ class Comparison:
         return [self._line(m) for m in self.undecided_metrics]
 
 
-def compare(current: Report, baseline: Report, tolerance: float) -> Comparison:
+def compare(current: Report, baseline: Report, tolerance: float) -> BaselineChanges:
     """Current against baseline (evaluator.compare's paired differences), each metric read by the gate's rule
     with `tolerance` (0-1 scale), plus the per-case changes and the new and removed cases."""
     if tolerance < 0:
@@ -156,7 +159,7 @@ def compare(current: Report, baseline: Report, tolerance: float) -> Comparison:
     regressions, improvements = _changes(current, baseline)
     cur_keys = {c.key for c in current.cases}
     base_keys = _baseline_keys(current, baseline)
-    return Comparison(
+    return BaselineChanges(
         tolerance=tolerance,
         baseline_run_id=baseline.run_id or "baseline",
         metrics=deltas,

@@ -7,22 +7,25 @@ report and pipeline extras: a subcommand's module is imported only when that sub
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 import click
 
-# name -> "module:attribute" of a click.Command. Each module owns one concern.
+# name -> "module:attribute" of a click.Command: one command a module, named after it.
 SUBCOMMANDS: dict[str, str] = {
     "run": "evaluator.commands.run:run",
     "prepare": "evaluator.commands.prepare:prepare",
     "aggregate": "evaluator.commands.aggregate:aggregate",
     "gate": "evaluator.commands.gate:gate",
-    "serve-demo-model": "evaluator.commands.demo:serve_demo_model",
+    "serve-demo-model": "evaluator.commands.serve_demo_model:serve_demo_model",
     "demo": "evaluator.commands.demo:demo",
     "report": "evaluator.commands.report:report",
-    "trend": "evaluator.commands.report:trend",
-    "plan": "evaluator.commands.report:plan",
+    "trend": "evaluator.commands.trend:trend",
+    "capacity": "evaluator.commands.capacity:capacity_command",
 }
+# Former names that still work (hidden from the command list, named in the group's help).
+ALIASES: dict[str, str] = {"plan": "capacity"}
 # Commands that left this package, and where they went: `evaluator NAME` says so instead of "No such command".
 MOVED: dict[str, str] = {
     "webhook": "the release receiver is its own program now: `release-receiver` (receiver/README.md)",
@@ -31,8 +34,20 @@ MOVED: dict[str, str] = {
 }
 
 
+# What the command sets before any subcommand (and so DeepEval) is imported. DeepEval reads these once, when it
+# is first imported: without them it would load a `.env` from the working directory into the environment (other
+# credentials, EVAL_* overrides) and send telemetry. An explicit value in the environment still wins. The library
+# (`import evaluator`) leaves the environment alone: the process is the caller's.
+COMMAND_ENVIRONMENT: dict[str, str] = {"DEEPEVAL_DISABLE_DOTENV": "1", "DEEPEVAL_TELEMETRY_OPT_OUT": "1"}
+
+
 class LazyGroup(click.Group):
-    """A click group whose subcommands are imported on first use."""
+    """A click group whose subcommands are imported on first use, in a process set up for a command."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        for name, value in COMMAND_ENVIRONMENT.items():
+            os.environ.setdefault(name, value)
+        return super().main(*args, **kwargs)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(SUBCOMMANDS)
@@ -40,7 +55,7 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in MOVED:
             raise click.UsageError(f"`evaluator {cmd_name}` moved: {MOVED[cmd_name]}", ctx)
-        target = SUBCOMMANDS.get(cmd_name)
+        target = SUBCOMMANDS.get(ALIASES.get(cmd_name, cmd_name))
         if target is None:
             return None
         module_name, attribute = target.split(":")
@@ -69,6 +84,7 @@ def main() -> None:
 
     \b
     Exit codes: 0 ok, 1 gate failed, 2 usage or input error, 3 bad shard, 4 infrastructure failure.
+    `evaluator plan` is the former name of `evaluator capacity`, and still works.
     """
 
 

@@ -26,8 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from evaluator.contract import Difference, PairComparison, Report, ReportCase
+from evaluator.policy import CompareSettings
 from evaluator.stats import Interval, paired_interval, sign_test, win_tie_loss
-from evaluator.suite import CompareSettings
 
 Scores = tuple[list[float], list[float]]
 
@@ -208,7 +208,7 @@ def report_compared(report: Report) -> list[Compared]:
 
 
 @dataclass(frozen=True)
-class BaselineComparison:
+class BaselinePairs:
     """This run's variants against a baseline report's, with what was (and was not) comparable said plainly."""
 
     compared: list[Compared] = field(default_factory=list)
@@ -228,7 +228,7 @@ def variant_pairs(current: Report, baseline: Report) -> list[tuple[str, str]]:
     return [(name, name) for name in current.variant_names if name in base_names]
 
 
-def against_baseline(current: Report, baseline: Report, settings: CompareSettings | None = None) -> BaselineComparison:
+def against_baseline(current: Report, baseline: Report, settings: CompareSettings | None = None) -> BaselinePairs:
     """Each variant of `current` against its baseline variant, over the cases both runs evaluated, on the metrics
     both scored (a metric only one run has is named in the notes, not compared)."""
     settings = settings or current.compare
@@ -253,7 +253,7 @@ def against_baseline(current: Report, baseline: Report, settings: CompareSetting
         notes.append(f"metric(s) {', '.join(sorted(one_sided))} scored in only one of the two runs: not compared")
     if pairs and shared == 0:
         notes.append("the baseline shares no case with this run: nothing was compared")
-    return BaselineComparison(out, notes, shared)
+    return BaselinePairs(out, notes, shared)
 
 
 def like_with_like(current: Report, baseline: Report) -> list[str]:

@@ -141,7 +141,7 @@ def _new_verdict(settings: GateSettings) -> Verdict:
     )
 
 
-def judge(
+def apply_gate(
     report: Report,
     *,
     mode: str | None = None,

@@ -22,9 +22,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import evaluator
 from evaluator.contract import ModelProvenance, Provenance, Report
 from evaluator.identity import deepeval_version
+from evaluator.version import __version__
 
 _SNAPSHOT = re.compile(r"/snapshots/([0-9a-f]{40})(?:/|$)")
 
@@ -34,7 +34,7 @@ def local_provenance(
 ) -> Provenance:
     """This process's versions and image, with the models its servers described."""
     return Provenance(
-        evaluator_version=evaluator.__version__,
+        evaluator_version=__version__,
         deepeval_version=deepeval_version(),
         python_version=platform.python_version(),
         image=os.environ.get("EVAL_IMAGE") or None,

@@ -1,13 +1,13 @@
 """Statistics of reports and release gates, in pure Python (the evaluator image carries no numpy or scipy).
 
-- `percentile`: the one percentile definition behind every number the aggregate and `plan` show.
+- `percentile`: the one percentile definition behind every number the aggregate and `capacity` show.
 
 Scores are per case, 0..1, higher is better. A comparison pairs a reference (what ships, or a baseline report) and
 a candidate on the cases both scored; differences are candidate - reference, so a regression is a negative one.
 
 Every interval here keeps its promise at every n, not only asymptotically, because the release gate reads them at
-pull-request sizes (10 to 30 cases) where asymptotic intervals do not (issue 18: a percentile bootstrap called a
-regression beyond the tolerance PASS in 35 % of runs at n = 10):
+pull-request sizes (10 to 30 cases) where asymptotic intervals do not (a percentile bootstrap, for one, calls a
+regression beyond the tolerance PASS in 35 % of runs at n = 10; bench/bench_verdict.py measures coverage):
 
 - `wilson_interval`: a proportion (a pass rate, or the mean of 0/1 scores) with Wilson's score interval.
 - `tango_interval`: the paired difference of two proportions (candidate - reference on 0/1 scores), with Tango's
@@ -51,10 +51,6 @@ class Interval:
     high: float
     confidence: float
     n: int
-
-    @property
-    def half_width(self) -> float:
-        return (self.high - self.low) / 2
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from evaluator.errors import InputError, location
 
+# Part of the suite schema too (its `gate:` and `compare:` keys), so its readers find them here.
+from evaluator.policy import DEFAULT_VARIANT as DEFAULT_VARIANT
+from evaluator.policy import CompareSettings as CompareSettings
+from evaluator.policy import Gate as Gate
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -73,7 +78,6 @@ class Target(Endpoint):
 
 
 VARIANT_NAME = r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$"
-DEFAULT_VARIANT = "default"  # the one implicit variant of a suite with a single `target` (or none)
 
 
 class Variant(_Strict):
@@ -481,52 +485,6 @@ def uses_judge(spec: MetricSpec) -> bool:
     if isinstance(spec, ToolCorrectness):
         return bool(spec.available_tools)
     return spec.type in LLM_METRICS
-
-
-class Gate(_Strict):
-    """When a release may ship.
-
-    `policy: absolute` (the default) holds every variant to `min_pass_rate`; `no_regression` passes a candidate
-    unless it is shown to be worse than the reference variant (or the baseline report) by more than
-    `regression_tolerance`: the paired difference's confidence interval must lie below -tolerance to fail, above
-    it to pass, and anything in between is inconclusive (`inconclusive: block` fails closed, `warn` does not).
-    """
-
-    min_pass_rate: float = Field(default=0.8, ge=0.0, le=1.0)
-    error_budget: float = Field(default=0.02, ge=0.0, le=1.0, description="Max share of errored cases.")
-    mode: Literal["block", "warn"] = "block"
-    regression_tolerance: float | None = Field(
-        default=None, ge=0.0, le=1.0, description="Max drop of any metric's mean against the baseline."
-    )
-    policy: Literal["absolute", "no_regression"] = Field(
-        default="absolute", description="absolute thresholds, or no regression against a reference (report v3)"
-    )
-    inconclusive: Literal["block", "warn"] = Field(
-        default="block", description="What a comparison that cannot decide does: block (fail closed) or warn."
-    )
-
-    @model_validator(mode="after")
-    def _tolerance_for_no_regression(self) -> Gate:
-        if self.policy == "no_regression" and self.regression_tolerance is None:
-            raise ValueError(
-                "policy 'no_regression' needs 'regression_tolerance': the largest drop you accept (e.g. 0.02)"
-            )
-        return self
-
-
-class CompareSettings(_Strict):
-    """How variants are compared: which is the reference, and the statistics' settings (seeded: reproducible)."""
-
-    reference: str | None = Field(default=None, description="The variant others are compared with [the first].")
-    confidence: float = Field(default=0.95, gt=0.0, lt=1.0)
-    resamples: int = Field(
-        default=2000,
-        ge=100,
-        le=100_000,
-        description="Unused (the paired bootstrap is gone); accepted so older suites load.",
-    )
-    seed: int = 0
-    tie_margin: float = Field(default=0.0, ge=0.0, le=1.0, description="Score differences within this are ties.")
 
 
 PROFILE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"

@@ -17,7 +17,7 @@ import click
 
 from evaluator.commands.common import git_commit, handle_errors, profile_option, setup_logging
 from evaluator.contract import Report
-from evaluator.errors import EXIT_GATE_FAILED, InputError
+from evaluator.errors import EXIT_GATE_FAILED
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 EXAMPLE_SUITE = EXAMPLES / "demo" / "suite.yaml"
@@ -93,7 +93,7 @@ def demo(suite_file: Path | None, comparison: bool, profile: str | None, out: Pa
     report = evaluator.aggregate(out, expect_shards=workers)
     evaluator.write_report(report, report_path)
     written = _write_reports(report, out)
-    verdict = evaluator.judge(report)
+    verdict = evaluator.apply_gate(report)
     click.echo(f"\nreport: {report_path}" + "".join(f"\n{kind}: {path}" for kind, path in written), err=True)
     click.echo(f"demo finished in {time.monotonic() - started:.0f}s", err=True)
     if not verdict.passed:
@@ -116,21 +116,3 @@ def _write_reports(report: Report, out: Path) -> list[tuple[str, Path]]:
     except Exception as exc:  # a report renderer must not hide the run's verdict
         click.echo(f"reports not written: {exc}", err=True)
         return []
-
-
-@click.command("serve-demo-model")
-@click.option("--port", type=int, default=8080, show_default=True)
-@handle_errors
-def serve_demo_model(port: int) -> None:
-    """Serve the built-in SmolLM2-135M on 127.0.0.1:PORT (OpenAI-compatible) until interrupted."""
-    from evaluator.localmodel import serve_model
-
-    if port < 1 or port > 65535:
-        raise InputError(f"--port must be 1..65535, got {port}")
-    with serve_model(port=port) as base_url:
-        click.echo(f"serving {base_url} (Ctrl-C to stop)")
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass

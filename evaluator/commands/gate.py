@@ -10,7 +10,7 @@ import click
 from evaluator.commands.common import handle_errors
 from evaluator.contract import load_report
 from evaluator.errors import EXIT_GATE_FAILED, EXIT_OK
-from evaluator.gate import judge
+from evaluator.gate import apply_gate
 
 
 @click.command()
@@ -33,7 +33,7 @@ from evaluator.gate import judge
     type=click.Choice(["absolute", "no_regression"]),
     default=None,
     help="Override the suite's gate.policy: absolute thresholds, or no regression against the reference "
-    "variant (or --baseline) beyond the tolerance, judged on confidence intervals.",
+    "variant (or --baseline) beyond the tolerance, decided on confidence intervals.",
 )
 @click.option(
     "--tolerance",
@@ -84,7 +84,7 @@ def gate(
     2 usage or input error (a file that is no report, or a damaged one: the message names the file and field).
     """
     report = load_report(report_file)
-    verdict = judge(
+    verdict = apply_gate(
         report,
         mode=mode,
         baseline=load_report(baseline) if baseline else None,

@@ -132,18 +132,6 @@ class MetricOutcome:
     error_kind: str | None = None
     scoring: Scoring | None = None  # how a G-Eval score was computed (engine/judge.py); None for other metrics
 
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "score": self.score,
-            "threshold": self.threshold,
-            "success": self.success,
-            "reason": self.reason,
-            "error": self.error,
-        }
-        if self.scoring is not None:
-            out["scoring"] = self.scoring
-        return out
-
 
 def schema_model(name: str, schema: dict[str, Any]) -> type[BaseModel]:
     """A pydantic model from a flat JSON Schema object, for DeepEval's JsonCorrectnessMetric."""

@@ -709,7 +709,3 @@ class _Progress:
             "shard %d: %d/%d units, %.1f units/s, ETA %s, %d errored, concurrency limit %s",
             self.index, self.done, self.total, rate, eta(self.total - self.done, rate), self.errors, limits,
         )  # fmt: skip
-
-
-def endpoint_label(endpoint: Endpoint) -> str:
-    return f"{endpoint.model} at {redact_url(endpoint.base_url)}"

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evaluator.atomic import write_text_atomic
-from evaluator.baseline import Comparison, compare, tolerance_of
+from evaluator.baseline import BaselineChanges, compare, tolerance_of
 from evaluator.contract import Report
 from evaluator.errors import InputError
 from evaluator.extras import require_report_extra
@@ -15,7 +15,7 @@ from evaluator.reporting import history, junit, markdown
 
 @dataclass
 class Written:
-    comparison: Comparison | None = None
+    comparison: BaselineChanges | None = None
     files: list[tuple[str, Path]] = field(default_factory=list)
     history_appended: bool | None = None
 

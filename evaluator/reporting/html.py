@@ -16,12 +16,12 @@ from typing import Any
 import jinja2
 
 from evaluator.atomic import write_text_atomic
-from evaluator.baseline import Comparison
+from evaluator.baseline import BaselineChanges
 from evaluator.contract import MetricSummary, Report, ReportCase
-from evaluator.gate import judge
+from evaluator.gate import apply_gate
 from evaluator.reporting import figures
 from evaluator.reporting.fields import compress_ranges, duration, excerpt, fmt, metadata_text, status
-from evaluator.reporting.leaderboard import ComparisonView, view
+from evaluator.reporting.leaderboard import VariantsView, view
 from evaluator.reporting.markdown import failed_shards, rerun_command
 from evaluator.reporting.notes import provenance_rows, report_notes, scoring_notes
 from evaluator.reporting.plots import all_figures
@@ -58,7 +58,7 @@ def _case_row(case: ReportCase, metric_names: list[str]) -> dict[str, Any]:
     }
 
 
-def _side_by_side(report: Report, compared: ComparisonView) -> list[dict[str, Any]]:
+def _side_by_side(report: Report, compared: VariantsView) -> list[dict[str, Any]]:
     """One row per case: its input and expected output, then each variant's answer, status and scores."""
     if not compared.active:
         return []
@@ -98,7 +98,7 @@ def _side_by_side(report: Report, compared: ComparisonView) -> list[dict[str, An
 def render(
     report: Report,
     baseline: Report | None = None,
-    comparison: Comparison | None = None,
+    comparison: BaselineChanges | None = None,
     *,
     suite_path: str | None = None,
     out_dir: str | None = None,
@@ -143,7 +143,7 @@ def render(
         f"{duration(totals.wall_time_s)} · {totals.calls} calls · "
         f"{totals.prompt_tokens + totals.completion_tokens} tokens"
     )
-    verdict = judge(report)
+    verdict = apply_gate(report)
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     source = resources.files("evaluator").joinpath("templates/report.html.j2").read_text(encoding="utf-8")
     return env.from_string(source).render(
@@ -195,7 +195,7 @@ def write(
     path: Path,
     report: Report,
     baseline: Report | None = None,
-    comparison: Comparison | None = None,
+    comparison: BaselineChanges | None = None,
     **options: Any,
 ) -> Path:
     """Writes the page at `path` and the plotting library beside it (once per folder); returns the library's

@@ -77,7 +77,7 @@ class Flip:
 
 
 @dataclass
-class ComparisonView:
+class VariantsView:
     """Everything the reports show of a multi-variant run (empty for a single variant)."""
 
     leaderboard: list[LeaderRow] = field(default_factory=list)
@@ -226,12 +226,12 @@ def flips(report: Report, limit: int, pairs: list[PairComparison] | None = None)
     return out, total
 
 
-def view(report: Report, *, flips_limit: int = 10, price_per_1k_tokens: float = 0.0) -> ComparisonView:
+def view(report: Report, *, flips_limit: int = 10, price_per_1k_tokens: float = 0.0) -> VariantsView:
     if len(report.variants) < 2:
-        return ComparisonView()
+        return VariantsView()
     found, total = flips(report, flips_limit)
     metrics = sorted({m for s in report.variants.values() for m in s.metrics})
-    return ComparisonView(
+    return VariantsView(
         leaderboard=leaderboard(report, price_per_1k_tokens),
         pairs=pair_rows(report),
         flips=found,

@@ -13,11 +13,11 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from evaluator.baseline import Comparison
+from evaluator.baseline import BaselineChanges
 from evaluator.contract import Report, ReportCase
-from evaluator.gate import judge
+from evaluator.gate import apply_gate
 from evaluator.reporting.fields import compress_ranges, duration, excerpt, fmt, metadata_text
-from evaluator.reporting.leaderboard import ComparisonView, view
+from evaluator.reporting.leaderboard import VariantsView, view
 from evaluator.reporting.notes import provenance_line, report_notes, scoring_notes
 
 GITHUB_COMMENT_LIMIT = 65_536
@@ -62,7 +62,7 @@ def failed_shards(report: Report) -> list[int]:
 
 def render(
     report: Report,
-    comparison: Comparison | None = None,
+    comparison: BaselineChanges | None = None,
     *,
     suite_path: str | None = None,
     out_dir: str | None = None,
@@ -71,7 +71,7 @@ def render(
 ) -> str:
     """Markdown for a PR comment, at most limit characters."""
     totals = report.totals
-    verdict = judge(report)
+    verdict = apply_gate(report)
     regressed = comparison is not None and comparison.regressed
     icon = ICONS["fail"] if regressed else ICONS[verdict.status]
     title = f"{icon} **Evaluation {verdict.label}**" + (" — regressed vs baseline" if regressed else "")
@@ -134,7 +134,7 @@ def render(
     return text
 
 
-def _metric_table(report: Report, comparison: Comparison | None) -> list[str]:
+def _metric_table(report: Report, comparison: BaselineChanges | None) -> list[str]:
     metrics = report.metrics
     deltas = {m.name: m for m in comparison.metrics} if comparison else {}
     header = "| metric | mean | p50 | p95 | pass rate | threshold |"
@@ -206,7 +206,7 @@ def _failed_cases(report: Report) -> list[str]:
     return [*out, ""]
 
 
-def _leaderboard(compared: ComparisonView) -> list[str]:
+def _leaderboard(compared: VariantsView) -> list[str]:
     metrics = compared.metrics
     header = (
         "| # | variant | model | pass rate [95% CI] | "
@@ -234,7 +234,7 @@ def _leaderboard(compared: ComparisonView) -> list[str]:
     return [*out, ""]
 
 
-def _pairs(compared: ComparisonView, reference: str) -> list[str]:
+def _pairs(compared: VariantsView, reference: str) -> list[str]:
     out = [
         f"### Candidates vs reference `{_cell(reference, 40)}` (tolerance {compared.tolerance:g})",
         "",
@@ -258,7 +258,7 @@ def _pairs(compared: ComparisonView, reference: str) -> list[str]:
     return [*out, ""]
 
 
-def _flips(compared: ComparisonView) -> list[str]:
+def _flips(compared: VariantsView) -> list[str]:
     if not compared.flips:
         return ["### Flipped cases", "", "No case that the reference passed fails with a candidate.", ""]
     out = [
@@ -275,7 +275,7 @@ def _flips(compared: ComparisonView) -> list[str]:
     return [*out, ""]
 
 
-def _regressions(comparison: Comparison) -> list[str]:
+def _regressions(comparison: BaselineChanges) -> list[str]:
     top = comparison.regressions[:TOP_REGRESSIONS]
     if not top:
         return ["### Regressions", "", "No case regressed against the baseline.", ""]

@@ -14,7 +14,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from evaluator.baseline import Comparison
+from evaluator.baseline import BaselineChanges
 from evaluator.contract import PairComparison, Report, ShardTiming
 from evaluator.reporting.fields import metric_score
 from evaluator.reporting.figures import TEMPLATE, bins
@@ -62,7 +62,9 @@ def score_distribution(report: Report) -> go.Figure | None:
     return fig
 
 
-def baseline_vs_current(report: Report, baseline: Report | None, comparison: Comparison | None) -> go.Figure | None:
+def baseline_vs_current(
+    report: Report, baseline: Report | None, comparison: BaselineChanges | None
+) -> go.Figure | None:
     """Mean score per metric side by side, and each matched case's old vs new score; None without a baseline."""
     if baseline is None or comparison is None:
         return None
@@ -357,7 +359,7 @@ def forest(
 
 
 def all_figures(
-    report: Report, baseline: Report | None = None, comparison: Comparison | None = None
+    report: Report, baseline: Report | None = None, comparison: BaselineChanges | None = None
 ) -> list[tuple[str, go.Figure]]:
     """(div id, figure) for every plot of the HTML report that has something to show, in page order."""
     variants: list[tuple[str, go.Figure | None]] = []

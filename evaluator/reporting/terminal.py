@@ -15,11 +15,11 @@ from typing import TextIO
 from rich.console import Console
 from rich.table import Table
 
-from evaluator.baseline import Comparison
+from evaluator.baseline import BaselineChanges
 from evaluator.contract import Report
-from evaluator.gate import judge
+from evaluator.gate import apply_gate
 from evaluator.reporting.fields import compress_ranges, duration, fmt
-from evaluator.reporting.leaderboard import ComparisonView, view
+from evaluator.reporting.leaderboard import VariantsView, view
 from evaluator.reporting.notes import provenance_line, report_notes, scoring_notes
 
 LOG_WIDTH = 1_000  # columns of a log: wide enough that no table is cut (a table is only as wide as its content)
@@ -39,7 +39,7 @@ def _pct(value: float | None) -> str:
     return fmt(value, ".1%")
 
 
-def metrics_table(report: Report, comparison: Comparison | None = None) -> Table:
+def metrics_table(report: Report, comparison: BaselineChanges | None = None) -> Table:
     deltas = {m.name: m for m in comparison.metrics} if comparison else {}
     table = Table(title="Metrics", title_justify="left")
     table.add_column("metric", no_wrap=True)
@@ -61,7 +61,7 @@ def metrics_table(report: Report, comparison: Comparison | None = None) -> Table
     return table
 
 
-def leaderboard_table(compared: ComparisonView) -> Table:
+def leaderboard_table(compared: VariantsView) -> Table:
     table = Table(title="Leaderboard (95% intervals)", title_justify="left")
     for name in ("#", "variant", "model", "pass rate", *compared.metrics, "target p50/p95 s", "tokens/case"):
         table.add_column(name, justify="left" if name in ("variant", "model") else "right")
@@ -74,7 +74,7 @@ def leaderboard_table(compared: ComparisonView) -> Table:
     return table
 
 
-def pairs_table(compared: ComparisonView) -> Table:
+def pairs_table(compared: VariantsView) -> Table:
     table = Table(title=f"Candidates vs reference (tolerance {compared.tolerance:g})", title_justify="left")
     for name in ("candidate", "metric", "difference [95% CI]", "W/T/L", "p", "decision"):
         table.add_column(name, justify="right" if name in ("difference [95% CI]", "W/T/L", "p") else "left")
@@ -88,11 +88,11 @@ def pairs_table(compared: ComparisonView) -> Table:
     return table
 
 
-def print_summary(report: Report, console: Console | None = None, comparison: Comparison | None = None) -> None:
+def print_summary(report: Report, console: Console | None = None, comparison: BaselineChanges | None = None) -> None:
     """Print verdict, totals, metrics, latency, shards and problems of one aggregate."""
     console = console or make_console()
     totals, shards = report.totals, report.shards
-    verdict = judge(report)
+    verdict = apply_gate(report)
     style = {"pass": "bold green", "fail": "bold red", "inconclusive": "bold yellow"}[verdict.status]
     console.print(
         f"[{style}]{verdict.label}[/] suite [bold]{report.suite.name or '?'}[/] run {report.run_id or '?'}"

@@ -7,7 +7,6 @@ from factory.evaluator_pods import evaluator_container
 from factory.objects import Manifest
 from factory.settings import StackSettings
 
-RUN_IMAGE_FILE = "run-image"  # beside the shards: the image that produced them (see run_guard_container)
 # Before any shard starts: the results folder of a run id belongs to one image. A run id rendered again with
 # another image must not resume (and so report as its own) the shards the first image finished. The first
 # pod records its image atomically (link of a complete temp file), every pod compares; a mismatch exits 2,

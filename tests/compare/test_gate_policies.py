@@ -18,7 +18,7 @@ import pytest
 
 import evaluator
 from evaluator.contract import Difference, PairComparison, Report
-from evaluator.gate import Verdict, decide, judge
+from evaluator.gate import Verdict, apply_gate, decide
 from evaluator.suite import Gate
 from tests.helpers import pre_recorded_run, write_suite
 
@@ -102,7 +102,7 @@ def test_no_regression_without_a_reference_falls_back_to_the_absolute_thresholds
     suite = write_suite(tmp_path, CASES, metrics=[{"type": "exact_match"}], target=None, judge=None,
                         gate={"policy": "no_regression", "regression_tolerance": 0.05, "min_pass_rate": 0.8})  # fmt: skip
     assert evaluator_cli("run", str(suite), "--out", str(tmp_path / "out")).returncode == 0
-    verdict = judge(evaluator.aggregate(tmp_path / "out"))  # one variant, no comparison, no baseline
+    verdict = apply_gate(evaluator.aggregate(tmp_path / "out"))  # one variant, no comparison, no baseline
     assert any("judged on the absolute thresholds instead" in n for n in verdict.notes)
     assert verdict.status == "fail" and "quality: pass rate 75.0% is below the minimum 80.0%" in verdict.reasons
 

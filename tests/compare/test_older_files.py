@@ -12,7 +12,7 @@ import pytest
 import evaluator
 from evaluator.contract import REPORT_SCHEMA, load_report
 from evaluator.errors import InputError
-from evaluator.gate import judge
+from evaluator.gate import apply_gate
 from evaluator.reporting import markdown
 from tests.helpers import pre_recorded_run
 
@@ -53,8 +53,8 @@ def test_a_v2_report_loads_as_the_default_variant_and_compares_with_v3(tmp_path:
     old = load_report(path)
     assert old.schema_version == "evaluator.report/v2" and old.variants == {} and old.comparisons == []
     assert {c.variant for c in old.cases} == {"default"} and old.variant_names == ["default"]
-    assert judge(old).passed and "Evaluation PASS" in markdown.render(old)
-    verdict = judge(report.model_copy(update={"gate": report.gate.model_copy(
+    assert apply_gate(old).passed and "Evaluation PASS" in markdown.render(old)
+    verdict = apply_gate(report.model_copy(update={"gate": report.gate.model_copy(
         update={"policy": "no_regression", "regression_tolerance": 0.05})}), baseline=old)  # fmt: skip
     assert verdict.passed  # the same cases, the same answers: like with like
     assert verdict.notes == ["provenance: the baseline records no provenance: versions not compared"]
@@ -68,7 +68,7 @@ def test_a_v3_report_loads_without_provenance_and_gates_against_v4(tmp_path: Pat
     old = load_report(path)
     assert old.schema_version == "evaluator.report/v3" and old.provenance is None and old.notes == []
     assert old.shards.cancelled == [] and all(s.state == "complete" for s in old.shards.per_shard)
-    assert judge(old).passed and judge(report, baseline=old).passed
+    assert apply_gate(old).passed and apply_gate(report, baseline=old).passed
 
 
 def test_v2_records_and_a_v3_manifest_aggregate(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from evaluator.baseline import compare as baseline_compare
 from evaluator.cli import main
 from evaluator.compare import against_baseline, difference, within_run
 from evaluator.contract import ErrorInfo, MetricResult, Report, ReportCase, to_json
-from evaluator.gate import classify, judge
+from evaluator.gate import apply_gate, classify
 from evaluator.suite import CompareSettings, Gate
 from tests.helpers import pre_recorded_run, write_suite
 from tests.reporting.real_runs import make_report, set_score
@@ -77,17 +77,17 @@ def test_the_number_of_more_cases_decides_the_verdict(
 ) -> None:
     """The gate's own estimate, checked by growing the run with the same answers: at n + N cases it decides, at
     well under that it still cannot."""
-    first = judge(_paired_report(tmp_path, reference, candidate, 0.03))
+    first = apply_gate(_paired_report(tmp_path, reference, candidate, 0.03))
     assert first.status == "inconclusive", first.reasons
     found = [MORE.search(line) for line in first.inconclusive]
     assert all(found), first.inconclusive
     more = max(int(m.group(1)) for m in found if m)
     total = len(reference) + more
     grown = math.ceil(total / len(reference))
-    assert judge(_paired_report(tmp_path, reference * grown, candidate * grown, 0.03)).status == decided
+    assert apply_gate(_paired_report(tmp_path, reference * grown, candidate * grown, 0.03)).status == decided
     fewer = math.floor(0.6 * total / len(reference))
     if fewer >= 1:
-        assert judge(_paired_report(tmp_path, reference * fewer, candidate * fewer, 0.03)).status == "inconclusive"
+        assert apply_gate(_paired_report(tmp_path, reference * fewer, candidate * fewer, 0.03)).status == "inconclusive"
 
 
 # --- bounded intervals -----------------------------------------------------------------------------------------
@@ -149,7 +149,7 @@ def test_baseline_comparison_and_gate_read_the_same_interval() -> None:
         assert delta.regressed == (expected.verdict == "regression")
     assert not comparison.regressed
     for policy in ("absolute", "no_regression"):
-        verdict = judge(current, baseline=base, policy=policy)
+        verdict = apply_gate(current, baseline=base, policy=policy)
         assert not [r for r in verdict.reasons if r.startswith("regression")], (policy, verdict.reasons)
         assert any("exact_match" in line for line in verdict.inconclusive), (policy, verdict.inconclusive)
 

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from evaluator.contract import Report
-from evaluator.reporting.plan import PlanError, make_plan, measure
+from evaluator.reporting.capacity import SizingError, measure, size_for
 from tests.reporting.real_runs import Timing, make_report
 
 
@@ -28,39 +28,39 @@ def test_measure_uses_call_latencies_not_queued_case_durations() -> None:
 
 def test_plan_follows_the_documented_formula() -> None:
     # 6,000 cases x 1 s of calls in 10 min: Lc = 6000 / (600 - 1) = 10.02 calls in flight; 4 per pod -> 3 shards.
-    p = make_plan(_timed(), 6000, 10)
+    p = size_for(_timed(), 6000, 10)
     assert p.calls_in_flight == pytest.approx(6000 / 599)
     assert p.shards == 3 and p.parallelism == 3 and p.per_shard_calls == 4
     assert p.predicted_minutes == pytest.approx((2000 * 1.0 / 4 + 1.0) / 60)
     assert p.predicted_minutes <= 10
     assert p.feasible and p.endpoint_ceiling is None
     assert p.notes == []  # 10 calls in flight: within 1.5 x the 8 measured
-    far = make_plan(_timed(), 60000, 10)
+    far = size_for(_timed(), 60000, 10)
     assert far.shards == math.ceil(60000 / 599 / 4) and any("extrapolation" in n for n in far.notes)
 
 
 def test_startup_time_and_per_pod_concurrency_change_the_answer() -> None:
-    p = make_plan(_timed(), 6000, 10, startup_s=60, per_shard_calls=16)
+    p = size_for(_timed(), 6000, 10, startup_s=60, per_shard_calls=16)
     assert p.calls_in_flight == pytest.approx(6000 / (600 - 1 - 60))
     assert p.shards == 1 and p.per_shard_calls == math.ceil(6000 / 539)
 
 
 def test_an_endpoint_ceiling_makes_the_target_infeasible_and_gives_the_best_time() -> None:
-    p = make_plan(_timed(), 6000, 10, endpoint_concurrency=5)
+    p = size_for(_timed(), 6000, 10, endpoint_concurrency=5)
     assert not p.feasible
     assert p.best_minutes == pytest.approx((6000 / 5 + 1) / 60)
     assert p.calls_in_flight == 5 and p.shards == 2 and p.per_shard_calls == 3
 
 
 def test_retries_in_the_measured_run_set_the_ceiling() -> None:
-    p = make_plan(_timed(attempts=2), 6000, 10)
+    p = size_for(_timed(attempts=2), 6000, 10)
     assert p.endpoint_ceiling == pytest.approx(8.0)
     assert not p.feasible and "160 retried" in p.ceiling_source
 
 
 def test_a_report_without_timings_is_an_input_error() -> None:
     report = make_report(3, timing=Timing(calls=0))
-    with pytest.raises(PlanError, match="no case with a timed call"):
-        make_plan(report, 10, 1)
-    with pytest.raises(PlanError):
-        make_plan(_timed(), 0, 1)
+    with pytest.raises(SizingError, match="no case with a timed call"):
+        size_for(report, 10, 1)
+    with pytest.raises(SizingError):
+        size_for(_timed(), 0, 1)

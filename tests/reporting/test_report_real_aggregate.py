@@ -23,7 +23,7 @@ import yaml
 from evaluator.baseline import compare
 from evaluator.contract import Report, load_report
 from evaluator.reporting import markdown
-from evaluator.reporting.plan import make_plan, measure, predict_minutes
+from evaluator.reporting.capacity import measure, predict_minutes, size_for
 from openai_stub.server import reset_stats, run_stub_in_process, set_controls
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -195,7 +195,7 @@ def test_plan_matches_the_measured_run(runs: Runs) -> None:
     measured_s = report.totals.wall_time_s
     assert 0.8 <= predicted_s / measured_s <= 1.5, (predicted_s, measured_s)
     # Sizing a bigger run from it: 2,000 cases x 0.8 s of calls in 10 minutes needs ~2.7 calls in flight.
-    p = make_plan(report, 2000, 10)
+    p = size_for(report, 2000, 10)
     assert p.shards == 1 and p.feasible
     assert p.calls_in_flight == pytest.approx(2000 * m.service_mean_s / (600 - m.service_p95_s))
 
@@ -204,7 +204,7 @@ def test_plan_measures_the_endpoint_ceiling_from_429s(runs: Runs) -> None:
     report = _load(runs.limited)
     m = measure(report)
     assert m.retried_calls > 0 or m.rate_limited > 0, "the ceiling must have pushed back"
-    p = make_plan(report, 4000, 5)
+    p = size_for(report, 4000, 5)
     assert p.endpoint_ceiling is not None and p.endpoint_ceiling <= CEILING + 0.3
     assert not p.feasible
     assert CALLS_PER_CASE * LATENCY <= m.service_mean_s < CALLS_PER_CASE * LATENCY * 1.25  # finished cases only

@@ -1,8 +1,8 @@
-"""Sizing: how many shards (pods) and what parallelism finish N cases in T minutes against one endpoint.
+"""Capacity: how many shards (pods) and what parallelism finish N cases in T minutes against one endpoint.
 
 Measure first, then size the Job. The unit of work is the endpoint call, because that is what the endpoint
 and each pod's concurrency limit (the suite's `concurrency.max_calls_per_endpoint`) bound; a case's own
-duration includes time queued behind that limit and so depends on the layout being planned. From a
+duration includes time queued behind that limit and so depends on the layout being sized. From a
 previous run's aggregate:
 
     w    service time per case = sum of its calls' latency_s (mean over cases that did not error); p95w its
@@ -10,13 +10,13 @@ previous run's aggregate:
     Pc   calls in flight per pod: per shard, sum(call latency)/shard wall time (Little's law); median shard
     C    endpoint ceiling, calls in flight: --endpoint-concurrency; else, when the run saw 429s or retried
          calls, the level the run reached = sum(all call latency)/wall time (where the endpoint pushed back);
-         else unknown (at least that level), and a plan beyond 1.5x that level is flagged as extrapolation.
+         else unknown (at least that level), and a sizing beyond 1.5x that level is flagged as extrapolation.
 
 For N cases in T minutes with a pod start-up of s seconds:
 
     B  = 60*T - p95w - s            time for the bulk; the last case may start just before the end
     Lc = N*w / B                    calls that must be in flight (Little's law)
-    if Lc > C: infeasible; best time = (N*w/C + p95w + s)/60 minutes, and the plan is sized for C
+    if Lc > C: infeasible; best time = (N*w/C + p95w + s)/60 minutes, and the sizing is for C
     shards        S = ceil(Lc / Pc) Job completions = parallelism = S (one pod per shard, all at once)
     per shard     c = ceil(Lc / S)  calls in flight per pod: the suite's concurrency.max_calls_per_endpoint
     predicted       (ceil(N/S)*w/c + p95w + s)/60 minutes
@@ -36,7 +36,7 @@ from evaluator.errors import InputError
 from evaluator.stats import percentile
 
 
-class PlanError(InputError):
+class SizingError(InputError):
     """The report has no timing to size from, or the question makes no sense."""
 
 
@@ -60,7 +60,9 @@ class Measured:
 
 
 @dataclass(frozen=True)
-class Plan:
+class Sizing:
+    """How many shards and calls in flight finish `cases` in `minutes`, from what a measured run showed."""
+
     measured: Measured
     cases: int
     minutes: float
@@ -91,7 +93,7 @@ def measure(report: Report) -> Measured:
     """Per-case service times and the endpoint's measured concurrency from an aggregate."""
     cases = [c for c in report.cases if c.calls]
     if not cases:
-        raise PlanError("the report has no case with a timed call (cases[].calls[].latency_s): nothing to size from")
+        raise SizingError("the report has no case with a timed call (cases[].calls[].latency_s): nothing to size from")
     # A case that errored stopped early: its calls load the endpoint, but it says nothing of a case's cost.
     finished = [c for c in cases if c.error is None] or cases
     service_all = [sum(_latencies(c)) for c in cases]
@@ -138,7 +140,7 @@ def predict_minutes(
     return (bulk + measured.service_p95_s + startup_s) / 60
 
 
-def make_plan(
+def size_for(
     report: Report,
     cases: int,
     minutes: float,
@@ -146,10 +148,10 @@ def make_plan(
     endpoint_concurrency: float | None = None,
     per_shard_calls: int | None = None,
     startup_s: float = 0.0,
-) -> Plan:
+) -> Sizing:
     """Apply the module's formula; see the module docstring for every symbol."""
     if cases <= 0 or minutes <= 0:
-        raise PlanError("--cases and --minutes must be positive")
+        raise SizingError("--cases and --minutes must be positive")
     meas = measure(report)
     notes: list[str] = []
     w, p95w = meas.service_mean_s, meas.service_p95_s
@@ -190,7 +192,7 @@ def make_plan(
         )
     shards = max(1, math.ceil(need / per_pod - 1e-9))
     per_shard = max(1, math.ceil(need / shards - 1e-9))
-    return Plan(
+    return Sizing(
         measured=meas,
         cases=cases,
         minutes=minutes,

@@ -1,0 +1,1 @@
+"""The models of the files the evaluator writes, by file; `evaluator.contract` is where callers import them."""
