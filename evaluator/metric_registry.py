@@ -17,7 +17,7 @@ import functools
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar, get_args
+from typing import Annotated, Any, TypeVar, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, TypeAdapter
 from pydantic_core import core_schema
@@ -76,7 +76,7 @@ class MetricType:
 
 REGISTRY: dict[str, MetricType] = {}
 
-Options = TypeVar("Options", bound="type[MetricOptions]")
+OptionsT = TypeVar("OptionsT", bound="MetricOptions")
 
 
 def metric_type(
@@ -88,14 +88,14 @@ def metric_type(
     sync_only: bool = False,
     doc: str = "—",
     needs_doc: str = "",
-) -> Callable[[Options], Options]:
+) -> Callable[[type[OptionsT]], type[OptionsT]]:
     """Registers an options model as a metric type; its name is the `type` literal the model declares.
 
     `deepeval` is "module:Class" ("deepeval.metrics:FaithfulnessMetric"); `needs` the parameters the class
     declares (`_required_params`, or `_required_test_case_params` plus `chatbot_role`), checked against DeepEval
     by tests/metrics/test_registry.py."""
 
-    def register(options: Options) -> Options:
+    def register(options: type[OptionsT]) -> type[OptionsT]:
         (name,) = get_args(options.model_fields["type"].annotation)
         if name in REGISTRY and REGISTRY[name].options is not options:
             raise ValueError(f"metric type {name!r} is registered twice")
@@ -153,23 +153,34 @@ class MetricOptions(BaseModel):
 
 
 # --- the suite's view of the registry ---------------------------------------------------------------------------
+def _registered_union() -> Any:
+    """The discriminated union of every options model registered now (a type registered later is in it too)."""
+    return _union(tuple(entry.options for entry in REGISTRY.values()))
+
+
 @functools.lru_cache(maxsize=8)
-def _adapter(types: tuple[type[MetricOptions], ...]) -> TypeAdapter[MetricOptions]:
-    union = Annotated[functools.reduce(lambda a, b: a | b, types), Field(discriminator="type")]  # type: ignore[return-value,arg-type]
+def _union(types: tuple[type[MetricOptions], ...]) -> Any:
+    return Annotated[Union[types], Field(discriminator="type")]  # noqa: UP007 (a union of a tuple of types)
+
+
+@functools.lru_cache(maxsize=8)
+def _adapter(union: Any) -> TypeAdapter[Any]:
     return TypeAdapter(union)
 
 
 def _validate(value: Any) -> MetricOptions:
-    """A metric of a suite, as the registry knows metric types now (a type registered later is known too)."""
-    return _adapter(tuple(e.options for e in REGISTRY.values())).validate_python(value)
+    spec: MetricOptions = _adapter(_registered_union()).validate_python(value)
+    return spec
 
 
 class RegisteredMetric:
-    """`suite.MetricSpec`'s validation: the discriminated union of every registered options model."""
+    """`suite.MetricSpec`'s validation: the discriminated union of every registered options model, looked up at
+    validation time, so pydantic's messages (an unknown `type` lists the known ones) and error locations are the
+    union's own. The JSON schema is the union of the types registered when the `Suite` model was built."""
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
-        union = handler.generate_schema(_adapter(tuple(e.options for e in REGISTRY.values())).core_schema)
+        union = handler.generate_schema(_registered_union())
         return core_schema.no_info_plain_validator_function(_validate, json_schema_input_schema=union)
 
 

@@ -431,5 +431,3 @@ class Custom(MetricOptions):
     @property
     def key(self) -> str:
         return self.name or self.class_path.rsplit(":", 1)[1]
-
-

@@ -119,6 +119,7 @@ class Judge(Endpoint):
 MetricSpec = Annotated[MetricOptions, RegisteredMetric]
 Custom = metric_types.Custom
 
+
 def uses_judge(spec: MetricSpec) -> bool:
     """Whether this metric calls the judge (a custom metric is given the judge when the suite has one)."""
     return spec.calls_judge()

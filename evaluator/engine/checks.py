@@ -1,10 +1,10 @@
 """The load-time check: every case carries what every metric of the suite declares it needs.
 
 A user mistake found before the first call, not mid-run: exit 2 with the dataset file, the case's line, the
-missing field and the metric. Built-in metrics' needs are the registry's (evaluator/metric_types.py, held equal to DeepEval's own
-declarations by a test); a custom metric's are read from its class here, after importing and constructing it
-once, so a broken import, a class that is not a metric or arguments its constructor refuses are exit 2 as well,
-naming the suite file, line and field.
+missing field and the metric. Built-in metrics' needs are the registry's (evaluator/metric_types.py, held equal
+to DeepEval's own declarations by a test); a custom metric's are read from its class here, after importing and
+constructing it once, so a broken import, a class that is not a metric or arguments its constructor refuses are
+exit 2 as well, naming the suite file, line and field.
 """
 
 from __future__ import annotations

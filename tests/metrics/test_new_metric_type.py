@@ -25,7 +25,11 @@ from tests.helpers import read_records, write_suite
 pytestmark = pytest.mark.e2e
 
 ALLOWED = {"id": "allowed", "input": "Find the capital of France.", "tools_called": [{"name": "search"}]}
-DENIED = {"id": "denied", "input": "Close my account.", "tools_called": [{"name": "search"}, {"name": "delete_account"}]}
+DENIED = {
+    "id": "denied",
+    "input": "Close my account.",
+    "tools_called": [{"name": "search"}, {"name": "delete_account"}],
+}
 METRIC = {"type": "tool_permission", "denied_tools": ["delete_account"], "threshold": 1.0}
 
 
@@ -53,7 +57,8 @@ def tool_permission() -> Iterator[type[MetricOptions]]:
 def test_a_registered_type_runs_through_suite_engine_and_reports(
     tmp_path: Path, tool_permission: type[MetricOptions], stub: str, evaluator_cli
 ) -> None:
-    suite = write_suite(tmp_path, [ALLOWED, DENIED], base_url=stub, metrics=[METRIC], judge=None)
+    gate = {"min_pass_rate": 0.8}
+    suite = write_suite(tmp_path, [ALLOWED, DENIED], base_url=stub, metrics=[METRIC], judge=None, gate=gate)
     out, report = tmp_path / "out", tmp_path / "REPORT.json"
     done = evaluator_cli("run", str(suite), "--out", str(out))
     assert done.returncode == 0, done.stderr
@@ -74,7 +79,7 @@ def test_a_registered_type_runs_through_suite_engine_and_reports(
     assert done.returncode == 0, done.stderr
     for path in written.values():
         assert "tool_permission" in path.read_text(encoding="utf-8"), path.name
-    assert evaluator_cli("gate", str(report)).returncode == 1  # a pass rate of 0.5 is below the suite's 0.8
+    assert evaluator_cli("gate", str(report)).returncode == 1  # a pass rate of 0.5 is below the gate's 0.8
 
 
 def test_a_registered_type_gets_the_load_time_check_and_the_suite_errors(

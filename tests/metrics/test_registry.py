@@ -25,8 +25,7 @@ def _readme_metric_table() -> str:
 
 
 def test_the_readme_metric_table_is_the_registry() -> None:
-    assert _readme_metric_table() == readme_table(), "regenerate it: python -c 'import evaluator.metric_types, " \
-        "evaluator.metric_registry as r; print(r.readme_table())'"  # fmt: skip
+    assert _readme_metric_table() == readme_table(), "README.md's metric table is not metric_registry.readme_table()"
 
 
 @pytest.mark.parametrize("metric_type", sorted(REGISTRY))
@@ -37,10 +36,8 @@ def test_every_option_is_in_its_row(metric_type: str) -> None:
     assert options - {"class"} <= documented, f"{metric_type}: document {sorted(options - documented)}"
 
 
-def test_the_suite_accepts_exactly_the_registered_types() -> None:
+def test_the_suite_schema_names_exactly_the_registered_types() -> None:
     from evaluator.suite import Suite
 
-    schema = Suite.model_json_schema()
-    tags = {schema["$defs"][ref.split("/")[-1]]["properties"]["type"]["const"]
-            for ref in schema["properties"]["metrics"]["items"]["discriminator"]["mapping"].values()}  # fmt: skip
-    assert tags == set(REGISTRY)
+    mapping = Suite.model_json_schema()["properties"]["metrics"]["items"]["discriminator"]["mapping"]
+    assert set(mapping) == set(REGISTRY)
