@@ -9,12 +9,14 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from evaluator import metric_types
 from evaluator.errors import InputError, location
+from evaluator.metric_registry import REGISTRY, MetricOptions, RegisteredMetric
 
 # Part of the suite schema too (its `gate:` and `compare:` keys), so its readers find them here.
 from evaluator.policy import DEFAULT_VARIANT as DEFAULT_VARIANT
@@ -116,375 +118,15 @@ class Judge(Endpoint):
     )
 
 
-EvalParam = Literal[
-    "input", "actual_output", "expected_output", "context", "retrieval_context", "tools_called", "expected_tools"
-]  # fmt: skip
-TurnParam = Literal[
-    "role", "content", "retrieval_context", "tools_called", "scenario", "expected_outcome", "context",
-    "user_description", "chatbot_role",
-]  # fmt: skip
-_DEFAULT_EVAL_PARAMS: tuple[EvalParam, ...] = ("input", "actual_output")
-_DEFAULT_TURN_PARAMS: tuple[TurnParam, ...] = ("role", "content")
-
-
-class _Metric(_Strict):
-    name: str | None = Field(default=None, description="Name in results; defaults to the metric type.")
-    threshold: float = Field(default=0.5, ge=0.0, le=1.0)
-
-    @property
-    def key(self) -> str:
-        return self.name or str(getattr(self, "type"))  # noqa: B009
-
-
-class ExactMatch(_Metric):
-    type: Literal["exact_match"]
-    threshold: float = Field(default=1.0, ge=0.0, le=1.0)
-
-
-class PatternMatch(_Metric):
-    type: Literal["pattern_match"]
-    pattern: str
-    ignore_case: bool = False
-    threshold: float = Field(default=1.0, ge=0.0, le=1.0)
-
-    @field_validator("pattern")
-    @classmethod
-    def _compiles(cls, value: str) -> str:
-        import re
-
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression ({exc})") from None
-        return value
-
-
-class JsonCorrectness(_Metric):
-    type: Literal["json_correctness"]
-    expected_schema: dict[str, Any] = Field(description="JSON Schema of an object the answer must match.")
-    threshold: float = Field(default=1.0, ge=0.0, le=1.0)
-
-
-class AnswerRelevancy(_Metric):
-    type: Literal["answer_relevancy"]
-
-
-class Faithfulness(_Metric):
-    type: Literal["faithfulness"]
-
-
-class Hallucination(_Metric):
-    type: Literal["hallucination"]
-
-
-class ContextualPrecision(_Metric):
-    type: Literal["contextual_precision"]
-
-
-class ContextualRecall(_Metric):
-    type: Literal["contextual_recall"]
-
-
-class ContextualRelevancy(_Metric):
-    type: Literal["contextual_relevancy"]
-
-
-class Bias(_Metric):
-    """DeepEval 4 scores the share of unbiased opinions: 1 is unbiased, and a case passes at or above threshold."""
-
-    type: Literal["bias"]
-
-
-class Toxicity(_Metric):
-    """DeepEval 4 scores the share of non-toxic opinions: 1 is harmless, and a case passes at or above threshold."""
-
-    type: Literal["toxicity"]
-
-
-class Summarization(_Metric):
-    type: Literal["summarization"]
-    n: int = Field(default=5, ge=1, description="Assessment questions the judge generates when none are given.")
-    assessment_questions: list[str] | None = Field(default=None, min_length=1)
-    truths_extraction_limit: int | None = Field(default=None, ge=1)
-
-
-class PromptAlignment(_Metric):
-    type: Literal["prompt_alignment"]
-    prompt_instructions: list[str] = Field(min_length=1)
-
-
-class ToolSpec(_Strict):
-    """A tool as DeepEval's `ToolCall` describes it (name, and optionally what it was called with)."""
-
-    name: str = Field(min_length=1)
-    description: str | None = None
-    input_parameters: dict[str, Any] | None = None
-    output: Any = None
-
-
-class ToolCorrectness(_Metric):
-    type: Literal["tool_correctness"]
-    evaluation_params: list[Literal["input_parameters", "output"]] = Field(
-        default_factory=list, description="Also compare these of each tool call, not only its name."
-    )
-    should_exact_match: bool = False
-    should_consider_ordering: bool = False
-    available_tools: list[ToolSpec] | None = Field(
-        default=None, description="When given, the judge also rates the tool selection (an LLM call)."
-    )
-
-
-class ArgumentCorrectness(_Metric):
-    type: Literal["argument_correctness"]
-
-
-class PiiLeakage(_Metric):
-    type: Literal["pii_leakage"]
-
-
-class NonAdvice(_Metric):
-    type: Literal["non_advice"]
-    advice_types: list[str] = Field(min_length=1, description="Kinds of advice the answer must not give.")
-
-
-class Misuse(_Metric):
-    type: Literal["misuse"]
-    domain: str = Field(min_length=1, description="The domain the assistant is meant for.")
-
-
-class RoleViolation(_Metric):
-    type: Literal["role_violation"]
-    role: str = Field(min_length=1, description="The role the assistant must keep.")
-
-
-class TaskCompletion(_Metric):
-    type: Literal["task_completion"]
-    task: str | None = Field(default=None, description="The task; when absent the judge infers it from the input.")
-
-
-class GEval(_Metric):
-    type: Literal["g_eval"]
-    name: str | None = None
-    criteria: str | None = None
-    evaluation_steps: list[str] | None = Field(
-        default=None,
-        min_length=1,
-        description="Fixed steps: reproducible scores. Without them the judge writes steps from `criteria` "
-        "once per run, shared by every shard; they are recorded in the run's results folder.",
-    )
-    evaluation_params: list[EvalParam] = Field(default_factory=lambda: list(_DEFAULT_EVAL_PARAMS), min_length=1)
-
-    @model_validator(mode="after")
-    def _criteria_or_steps(self) -> GEval:
-        if self.evaluation_steps is None and not (self.criteria or "").strip():
-            raise ValueError("give 'evaluation_steps', or 'criteria' for the judge to write steps from")
-        return self
-
-
-# --- conversational metrics (DeepEval's ConversationalTestCase: a case with recorded `turns`) ----------------
-class ConversationCompleteness(_Metric):
-    type: Literal["conversation_completeness"]
-    window_size: int = Field(default=3, ge=1)
-
-
-class KnowledgeRetention(_Metric):
-    type: Literal["knowledge_retention"]
-
-
-class RoleAdherence(_Metric):
-    type: Literal["role_adherence"]
-    chatbot_role: str | None = Field(
-        default=None, description="The role the assistant plays, for cases whose own `chatbot_role` is empty."
-    )
-
-
-class TurnRelevancy(_Metric):
-    type: Literal["turn_relevancy"]
-    window_size: int = Field(default=10, ge=1)
-
-
-class GoalAccuracy(_Metric):
-    type: Literal["goal_accuracy"]
-
-
-class TopicAdherence(_Metric):
-    type: Literal["topic_adherence"]
-    relevant_topics: list[str] = Field(min_length=1)
-
-
-class ToolUse(_Metric):
-    type: Literal["tool_use"]
-    available_tools: list[ToolSpec] = Field(min_length=1)
-
-
-class TurnFaithfulness(_Metric):
-    type: Literal["turn_faithfulness"]
-    window_size: int = Field(default=10, ge=1)
-
-
-class TurnContextualPrecision(_Metric):
-    type: Literal["turn_contextual_precision"]
-    window_size: int = Field(default=10, ge=1)
-
-
-class TurnContextualRecall(_Metric):
-    type: Literal["turn_contextual_recall"]
-    window_size: int = Field(default=10, ge=1)
-
-
-class TurnContextualRelevancy(_Metric):
-    type: Literal["turn_contextual_relevancy"]
-    window_size: int = Field(default=10, ge=1)
-
-
-class ConversationalGEval(_Metric):
-    type: Literal["conversational_g_eval"]
-    name: str | None = None
-    criteria: str | None = None
-    evaluation_steps: list[str] | None = Field(default=None, min_length=1)
-    evaluation_params: list[TurnParam] = Field(default_factory=lambda: list(_DEFAULT_TURN_PARAMS), min_length=1)
-
-    @model_validator(mode="after")
-    def _criteria_or_steps(self) -> ConversationalGEval:
-        if self.evaluation_steps is None and not (self.criteria or "").strip():
-            raise ValueError("give 'evaluation_steps', or 'criteria' for the judge to write steps from")
-        return self
-
-
-class Custom(_Metric):
-    """Any DeepEval `BaseMetric` (or `BaseConversationalMetric`) subclass importable where the evaluator runs."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    type: Literal["custom"]
-    class_path: str = Field(
-        alias="class",
-        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$",
-        description="package.module:ClassName",
-    )
-    args: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the constructor.")
-    threshold: float | None = Field(default=None, ge=0.0, le=1.0)  # type: ignore[assignment]
-
-    @property
-    def key(self) -> str:
-        return self.name or self.class_path.rsplit(":", 1)[1]
-
-
-MetricSpec = Annotated[
-    ExactMatch | PatternMatch | JsonCorrectness | AnswerRelevancy | Faithfulness | Hallucination
-    | ContextualPrecision | ContextualRecall | ContextualRelevancy | Bias | Toxicity | Summarization
-    | PromptAlignment | ToolCorrectness | ArgumentCorrectness | TaskCompletion | PiiLeakage | NonAdvice | Misuse
-    | RoleViolation | GEval
-    | ConversationCompleteness | KnowledgeRetention | RoleAdherence | TurnRelevancy | GoalAccuracy | TopicAdherence
-    | ToolUse | TurnFaithfulness | TurnContextualPrecision | TurnContextualRecall | TurnContextualRelevancy
-    | ConversationalGEval | Custom,
-    Field(discriminator="type"),
-]  # fmt: skip
-
-# Metrics that always call the judge. `tool_correctness` does when it has `available_tools`; a custom metric gets
-# the judge when the suite has one (see `uses_judge`).
-LLM_METRICS = frozenset({
-    "answer_relevancy", "faithfulness", "hallucination", "g_eval", "contextual_precision", "contextual_recall",
-    "contextual_relevancy", "bias", "toxicity", "summarization", "prompt_alignment", "task_completion",
-    "argument_correctness", "pii_leakage", "non_advice", "misuse", "role_violation",
-    "conversation_completeness", "knowledge_retention", "role_adherence", "turn_relevancy", "goal_accuracy",
-    "topic_adherence", "tool_use", "turn_faithfulness", "turn_contextual_precision", "turn_contextual_recall",
-    "turn_contextual_relevancy", "conversational_g_eval",
-})  # fmt: skip
-
-# Metrics scored on a conversation (DeepEval's ConversationalTestCase), not on one input/output pair.
-CONVERSATIONAL_METRICS = frozenset({
-    "conversation_completeness", "knowledge_retention", "role_adherence", "turn_relevancy", "goal_accuracy",
-    "topic_adherence", "tool_use", "turn_faithfulness", "turn_contextual_precision", "turn_contextual_recall",
-    "turn_contextual_relevancy", "conversational_g_eval",
-})  # fmt: skip
-
-# What each DeepEval metric declares it needs, in DeepEval's own words: `_required_params` (SingleTurnParams) of
-# single-turn metrics, `_required_test_case_params` (MultiTurnParams) plus `chatbot_role` when
-# `_requires_chatbot_role` of conversational ones. tests/metrics/test_required_fields.py holds this table equal to
-# the installed DeepEval, so an upgrade that changes a metric's needs fails there, not in a user's run.
-# G-Eval's needs are its `evaluation_params`; a custom metric's are read from its class at load time.
-REQUIRED_PARAMS: dict[str, tuple[str, ...]] = {
-    "exact_match": ("input", "actual_output", "expected_output"),
-    "pattern_match": ("input", "actual_output"),
-    "json_correctness": ("input", "actual_output"),
-    "answer_relevancy": ("input", "actual_output"),
-    "faithfulness": ("input", "actual_output", "retrieval_context"),
-    "hallucination": ("input", "actual_output", "context"),
-    "contextual_precision": ("input", "retrieval_context", "expected_output"),
-    "contextual_recall": ("input", "retrieval_context", "expected_output"),
-    "contextual_relevancy": ("input", "retrieval_context"),
-    "bias": ("input", "actual_output"),
-    "toxicity": ("input", "actual_output"),
-    "summarization": ("input", "actual_output"),
-    "prompt_alignment": ("input", "actual_output"),
-    "tool_correctness": ("input", "tools_called", "expected_tools"),
-    "task_completion": ("input", "actual_output"),
-    "argument_correctness": ("input", "tools_called"),
-    "pii_leakage": ("input", "actual_output"),
-    "non_advice": ("input", "actual_output"),
-    "misuse": ("input", "actual_output"),
-    "role_violation": ("input", "actual_output"),
-    "conversation_completeness": ("content", "role"),
-    "knowledge_retention": ("content", "role"),
-    "role_adherence": ("content", "role", "chatbot_role"),
-    "turn_relevancy": ("content", "role"),
-    "goal_accuracy": ("role", "content"),
-    "topic_adherence": ("role", "content"),
-    "tool_use": ("role", "content"),
-    "turn_faithfulness": ("role", "content", "retrieval_context"),
-    "turn_contextual_precision": ("role", "content", "retrieval_context", "expected_outcome"),
-    "turn_contextual_recall": ("role", "content", "retrieval_context", "expected_outcome"),
-    "turn_contextual_relevancy": ("role", "content", "retrieval_context"),
-}
-
-# Fields every case has by construction: `input` is required by the loader, `actual_output` comes from the target
-# (or the dataset: checked apart), a conversation's `role`/`content` from its `turns`.
-_ALWAYS_PRESENT = frozenset({"input", "actual_output", "role", "content"})
-# What a dataset can carry for each kind of case (see evaluator/dataset.py); on a conversation `retrieval_context`
-# and `tools_called` live on the turns.
-SINGLE_TURN_FIELDS = frozenset({"expected_output", "context", "retrieval_context", "tools_called", "expected_tools"})
-CONVERSATION_FIELDS = frozenset({
-    "scenario", "expected_outcome", "chatbot_role", "user_description", "context", "retrieval_context", "tools_called",
-})  # fmt: skip
-
-
-def declared_params(spec: MetricSpec) -> tuple[str, ...]:
-    """The DeepEval parameters this metric needs, in DeepEval's words (see REQUIRED_PARAMS)."""
-    if isinstance(spec, GEval | ConversationalGEval):
-        return tuple(spec.evaluation_params)
-    return REQUIRED_PARAMS.get(spec.type, ())
-
-
-def fields_for(params: tuple[str, ...], *, conversational: bool) -> tuple[str, ...]:
-    """DeepEval parameters → the dataset fields a case must carry for them (`turns` for any conversation).
-
-    Raises ValueError naming a parameter no dataset field carries (a custom metric may declare one)."""
-    fields = tuple(dict.fromkeys(p for p in params if p not in _ALWAYS_PRESENT))
-    carried = CONVERSATION_FIELDS if conversational else SINGLE_TURN_FIELDS
-    unknown = [f for f in fields if f not in carried]
-    if unknown:
-        kind = "a conversational" if conversational else "a single-turn"
-        raise ValueError(f"needs '{unknown[0]}', which {kind} case of a dataset cannot carry")
-    return ("turns", *fields) if conversational else fields
-
-
-def required_fields(spec: MetricSpec) -> tuple[str, ...]:
-    """Dataset fields a built-in metric needs besides input and actual_output (checked before any call is made).
-
-    For a conversational metric: `turns` (the case is a conversation at all), and `retrieval_context` means that
-    some turn carries one. A custom metric's needs come from its class (evaluator/engine/checks.py)."""
-    fields = fields_for(declared_params(spec), conversational=spec.type in CONVERSATIONAL_METRICS)
-    if isinstance(spec, RoleAdherence) and spec.chatbot_role:
-        return tuple(f for f in fields if f != "chatbot_role")
-    return fields
+# Every metric type a suite accepts: the registered options models (evaluator/metric_types.py declares the built-in
+# ones), validated as the discriminated union of whatever is registered.
+MetricSpec = Annotated[MetricOptions, RegisteredMetric]
+Custom = metric_types.Custom
 
 
 def uses_judge(spec: MetricSpec) -> bool:
     """Whether this metric calls the judge (a custom metric is given the judge when the suite has one)."""
-    if isinstance(spec, ToolCorrectness):
-        return bool(spec.available_tools)
-    return spec.type in LLM_METRICS
+    return spec.calls_judge()
 
 
 PROFILE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
@@ -652,7 +294,7 @@ def suite_location(loaded: LoadedSuite, path: tuple[str | int, ...]) -> str:
 def _format_errors(path: Path, error: ValidationError, lines: dict[tuple[str | int, ...], int]) -> str:
     messages = []
     for item in error.errors():
-        loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and p in _DISCRIMINATOR_TAGS))
+        loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and p in REGISTRY))
         field = ".".join(str(p) for p in loc) or "(top level)"
         line = None
         for cut in range(len(loc), -1, -1):
@@ -661,13 +303,6 @@ def _format_errors(path: Path, error: ValidationError, lines: dict[tuple[str | i
                 break
         messages.append(f"{location(str(path), line, field)}: {item['msg']}")
     return "\n".join(messages)
-
-
-# pydantic puts the union member's tag into error locations; they are not fields the user wrote.
-# They come from the MetricSpec union itself (one list of metrics: add a class, not a name here).
-_DISCRIMINATOR_TAGS = {
-    tag for spec in get_args(get_args(MetricSpec)[0]) for tag in get_args(spec.model_fields["type"].annotation)
-}
 
 
 def load_suite(path: str | Path, *, environ: dict[str, str] | None = None) -> LoadedSuite:

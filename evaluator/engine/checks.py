@@ -1,10 +1,10 @@
 """The load-time check: every case carries what every metric of the suite declares it needs.
 
 A user mistake found before the first call, not mid-run: exit 2 with the dataset file, the case's line, the
-missing field and the metric. Built-in metrics' needs are `suite.REQUIRED_PARAMS` (held equal to DeepEval's own
-declarations by a test); a custom metric's are read from its class here, after importing and constructing it
-once, so a broken import, a class that is not a metric or arguments its constructor refuses are exit 2 as well,
-naming the suite file, line and field.
+missing field and the metric. Built-in metrics' needs are the registry's (evaluator/metric_types.py, held equal
+to DeepEval's own declarations by a test); a custom metric's are read from its class here, after importing and
+constructing it once, so a broken import, a class that is not a metric or arguments its constructor refuses are
+exit 2 as well, naming the suite file, line and field.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from evaluator import suite as s
 from evaluator.dataset import Case
 from evaluator.engine import custom
 from evaluator.errors import InputError, location
+from evaluator.metric_registry import fields_for
 
 
 def check_metrics(loaded: s.LoadedSuite, cases: list[Case]) -> None:
@@ -21,7 +22,7 @@ def check_metrics(loaded: s.LoadedSuite, cases: list[Case]) -> None:
         if isinstance(spec, s.Custom):
             conversational, fields = _custom_needs(loaded, index, spec)
         else:
-            conversational, fields = spec.type in s.CONVERSATIONAL_METRICS, s.required_fields(spec)
+            conversational, fields = spec.registered.conversational, spec.required_fields()
         for case in cases:
             _check_case(loaded, spec, case, conversational, fields)
 
@@ -36,7 +37,7 @@ def _custom_needs(loaded: s.LoadedSuite, index: int, spec: s.Custom) -> tuple[bo
         raise InputError(f"{s.suite_location(loaded, ('metrics', index, exc.field))}: {exc.message}") from None
     conversational = custom.is_conversational(cls)
     try:
-        return conversational, s.fields_for(custom.declared_params(cls), conversational=conversational)
+        return conversational, fields_for(custom.declared_params(cls), conversational=conversational)
     except ValueError as exc:
         raise InputError(f"{s.suite_location(loaded, ('metrics', index, 'class'))}: {cls.__name__} {exc}") from None
 

@@ -17,47 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deepeval.metrics import (
-    AnswerRelevancyMetric,
-    ArgumentCorrectnessMetric,
-    BaseConversationalMetric,
-    BaseMetric,
-    BiasMetric,
-    ContextualPrecisionMetric,
-    ContextualRecallMetric,
-    ContextualRelevancyMetric,
-    ConversationalGEval,
-    ConversationCompletenessMetric,
-    ExactMatchMetric,
-    FaithfulnessMetric,
-    GEval,
-    GoalAccuracyMetric,
-    HallucinationMetric,
-    JsonCorrectnessMetric,
-    KnowledgeRetentionMetric,
-    MisuseMetric,
-    NonAdviceMetric,
-    PatternMatchMetric,
-    PIILeakageMetric,
-    PromptAlignmentMetric,
-    RoleAdherenceMetric,
-    RoleViolationMetric,
-    SummarizationMetric,
-    TaskCompletionMetric,
-    ToolCorrectnessMetric,
-    ToolUseMetric,
-    TopicAdherenceMetric,
-    ToxicityMetric,
-    TurnContextualPrecisionMetric,
-    TurnContextualRecallMetric,
-    TurnContextualRelevancyMetric,
-    TurnFaithfulnessMetric,
-    TurnRelevancyMetric,
-)
+from deepeval.metrics import BaseConversationalMetric, BaseMetric, ConversationalGEval, GEval
 from deepeval.models import DeepEvalBaseLLM
-from deepeval.test_case import ConversationalTestCase, MultiTurnParams, SingleTurnParams, ToolCall, ToolCallParams
-from pydantic import BaseModel, create_model
 
+from evaluator import metric_types as mt
 from evaluator import suite as s
 from evaluator.engine import custom, threaded
 from evaluator.engine.judge import ABSENT, REFUSED, UNMATCHED, WEIGHTED, Scoring, scoring_notes
@@ -66,60 +29,6 @@ from evaluator.engine.testcase import TestCase
 from evaluator.errors import InfrastructureError
 
 AnyMetric = BaseMetric | BaseConversationalMetric
-
-# The DeepEval class behind each built-in metric type (G-Eval's two kinds included). The required-field test
-# compares each class's declared parameters with `suite.REQUIRED_PARAMS` through this table.
-METRIC_CLASSES: dict[str, type[Any]] = {
-    "exact_match": ExactMatchMetric,
-    "pattern_match": PatternMatchMetric,
-    "json_correctness": JsonCorrectnessMetric,
-    "answer_relevancy": AnswerRelevancyMetric,
-    "faithfulness": FaithfulnessMetric,
-    "hallucination": HallucinationMetric,
-    "contextual_precision": ContextualPrecisionMetric,
-    "contextual_recall": ContextualRecallMetric,
-    "contextual_relevancy": ContextualRelevancyMetric,
-    "bias": BiasMetric,
-    "toxicity": ToxicityMetric,
-    "summarization": SummarizationMetric,
-    "prompt_alignment": PromptAlignmentMetric,
-    "tool_correctness": ToolCorrectnessMetric,
-    "task_completion": TaskCompletionMetric,
-    "argument_correctness": ArgumentCorrectnessMetric,
-    "pii_leakage": PIILeakageMetric,
-    "non_advice": NonAdviceMetric,
-    "misuse": MisuseMetric,
-    "role_violation": RoleViolationMetric,
-    "g_eval": GEval,
-    "conversation_completeness": ConversationCompletenessMetric,
-    "knowledge_retention": KnowledgeRetentionMetric,
-    "role_adherence": RoleAdherenceMetric,
-    "turn_relevancy": TurnRelevancyMetric,
-    "goal_accuracy": GoalAccuracyMetric,
-    "topic_adherence": TopicAdherenceMetric,
-    "tool_use": ToolUseMetric,
-    "turn_faithfulness": TurnFaithfulnessMetric,
-    "turn_contextual_precision": TurnContextualPrecisionMetric,
-    "turn_contextual_recall": TurnContextualRecallMetric,
-    "turn_contextual_relevancy": TurnContextualRelevancyMetric,
-    "conversational_g_eval": ConversationalGEval,
-}
-
-# DeepEval metrics whose async path still makes a synchronous judge call (DeepEval 4.3: TurnFaithfulnessMetric's
-# `_a_get_faithfulness_scores` calls the sync `_get_interaction_score_and_reason`). They are measured synchronously
-# in a worker thread (engine/threaded.py). The catalogue test runs every metric type on a real server, so a
-# DeepEval release that adds such a call to another metric fails there.
-SYNC_ONLY = frozenset({"turn_faithfulness"})
-
-
-_JSON_TYPES: dict[str, Any] = {
-    "string": str,
-    "integer": int,
-    "number": float,
-    "boolean": bool,
-    "array": list,
-    "object": dict,
-}
 
 
 @dataclass(frozen=True)
@@ -133,16 +42,6 @@ class MetricOutcome:
     scoring: Scoring | None = None  # how a G-Eval score was computed (engine/judge.py); None for other metrics
 
 
-def schema_model(name: str, schema: dict[str, Any]) -> type[BaseModel]:
-    """A pydantic model from a flat JSON Schema object, for DeepEval's JsonCorrectnessMetric."""
-    required = set(schema.get("required", []))
-    fields: dict[str, Any] = {}
-    for prop, definition in (schema.get("properties") or {}).items():
-        python_type = _JSON_TYPES.get(str(definition.get("type", "string")), Any)
-        fields[prop] = (python_type, ...) if prop in required else (python_type | None, None)
-    return create_model(name, **fields)
-
-
 _PARAMETERS: dict[type[Any], frozenset[str]] = {}
 
 
@@ -153,11 +52,7 @@ def _accepts(cls: type[Any], parameter: str) -> bool:
     return parameter in names
 
 
-def _tool_call(tool: s.ToolSpec) -> ToolCall:
-    return ToolCall(**tool.model_dump(exclude_none=True))
-
-
-GEvalSpec = s.GEval | s.ConversationalGEval
+GEvalSpec = mt.GEval | mt.ConversationalGEval
 
 
 class MetricFactory:
@@ -166,17 +61,12 @@ class MetricFactory:
     def __init__(self, specs: list[s.MetricSpec], judge: DeepEvalBaseLLM) -> None:
         self.specs = specs
         self.judge = judge
-        self._schemas = {
-            spec.key: schema_model(f"Expected_{i}", spec.expected_schema)
-            for i, spec in enumerate(specs)
-            if isinstance(spec, s.JsonCorrectness)
-        }
         self._classes: dict[str, type[AnyMetric]] = {}  # custom metric classes, imported on first use
         self.generated_steps: dict[str, list[str]] = {}
 
     # --- G-Eval steps from criteria ------------------------------------------------------------------------
     def criteria_only(self) -> list[GEvalSpec]:
-        return [sp for sp in self.specs if isinstance(sp, s.GEval | s.ConversationalGEval) and not sp.evaluation_steps]
+        return [sp for sp in self.specs if isinstance(sp, GEvalSpec) and not sp.evaluation_steps]
 
     async def prepare(
         self, run_folder: Path, *, run_id: str, suite_hash: str, wait_s: float = 1800.0
@@ -210,18 +100,20 @@ class MetricFactory:
         return {
             spec.key: list(spec.evaluation_steps or self.generated_steps[spec.key])
             for spec in self.specs
-            if isinstance(spec, s.GEval | s.ConversationalGEval)
+            if isinstance(spec, GEvalSpec)
         }
 
     async def _generate_steps(self, spec: GEvalSpec) -> list[str]:
-        metric = self._g_eval(spec, steps=None)
+        metric = self._construct(spec, evaluation_steps=None)
         # DeepEval's own step generation (prompt, schema, parsing); it is what `a_measure` would run per case. No
         # public method writes the steps alone, so this private one stays, and pyproject.toml pins DeepEval's minor
         # version (tests/contract/test_dependency_pins.py holds this).
         if isinstance(metric, GEval):
             steps = await metric._a_generate_evaluation_steps(False)
-        else:
+        elif isinstance(metric, ConversationalGEval):
             steps = await metric._a_generate_evaluation_steps()
+        else:
+            raise TypeError(f"{type(metric).__name__} is no G-Eval")
         if not isinstance(steps, list) or not steps or not all(isinstance(step, str) for step in steps):
             raise ValueError(f"expected a non-empty list of steps, got {steps!r}")
         return steps
@@ -241,82 +133,27 @@ class MetricFactory:
             if cls is None:
                 cls = self._classes[spec.key] = custom.resolve_class(spec)
             return custom.instantiate(cls, spec, self.judge)
-        if isinstance(spec, s.GEval | s.ConversationalGEval):
+        if isinstance(spec, GEvalSpec):
             steps = spec.evaluation_steps or self.generated_steps.get(spec.key)
             if not steps:
                 raise RuntimeError(f"G-Eval '{spec.key}' has no steps: MetricFactory.prepare() must run first")
-            return self._g_eval(spec, steps=steps)
-        if isinstance(spec, s.ExactMatch):
-            return ExactMatchMetric(threshold=spec.threshold)
-        if isinstance(spec, s.PatternMatch):
-            return PatternMatchMetric(pattern=spec.pattern, ignore_case=spec.ignore_case, threshold=spec.threshold)
-        options: dict[str, Any] = {}
-        if isinstance(spec, s.JsonCorrectness):
-            options = {"expected_schema": self._schemas[spec.key], "include_reason": False, "strict_mode": False}
-        elif isinstance(spec, s.Summarization):
-            options = {
-                "n": spec.n,
-                "assessment_questions": spec.assessment_questions,
-                "truths_extraction_limit": spec.truths_extraction_limit,
-            }
-        elif isinstance(spec, s.PromptAlignment):
-            options = {"prompt_instructions": list(spec.prompt_instructions)}
-        elif isinstance(spec, s.ToolCorrectness):
-            options = {
-                "evaluation_params": [ToolCallParams(p) for p in spec.evaluation_params],
-                "should_exact_match": spec.should_exact_match,
-                "should_consider_ordering": spec.should_consider_ordering,
-                "available_tools": [_tool_call(t) for t in spec.available_tools] if spec.available_tools else None,
-            }
-        elif isinstance(spec, s.TaskCompletion):
-            options = {"task": spec.task}
-        elif isinstance(spec, s.TopicAdherence):
-            options = {"relevant_topics": list(spec.relevant_topics)}
-        elif isinstance(spec, s.ToolUse):
-            options = {"available_tools": [_tool_call(t) for t in spec.available_tools]}
-        elif isinstance(spec, s.NonAdvice):
-            options = {"advice_types": list(spec.advice_types)}
-        elif isinstance(spec, s.Misuse):
-            options = {"domain": spec.domain}
-        elif isinstance(spec, s.RoleViolation):
-            options = {"role": spec.role}
-        elif isinstance(
-            spec,
-            s.ConversationCompleteness
-            | s.TurnRelevancy
-            | s.TurnFaithfulness
-            | s.TurnContextualPrecision
-            | s.TurnContextualRecall
-            | s.TurnContextualRelevancy,
-        ):
-            options = {"window_size": spec.window_size}
-        if spec.type in SYNC_ONLY:
-            judge, asynchronous = threaded.bind_judge(self.judge), False
-        else:
-            judge, asynchronous = self.judge, True
-        cls = METRIC_CLASSES[spec.type]
-        return _construct(cls, asynchronous, threshold=spec.threshold, model=judge, **options)
+            return self._construct(spec, evaluation_steps=steps)
+        return self._construct(spec)
 
-    def _g_eval(self, spec: GEvalSpec, steps: list[str] | None) -> GEval | ConversationalGEval:
-        if isinstance(spec, s.GEval):
-            return GEval(
-                name=spec.key,
-                criteria=spec.criteria,
-                evaluation_steps=steps,
-                evaluation_params=[SingleTurnParams(p) for p in spec.evaluation_params],
-                model=self.judge,
-                threshold=spec.threshold,
-                async_mode=True,
-            )
-        return ConversationalGEval(
-            name=spec.key,
-            criteria=spec.criteria,
-            evaluation_steps=steps,
-            evaluation_params=[MultiTurnParams(p) for p in spec.evaluation_params],
-            model=self.judge,
-            threshold=spec.threshold,
-            async_mode=True,
-        )
+    def _construct(self, spec: s.MetricSpec, **extra: Any) -> AnyMetric:
+        """The registered DeepEval class with the spec's options, the judge (where it takes one), DeepEval's async
+        path unless the registry says the metric is sync-only, and `eval_mode="llm"` (see the module docstring)."""
+        registered = spec.registered
+        cls = registered.deepeval_class()
+        kwargs: dict[str, Any] = {"threshold": spec.threshold, **spec.deepeval_options(), **extra}
+        if _accepts(cls, "model"):
+            kwargs["model"] = threaded.bind_judge(self.judge) if registered.sync_only else self.judge
+        if _accepts(cls, "async_mode"):
+            kwargs["async_mode"] = not registered.sync_only
+        if _accepts(cls, "eval_mode"):
+            kwargs["eval_mode"] = "llm"
+        metric: AnyMetric = cls(**kwargs)
+        return metric
 
 
 class _Unbuildable(BaseMetric):  # type: ignore[no-untyped-call]
@@ -334,14 +171,6 @@ class _Unbuildable(BaseMetric):  # type: ignore[no-untyped-call]
 
     def is_successful(self) -> bool:
         return False
-
-
-def _construct(cls: type[Any], asynchronous: bool, **kwargs: Any) -> AnyMetric:
-    kwargs["async_mode"] = asynchronous
-    if _accepts(cls, "eval_mode"):
-        kwargs["eval_mode"] = "llm"
-    metric: AnyMetric = cls(**kwargs)
-    return metric
 
 
 def _definition(spec: GEvalSpec) -> dict[str, Any]:
@@ -363,18 +192,6 @@ def judge_settings(judge: DeepEvalBaseLLM) -> dict[str, Any]:
     }
 
 
-def _with_spec_defaults(spec: s.MetricSpec, test_case: TestCase) -> TestCase:
-    """Suite-level defaults a metric spec supplies to the test case (role adherence's `chatbot_role`)."""
-    if (
-        isinstance(spec, s.RoleAdherence)
-        and spec.chatbot_role
-        and isinstance(test_case, ConversationalTestCase)
-        and not test_case.chatbot_role
-    ):
-        return test_case.model_copy(update={"chatbot_role": spec.chatbot_role})
-    return test_case
-
-
 async def score(metric: AnyMetric, spec: s.MetricSpec, test_case: TestCase) -> MetricOutcome:
     """Runs one metric; an exception becomes an error outcome, never a lost case."""
     from evaluator.engine.http import CallError
@@ -383,10 +200,10 @@ async def score(metric: AnyMetric, spec: s.MetricSpec, test_case: TestCase) -> M
     notes: list[Scoring] = []
     token = scoring_notes.set(notes)
     try:
-        test_case = _with_spec_defaults(spec, test_case)
+        test_case = spec.with_defaults(test_case)
         if isinstance(spec, s.Custom):
             await custom.measure(metric, test_case)
-        elif spec.type in SYNC_ONLY:
+        elif spec.registered.sync_only:
             await threaded.measure_in_thread(metric, test_case)
         else:
             built_in: Any = metric  # the factory paired it with the right kind of test case (checked at load time)

@@ -1,7 +1,7 @@
 """Synchronous metric code on the shard's asynchronous judge: a worker thread whose judge calls run on the loop.
 
 Some metrics can only be measured synchronously: a user's custom metric that implements `measure` alone, and
-DeepEval metrics whose async path still makes a synchronous judge call (see `metrics.SYNC_ONLY`). Such a metric
+DeepEval metrics whose async path still makes a synchronous judge call (registry: `sync_only`). Such a metric
 runs in a worker thread with a judge whose `generate` hands each call to the shard's event loop and waits for it,
 so the calls still share the endpoint's keep-alive session, adaptive limit, retries and per-case call records
 (the case's context travels with the thread and with each call).

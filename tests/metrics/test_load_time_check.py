@@ -66,9 +66,9 @@ def test_missing_declared_field_exits_2_before_any_call(
 
 
 def _conversational() -> frozenset[str]:
-    from evaluator.suite import CONVERSATIONAL_METRICS
+    from evaluator.metric_types import REGISTRY
 
-    return CONVERSATIONAL_METRICS
+    return frozenset(name for name, entry in REGISTRY.items() if entry.conversational)
 
 
 @pytest.mark.e2e

@@ -16,13 +16,13 @@ import pydantic
 import pytest
 from openai.lib._pydantic import to_strict_json_schema
 
-from evaluator.engine.metrics import METRIC_CLASSES
+from evaluator.metric_types import REGISTRY
 from openai_stub.schema_instance import _UNIT_SCALE, instance_for
 
 
 def _judge_schemas() -> list[type[pydantic.BaseModel]]:
     found: dict[str, type[pydantic.BaseModel]] = {}
-    for cls in METRIC_CLASSES.values():
+    for cls in (entry.deepeval_class() for entry in REGISTRY.values() if entry.deepeval):
         package = cls.__module__.rsplit(".", 1)[0]
         try:
             module = importlib.import_module(f"{package}.schema")
