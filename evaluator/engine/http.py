@@ -14,7 +14,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -42,7 +42,13 @@ class CallRecord:
     cached: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Field by field: `dataclasses.asdict` deep-copies recursively, and this runs for every call of every
+        # case (it was a tenth of the client's CPU per call at concurrency 128).
+        return {
+            "type": self.type, "latency_s": self.latency_s, "total_s": self.total_s, "attempts": self.attempts,
+            "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+            "status": self.status, "error": self.error, "cached": self.cached,
+        }  # fmt: skip
 
 
 @dataclass(slots=True)

@@ -44,6 +44,7 @@ from evaluator.engine.metrics import MetricFactory, score
 from evaluator.engine.testcase import build_test_case
 from evaluator.errors import BadShardError, InfrastructureError
 from evaluator.identity import metric_fingerprints
+from evaluator.options import PreparedRun
 from evaluator.progress import eta
 from evaluator.provenance import local_provenance, served_model
 from evaluator.results import (
@@ -713,3 +714,24 @@ class _Progress:
 
 def endpoint_label(endpoint: Endpoint) -> str:
     return f"{endpoint.model} at {redact_url(endpoint.base_url)}"
+
+
+def run_prepared(
+    prepared: PreparedRun, out: Path, index: int, *, stop: Stop,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> ShardOutcome:  # fmt: skip
+    """Shard `index` of a run planned once (`options.prepare_run`), in its own event loop: what one pod does,
+    and what a `run --workers` worker does for each shard it takes."""
+    options = prepared.options
+    identity = RunIdentity(
+        run_id=prepared.run_id, commit=options.commit, suite_hash=prepared.loaded.suite_hash,
+        suite_name=prepared.loaded.suite.name,
+    )  # fmt: skip
+    log.info("run %s, suite %s, commit %s, %s", identity.run_id, identity.suite_name, identity.commit[:12],
+             prepared.plan.describe())  # fmt: skip
+    runner = ShardRunner(
+        prepared.loaded, prepared.shard(index), identity, out, profile=prepared.plan.selection.info,
+        steps_dir=options.steps_dir, variants=prepared.plan.variants, stop=stop, use_cache=options.use_cache,
+        on_progress=on_progress,
+    )  # fmt: skip
+    return asyncio.run(runner.run(retry_errors=options.retry_errors))

@@ -1,0 +1,103 @@
+"""`run --workers W`: W long-lived worker processes, each importing once and taking shard after shard from the
+parent, write exactly the files the shards would write one by one (as W pods of the Indexed Job would)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import cases, read_records, write_suite
+
+pytestmark = pytest.mark.e2e
+
+# Fields that say when or how fast, not what: they differ between any two runs.
+VOLATILE = {"duration_s", "started_at", "finished_at", "latency_s", "total_s"}
+
+# Every Python interpreter started with this on its path records its pid and arguments: the test counts the
+# worker processes a run really started, not what the parent says it started.
+SITECUSTOMIZE = """
+import os, sys
+with open(os.environ["EVAL_TEST_STARTS"], "a") as handle:
+    handle.write(repr((os.getpid(), sys.argv)) + "\\n")
+"""
+
+
+def _normalised(record: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in record.items() if k not in VOLATILE}
+    out["calls"] = [{k: v for k, v in c.items() if k not in VOLATILE} for c in record["calls"]]
+    return out
+
+
+def _files(out: Path) -> dict[str, list[dict[str, Any]]]:
+    return {p.parent.name: [_normalised(r) for r in read_records(p)] for p in sorted(out.glob("shard-*/results.jsonl"))}
+
+
+def _manifest_facts(out: Path) -> dict[str, tuple[Any, ...]]:
+    facts = {}
+    for path in sorted(out.glob("shard-*/manifest.json")):
+        m = json.loads(path.read_text())
+        facts[path.parent.name] = (m["state"], m["shard_index"], m["total_shards"], m["case_ids"], m["counts"])
+    return facts
+
+
+def test_w_workers_are_w_processes_and_write_what_the_shards_write_one_by_one(tmp_path: Path, stub: str) -> None:
+    suite = write_suite(tmp_path / "suite", cases(48), base_url=stub)
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    starts = tmp_path / "starts.txt"
+    env = {**os.environ, "EVAL_TEST_STARTS": str(starts),
+           "PYTHONPATH": os.pathsep.join(filter(None, (str(hook), os.environ.get("PYTHONPATH"))))}  # fmt: skip
+    parallel, serial = tmp_path / "parallel", tmp_path / "serial"
+    done = subprocess.run(
+        [sys.executable, "-m", "evaluator", "run", str(suite), "--out", str(parallel), "--workers", "2",
+         "--total-shards", "8", "--run-id", "same", "--commit", "c0ffee"],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    started = [eval(line) for line in starts.read_text().splitlines()]  # noqa: S307 - our own repr lines
+    workers = [argv for _, argv in started if "--worker" in argv]
+    assert len(workers) == 2, started  # not one per shard: 8 shards, 2 processes
+    assert "8 of 8 shards complete" in done.stdout, done.stdout
+
+    for index in range(8):
+        one = subprocess.run(
+            [sys.executable, "-m", "evaluator", "run", str(suite), "--out", str(serial), "--shard-index", str(index),
+             "--total-shards", "8", "--run-id", "same", "--commit", "c0ffee", "-q"],
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert one.returncode == 0, one.stderr[-3000:]
+    assert _files(parallel) == _files(serial)
+    assert _manifest_facts(parallel) == _manifest_facts(serial)
+    assert len(_files(parallel)) == 8
+
+
+def test_a_failing_shard_does_not_stop_the_workers_taking_the_others(tmp_path: Path, stub: str) -> None:
+    """One worker process runs several shards: a shard that fails (here: its folder holds another run) is that
+    shard's exit code; the worker goes on with the next shard, and the run exits with the failed shard's code."""
+    suite = write_suite(tmp_path / "suite", cases(24), base_url=stub)
+    out = tmp_path / "out"
+    first = subprocess.run(
+        [sys.executable, "-m", "evaluator", "run", str(suite), "--out", str(out), "--shard-index", "1",
+         "--total-shards", "4", "--run-id", "other", "-q"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr[-3000:]
+    done = subprocess.run(
+        [sys.executable, "-m", "evaluator", "run", str(suite), "--out", str(out), "--workers", "1",
+         "--total-shards", "4", "--run-id", "mine"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr[-3000:]
+    assert "failed shards: shard 1: exit 3 (bad shard)" in done.stderr, done.stderr[-3000:]
+    assert "3 of 4 shards complete" in done.stdout, done.stdout
+    states = {p.parent.name: json.loads(p.read_text())["state"] for p in out.glob("shard-*/manifest.json")}
+    assert states == {"shard-00000": "complete", "shard-00001": "complete", "shard-00002": "complete",
+                      "shard-00003": "complete"}  # fmt: skip  (shard 1's is the other run's, untouched)
+    assert json.loads((out / "shard-00001" / "manifest.json").read_text())["run_id"] == "other"
