@@ -257,15 +257,29 @@ def main() -> None:
     parser.add_argument("--deepeval-timeout", type=float, default=3600, help="kill a DeepEval run after this")
     parser.add_argument("--workdir", type=Path, default=None, help="keep datasets and outputs here")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows to this JSON file")
-    parser.add_argument("--evaluator", type=Path, default=None,
-                        help="measure another checkout's evaluator package (e.g. a worktree of the commit before)")
+    parser.add_argument(
+        "--evaluator",
+        type=Path,
+        default=None,
+        help="measure another checkout's evaluator package (e.g. a worktree of the commit before)",
+    )
     parser.add_argument("--skip-single", action="store_true", help="no single-shard evaluator rows")
-    parser.add_argument("--workers-row", type=int_list, default=None, metavar="CASES,SHARDS,WORKERS,C",
-                        help="also a `run --workers` row: CASES cases in SHARDS shards, WORKERS processes, each "
-                        "shard's limit C (ideal = cases x 4 x latency / (WORKERS x C)); e.g. 2000,8,2,64")
-    parser.add_argument("--fixed-cost", type=int, default=None, metavar="CASES",
-                        help="also the fixed cost of a CASES-case run on a server that answers at once vs "
-                        "`python -c 'import deepeval'` (target <= 1.5x); e.g. 20")
+    parser.add_argument(
+        "--workers-row",
+        type=int_list,
+        default=None,
+        metavar="CASES,SHARDS,WORKERS,C",
+        help="also a `run --workers` row: CASES cases in SHARDS shards, WORKERS processes, each "
+        "shard's limit C (ideal = cases x 4 x latency / (WORKERS x C)); e.g. 2000,8,2,64",
+    )
+    parser.add_argument(
+        "--fixed-cost",
+        type=int,
+        default=None,
+        metavar="CASES",
+        help="also the fixed cost of a CASES-case run on a server that answers at once vs "
+        "`python -c 'import deepeval'` (target <= 1.5x); e.g. 20",
+    )
     parser.add_argument("--fixed-repeats", type=int, default=3)
     args = parser.parse_args()
 

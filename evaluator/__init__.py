@@ -28,7 +28,7 @@ os.environ.setdefault("DEEPEVAL_TELEMETRY_OPT_OUT", "1")
 
 __version__ = "0.1.0"
 
-from evaluator.options import RunOptions  # noqa: E402  (light: the options of a run, for the CLI and this API)
+from evaluator.options import RunOptions
 
 if TYPE_CHECKING:
     from collections.abc import Callable

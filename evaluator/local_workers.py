@@ -1,7 +1,10 @@
 """`run --workers W`: every shard of a run on this machine, like the Job controller with completions = shards and
 parallelism = W, but with W long-lived worker processes: each imports DeepEval and plans the run once, then takes
-shard after shard from the parent (`serve_shards`), so 8 shards on 2 workers cost 2 start-ups, not 8. Each shard
-writes exactly the files a pod of the Indexed Job writes for that index.
+shard after shard from the parent (`serve_shards`), so 8 shards on 2 workers cost 2 start-ups, not 8. A worker
+takes its next shard as soon as no unit of the current one is left to start, and runs both in its one event loop
+under one concurrency limit per server, so no shard's tail leaves the server idle. Each shard writes exactly the
+files a pod of the Indexed Job writes for that index (its manifest's endpoint figures: the calls it made, the
+limit's changes while it ran, the most calls the worker had in flight then).
 
 The protocol is one line per message. A worker prints `ready` (`progress.worker_message`) on its stdout when it
 can take a shard; the parent answers with the shard's index on the worker's stdin, or closes it when no shard is
@@ -18,6 +21,7 @@ a `cancelled` manifest) and exits 128 + the signal; the parent waits, prints the
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -30,13 +34,16 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from evaluator.errors import EXIT_BAD_SHARD, EXIT_INFRASTRUCTURE, EXIT_INPUT_ERROR, EvaluatorError
 from evaluator.options import PreparedRun
 from evaluator.progress import read_worker_message, worker_message
 from evaluator.results import MANIFEST_FILE, RESULTS_FILE, read_manifest, read_results, shard_dir
 from evaluator.stopping import Cancelled, Stop
+
+if TYPE_CHECKING:
+    from evaluator.engine.limiter import AdaptiveLimiter
 
 log = logging.getLogger("evaluator.run")
 
@@ -256,32 +263,56 @@ def serve_shards(
     prepared: PreparedRun, out: Path, stop: Stop, *, lines: TextIO | None = None,
     say: Callable[[str], None] | None = None,
 ) -> int:  # fmt: skip
-    """The worker's side: asks for a shard, runs it, says how it ended, until the parent closes `lines` (stdin)
-    or a stop comes. Returns the worker's exit code: 0, or 128 + the signal when stopped."""
-    from evaluator.engine.runner import run_prepared
+    """The worker's side: asks for a shard, runs it, asks for the next as soon as no unit of it is left to start
+    (its last units still in flight: the next shard fills the slots they free, so no shard's tail leaves the
+    server idle), until the parent closes `lines` (stdin) or a stop comes. Every shard of the worker runs in one
+    event loop under one concurrency limit per server, as the shards of one pod would. Returns the worker's exit
+    code: 0, or 128 + the signal when stopped."""
+    return asyncio.run(_serve(prepared, out, stop, lines or sys.stdin, say or _say))
 
-    lines = lines or sys.stdin
-    say = say or _say
+
+async def _serve(prepared: PreparedRun, out: Path, stop: Stop, lines: TextIO, say: Callable[[str], None]) -> int:
+    loop = asyncio.get_running_loop()
+    limiters: dict[str, AdaptiveLimiter] = {}
+    running: set[asyncio.Task[None]] = set()
     while not stop.requested:
         say(worker_message("ready"))
-        line = lines.readline()
+        line = await loop.run_in_executor(None, lines.readline)
         if not line.strip():
             break
-        index = int(line)
-        report = _ShardReport(index, say)
-        try:
-            outcome = run_prepared(prepared, out, index, stop=stop, on_progress=report.progress)
-        except Cancelled as exc:
-            report.outcome("cancelled", exc.done, exc.total, code=exc.exit_code, **exc.counts)
-            return exc.exit_code
-        except EvaluatorError as exc:  # this shard's failure, as its own process would print it; on to the next
-            for message in exc.message.splitlines():
-                print(f"error: {message}", file=sys.stderr, flush=True)
-            report.outcome(None, 0, 0, code=exc.exit_code)
-            continue
+        drained = asyncio.Event()
+        task = asyncio.create_task(_shard(prepared, out, int(line), stop, say, drained.set, limiters))
+        running.add(task)
+        task.add_done_callback(running.discard)
+        await drained.wait()  # set when the shard's last unit started, or when it ended
+    if running:
+        await asyncio.gather(*running)
+    return stop.exit_code if stop.requested else 0
+
+
+async def _shard(
+    prepared: PreparedRun, out: Path, index: int, stop: Stop, say: Callable[[str], None],
+    drained: Callable[[], None], limiters: dict[str, AdaptiveLimiter],
+) -> None:  # fmt: skip
+    """One shard of a worker; its outcome (and the exit code its own process would have had) goes to the parent."""
+    from evaluator.engine.runner import evaluate_prepared
+
+    report = _ShardReport(index, say)
+    try:
+        outcome = await evaluate_prepared(
+            prepared, out, index, stop=stop, on_progress=report.progress, on_drained=drained, limiters=limiters
+        )
+    except Cancelled as exc:
+        report.outcome("cancelled", exc.done, exc.total, code=exc.exit_code, **exc.counts)
+    except EvaluatorError as exc:  # this shard's failure, as its own process would print it
+        for message in exc.message.splitlines():
+            print(f"error: {message}", file=sys.stderr, flush=True)
+        report.outcome(None, 0, 0, code=exc.exit_code)
+    else:
         report.outcome("complete", outcome.assigned, outcome.assigned, code=0, passed=outcome.passed,
                        failed=outcome.failed, errored=outcome.errored)  # fmt: skip
-    return stop.exit_code if stop.requested else 0
+    finally:
+        drained()
 
 
 def _say(line: str) -> None:

@@ -65,8 +65,8 @@ def demo(suite_file: Path | None, comparison: bool, profile: str | None, out: Pa
     setup_logging()
     import evaluator
     from evaluator.commands.run import run_local_workers
-    from evaluator.options import RunOptions, prepare_run
     from evaluator.localmodel import serve_model
+    from evaluator.options import RunOptions, prepare_run
 
     if suite_file is None:
         suite_file = COMPARE_SUITE if comparison else EXAMPLE_SUITE

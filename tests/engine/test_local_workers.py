@@ -61,7 +61,7 @@ def test_w_workers_are_w_processes_and_write_what_the_shards_write_one_by_one(tm
         capture_output=True, text=True, env=env, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    started = [eval(line) for line in starts.read_text().splitlines()]  # noqa: S307 - our own repr lines
+    started = [eval(line) for line in starts.read_text().splitlines()]
     workers = [argv for _, argv in started if "--worker" in argv]
     assert len(workers) == 2, started  # not one per shard: 8 shards, 2 processes
     assert "8 of 8 shards complete" in done.stdout, done.stdout
@@ -98,6 +98,10 @@ def test_a_failing_shard_does_not_stop_the_workers_taking_the_others(tmp_path: P
     assert "failed shards: shard 1: exit 3 (bad shard)" in done.stderr, done.stderr[-3000:]
     assert "3 of 4 shards complete" in done.stdout, done.stdout
     states = {p.parent.name: json.loads(p.read_text())["state"] for p in out.glob("shard-*/manifest.json")}
-    assert states == {"shard-00000": "complete", "shard-00001": "complete", "shard-00002": "complete",
-                      "shard-00003": "complete"}  # fmt: skip  (shard 1's is the other run's, untouched)
+    assert states == {
+        "shard-00000": "complete",
+        "shard-00001": "complete",
+        "shard-00002": "complete",
+        "shard-00003": "complete",
+    }  # fmt: skip  (shard 1's is the other run's, untouched)
     assert json.loads((out / "shard-00001" / "manifest.json").read_text())["run_id"] == "other"
