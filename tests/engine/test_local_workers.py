@@ -105,3 +105,51 @@ def test_a_failing_shard_does_not_stop_the_workers_taking_the_others(tmp_path: P
         "shard-00003": "complete",
     }  # fmt: skip  (shard 1's is the other run's, untouched)
     assert json.loads((out / "shard-00001" / "manifest.json").read_text())["run_id"] == "other"
+
+
+def test_every_run_option_reaches_the_workers() -> None:
+    """A worker process is given the run's options as `evaluator run` flags: an option added to RunOptions but
+    not to its flags would silently differ between `--workers` and a pod."""
+    from dataclasses import fields
+
+    from click.testing import CliRunner
+
+    from evaluator.options import RunOptions
+
+    options = RunOptions(
+        profile="pr", variant="v1", limit=5, sharding="balanced", total_shards=4, timings=Path("t.json"),
+        run_id="r", commit="c", retry_errors=False, steps_dir=Path("steps"), use_cache=False, stop_grace=3.5,
+    )  # fmt: skip
+    assert {f.name for f in fields(RunOptions)} == {
+        "profile",
+        "variant",
+        "limit",
+        "sharding",
+        "total_shards",
+        "timings",
+        "run_id",
+        "commit",
+        "retry_errors",
+        "steps_dir",
+        "use_cache",
+        "stop_grace",
+    }  # fmt: skip  (a new field: add it to worker_arguments and to this test)
+    args = options.worker_arguments()
+    for flag in ("--profile", "--variant", "--limit", "--sharding", "--total-shards", "--timings", "--run-id",
+                 "--commit", "--keep-errors", "--steps-dir", "--no-cache", "--stop-grace"):  # fmt: skip
+        assert flag in args, flag
+    from evaluator.cli import main
+
+    assert CliRunner().invoke(main, ["run", "--help"]).exit_code == 0
+    help_text = CliRunner().invoke(main, ["run", "--help"]).output
+    assert all(flag in help_text for flag in args if flag.startswith("--")), help_text
+
+
+def test_keywords_and_options_make_the_same_run(tmp_path: Path) -> None:
+    """`run_shard`'s keywords (the README's API) and a RunOptions object are one thing; keywords win."""
+    from evaluator.options import RunOptions, options_from
+
+    base = RunOptions(profile="pr", total_shards=2)
+    assert options_from(None, {"profile": "pr", "total_shards": 2}) == base
+    assert options_from(base, {"total_shards": 3}).total_shards == 3
+    assert options_from(None, {"steps_dir": "x"}).steps_dir == Path("x")
