@@ -153,3 +153,20 @@ def test_keywords_and_options_make_the_same_run(tmp_path: Path) -> None:
     assert options_from(None, {"profile": "pr", "total_shards": 2}) == base
     assert options_from(base, {"total_shards": 3}).total_shards == 3
     assert options_from(None, {"steps_dir": "x"}).steps_dir == Path("x")
+
+
+def test_planning_a_run_of_built_in_metrics_does_not_import_deepeval(tmp_path: Path) -> None:
+    """The `--workers` parent plans the run and checks every case before it starts the workers: importing DeepEval
+    there (seconds of CPU) would delay every worker's start, and it needs DeepEval only for a custom metric."""
+    suite = write_suite(tmp_path, cases(3), base_url="http://127.0.0.1:9/v1")
+    code = (
+        "import sys, evaluator\n"
+        f"evaluator.plan_run(evaluator.load_suite({str(suite)!r}))\n"
+        "from evaluator.options import RunOptions, prepare_run\n"
+        f"prepare_run(evaluator.load_suite({str(suite)!r}), RunOptions(total_shards=2))\n"
+        "import evaluator.local_workers, evaluator.commands.run\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'deepeval')[:3])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "[]", done.stdout
