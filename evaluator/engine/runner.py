@@ -759,6 +759,7 @@ async def evaluate_prepared(
     worker does for each shard it takes (`on_drained` says when it may take the next one; `limiters` keep the
     worker at one concurrency limit per server however many of its shards overlap)."""
     options = prepared.options
+    plan = prepared.shard(index)  # a bad index is an input error before anything is logged or touched
     identity = RunIdentity(
         run_id=prepared.run_id, commit=options.commit, suite_hash=prepared.loaded.suite_hash,
         suite_name=prepared.loaded.suite.name,
@@ -766,7 +767,7 @@ async def evaluate_prepared(
     log.info("run %s, suite %s, commit %s, %s", identity.run_id, identity.suite_name, identity.commit[:12],
              prepared.plan.describe())  # fmt: skip
     runner = ShardRunner(
-        prepared.loaded, prepared.shard(index), identity, out, profile=prepared.plan.selection.info,
+        prepared.loaded, plan, identity, out, profile=prepared.plan.selection.info,
         steps_dir=options.steps_dir, variants=prepared.plan.variants, stop=stop, use_cache=options.use_cache,
         on_progress=on_progress, on_drained=on_drained, limiters=limiters,
     )  # fmt: skip
