@@ -5,7 +5,7 @@ pipeline step and a pod get the same files and the same verdict::
 
     import evaluator
     suite = evaluator.load_suite("suite.yaml")
-    evaluator.run_shard(suite, "results")
+    evaluator.run_shard(suite, "results")  # or run_shard(suite, "results", evaluator.RunOptions(profile="pr"))
     report = evaluator.aggregate("results")
     print(evaluator.apply_gate(report).label, report.totals.pass_rate)
 
@@ -22,19 +22,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from evaluator.options import RunOptions
 from evaluator.version import __version__ as __version__
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Unpack
 
     from evaluator.contract import Report
     from evaluator.engine.runner import ShardOutcome
     from evaluator.gate import Verdict
+    from evaluator.options import RunSettings
     from evaluator.planning import RunPlan
     from evaluator.stopping import Stop
     from evaluator.suite import LoadedSuite
 
 __all__ = [
+    "RunOptions",
     "aggregate",
     "apply_gate",
     "default_run_id",
@@ -81,74 +85,45 @@ def default_run_id(suite: LoadedSuite, commit: str, profile: str | None = None, 
 def run_shard(
     suite: str | Path | LoadedSuite,
     out: str | Path,
+    options: RunOptions | None = None,
     *,
     shard_index: int = 0,
-    total_shards: int = 1,
-    run_id: str | None = None,
-    commit: str = "unknown",
-    sharding: str | None = None,
-    timings: Report | None = None,
-    retry_errors: bool = True,
-    profile: str | None = None,
-    variant: str | None = None,
-    steps_dir: str | Path | None = None,
-    limit: int | None = None,
-    use_cache: bool = True,
     stop: Stop | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    **settings: Unpack[RunSettings],
 ) -> ShardOutcome:
-    """Evaluates shard `shard_index` of `total_shards` into `out/shard-NNNNN/` and returns its counts.
+    """Evaluates shard `shard_index` of the run into `out/shard-NNNNN/` and returns its counts.
 
     Exactly what one pod of the Indexed Job does: resumes from what is already on disk, writes one flushed
-    record per unit (a case answered by a variant) and a manifest at the end. `profile` selects the cases (see
-    the suite's `profiles`), `limit` keeps the first N of them, `variant` restricts the run to one variant (an
-    Argo fan-out over variants), and `steps_dir` is where the run's G-Eval steps are shared (default `out`; a
-    fan-out's branches share one). `run_id` defaults to `default_run_id`; `timings` (a previous report) drives
-    'balanced' sharding. Results scored otherwise than the suite now scores are re-scored, their answers kept;
-    the judge's repeated requests come from the shard's response cache unless `use_cache=False`.
+    record per unit (a case answered by a variant) and a manifest at the end. The run is described by `options`
+    (`evaluator.RunOptions`, the same object `evaluator run`'s flags make) or by its fields as keywords, which
+    win over `options`: `total_shards` (default 1, or what 'many' sharding needs), `profile` selects the cases
+    (see the suite's `profiles`), `limit` keeps the first N of them, `variant` restricts the run to one variant
+    (an Argo fan-out over variants), `steps_dir` is where the run's G-Eval steps are shared (default `out`; a
+    fan-out's branches share one), `run_id` defaults to `default_run_id`, `commit` to "unknown", `timings` (a
+    previous report, or its path) drives 'balanced' sharding, `sharding` overrides the suite's mode. Results
+    scored otherwise than the suite now scores are re-scored, their answers kept; the judge's repeated requests
+    come from the shard's response cache unless `use_cache=False`; `retry_errors=False` keeps recorded errors.
 
     SIGINT and SIGTERM stop it cleanly (in the main thread; pass your own `stop` to decide): no new unit, the
-    ones in flight finish within `stop.grace_s`, and a `cancelled` manifest is written before `Cancelled` is
-    raised. `on_progress(done, total)` follows the shard's units. Raises InputError (bad suite or dataset),
-    BadShardError (the folder holds another run), InfrastructureError (error budget exceeded, or no G-Eval
-    steps) or `evaluator.stopping.Cancelled` (exit code 130 or 143).
+    ones in flight finish within the grace (`stop_grace`, or `stop.grace_s`), and a `cancelled` manifest is
+    written before `Cancelled` is raised. `on_progress(done, total)` follows the shard's units. Raises InputError
+    (bad suite or dataset), BadShardError (the folder holds another run), InfrastructureError (error budget
+    exceeded, or no G-Eval steps) or `evaluator.stopping.Cancelled` (exit code 130 or 143).
     """
-    import asyncio
-    import logging
-
-    from evaluator.engine.runner import RunIdentity, ShardRunner
-    from evaluator.sharding import assign
+    from evaluator.engine.runner import run_prepared
+    from evaluator.options import options_from, prepare_run
     from evaluator.stopping import Stop as NewStop
     from evaluator.stopping import stop_on_signals
     from evaluator.suite import LoadedSuite as Loaded
 
+    chosen = options_from(options, settings)
     loaded = suite if isinstance(suite, Loaded) else load_suite(suite)
-    planned = plan_run(loaded, profile=profile, variant=variant, limit=limit)
-    mode = sharding or loaded.suite.sharding.mode
-    durations = timings.durations() if timings is not None else None
-    plan = assign(
-        planned.units, shard_index, total_shards, mode, durations=durations,
-        chunk_size=loaded.suite.sharding.chunk_size,
-    )  # fmt: skip
-    identity = RunIdentity(
-        run_id=run_id or default_run_id(loaded, commit, profile, limit),
-        commit=commit,
-        suite_hash=loaded.suite_hash,
-        suite_name=loaded.suite.name,
-    )
-    logging.getLogger("evaluator.run").info(
-        "run %s, suite %s, commit %s, %s", identity.run_id, identity.suite_name, commit[:12], planned.describe()
-    )
-    runner = ShardRunner(
-        loaded, plan, identity, Path(out), profile=planned.selection.info,
-        steps_dir=Path(steps_dir) if steps_dir is not None else None, variants=planned.variants, stop=stop,
-        use_cache=use_cache, on_progress=on_progress,
-    )  # fmt: skip
+    prepared = prepare_run(loaded, chosen)
     if stop is not None:
-        return asyncio.run(runner.run(retry_errors=retry_errors))
-    with stop_on_signals(NewStop()) as own:
-        runner.stop = own
-        return asyncio.run(runner.run(retry_errors=retry_errors))
+        return run_prepared(prepared, Path(out), shard_index, stop=stop, on_progress=on_progress)
+    with stop_on_signals(NewStop(chosen.stop_grace)) as own:
+        return run_prepared(prepared, Path(out), shard_index, stop=own, on_progress=on_progress)
 
 
 def aggregate(out: str | Path, *, expect_shards: int | None = None) -> Report:

@@ -9,7 +9,7 @@ from evaluator.suite import LoadedSuite
 
 def check_cases(loaded: LoadedSuite, cases: list[Case]) -> None:
     """Every case has what its metrics declare they need, and an answer or a target to produce one."""
-    from evaluator.engine.checks import check_metrics  # imports DeepEval and any custom metric: only when running
+    from evaluator.engine.checks import check_metrics  # imports DeepEval for a custom metric: only when running
 
     check_metrics(loaded, cases)
     if any(target is None for target in loaded.suite.targets().values()):

@@ -66,6 +66,7 @@ def demo(suite_file: Path | None, comparison: bool, profile: str | None, out: Pa
     import evaluator
     from evaluator.commands.run import run_local_workers
     from evaluator.localmodel import serve_model
+    from evaluator.options import RunOptions, prepare_run
 
     if suite_file is None:
         suite_file = COMPARE_SUITE if comparison else EXAMPLE_SUITE
@@ -75,16 +76,14 @@ def demo(suite_file: Path | None, comparison: bool, profile: str | None, out: Pa
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     loaded = evaluator.load_suite(suite_file)
-    click.echo(evaluator.plan_run(loaded, profile=profile).describe(), err=True)
-    commit = git_commit(Path.cwd())
-    run_id = evaluator.default_run_id(loaded, commit, profile)
+    prepared = prepare_run(loaded, RunOptions(profile=profile, total_shards=workers, commit=git_commit(Path.cwd())))
+    click.echo(prepared.plan.describe(), err=True)
     started = time.monotonic()
     with serve_model(log_file=out / "model-server.log") as base_url:
         click.echo(f"built-in model serving at {base_url}", err=True)
         os.environ["EVAL_TARGET_BASE_URL"] = base_url
         os.environ["EVAL_JUDGE_BASE_URL"] = base_url
-        code = run_local_workers(suite_file, out, workers, workers, run_id, commit,
-                                 loaded.suite.sharding.mode, None, True, profile=profile)  # fmt: skip
+        code = run_local_workers(suite_file, out, prepared, workers)
     if code in (128 + signal.SIGINT, 128 + signal.SIGTERM):
         sys.exit(code)  # stopped: the workers said what was done and how to resume
     if code:

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
 import evaluator
 from evaluator.commands.common import git_commit, handle_errors, profile_option, setup_logging
-from evaluator.contract import Report
 from evaluator.errors import InputError
 from evaluator.local_workers import (
     EXIT_MEANING,
@@ -20,11 +18,13 @@ from evaluator.local_workers import (
     ShardStatus,
     WorkersResult,
     fill_from_manifests,
+    serve_shards,
     units_on_disk,
 )
-from evaluator.progress import ProgressMeter, worker_message
-from evaluator.sharding import assign, index_from_environment
-from evaluator.stopping import DEFAULT_GRACE_S, Cancelled, Stop, resume_line, stop_on_signals
+from evaluator.options import PreparedRun, RunOptions, prepare_run
+from evaluator.progress import ProgressMeter
+from evaluator.sharding import index_from_environment
+from evaluator.stopping import DEFAULT_GRACE_S, Stop, resume_line, stop_on_signals
 
 log = logging.getLogger("evaluator.run")
 
@@ -56,8 +56,8 @@ log = logging.getLogger("evaluator.run")
     "--workers",
     type=click.IntRange(min=1),
     default=None,
-    help="Run the shards on this machine, W processes at a time, each given JOB_COMPLETION_INDEX "
-    "like the Job controller does (completions = --total-shards, parallelism = W).",
+    help="Run every shard on this machine with W worker processes, each taking the next shard index when it is "
+    "free, as the Job controller hands indices to pods (completions = --total-shards, parallelism = W).",
 )
 @click.option(
     "--run-id",
@@ -127,7 +127,7 @@ log = logging.getLogger("evaluator.run")
     help="On SIGINT/SIGTERM, seconds the units in flight get to finish before they are abandoned (keep it below "
     "the pod's terminationGracePeriodSeconds, 30 by default). [env: EVAL_STOP_GRACE_S]",
 )
-@click.option("--worker", is_flag=True, hidden=True, help="Report to a `--workers` parent on stdout.")
+@click.option("--worker", is_flag=True, hidden=True, help="Take shards from a `--workers` parent (stdin/stdout).")
 @click.option("-v", "--verbose", count=True, help="More log output.")
 @click.option("-q", "--quiet", is_flag=True, help="Warnings and errors only.")
 @handle_errors
@@ -177,149 +177,52 @@ def run(
     """
     setup_logging(verbose, quiet)
     with stop_on_signals(Stop(stop_grace)) as stop:
+        if workers is not None and shard_index is not None:
+            raise InputError("--workers runs every shard; do not combine it with --shard-index")
         loaded = evaluator.load_suite(suite_file)
-        planned = evaluator.plan_run(loaded, profile=profile, variant=variant, limit=limit)
-        mode = sharding or loaded.suite.sharding.mode
-        chunk = loaded.suite.sharding.chunk_size
-        total = total_shards if total_shards is not None else planned.shard_count(mode, workers)
-        previous = read_timings(timings) if mode == "balanced" else None
-        durations = previous.durations() if previous is not None else None
-        assign(planned.units, 0, total, mode, durations=durations, chunk_size=chunk)  # validates before any shard
-        commit = commit or git_commit(suite_file.resolve().parent)
-        run_id = run_id or evaluator.default_run_id(loaded, commit, profile, limit)
+        if (sharding or loaded.suite.sharding.mode) == "balanced" and timings is None:
+            raise InputError("'balanced' sharding needs --timings PREVIOUS_REPORT.json (or EVAL_TIMINGS)")
+        options = RunOptions(
+            profile=profile, variant=variant, limit=limit, sharding=sharding, total_shards=total_shards,
+            timings=timings, run_id=run_id, commit=commit or git_commit(suite_file.resolve().parent),
+            retry_errors=retry_errors, steps_dir=steps_dir, use_cache=use_cache, stop_grace=stop_grace,
+        )  # fmt: skip
+        prepared = prepare_run(loaded, options, workers=workers)  # the one plan of this process's shards
         if workers is not None:
-            if shard_index is not None:
-                raise InputError("--workers runs every shard; do not combine it with --shard-index")
-            log.info("%s", planned.describe())
-            options = WorkerOptions(
-                timings=timings, retry_errors=retry_errors, profile=profile, variant=variant, steps_dir=steps_dir,
-                limit=limit, use_cache=use_cache, stop_grace=stop_grace, verbose=verbose, quiet=quiet,
-            )  # fmt: skip
-            code = run_local_workers(
-                suite_file, out, workers, total, run_id, commit, mode, options=options, stop=stop,
-                units=len(planned.units),
-            )  # fmt: skip
-            sys.exit(code)
+            log.info("%s", prepared.plan.describe())
+            sys.exit(run_local_workers(suite_file, out, prepared, workers, stop=stop, verbose=verbose, quiet=quiet))
+        if worker:
+            sys.exit(serve_shards(prepared, out, stop))
         index = index_from_environment(shard_index)
         if index is None:
-            if total > 1:
+            if prepared.total > 1:
                 raise InputError(
-                    f"which shard of {total}? pass --shard-index, set JOB_COMPLETION_INDEX, or use --workers"
+                    f"which shard of {prepared.total}? pass --shard-index, set JOB_COMPLETION_INDEX, or use --workers"
                 )
             index = 0
-        report = _WorkerReport(index) if worker else None
-        try:
-            outcome = evaluator.run_shard(
-                loaded, out, shard_index=index, total_shards=total, run_id=run_id, commit=commit, sharding=mode,
-                timings=previous, retry_errors=retry_errors, profile=profile, variant=variant, steps_dir=steps_dir,
-                limit=limit, use_cache=use_cache, stop=stop, on_progress=report.progress if report else None,
-            )  # fmt: skip
-        except Cancelled as exc:
-            if report is None:
-                raise
-            report.outcome("cancelled", exc.done, exc.total, **exc.counts)
-            sys.exit(exc.exit_code)
-        if report is not None:
-            report.outcome(
-                "complete", outcome.assigned, outcome.assigned, passed=outcome.passed, failed=outcome.failed,
-                errored=outcome.errored,
-            )  # fmt: skip
+        from evaluator.engine.runner import run_prepared
 
-
-class _WorkerReport:
-    """A worker's messages to its `--workers` parent (progress at most 5 times a second, then the outcome)."""
-
-    def __init__(self, index: int) -> None:
-        self.index = index
-        self.last = 0.0
-
-    def progress(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - self.last < 0.2 and done < total:
-            return
-        self.last = now
-        click.echo(worker_message("progress", shard=self.index, done=done, total=total))
-
-    def outcome(self, state: str, done: int, total: int, **counts: int) -> None:
-        click.echo(worker_message("outcome", shard=self.index, state=state, done=done, total=total, **counts))
-
-
-def read_timings(path: Path | None) -> Report | None:
-    """The previous report whose per-case durations drive longest-first balancing. None when the report named does
-    not exist yet (a first run on an empty results volume): every shard then splits by input length alone."""
-    if path is None:
-        raise InputError("'balanced' sharding needs --timings PREVIOUS_REPORT.json (or EVAL_TIMINGS)")
-    if not path.exists():
-        log.warning(
-            "%s: no previous report (a first run?): 'balanced' sharding splits by input length instead, "
-            "computed the same way by every shard",
-            path,
-        )
-        return None
-    return evaluator.load_report(path)
-
-
-@dataclass(frozen=True)
-class WorkerOptions:
-    """What every worker of a `--workers` run is given besides its shard index."""
-
-    timings: Path | None = None
-    retry_errors: bool = True
-    profile: str | None = None
-    variant: str | None = None
-    steps_dir: Path | None = None
-    limit: int | None = None
-    use_cache: bool = True
-    stop_grace: float = DEFAULT_GRACE_S
-    verbose: int = 0
-    quiet: bool = False
-
-    def arguments(self, live: bool) -> list[str]:
-        args: list[str] = []
-        for flag, value in (("--timings", self.timings), ("--profile", self.profile), ("--variant", self.variant),
-                            ("--steps-dir", self.steps_dir), ("--limit", self.limit)):  # fmt: skip
-            if value is not None:
-                args += [flag, str(value)]
-        if not self.retry_errors:
-            args.append("--keep-errors")
-        if not self.use_cache:
-            args.append("--no-cache")
-        args += ["--stop-grace", f"{self.stop_grace:g}"]
-        if self.verbose:
-            args.append("-" + "v" * self.verbose)
-        elif self.quiet or live:  # on a terminal the progress bar stands for the workers' log lines
-            args.append("-q")
-        return args
+        run_prepared(prepared, out, index, stop=stop)
 
 
 def run_local_workers(
-    suite_file: Path,
-    out: Path,
-    workers: int,
-    total: int,
-    run_id: str,
-    commit: str,
-    mode: str,
-    timings: Path | None = None,
-    retry_errors: bool = True,
-    *,
-    profile: str | None = None,
-    variant: str | None = None,
-    steps_dir: Path | None = None,
-    options: WorkerOptions | None = None,
-    stop: Stop | None = None,
-    units: int | None = None,
-) -> int:
-    """Completions = total, parallelism = workers: start index i when a slot frees, like the Job controller.
-    Prints the run's outcome (or, stopped, the resume line) and returns the run's exit code."""
-    options = options or WorkerOptions(
-        timings=timings, retry_errors=retry_errors, profile=profile, variant=variant, steps_dir=steps_dir
-    )
-    live = sys.stderr.isatty() and not options.quiet and not options.verbose
-    command = [sys.executable, "-m", "evaluator", "run", str(suite_file), "--out", str(out), "--run-id", run_id,
-               "--commit", commit, "--sharding", mode, "--worker", *options.arguments(live)]  # fmt: skip
-    log.info("run %s: %d shards, %d at a time, into %s", run_id, total, workers, out)
-    meter = ProgressMeter(f"run {run_id}", units or 0, live=live) if units else None
+    suite_file: Path, out: Path, prepared: PreparedRun, workers: int, *, stop: Stop | None = None,
+    verbose: int = 0, quiet: bool = False,
+) -> int:  # fmt: skip
+    """Completions = the prepared run's shards, parallelism = `workers` long-lived processes, each taking the next
+    index when it is free, like the Job controller hands indices to pods. Prints the run's outcome (or, stopped,
+    the resume line) and returns the run's exit code."""
+    options = replace(prepared.options, total_shards=prepared.total, run_id=prepared.run_id, sharding=prepared.mode)
+    live = sys.stderr.isatty() and not quiet and not verbose
+    command = [sys.executable, "-m", "evaluator", "run", str(suite_file), "--out", str(out), "--worker",
+               *options.worker_arguments()]  # fmt: skip
+    if verbose:
+        command.append("-" + "v" * verbose)
+    elif quiet or live:  # on a terminal the progress bar stands for the workers' log lines
+        command.append("-q")
+    run_id, total, units = prepared.run_id, prepared.total, len(prepared.plan.units)
+    log.info("run %s: %d shards, %d worker processes, into %s", run_id, total, min(workers, total), out)
+    meter = ProgressMeter(f"run {run_id}", units, live=live) if units else None
 
     def update(shards: dict[int, ShardStatus]) -> None:
         if meter is not None:

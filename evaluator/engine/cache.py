@@ -27,10 +27,20 @@ log = logging.getLogger("evaluator.run")
 CACHE_FILE = "responses.jsonl"
 
 
+def canonical_json(body: dict[str, Any]) -> bytes:
+    """A request body as canonical JSON (sorted keys, no whitespace, UTF-8): what the client sends, and what the
+    cache key hashes, so each call serialises its body once."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def key_of(canonical: bytes) -> str:
+    """The cache key of a body already in canonical JSON."""
+    return hashlib.sha256(canonical).hexdigest()
+
+
 def request_key(body: dict[str, Any]) -> str:
     """What identifies a request: its body, canonical JSON (sorted keys, no whitespace)."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return key_of(canonical_json(body))
 
 
 class ResponseCache:
@@ -69,14 +79,16 @@ class ResponseCache:
             self.hits += 1
         return found
 
-    def put(self, key: str, raw: bytes) -> None:
-        """Records a successful response (the server's JSON body) under its request's key, for later runs."""
+    def put(self, key: str, raw: bytes, response: Any = None) -> None:
+        """Records a successful response (the server's JSON body; `response`: already parsed) under its request's
+        key, for later runs."""
         if key in self._responses or key in self._written or self._handle is None:
             return
-        try:
-            response = json.loads(raw)
-        except ValueError:
-            return
+        if response is None:
+            try:
+                response = json.loads(raw)
+            except ValueError:
+                return
         self._written.add(key)
         self._handle.write(json.dumps({"key": key, "response": response}, ensure_ascii=False) + "\n")
         self._handle.flush()

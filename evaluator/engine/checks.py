@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from evaluator import suite as s
 from evaluator.dataset import Case
-from evaluator.engine import custom
 from evaluator.errors import InputError, location
 from evaluator.metric_registry import fields_for
 
@@ -28,6 +27,9 @@ def check_metrics(loaded: s.LoadedSuite, cases: list[Case]) -> None:
 
 
 def _custom_needs(loaded: s.LoadedSuite, index: int, spec: s.Custom) -> tuple[bool, tuple[str, ...]]:
+    # DeepEval only for a custom metric: planning a run of built-in metrics (the `--workers` parent, `prepare`)
+    # stays free of its import, seconds of CPU that would delay every worker's start.
+    from evaluator.engine import custom
     from evaluator.engine.judge import NoJudge
 
     try:

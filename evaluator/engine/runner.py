@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +44,7 @@ from evaluator.engine.metrics import MetricFactory, score
 from evaluator.engine.testcase import build_test_case
 from evaluator.errors import BadShardError, InfrastructureError
 from evaluator.identity import metric_fingerprints
+from evaluator.options import PreparedRun
 from evaluator.progress import eta
 from evaluator.provenance import local_provenance, served_model
 from evaluator.results import (
@@ -127,9 +128,14 @@ def retry_policy(concurrency: Concurrency) -> RetryPolicy:
     )
 
 
-def new_client(endpoint: Endpoint, concurrency: Concurrency) -> ChatClient:
-    """A keep-alive client with its own adaptive limit, for one server (share it across endpoints there)."""
-    limiter = AdaptiveLimiter(concurrency.max_calls_per_endpoint, concurrency.min_calls_per_endpoint)
+def new_limiter(concurrency: Concurrency) -> AdaptiveLimiter:
+    return AdaptiveLimiter(concurrency.max_calls_per_endpoint, concurrency.min_calls_per_endpoint)
+
+
+def new_client(endpoint: Endpoint, concurrency: Concurrency, limiter: AdaptiveLimiter | None = None) -> ChatClient:
+    """A keep-alive client with an adaptive limit (its own, or one shared by the shards of one worker process),
+    for one server (share it across endpoints there)."""
+    limiter = limiter or new_limiter(concurrency)
     return ChatClient(endpoint.base_url, api_key=endpoint.api_key(), limiter=limiter, retry=retry_policy(concurrency))
 
 
@@ -157,6 +163,8 @@ class ShardRunner:
         stop: Stop | None = None,
         use_cache: bool = True,
         on_progress: Callable[[int, int], None] | None = None,
+        on_drained: Callable[[], None] | None = None,
+        limiters: dict[str, AdaptiveLimiter] | None = None,
     ) -> None:
         self.loaded = loaded
         self.suite = loaded.suite
@@ -174,6 +182,8 @@ class ShardRunner:
         self.stop = stop or Stop()
         self.cache = ResponseCache(self.folder / CACHE_FILE) if use_cache else None
         self.on_progress = on_progress
+        self.on_drained = on_drained  # told once, when no unit is left to start (the last ones may be in flight)
+        self.limiters = limiters  # one limit per server for every shard of a worker process (None: this shard's)
         self.fingerprints: dict[str, str] = {}
         self.provenance: Provenance | None = None
 
@@ -231,6 +241,22 @@ class ShardRunner:
     # --- run ----------------------------------------------------------------------------------------------
     async def run(self, *, retry_errors: bool = True) -> ShardOutcome:
         """Evaluates what needs work; raises `Cancelled` (after writing a `cancelled` manifest) on a stop."""
+        try:
+            return await self._run(retry_errors)
+        finally:
+            self._drained()
+
+    def _drained(self) -> None:
+        if self.on_drained is not None:
+            drained, self.on_drained = self.on_drained, None
+            drained()
+
+    def _units(self, work: list[tuple[Unit, ResultRecord | None]]) -> Iterator[tuple[Unit, ResultRecord | None]]:
+        """The work, one unit at a time to whichever coroutine is free; says when the last one was taken."""
+        yield from work
+        self._drained()
+
+    async def _run(self, retry_errors: bool) -> ShardOutcome:
         started_wall = time.monotonic()
         started_at = now_iso()
         if len(self.targets) > 1:
@@ -255,7 +281,7 @@ class ShardRunner:
         try:
             endpoints: list[Endpoint] = [t for t in self.targets.values() if t is not None]
             endpoints += [self.suite.judge] if self.suite.judge is not None else []
-            async with _Clients(self.suite.concurrency, self.cache, endpoints) as clients:
+            async with _Clients(self.suite.concurrency, self.cache, endpoints, self.limiters) as clients:
                 judge_client = clients.get(self.suite.judge)
                 judge = ChatJudge(judge_client, self.suite.judge) if judge_client and self.suite.judge else NoJudge()
                 factory = MetricFactory(self.suite.metrics, judge)
@@ -446,7 +472,7 @@ class ShardRunner:
         done_before = len(self.plan.units) - len(work)
         progress = _Progress(self.plan.index, len(work))
         self._report_progress(done_before)
-        pending = iter(work)
+        pending = self._units(work)
         running = 0
         with ResultWriter(self.results_path) as writer:
 
@@ -615,12 +641,21 @@ class _Clients:
     """The shard's clients: one pool and one adaptive limit per server (base_url), one client (with its own key)
     per endpoint, every one answering from the shard's response cache when it has one. Opened on entry."""
 
-    def __init__(self, concurrency: Concurrency, cache: ResponseCache | None, endpoints: list[Endpoint]) -> None:
+    def __init__(
+        self, concurrency: Concurrency, cache: ResponseCache | None, endpoints: list[Endpoint],
+        limiters: dict[str, AdaptiveLimiter] | None = None,
+    ) -> None:  # fmt: skip
         self._servers: dict[str, ChatClient] = {}
+        self._since: dict[str, tuple[int, int]] = {}  # a shared limiter's changes and cuts before this shard
         for endpoint in endpoints:
-            if endpoint.base_url not in self._servers:
-                client = self._servers[endpoint.base_url] = new_client(endpoint, concurrency)
+            url = endpoint.base_url
+            if url not in self._servers:
+                limiter = None
+                if limiters is not None:
+                    limiter = limiters.setdefault(url, new_limiter(concurrency))
+                client = self._servers[url] = new_client(endpoint, concurrency, limiter)
                 client.use_cache(cache)
+                self._since[url] = (len(client.limiter.changes), client.limiter.decreases)
 
     def get(self, endpoint: Endpoint | None) -> ChatClient | None:
         """The client of an endpoint given at construction (its server's pool, its own key)."""
@@ -651,8 +686,8 @@ class _Clients:
                 by_status=dict(c.stats.by_status),
                 peak_in_flight=c.limiter.peak_in_flight,
                 final_limit=round(c.limiter.limit, 1),
-                limit_decreases=c.limiter.decreases,
-                limit_changes=list(c.limiter.changes),
+                limit_decreases=c.limiter.decreases - self._since[url][1],
+                limit_changes=list(c.limiter.changes[self._since[url][0] :]),
             )
             for url, c in self._servers.items()
         }
@@ -709,3 +744,35 @@ class _Progress:
             "shard %d: %d/%d units, %.1f units/s, ETA %s, %d errored, concurrency limit %s",
             self.index, self.done, self.total, rate, eta(self.total - self.done, rate), self.errors, limits,
         )  # fmt: skip
+
+
+async def evaluate_prepared(
+    prepared: PreparedRun, out: Path, index: int, *, stop: Stop,
+    on_progress: Callable[[int, int], None] | None = None, on_drained: Callable[[], None] | None = None,
+    limiters: dict[str, AdaptiveLimiter] | None = None,
+) -> ShardOutcome:  # fmt: skip
+    """Shard `index` of a run planned once (`options.prepare_run`): what one pod does, and what a `run --workers`
+    worker does for each shard it takes (`on_drained` says when it may take the next one; `limiters` keep the
+    worker at one concurrency limit per server however many of its shards overlap)."""
+    options = prepared.options
+    plan = prepared.shard(index)  # a bad index is an input error before anything is logged or touched
+    identity = RunIdentity(
+        run_id=prepared.run_id, commit=options.commit, suite_hash=prepared.loaded.suite_hash,
+        suite_name=prepared.loaded.suite.name,
+    )  # fmt: skip
+    log.info("run %s, suite %s, commit %s, %s", identity.run_id, identity.suite_name, identity.commit[:12],
+             prepared.plan.describe())  # fmt: skip
+    runner = ShardRunner(
+        prepared.loaded, plan, identity, out, profile=prepared.plan.selection.info,
+        steps_dir=options.steps_dir, variants=prepared.plan.variants, stop=stop, use_cache=options.use_cache,
+        on_progress=on_progress, on_drained=on_drained, limiters=limiters,
+    )  # fmt: skip
+    return await runner.run(retry_errors=options.retry_errors)
+
+
+def run_prepared(
+    prepared: PreparedRun, out: Path, index: int, *, stop: Stop,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> ShardOutcome:  # fmt: skip
+    """`evaluate_prepared` in its own event loop: what one pod does."""
+    return asyncio.run(evaluate_prepared(prepared, out, index, stop=stop, on_progress=on_progress))

@@ -149,3 +149,14 @@ def test_429s_from_a_concurrency_ceiling_still_cut_and_nothing_is_lost() -> None
             assert limiter.limit <= 16, limiter.changes
 
     asyncio.run(scenario())
+
+
+def test_a_call_record_as_a_dict_carries_every_field() -> None:
+    """`as_dict` is written out field by field (it runs for every call): a new field must not be dropped."""
+    from dataclasses import asdict, fields
+
+    from evaluator.engine.http import CallRecord
+
+    record = CallRecord("judge", 0.1, 0.2, 2, 3, 4, 200, None, True)
+    assert set(record.as_dict()) == {f.name for f in fields(CallRecord)}
+    assert record.as_dict() == asdict(record)
