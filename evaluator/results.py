@@ -98,9 +98,7 @@ def scan_results(path: Path, shard: ShardFile) -> Iterator[tuple[int, int, Resul
                 shard.problems.append(LineProblem(number, f"corrupt line: {exc}"))
                 continue
             if not isinstance(content, dict) or content.get("schema") not in RESULT_SCHEMAS:
-                shard.problems.append(
-                    LineProblem(number, f"not an evaluator result record (schema {RESULT_SCHEMA!r})")
-                )
+                shard.problems.append(LineProblem(number, f"not an evaluator result record (schema {RESULT_SCHEMA!r})"))
                 continue
             try:
                 record = ResultRecord.model_validate(content)
