@@ -487,7 +487,9 @@ def _build_report(
     overall = summaries.overall.summary(settings.confidence)
     by_variant: dict[str, VariantSummary] = {}
     for name in variants:
-        part = summaries.by_variant[name].summary(settings.confidence)
+        tally = summaries.by_variant[name]
+        # one variant that holds every unit has the run's numbers: its intervals are not computed twice
+        part = overall if tally.cases == summaries.overall.cases else tally.summary(settings.confidence)
         by_variant[name] = VariantSummary(
             target=first.targets.get(name) if first is not None else None,
             totals=part.totals,

@@ -781,6 +781,8 @@ def report_from(content: Any, source: str = "<report>") -> Report:
             else "not an evaluator report"
         )
         raise InputError(f"{source}: field 'schema' is {schema!r}, expected {REPORT_SCHEMA!r} ({hint})")
+    if "cases" not in content and content.get("cases_file") is None:  # v5: one or the other, never neither
+        raise InputError(f"{source}: missing field 'cases' (and no 'cases_file' naming where they are)")
     try:
         return Report.model_validate(content)
     except ValidationError as exc:

@@ -92,6 +92,14 @@ def scan_results(path: Path, shard: ShardFile) -> Iterator[tuple[int, int, Resul
             if not raw.strip():
                 shard.valid_bytes = offset
                 continue
+            try:  # the common case in one step (pydantic-core parses the JSON); any doubt takes the path below
+                fast = ResultRecord.model_validate_json(raw)
+            except ValueError:
+                pass
+            else:
+                shard.valid_bytes = offset
+                yield number, start, fast
+                continue
             try:
                 content = json.loads(raw)
             except ValueError as exc:
