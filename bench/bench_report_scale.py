@@ -90,16 +90,18 @@ def write_shards(out: Path, cases: int, shards: int, seed: int = 7) -> None:
         (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
 
 
-def measured(command: list[str], env: dict[str, str]) -> tuple[float, float, subprocess.CompletedProcess[str]]:
-    """(wall seconds, peak RSS in MB, the process) of one command run in a fresh helper process (outside any source
+def measured(command: list[str], env: dict[str, str]) -> tuple[float, float, float, subprocess.CompletedProcess[str]]:
+    """(wall seconds, peak RSS in MB, CPU seconds (user + system: what the command costs, whatever else runs on
+    the machine), the process) of one command run in a fresh helper process (outside any source
     tree, so PYTHONPATH decides which evaluator runs)."""
     probe = (
         "import json, resource, subprocess, sys, time\n"
         "start = time.perf_counter()\n"
         "done = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
         "wall = time.perf_counter() - start\n"
-        "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
-        "print(json.dumps({'wall': wall, 'peak': peak, 'rc': done.returncode, 'out': done.stdout[-2000:],"
+        "usage = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        "peak, cpu = usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime\n"
+        "print(json.dumps({'wall': wall, 'peak': peak, 'cpu': cpu, 'rc': done.returncode, 'out': done.stdout[-2000:],"
         " 'err': done.stderr[-4000:]}))\n"
     )
     done = subprocess.run(
@@ -107,7 +109,7 @@ def measured(command: list[str], env: dict[str, str]) -> tuple[float, float, sub
     )
     data = json.loads(done.stdout)
     result = subprocess.CompletedProcess(command, data["rc"], data["out"], data["err"])
-    return data["wall"], data["peak"], result
+    return data["wall"], data["peak"], data["cpu"], result
 
 
 def chromium_open(page: Path, budget_ms: int) -> tuple[float, bool, str]:
@@ -157,33 +159,34 @@ def main() -> None:
         start = time.perf_counter()
         write_shards(shards, args.cases, args.shards)
         print(f"wrote the shards in {time.perf_counter() - start:.1f} s")
-    rows: list[tuple[str, str, str, str]] = []
+    rows: list[tuple[str, str, str, str, str]] = []
     report = work / "out" / "report.json"
     report.parent.mkdir(exist_ok=True)
-    wall, peak, done = measured([*evaluator, "aggregate", str(shards), "--out", str(report), "-q"], env)
+    wall, peak, cpu, done = measured([*evaluator, "aggregate", str(shards), "--out", str(report), "-q"], env)
     if done.returncode != 0:
         print(done.stderr, file=sys.stderr)
         raise SystemExit(f"aggregate exited {done.returncode}")
     sidecars = sorted(p for p in report.parent.iterdir() if p != report)
     sizes = ", ".join(f"{p.name} {size_mb(p)}" for p in [report, *sidecars])
-    rows.append(("aggregate", f"{wall:.2f}", f"{peak:.0f}", sizes))
+    rows.append(("aggregate", f"{wall:.2f}", f"{cpu:.2f}", f"{peak:.0f}", sizes))
     if not args.skip_report:
         html = work / "out" / "html" / "report.html"
         junit, markdown = work / "out" / "junit.xml", work / "out" / "summary.md"
         command = [*evaluator, "report", str(report), "--junit", str(junit), "--markdown", str(markdown),
                    "--html", str(html)]  # fmt: skip
-        wall, peak, done = measured(command, env)
+        wall, peak, cpu, done = measured(command, env)
         if done.returncode not in (0, 1):
             print(done.stderr, file=sys.stderr)
             raise SystemExit(f"report exited {done.returncode}")
         sizes = f"junit {size_mb(junit)}, markdown {size_mb(markdown)}, html {size_mb(html)}"
-        rows.append(("report (JUnit + Markdown + HTML)", f"{wall:.2f}", f"{peak:.0f}", sizes))
+        rows.append(("report (JUnit + Markdown + HTML)", f"{wall:.2f}", f"{cpu:.2f}", f"{peak:.0f}", sizes))
         opened, ok, detail = chromium_open(html, args.budget_ms)
-        rows.append(("HTML open in headless Chromium", f"{opened:.2f}", "-", f"{'drawn' if ok else 'NOT DRAWN'}: {detail}"))
+        note = f"{'drawn' if ok else 'NOT DRAWN'}: {detail}"
+        rows.append(("HTML open in headless Chromium", f"{opened:.2f}", "-", "-", note))
     label = f" {args.label}" if args.label else ""
-    print(f"\n| row{label} | wall s | peak RSS MB | sizes / note |\n|---|---|---|---|")
-    for name, seconds, megabytes, note in rows:
-        print(f"| {name} | {seconds} | {megabytes} | {note} |")
+    print(f"\n| row{label} | wall s | CPU s | peak RSS MB | sizes / note |\n|---|---|---|---|---|")
+    for name, seconds, cpu_s, megabytes, note in rows:
+        print(f"| {name} | {seconds} | {cpu_s} | {megabytes} | {note} |")
     print(f"\nload average after: {os.getloadavg()}")
 
 
