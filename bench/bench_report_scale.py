@@ -104,8 +104,9 @@ def measured(command: list[str], env: dict[str, str]) -> tuple[float, float, flo
         "print(json.dumps({'wall': wall, 'peak': peak, 'cpu': cpu, 'rc': done.returncode, 'out': done.stdout[-2000:],"
         " 'err': done.stderr[-4000:]}))\n"
     )
+    outside = tempfile.gettempdir()
     done = subprocess.run(
-        [sys.executable, "-c", probe, *command], capture_output=True, text=True, env=env, check=True, cwd=tempfile.gettempdir()
+        [sys.executable, "-c", probe, *command], capture_output=True, text=True, env=env, check=True, cwd=outside
     )
     data = json.loads(done.stdout)
     result = subprocess.CompletedProcess(command, data["rc"], data["out"], data["err"])
@@ -151,8 +152,9 @@ def main() -> None:
     env = {**os.environ, "DEEPEVAL_TELEMETRY_OPT_OUT": "1", "DEEPEVAL_DISABLE_DOTENV": "1", "NO_COLOR": "1"}
     evaluator = [sys.executable, "-m", "evaluator"]
     print(f"{os.cpu_count()} CPUs, load {os.getloadavg()}, {args.cases} cases in {args.shards} shards; in {work}")
-    which = subprocess.run([sys.executable, "-c", "import evaluator; print(evaluator.__file__)"], env=env,
-                           capture_output=True, text=True, check=True, cwd=tempfile.gettempdir()).stdout.strip()  # fmt: skip
+    where = [sys.executable, "-c", "import evaluator; print(evaluator.__file__)"]
+    outside = tempfile.gettempdir()
+    which = subprocess.run(where, env=env, capture_output=True, text=True, check=True, cwd=outside).stdout.strip()
     print(f"evaluator from {which}")
     shards = work / "shards"
     if not shards.exists():
