@@ -7,6 +7,7 @@ import gzip
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,12 +22,14 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return pre_recorded_run(tmp_path_factory.mktemp("streams"), 30, 3)
 
 
-def _aggregate(out: Path, report: Path, evaluator_cli) -> None:  # type: ignore[no-untyped-def]
+def _aggregate(out: Path, report: Path, evaluator_cli: Any) -> None:
     done = evaluator_cli("aggregate", str(out), "--out", str(report), "-q")
     assert done.returncode == 0, done.stderr
 
 
-def test_report_json_is_a_summary_and_the_cases_are_in_the_sidecar(run: Path, tmp_path: Path, evaluator_cli) -> None:
+def test_report_json_is_a_summary_and_the_cases_are_in_the_sidecar(
+    run: Path, tmp_path: Path, evaluator_cli: Any
+) -> None:
     report = tmp_path / "report.json"
     _aggregate(run, report, evaluator_cli)
     content = json.loads(report.read_text())
@@ -43,7 +46,7 @@ def test_report_json_is_a_summary_and_the_cases_are_in_the_sidecar(run: Path, tm
     assert evaluator_cli("gate", str(report)).returncode == 0
 
 
-def test_report_json_does_not_grow_with_the_cases(tmp_path: Path, evaluator_cli) -> None:
+def test_report_json_does_not_grow_with_the_cases(tmp_path: Path, evaluator_cli: Any) -> None:
     sizes = []
     for cases in (20, 400):
         out = pre_recorded_run(tmp_path / str(cases), cases, 2, run_id="size")
@@ -81,7 +84,7 @@ def test_duplicates_and_rescoring_decided_as_before(run: Path, tmp_path: Path) -
     assert next(c for c in report.cases if c.case_id == records[1]["case_id"]).shard == 0
 
 
-def test_a_v4_report_with_inline_cases_still_loads(run: Path, tmp_path: Path, evaluator_cli) -> None:
+def test_a_v4_report_with_inline_cases_still_loads(run: Path, tmp_path: Path, evaluator_cli: Any) -> None:
     built = evaluator.aggregate(run)
     v4 = {k: v for k, v in to_dict(built).items() if k != "cases_file"}
     v4["schema"] = "evaluator.report/v4"
@@ -97,8 +100,8 @@ def test_a_v4_report_with_inline_cases_still_loads(run: Path, tmp_path: Path, ev
 
 @pytest.mark.parametrize("damage", ["missing", "other", "truncated"])
 def test_a_missing_or_foreign_sidecar_is_an_error_naming_it(
-    run: Path, tmp_path: Path, evaluator_cli, damage: str
-) -> None:  # type: ignore[no-untyped-def]
+    run: Path, tmp_path: Path, evaluator_cli: Any, damage: str
+) -> None:
     report = tmp_path / "report.json"
     _aggregate(run, report, evaluator_cli)
     sidecar = tmp_path / "report.cases.jsonl.gz"
