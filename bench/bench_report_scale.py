@@ -113,18 +113,21 @@ def measured(command: list[str], env: dict[str, str]) -> tuple[float, float, flo
     return data["wall"], data["peak"], data["cpu"], result
 
 
-def chromium_open(page: Path, budget_ms: int) -> tuple[float, bool, str]:
+def chromium_open(page: Path, budget_ms: int, timeout_s: float = 600) -> tuple[float, bool, str]:
     """(wall seconds, every plot drawn and case rows present, detail) of headless Chromium opening the page."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         return float("nan"), False, "chromium not installed"
     with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
         start = time.perf_counter()
-        done = subprocess.run(
-            [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}",
-             "--dump-dom", page.resolve().as_uri()],
-            capture_output=True, timeout=600, check=False,
-        )  # fmt: skip
+        try:
+            done = subprocess.run(
+                [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}",
+                 "--dump-dom", page.resolve().as_uri()],
+                capture_output=True, timeout=timeout_s, check=False,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            return time.perf_counter() - start, False, f"not opened within {timeout_s:g} s (killed)"
         wall = time.perf_counter() - start
     dom = done.stdout.decode("utf-8", errors="replace")
     plots = re.findall(r'id="(plot-[^"]+)"', dom)
