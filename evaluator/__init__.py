@@ -126,11 +126,15 @@ def run_shard(
         return run_prepared(prepared, Path(out), shard_index, stop=own, on_progress=on_progress)
 
 
-def aggregate(out: str | Path, *, expect_shards: int | None = None) -> Report:
-    """Merges every `out/shard-*/` into one report; every problem is recorded in it, never raised."""
+def aggregate(out: str | Path, *, expect_shards: int | None = None, cases_to: str | Path | None = None) -> Report:
+    """Merges every `out/shard-*/` into one report; every problem is recorded in it, never raised.
+
+    With `cases_to` (a REPORT.json's sidecar, `contract.cases_path(report_path)`), the cases are written there as
+    they are merged and the returned report holds none in memory (`cases_file` names them): what `evaluator
+    aggregate` does, so its memory does not grow with the run. Write the report with `write_report` then."""
     from evaluator.aggregation import aggregate as merge
 
-    return merge(Path(out), expect_shards=expect_shards)
+    return merge(Path(out), expect_shards=expect_shards, cases_to=Path(cases_to) if cases_to is not None else None)
 
 
 def apply_gate(
@@ -173,8 +177,17 @@ def load_report(path: str | Path) -> Report:
 
 
 def write_report(report: Report, path: str | Path) -> None:
-    """Writes REPORT.json atomically (temp file, fsync, rename)."""
+    """Writes REPORT.json atomically (temp file, fsync, rename), its cases into the gzip sidecar beside it
+    (`report.json` -> `report.cases.jsonl.gz`, written first) unless `aggregate(cases_to=...)` already put them
+    there."""
     from evaluator.atomic import write_text_atomic
-    from evaluator.contract import to_json
+    from evaluator.contract import REPORT_SCHEMA, cases_path, to_json, write_cases
 
-    write_text_atomic(Path(path), to_json(report) + "\n")
+    target = Path(path)
+    streamed = report.cases_file is not None and not report.cases and report.cases_file.count > 0
+    if not streamed:  # the cases are in memory (built, or loaded with the report): write them beside it
+        written = write_cases(cases_path(target), report.cases)
+        report = report.model_copy(update={"cases_file": written, "schema_version": REPORT_SCHEMA})
+    elif report.cases_file is not None and not cases_path(target).exists():
+        raise ValueError(f"{target}: the report's cases are in {report.cases_file.path}, which is not beside it")
+    write_text_atomic(target, to_json(report) + "\n")

@@ -8,21 +8,28 @@ report is the single input of the gate, the reports (JUnit, Markdown, HTML), the
 
 from __future__ import annotations
 
+import heapq
+import json
 import math
+from array import array
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import groupby
 from pathlib import Path
+from typing import Any
 
 from evaluator.compare import within_run
 from evaluator.contract import (
+    CasesFile,
+    CasesWriter,
     LatencySummary,
     Manifest,
     MetricSummary,
     Problem,
     Report,
     ReportCase,
-    ResultRecord,
     Shards,
     ShardTiming,
     SlowCase,
@@ -32,8 +39,17 @@ from evaluator.contract import (
     unit_key,
 )
 from evaluator.errors import InputError
+from evaluator.formats.shard import _RecordHead
 from evaluator.provenance import differences
-from evaluator.results import MANIFEST_FILE, RESULTS_FILE, file_sha256, read_manifest, read_results, shard_dirs
+from evaluator.results import (
+    MANIFEST_FILE,
+    RESULTS_FILE,
+    ShardFile,
+    file_sha256,
+    read_manifest,
+    scan_results,
+    shard_dirs,
+)
 from evaluator.stats import percentile, score_interval, wilson_interval
 from evaluator.suite import DEFAULT_VARIANT, CompareSettings, Gate
 
@@ -63,8 +79,56 @@ class _Problems(list[Problem]):
         )
 
 
-def aggregate(out: Path, *, expect_shards: int | None = None, gate: Gate | None = None) -> Report:
-    """Builds the report of the run whose shard folders are under `out`."""
+class _CaseList:
+    """Where the merged cases go when the caller wants them in memory (the Python API, tests)."""
+
+    def __init__(self) -> None:
+        self.cases: list[ReportCase] = []
+
+    def add(self, case: dict[str, Any]) -> None:
+        self.cases.append(ReportCase.model_validate(case))
+
+
+class _CaseFile:
+    """Where they go for `evaluator aggregate`: straight into the report's sidecar, one line at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self.writer = CasesWriter(path)
+        self._dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+    def add(self, case: dict[str, Any]) -> None:
+        self.writer.write_json(self._dumps(case))
+
+
+@dataclass
+class _ShardScan:
+    """What the first pass keeps of one shard: where each valid record is, not the record (memory is 8 bytes a
+    line plus one int a record, whatever the record holds)."""
+
+    index: int
+    results_path: Path
+    manifest: Manifest | None
+    offsets: array[int] = field(default_factory=lambda: array("q"))
+    lines: array[int] = field(default_factory=lambda: array("q"))
+    case_indexes: array[int] = field(default_factory=lambda: array("q"))
+    variant_ids: array[int] = field(default_factory=lambda: array("l"))
+    order: list[int] = field(default_factory=list)
+    cases: int = 0
+    errored: int = 0
+    stale: int = 0
+
+
+def aggregate(
+    out: Path, *, expect_shards: int | None = None, gate: Gate | None = None, cases_to: Path | None = None
+) -> Report:
+    """Builds the report of the run whose shard folders are under `out`.
+
+    Two passes, so memory does not grow with what the records hold: the first validates every line of every
+    shard and keeps only where each valid record is and its sort key (case index, variant); the second merges the
+    shards in report order (a k-way merge of the per-shard sorted keys), reads each unit's records back, decides
+    duplicates, adds the winner to running summaries and hands it on: to `cases_to` (the report's gzip sidecar,
+    written as it goes; the returned report then has no `cases` in memory) or, without it, into `Report.cases`.
+    """
     if not out.is_dir():
         raise InputError(f"{out}: not a directory")
     folders = list(shard_dirs(out))
@@ -72,18 +136,14 @@ def aggregate(out: Path, *, expect_shards: int | None = None, gate: Gate | None 
         raise InputError(f"{out}: no shard-NNNNN folders; did any `evaluator run --out {out}` happen?")
     problems = _Problems()
     manifests: dict[int, Manifest] = {}
-    cases: dict[str, ReportCase] = {}
-    case_origin: dict[str, tuple[int, int]] = {}
-    per_shard: list[ShardTiming] = []
     identities: Counter[tuple[str, str]] = Counter()
     totals_from_shards: Counter[int] = Counter()
+    variant_ids: dict[str, int] = {}
+    scans: list[_ShardScan] = []
 
     for index, folder in folders:
         results_path, manifest_path = folder / RESULTS_FILE, folder / MANIFEST_FILE
         read = read_manifest(manifest_path)
-        content = read_results(results_path)
-        for bad in content.problems:
-            problems.add(bad.kind, f"shard {index}: {bad.message}", index, results_path, bad.line, bad.field)
         manifest = read.manifest
         if manifest is None:
             if read.problem is not None:
@@ -95,7 +155,6 @@ def aggregate(out: Path, *, expect_shards: int | None = None, gate: Gate | None 
                 "incomplete_shard", f"shard {index} {state}: it was killed or is still running", index, manifest_path
             )
         else:
-            manifests[index] = manifest
             if manifest.state == "cancelled":
                 stopped = f" by {manifest.stop.signal}" if manifest.stop is not None else ""
                 done = manifest.counts.passed + manifest.counts.failed + manifest.counts.errored
@@ -112,69 +171,33 @@ def aggregate(out: Path, *, expect_shards: int | None = None, gate: Gate | None 
                     "checksum_mismatch", f"shard {index}: results changed after the manifest was written", index,
                     results_path,
                 )  # fmt: skip
-        shard_latest: dict[str, tuple[ResultRecord, int]] = {}
-        for record, line in zip(content.records, content.lines, strict=True):
+        scan = _ShardScan(index, results_path, manifest)
+        unassigned = {unit_key(v, cid) for v, cid in manifest.units()} if manifest is not None else set()
+        content = ShardFile()
+        for line, offset, record in scan_results(results_path, content):
             identities[(record.run_id, record.suite_hash)] += 1
             if record.shard_index != index:
                 problems.add(
                     "misplaced_record", f"record of shard {record.shard_index} found in shard {index}", index,
                     results_path, line,
                 )  # fmt: skip
-            key = unit_key(record.variant, record.case_id)
-            previous = shard_latest.get(key)
-            if previous is not None and previous[0].error is None and not _rescores(record, previous[0]):
-                problems.add(
-                    "duplicate_case",
-                    f"{_unit(record.variant, record.case_id)} recorded twice in shard {index} (lines {previous[1]} "
-                    f"and {line})",
-                    index, results_path, line,
-                )  # fmt: skip
-            shard_latest[key] = (record, line)
-        for key, (record, line) in shard_latest.items():
-            if key in case_origin:
-                other_shard, other_line = case_origin[key]
-                problems.add(
-                    "duplicate_case",
-                    f"{_unit(record.variant, record.case_id)} in shard {index} (line {line}) and shard "
-                    f"{other_shard} (line {other_line})",
-                    index, results_path, line,
-                )  # fmt: skip
-                continue
-            case_origin[key] = (index, line)
-            cases[key] = ReportCase.model_construct(
-                **{name: getattr(record, name) for name in ReportCase.model_fields if name != "shard"}, shard=index
-            )
-        if manifest is not None and manifest.scoring:
-            stale = [  # an errored record kept by --keep-errors is counted as an error, whatever its scoring
-                (r, line) for r, line in shard_latest.values() if r.error is None and r.scored_with != manifest.scoring
-            ]
-            for record, line in stale[:20]:
-                problems.add(
-                    "stale_scoring",
-                    f"shard {index}: {_unit(record.variant, record.case_id)} was scored otherwise than its manifest "
-                    f"says (metrics {sorted(record.scored_with)} vs {sorted(manifest.scoring)})",
-                    index, results_path, line,
-                )  # fmt: skip
+            unassigned.discard(unit_key(record.variant, record.case_id))
+            scan.offsets.append(offset)
+            scan.lines.append(line)
+            scan.case_indexes.append(record.case_index)
+            scan.variant_ids.append(variant_ids.setdefault(record.variant, len(variant_ids)))
+        for bad in content.problems:
+            problems.add(bad.kind, f"shard {index}: {bad.message}", index, results_path, bad.line, bad.field)
         if manifest is not None:
-            missing_cases = [(v, cid) for v, cid in manifest.units() if unit_key(v, cid) not in shard_latest]
-            if manifest.state == "cancelled":
-                missing_cases = []  # the incomplete_shard problem says it: the rest was never run
-            for variant, cid in missing_cases[:20]:
-                problems.add("missing_case", f"shard {index}: assigned {_unit(variant, cid)} has no result", index,
-                             results_path)  # fmt: skip
-            per_shard.append(
-                ShardTiming(
-                    index=index,
-                    cases=len(shard_latest),
-                    errored=sum(1 for r, _ in shard_latest.values() if r.error is not None),
-                    started_at=manifest.started_at,
-                    finished_at=manifest.finished_at,
-                    wall_time_s=manifest.wall_time_s,
-                    endpoints=manifest.endpoints,
-                    state=manifest.state,
-                    provenance=manifest.provenance,
-                )
-            )
+            if manifest.state != "cancelled":  # a cancelled shard's incomplete_shard problem says it already
+                missing_cases = [(v, cid) for v, cid in manifest.units() if unit_key(v, cid) in unassigned]
+                for variant, cid in missing_cases[:20]:
+                    problems.add("missing_case", f"shard {index}: assigned {_unit(variant, cid)} has no result",
+                                 index, results_path)  # fmt: skip
+            # the case list is what the manifest weighs; nothing after this pass reads it
+            manifests[index] = manifest.model_copy(update={"case_ids": [], "case_variants": []})
+            scan.manifest = manifests[index]
+        scans.append(scan)
 
     expected = expect_shards
     if expected is None and totals_from_shards:
@@ -201,16 +224,42 @@ def aggregate(out: Path, *, expect_shards: int | None = None, gate: Gate | None 
 
     _run_settings_agree(manifests, problems)
     first = next(iter(manifests.values()), None)
+    variants = _variant_order(first, variant_ids)
+    settings = first.compare if first is not None else CompareSettings()
+    sink: _CaseList | _CaseFile = _CaseFile(cases_to) if cases_to is not None else _CaseList()
+    summaries = _Summaries(variants, settings.confidence, keep_cases=len(variants) > 1)
+    try:
+        _merge(scans, variants, variant_ids, problems, sink, summaries)
+        cases_file = sink.writer.close() if isinstance(sink, _CaseFile) else None
+    except BaseException:
+        if isinstance(sink, _CaseFile):
+            sink.writer.abandon()
+        raise
+
+    per_shard = [
+        ShardTiming(
+            index=scan.index,
+            cases=scan.cases,
+            errored=scan.errored,
+            started_at=scan.manifest.started_at,
+            finished_at=scan.manifest.finished_at,
+            wall_time_s=scan.manifest.wall_time_s,
+            endpoints=scan.manifest.endpoints,
+            state=scan.manifest.state,
+            provenance=scan.manifest.provenance,
+        )
+        for scan in scans
+        if scan.manifest is not None
+    ]
     complete = sorted(i for i, m in manifests.items() if m.state == "complete")
     cancelled = sorted(i for i, m in manifests.items() if m.state == "cancelled")
     notes = _provenance_notes(per_shard)
     run_gate, gate_note = _latest_gate(manifests)
     notes += [gate_note] if gate_note else []
-    variants = _variant_order(first, cases.values())
-    position = {name: i for i, name in enumerate(variants)}
-    ordered = sorted(cases.values(), key=lambda r: (r.case_index, r.case_id, position.get(r.variant, len(variants))))
     return _build_report(
-        ordered,
+        summaries,
+        cases=sink.cases if isinstance(sink, _CaseList) else [],
+        cases_file=cases_file,
         problems=problems,
         run_id=first.run_id if first else (run_ids[0] if run_ids else None),
         suite=SuiteInfo(
@@ -236,22 +285,128 @@ def aggregate(out: Path, *, expect_shards: int | None = None, gate: Gate | None 
     )
 
 
+_HEAD_FIELDS = frozenset(_RecordHead.model_fields) | {"schema", "scored_with", "rescored"}
+
+
+def _merge(
+    scans: list[_ShardScan],
+    variants: list[str],
+    variant_ids: dict[str, int],
+    problems: _Problems,
+    sink: _CaseList | _CaseFile,
+    summaries: _Summaries,
+) -> None:
+    """The second pass: every unit's records in report order (case index, then the suite's variant order), the
+    duplicate rules applied (within a shard the last record wins; across shards the first shard's), each winner
+    summarised and handed to `sink` as a ReportCase's JSON."""
+    position = {name: i for i, name in enumerate(variants)}
+    rank = [0] * len(variant_ids)
+    for name, vid in variant_ids.items():
+        rank[vid] = position.get(name, len(variants))
+    width = len(variants) + 1
+    for scan in scans:  # one sorted int a record: (case index, variant rank, line) packed
+        scan.order = sorted(
+            ((ci * width + rank[vid]) << 32) | i
+            for i, (ci, vid) in enumerate(zip(scan.case_indexes, scan.variant_ids, strict=True))
+        )
+        scan.case_indexes, scan.variant_ids = array("q"), array("l")
+    handles = [scan.results_path.open("rb") if scan.order else None for scan in scans]
+    try:
+
+        def keyed(position_: int, scan: _ShardScan) -> Iterator[tuple[int, int, int]]:
+            for packed in scan.order:
+                yield packed >> 32, position_, packed & 0xFFFFFFFF
+
+        merged = heapq.merge(*(keyed(p, scan) for p, scan in enumerate(scans)))
+        for _, group in groupby(merged, key=lambda item: item[0]):
+            units: dict[tuple[str, str], list[tuple[int, int, dict[str, Any]]]] = {}
+            for _, where, i in group:
+                handle = handles[where]
+                assert handle is not None
+                handle.seek(scans[where].offsets[i])
+                record = json.loads(handle.readline())
+                units.setdefault((record.get("variant", DEFAULT_VARIANT), record["case_id"]), []).append(
+                    (where, scans[where].lines[i], record)
+                )
+            for (variant, case_id), records in units.items():
+                winner = _decide(variant, case_id, records, scans, problems)
+                case = {name: value for name, value in winner[2].items() if name not in _HEAD_FIELDS}
+                case["variant"] = variant
+                case["shard"] = scans[winner[0]].index
+                summaries.add(case)
+                sink.add(case)
+    finally:
+        for handle in handles:
+            if handle is not None:
+                handle.close()
+
+
+def _decide(
+    variant: str,
+    case_id: str,
+    records: list[tuple[int, int, dict[str, Any]]],
+    scans: list[_ShardScan],
+    problems: _Problems,
+) -> tuple[int, int, dict[str, Any]]:
+    """The record that stands for a unit (records in shard, then line order), and a problem for each duplicate."""
+    kept: tuple[int, int, dict[str, Any]] | None = None
+    for where, shard_records in groupby(records, key=lambda item: item[0]):
+        scan = scans[where]
+        latest: tuple[int, int, dict[str, Any]] | None = None
+        for entry in shard_records:
+            if latest is not None and latest[2].get("error") is None and not _rescores(entry[2], latest[2]):
+                problems.add(
+                    "duplicate_case",
+                    f"{_unit(variant, case_id)} recorded twice in shard {scan.index} (lines {latest[1]} and "
+                    f"{entry[1]})",
+                    scan.index, scan.results_path, entry[1],
+                )  # fmt: skip
+            latest = entry
+        assert latest is not None
+        record = latest[2]
+        scan.cases += 1
+        scan.errored += record.get("error") is not None
+        scoring = scan.manifest.scoring if scan.manifest is not None else {}
+        if scoring and record.get("error") is None and record.get("scored_with", {}) != scoring:
+            scan.stale += 1
+            if scan.stale <= 20:  # an errored record kept by --keep-errors is counted as an error, whatever its scoring
+                problems.add(
+                    "stale_scoring",
+                    f"shard {scan.index}: {_unit(variant, case_id)} was scored otherwise than its manifest says "
+                    f"(metrics {sorted(record.get('scored_with', {}))} vs {sorted(scoring)})",
+                    scan.index, scan.results_path, latest[1],
+                )  # fmt: skip
+        if kept is None:
+            kept = latest
+            continue
+        problems.add(
+            "duplicate_case",
+            f"{_unit(variant, case_id)} in shard {scan.index} (line {latest[1]}) and shard {scans[kept[0]].index} "
+            f"(line {kept[1]})",
+            scan.index, scan.results_path, latest[1],
+        )  # fmt: skip
+    assert kept is not None
+    return kept
+
+
 def _unit(variant: str, case_id: str) -> str:
     """A unit as a message names it: the bare case id for the implicit variant, as the dataset names it."""
     return f"case {case_id!r}" + (f" of variant {variant!r}" if variant != DEFAULT_VARIANT else "")
 
 
-def _variant_order(first: Manifest | None, cases: Iterable[ReportCase]) -> list[str]:
+def _variant_order(first: Manifest | None, seen: Iterable[str]) -> list[str]:
     """The suite's variant order (the manifests record every variant's target), else the order seen."""
     if first is not None and first.targets:
         return list(first.targets)
-    return list(dict.fromkeys(case.variant for case in cases)) or [DEFAULT_VARIANT]
+    return list(seen) or [DEFAULT_VARIANT]
 
 
-def _rescores(record: ResultRecord, earlier: ResultRecord) -> bool:
+def _rescores(record: dict[str, Any], earlier: dict[str, Any]) -> bool:
     """A later record of a unit that re-scores the earlier one (same answer, other scoring), not a duplicate."""
-    return (
-        record.rescored and record.actual_output == earlier.actual_output and record.scored_with != earlier.scored_with
+    return bool(
+        record.get("rescored")
+        and record.get("actual_output") == earlier.get("actual_output")
+        and record.get("scored_with", {}) != earlier.get("scored_with", {})
     )
 
 
@@ -302,8 +457,10 @@ def _run_settings_agree(manifests: dict[int, Manifest], problems: _Problems) -> 
 
 
 def _build_report(
-    ordered: list[ReportCase],
+    summaries: _Summaries,
     *,
+    cases: list[ReportCase],
+    cases_file: CasesFile | None,
     problems: list[Problem],
     run_id: str | None,
     suite: SuiteInfo,
@@ -327,10 +484,12 @@ def _build_report(
             problems.append(
                 Problem(kind="invalid_manifest", message="a manifest's started_at/finished_at is no ISO time")
             )
-    overall = _summarize(ordered, settings.confidence)
+    overall = summaries.overall.summary(settings.confidence)
     by_variant: dict[str, VariantSummary] = {}
     for name in variants:
-        part = _summarize([c for c in ordered if c.variant == name], settings.confidence)
+        tally = summaries.by_variant[name]
+        # one variant that holds every unit has the run's numbers: its intervals are not computed twice
+        part = overall if tally.cases == summaries.overall.cases else tally.summary(settings.confidence)
         by_variant[name] = VariantSummary(
             target=first.targets.get(name) if first is not None else None,
             totals=part.totals,
@@ -341,7 +500,6 @@ def _build_report(
             errors_by_kind=part.errors_by_kind,
         )
     reference = settings.reference or variants[0]
-    slowest = sorted(ordered, key=lambda r: -r.duration_s)[:10]
     return Report(
         run_id=run_id,
         suite=suite,
@@ -355,17 +513,18 @@ def _build_report(
         metrics=overall.metrics,
         latency=overall.latency,
         errors_by_kind=overall.errors_by_kind,
-        slowest_cases=[SlowCase(case_id=r.key, shard=r.shard, duration_s=r.duration_s) for r in slowest],
+        slowest_cases=summaries.slowest(),
         variants=by_variant,
         reference=reference,
-        comparisons=within_run(ordered, variants, reference, settings),
+        comparisons=within_run(summaries.compared, variants, reference, settings),
         compare=settings,
         judge=first.judge if first is not None else None,
         g_eval_steps=first.g_eval_steps if first is not None else {},
         profile=first.profile if first is not None else None,
         provenance=first.provenance if first is not None else None,
         notes=notes or [],
-        cases=ordered,
+        cases_file=cases_file,
+        cases=cases,
     )
 
 
@@ -387,74 +546,125 @@ class _Summary:
         self.errors_by_kind = errors_by_kind
 
 
-def _summarize(ordered: list[ReportCase], confidence: float) -> _Summary:
-    errored = [r for r in ordered if r.error is not None]
-    passed = [r for r in ordered if r.success and r.error is None]
-    judged = len(ordered) - len(errored)
-    metric_scores: dict[str, list[float]] = {}
-    metric_pass: Counter[str] = Counter()
-    metric_count: Counter[str] = Counter()
-    metric_errors: Counter[str] = Counter()
-    thresholds: dict[str, float] = {}
-    latency: dict[str, list[float]] = {}
-    errors_by_kind: Counter[str] = Counter()
-    prompt_tokens = completion_tokens = calls = 0
-    for record in ordered:
-        if record.error is not None:
-            errors_by_kind[record.error.kind] += 1
-        for name, outcome in record.metrics.items():
-            if outcome.threshold is not None:
-                thresholds.setdefault(name, outcome.threshold)
-            if outcome.error:
-                metric_errors[name] += 1
+class _Tally:
+    """Running totals of a set of cases, fed one case (a ReportCase's JSON) at a time: counts, tokens, and the
+    scores and latencies the percentiles and intervals need, kept as 8-byte floats."""
+
+    def __init__(self) -> None:
+        self.cases = self.passed = self.errored = 0
+        self.prompt_tokens = self.completion_tokens = self.calls = 0
+        self.metric_scores: dict[str, array[float]] = {}
+        self.metric_pass: Counter[str] = Counter()
+        self.metric_count: Counter[str] = Counter()
+        self.metric_errors: Counter[str] = Counter()
+        self.thresholds: dict[str, float] = {}
+        self.latency: dict[str, array[float]] = {}
+        self.errors_by_kind: Counter[str] = Counter()
+
+    def add(self, case: dict[str, Any]) -> None:
+        error = case.get("error")
+        self.cases += 1
+        if error is not None:
+            self.errored += 1
+            self.errors_by_kind[error["kind"]] += 1
+        elif case["success"]:
+            self.passed += 1
+        for name, outcome in case["metrics"].items():
+            threshold = outcome.get("threshold")
+            if threshold is not None:
+                self.thresholds.setdefault(name, threshold)
+            if outcome.get("error"):
+                self.metric_errors[name] += 1
                 continue
-            if record.error is not None:  # an errored case is left out of every quality number (compare.pair_up)
+            if error is not None:  # an errored case is left out of every quality number (compare.pair_up)
                 continue
-            metric_count[name] += 1
-            if outcome.score is not None:
-                metric_scores.setdefault(name, []).append(outcome.score)
-            if outcome.success:
-                metric_pass[name] += 1
-        for call in record.calls:
-            calls += 1
-            prompt_tokens += call.prompt_tokens
-            completion_tokens += call.completion_tokens
-            if not call.error:
-                latency.setdefault(call.type, []).append(call.latency_s)
-    metrics = {}
-    for name in sorted(set(metric_count) | set(metric_errors)):
-        scores = metric_scores.get(name, [])
-        mean = score_interval(scores, confidence) if scores else None
-        rate = wilson_interval(metric_pass[name], metric_count[name], confidence) if metric_count[name] else None
-        metrics[name] = MetricSummary(
-            count=metric_count[name],
-            errors=metric_errors[name],
-            mean=sum(scores) / len(scores) if scores else None,
-            p50=percentile(scores, 50),
-            p95=percentile(scores, 95),
-            pass_rate=metric_pass[name] / metric_count[name] if metric_count[name] else None,
-            threshold=thresholds.get(name),
-            ci_low=mean.low if mean is not None and math.isfinite(mean.low) else None,
-            ci_high=mean.high if mean is not None and math.isfinite(mean.high) else None,
-            pass_rate_ci_low=rate.low if rate is not None else None,
-            pass_rate_ci_high=rate.high if rate is not None else None,
+            self.metric_count[name] += 1
+            score = outcome.get("score")
+            if score is not None:
+                self.metric_scores.setdefault(name, array("d")).append(score)
+            if outcome["success"]:
+                self.metric_pass[name] += 1
+        for call in case["calls"]:
+            self.calls += 1
+            self.prompt_tokens += call.get("prompt_tokens", 0)
+            self.completion_tokens += call.get("completion_tokens", 0)
+            if not call.get("error"):
+                self.latency.setdefault(call["type"], array("d")).append(call["latency_s"])
+
+    def summary(self, confidence: float) -> _Summary:
+        metrics = {}
+        for name in sorted(set(self.metric_count) | set(self.metric_errors)):
+            scores = list(self.metric_scores.get(name, ()))
+            count = self.metric_count[name]
+            mean = score_interval(scores, confidence) if scores else None
+            rate = wilson_interval(self.metric_pass[name], count, confidence) if count else None
+            metrics[name] = MetricSummary(
+                count=count,
+                errors=self.metric_errors[name],
+                mean=sum(scores) / len(scores) if scores else None,
+                p50=percentile(scores, 50),
+                p95=percentile(scores, 95),
+                pass_rate=self.metric_pass[name] / count if count else None,
+                threshold=self.thresholds.get(name),
+                ci_low=mean.low if mean is not None and math.isfinite(mean.low) else None,
+                ci_high=mean.high if mean is not None and math.isfinite(mean.high) else None,
+                pass_rate_ci_low=rate.low if rate is not None else None,
+                pass_rate_ci_high=rate.high if rate is not None else None,
+            )
+        judged = self.cases - self.errored
+        rate = wilson_interval(self.passed, judged, confidence) if judged else None
+        return _Summary(
+            totals=Totals(
+                cases=self.cases,
+                passed=self.passed,
+                failed=self.cases - self.passed - self.errored,
+                errored=self.errored,
+                pass_rate=self.passed / judged if judged else None,
+                error_rate=self.errored / self.cases if self.cases else None,
+                wall_time_s=None,
+                prompt_tokens=self.prompt_tokens,
+                completion_tokens=self.completion_tokens,
+                calls=self.calls,
+            ),
+            pass_rate_ci=(rate.low, rate.high) if rate is not None else (None, None),
+            metrics=metrics,
+            latency={kind: _latency(list(values)) for kind, values in sorted(self.latency.items())},
+            errors_by_kind=dict(self.errors_by_kind.most_common()),
         )
-    rate = wilson_interval(len(passed), judged, confidence) if judged else None
-    return _Summary(
-        totals=Totals(
-            cases=len(ordered),
-            passed=len(passed),
-            failed=len(ordered) - len(passed) - len(errored),
-            errored=len(errored),
-            pass_rate=len(passed) / judged if judged else None,
-            error_rate=len(errored) / len(ordered) if ordered else None,
-            wall_time_s=None,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            calls=calls,
-        ),
-        pass_rate_ci=(rate.low, rate.high) if rate is not None else (None, None),
-        metrics=metrics,
-        latency={kind: _latency(values) for kind, values in sorted(latency.items())},
-        errors_by_kind=dict(errors_by_kind.most_common()),
-    )
+
+
+class _Summaries:
+    """The run's tallies (overall and per variant), its ten slowest units, and, with variants, the cases the
+    paired comparisons need (those pair each case's scores across variants, so they hold every case)."""
+
+    SLOWEST = 10
+
+    def __init__(self, variants: list[str], confidence: float, *, keep_cases: bool) -> None:
+        self.overall = _Tally()
+        self.by_variant = {name: _Tally() for name in variants}
+        self.compared: list[ReportCase] = []
+        self._keep = keep_cases
+        self._slow: list[tuple[float, int, SlowCase]] = []
+        self._seen = 0
+
+    def add(self, case: dict[str, Any]) -> None:
+        self.overall.add(case)
+        tally = self.by_variant.get(case["variant"])
+        if tally is not None:
+            tally.add(case)
+        self._seen += 1
+        entry = (case["duration_s"], -self._seen)
+        if len(self._slow) < self.SLOWEST or entry > self._slow[0][:2]:
+            slow = SlowCase(case_id=unit_key(case["variant"], case["case_id"]), shard=case["shard"],
+                            duration_s=case["duration_s"])  # fmt: skip
+            item = (*entry, slow)
+            if len(self._slow) < self.SLOWEST:
+                heapq.heappush(self._slow, item)
+            else:
+                heapq.heapreplace(self._slow, item)
+        if self._keep:
+            self.compared.append(ReportCase.model_validate(case))
+
+    def slowest(self) -> list[SlowCase]:
+        """Longest first; among equal durations, the earlier in report order (a stable sort's order)."""
+        return [slow for _, _, slow in sorted(self._slow, key=lambda item: (-item[0], -item[1]))]

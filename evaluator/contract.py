@@ -28,6 +28,12 @@ Versions:
 - Output for people and for logs: result v3 and report v4 also add `metrics.*.scoring` (how a G-Eval
   score was computed) and a case's `metadata` (the dataset's own columns), manifest v4 and report v4 a profile's
   `metadata` filter. Each is written only where present (no `scoring` for other metrics, no empty `metadata`).
+- Reports that stream: `evaluator.report/v5` is v4 with its cases moved out of REPORT.json into a
+  gzip-compressed JSON Lines file beside it (`cases_file`: its name, count and sha256; one `ReportCase` a
+  line, in report order), so REPORT.json is a summary whose size does not grow with the run and the aggregate
+  writes the cases as it merges them. `load_report` reads the file back into `cases` (verified against the
+  count and checksum; a missing or damaged file is an InputError naming it). v1-v4 reports, whose cases are
+  inline, load as before; a v5 report may also carry its cases inline (no `cases_file`).
 """
 
 from __future__ import annotations
@@ -55,6 +61,8 @@ from evaluator.formats.base import (
     unit_key,
 )
 from evaluator.formats.report import (
+    CasesFile,
+    CasesWriter,
     Difference,
     LatencySummary,
     MetricSummary,
@@ -68,8 +76,11 @@ from evaluator.formats.report import (
     SuiteInfo,
     Totals,
     VariantSummary,
+    cases_path,
     load_report,
+    read_cases,
     report_from,
+    write_cases,
 )
 from evaluator.formats.shard import (
     CacheStats,
@@ -103,6 +114,8 @@ __all__ = [
     "CacheStats",
     "Call",
     "CaseOutcome",
+    "CasesFile",
+    "CasesWriter",
     "Counts",
     "Difference",
     "EndpointSummary",
@@ -131,14 +144,17 @@ __all__ = [
     "TargetInfo",
     "Totals",
     "VariantSummary",
+    "cases_path",
     "describe",
     "first_error",
     "json_schemas",
     "load_report",
+    "read_cases",
     "report_from",
     "to_dict",
     "to_json",
     "unit_key",
+    "write_cases",
 ]
 
 SCHEMA_MODELS: dict[str, type[BaseModel]] = {"result": ResultRecord, "manifest": Manifest, "report": Report}

@@ -65,45 +65,59 @@ class ShardFile:
 def read_results(path: Path) -> ShardFile:
     """Parses a results file; a last line without its newline is a torn write, anything else bad is corrupt."""
     shard = ShardFile()
-    if not path.exists():
-        return shard
-    data = path.read_bytes()
-    offset = 0
-    number = 0
-    while offset < len(data):
-        number += 1
-        newline = data.find(b"\n", offset)
-        if newline == -1:
-            shard.torn_tail = True
-            shard.problems.append(
-                LineProblem(number, "truncated last line (no newline): a write was cut off", "truncated_line")
-            )
-            break
-        raw = data[offset:newline]
-        offset = newline + 1
-        if not raw.strip():
-            shard.valid_bytes = offset
-            continue
-        try:
-            content = json.loads(raw)
-        except ValueError as exc:
-            shard.problems.append(LineProblem(number, f"corrupt line: {exc}"))
-            continue
-        if not isinstance(content, dict) or content.get("schema") not in RESULT_SCHEMAS:
-            shard.problems.append(LineProblem(number, f"not an evaluator result record (schema {RESULT_SCHEMA!r})"))
-            continue
-        try:
-            record = ResultRecord.model_validate(content)
-        except ValidationError as exc:
-            where, message = first_error(exc)
-            shard.problems.append(
-                LineProblem(number, f"invalid result record: field '{where}': {message}", "invalid_record", where)
-            )
-            continue
+    for number, _offset, record in scan_results(path, shard):
         shard.records.append(record)
         shard.lines.append(number)
-        shard.valid_bytes = offset
     return shard
+
+
+def scan_results(path: Path, shard: ShardFile) -> Iterator[tuple[int, int, ResultRecord]]:
+    """(line number, byte offset, record) of each valid record, read a line at a time (memory does not grow with
+    the file); bad lines, the torn tail and the valid prefix's length go into `shard` (whose `records` stay
+    empty: the aggregate keeps only where each record is)."""
+    if not path.exists():
+        return
+    with path.open("rb") as handle:
+        offset = 0
+        number = 0
+        for raw in handle:
+            number += 1
+            start, offset = offset, offset + len(raw)
+            if not raw.endswith(b"\n"):
+                shard.torn_tail = True
+                shard.problems.append(
+                    LineProblem(number, "truncated last line (no newline): a write was cut off", "truncated_line")
+                )
+                break
+            if not raw.strip():
+                shard.valid_bytes = offset
+                continue
+            try:  # the common case in one step (pydantic-core parses the JSON); any doubt takes the path below
+                fast = ResultRecord.model_validate_json(raw)
+            except ValueError:
+                pass
+            else:
+                shard.valid_bytes = offset
+                yield number, start, fast
+                continue
+            try:
+                content = json.loads(raw)
+            except ValueError as exc:
+                shard.problems.append(LineProblem(number, f"corrupt line: {exc}"))
+                continue
+            if not isinstance(content, dict) or content.get("schema") not in RESULT_SCHEMAS:
+                shard.problems.append(LineProblem(number, f"not an evaluator result record (schema {RESULT_SCHEMA!r})"))
+                continue
+            try:
+                record = ResultRecord.model_validate(content)
+            except ValidationError as exc:
+                where, message = first_error(exc)
+                shard.problems.append(
+                    LineProblem(number, f"invalid result record: field '{where}': {message}", "invalid_record", where)
+                )
+                continue
+            shard.valid_bytes = offset
+            yield number, start, record
 
 
 class ResultWriter:

@@ -62,3 +62,15 @@ def pre_recorded_run(folder: Path, n_cases: int, shards: int, run_id: str = "goo
         result = CliRunner().invoke(main, [*args, "--total-shards", str(shards), "--run-id", run_id])
         assert result.exit_code == 0, result.output
     return folder / "out"
+
+
+def read_report_json(path: Path) -> dict[str, Any]:
+    """A REPORT.json as its raw JSON, with `cases` read back from its sidecar (report v5 keeps them in
+    `REPORT.cases.jsonl.gz`, which `cases_file` names): what a tool reading the files, not the models, sees."""
+    import gzip
+
+    report: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    if report.get("cases_file"):
+        lines = gzip.decompress((path.parent / report["cases_file"]["path"]).read_bytes()).splitlines()
+        report["cases"] = [json.loads(line) for line in lines]
+    return report

@@ -18,7 +18,7 @@ from evaluator.reporting.terminal import make_console, print_merged
     "out",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Where to write REPORT.json (atomically).",
+    help="Where to write REPORT.json (atomically); its cases go beside it, into REPORT.cases.jsonl.gz.",
 )
 @click.option(
     "--expect-shards",
@@ -38,7 +38,9 @@ def aggregate(directory: Path, out: Path, expect_shards: int | None, quiet: bool
     no shard at all.
     """
     setup_logging(quiet=quiet)
-    report = evaluator.aggregate(directory, expect_shards=expect_shards)
+    from evaluator.contract import cases_path
+
+    report = evaluator.aggregate(directory, expect_shards=expect_shards, cases_to=cases_path(out))
     evaluator.write_report(report, out)
     if not quiet:
         print_merged(report, str(out), make_console(stderr=True))

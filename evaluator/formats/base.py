@@ -11,10 +11,12 @@ from evaluator.policy import DEFAULT_VARIANT
 
 RESULT_SCHEMA: Final = "evaluator.result/v3"
 MANIFEST_SCHEMA: Final = "evaluator.manifest/v4"
-REPORT_SCHEMA: Final = "evaluator.report/v4"
+REPORT_SCHEMA: Final = "evaluator.report/v5"
 RESULT_SCHEMAS: Final = ("evaluator.result/v1", "evaluator.result/v2", RESULT_SCHEMA)
 MANIFEST_SCHEMAS: Final = ("evaluator.manifest/v1", "evaluator.manifest/v2", "evaluator.manifest/v3", MANIFEST_SCHEMA)
-REPORT_SCHEMAS: Final = ("evaluator.report/v1", "evaluator.report/v2", "evaluator.report/v3", REPORT_SCHEMA)
+REPORT_SCHEMAS: Final = (
+    "evaluator.report/v1", "evaluator.report/v2", "evaluator.report/v3", "evaluator.report/v4", REPORT_SCHEMA
+)  # fmt: skip
 MANIFEST_SCHEMA_V1: Final = "evaluator.manifest/v1"
 REPORT_SCHEMA_V1: Final = "evaluator.report/v1"
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import io
 import json
+import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SerializerFunctionWrapHandler, ValidationError, model_serializer
 
 from evaluator.errors import InputError
 from evaluator.formats.base import (
@@ -181,12 +186,22 @@ class PairComparison(FileModel):
     seed: int = Field(description="seeds the order a betting interval bets on the cases in")
 
 
+class CasesFile(FileModel):
+    """Where a v5 report's cases are (a file beside REPORT.json) and how to tell it is the right one."""
+
+    path: str = Field(description="the cases file's name, in REPORT.json's folder")
+    format: Literal["jsonl+gzip"] = Field(default="jsonl+gzip", description="one ReportCase a line, gzip-compressed")
+    count: NonNegativeInt = Field(description="how many cases (lines) it holds")
+    sha256: str = Field(description="sha256 of the compressed file")
+
+
 class Report(FileModel):
     """`REPORT.json`, written by `evaluator aggregate`: the single input of the gate, the reports and `capacity`."""
 
     schema_version: Literal[
-        "evaluator.report/v1", "evaluator.report/v2", "evaluator.report/v3", "evaluator.report/v4"
-    ] = Field(default=REPORT_SCHEMA, alias="schema")
+        "evaluator.report/v1", "evaluator.report/v2", "evaluator.report/v3", "evaluator.report/v4",
+        "evaluator.report/v5",
+    ] = Field(default=REPORT_SCHEMA, alias="schema")  # fmt: skip
     run_id: str | None
     suite: SuiteInfo = Field(default_factory=SuiteInfo)
     results_dir: str | None = None
@@ -215,7 +230,23 @@ class Report(FileModel):
     notes: list[str] = Field(
         default_factory=list, description="facts a reader should know that are no problem (mixed versions)"
     )
-    cases: list[ReportCase]
+    cases_file: CasesFile | None = Field(
+        default=None, description="the file holding `cases` (REPORT.json then has no `cases` field)"
+    )
+    cases: list[ReportCase] = Field(
+        default_factory=list, description="every unit's outcome, in report order (v5: in `cases_file`, read on load)"
+    )
+
+    @model_serializer(mode="wrap")
+    def _cases_in_their_file(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """With a cases file, the cases are written there, not here (REPORT.json stays a summary)."""
+        data = handler(self)
+        if isinstance(data, dict):
+            if self.cases_file is not None:
+                data.pop("cases", None)
+            else:
+                data.pop("cases_file", None)
+        return data
 
     def durations(self) -> dict[str, float]:
         """Per-unit durations (keyed by `unit_key`), for 'balanced' sharding of the next run."""
@@ -251,7 +282,109 @@ def load_report(path: str | Path) -> Report:
         content = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"{source}: line {exc.lineno} column {exc.colno}: invalid JSON: {exc.msg}") from None
-    return report_from(content, str(source))
+    report = report_from(content, str(source))
+    if report.cases_file is not None:
+        report.cases = list(read_cases(source.parent / report.cases_file.path, report.cases_file))
+    return report
+
+
+def cases_path(report_path: Path) -> Path:
+    """The cases file of a REPORT.json: `report.json` -> `report.cases.jsonl.gz`."""
+    return report_path.with_name(f"{report_path.stem}.cases.jsonl.gz")
+
+
+class _Hashing(io.RawIOBase):
+    """A binary file that hashes what is written through it (the checksum, without a second read)."""
+
+    def __init__(self, target: io.BufferedWriter) -> None:
+        self.target = target
+        self.digest = hashlib.sha256()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.digest.update(data)
+        return self.target.write(data)
+
+
+class CasesWriter:
+    """Writes a report's cases into its file as they come (atomically: a temp file renamed on `close`)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._temporary = path.with_name(f".{path.name}.tmp")
+        self._raw = self._temporary.open("wb")
+        self._hashing = _Hashing(self._raw)
+        # level 1: the aggregate's time is the budget; the case lines still shrink ~8x
+        self._gzip = gzip.GzipFile(filename="", mode="wb", fileobj=self._hashing, compresslevel=1, mtime=0)
+        self._text = io.TextIOWrapper(self._gzip, encoding="utf-8", newline="\n", write_through=False)
+        self.count = 0
+
+    def write_json(self, line: str) -> None:
+        """One case's JSON (a ReportCase, on one line)."""
+        self._text.write(line)
+        self._text.write("\n")
+        self.count += 1
+
+    def write(self, case: ReportCase) -> None:
+        self.write_json(case.model_dump_json(by_alias=True))
+
+    def close(self) -> CasesFile:
+        """Finishes the file (fsync, rename) and returns what REPORT.json says about it."""
+        self._text.flush()
+        self._text.detach()
+        self._gzip.close()
+        self._raw.flush()
+        os.fsync(self._raw.fileno())
+        self._raw.close()
+        self._temporary.replace(self.path)
+        return CasesFile(path=self.path.name, count=self.count, sha256=self._hashing.digest.hexdigest())
+
+    def abandon(self) -> None:
+        self._raw.close()
+        self._temporary.unlink(missing_ok=True)
+
+
+def write_cases(path: Path, cases: Iterable[ReportCase]) -> CasesFile:
+    writer = CasesWriter(path)
+    try:
+        for case in cases:
+            writer.write(case)
+        return writer.close()
+    except BaseException:
+        writer.abandon()
+        raise
+
+
+def read_cases(path: Path, declared: CasesFile) -> Iterable[ReportCase]:
+    """The cases of a v5 report's cases file, checked against what REPORT.json declares (InputError otherwise)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(
+            f"{path}: cannot read: the report's cases file is missing (copy it with REPORT.json)"
+        ) from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if hashlib.sha256(data).hexdigest() != declared.sha256:
+        raise InputError(f"{path}: sha256 differs from the report's cases_file.sha256: not this report's cases")
+    try:
+        text = gzip.decompress(data)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise InputError(f"{path}: not gzip-compressed JSON Lines: {exc}") from None
+    del data
+    lines = text.split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    if len(lines) != declared.count:
+        raise InputError(f"{path}: holds {len(lines)} cases, the report's cases_file.count says {declared.count}")
+    for number, line in enumerate(lines, start=1):
+        try:
+            yield ReportCase.model_validate_json(line)
+        except ValidationError as exc:
+            raise InputError(f"{path}: line {number}: {describe(exc)}") from None
 
 
 def report_from(content: Any, source: str = "<report>") -> Report:
@@ -266,6 +399,8 @@ def report_from(content: Any, source: str = "<report>") -> Report:
             else "not an evaluator report"
         )
         raise InputError(f"{source}: field 'schema' is {schema!r}, expected {REPORT_SCHEMA!r} ({hint})")
+    if "cases" not in content and content.get("cases_file") is None:  # v5: one or the other, never neither
+        raise InputError(f"{source}: missing field 'cases' (and no 'cases_file' naming where they are)")
     try:
         return Report.model_validate(content)
     except ValidationError as exc:

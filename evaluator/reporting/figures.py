@@ -78,6 +78,12 @@ def _safe(text: str) -> str:
     return text.replace("</", "<\\/")
 
 
+def safe_json(text: str) -> str:
+    """Any JSON document inside a <script> element: every `<` escaped (`\\u003c`, the same string to JSON.parse), so
+    no `</script>` or `<!--` in the data can end or confuse the element."""
+    return text.replace("<", "\\u003c")
+
+
 def bins(values: Sequence[float], start: float, size: float, count: int) -> tuple[list[float], list[int]]:
     """(bin centres, counts) of `values` over `count` bins of `size` from `start` (the last bin takes the rest):
     a histogram whose size on the page does not depend on how many values it counts."""

@@ -9,6 +9,7 @@ an air-gapped laptop. The page itself grows with the cases, not with the library
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,36 @@ from evaluator.reporting.plots import all_figures
 
 TOP_REGRESSIONS = 50
 TOP_FLIPS = 50
+
+
+CASE_PAGE_SIZE = 100
+
+
+def _case_table(report: Report, metric_names: list[str], with_variants: bool, with_metadata: bool) -> tuple[
+    dict[str, Any], str
+]:  # fmt: skip
+    """The case table's header (for the template) and its rows as one JSON document (for the page's script, which
+    draws a page of rows at a time): each row is its status, then its cells' text, in the header's order."""
+    columns = ["case", *(["variant"] if with_variants else []), "shard", "status", *metric_names, "duration s",
+               *(["metadata"] if with_metadata else []), "input", "actual output", "reasons / error"]  # fmt: skip
+    numeric = [columns.index("shard"), *range(columns.index("status") + 1, columns.index("duration s") + 1)]
+    rows = []
+    for case in report.cases:
+        row = _case_row(case, metric_names)
+        rows.append(
+            [row["status"], row["case_id"], *([row["variant"]] if with_variants else []), str(row["shard"]),
+             row["status"], *row["scores"], row["duration"], *([row["metadata"]] if with_metadata else []),
+             row["input"], row["output"], row["reason"]]
+        )  # fmt: skip
+    data = {
+        "page_size": CASE_PAGE_SIZE,
+        "numeric": numeric,
+        "status": columns.index("status"),
+        "metadata": columns.index("metadata") if with_metadata else -1,
+        "rows": rows,
+    }
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return {"columns": columns, "page_size": CASE_PAGE_SIZE}, figures.safe_json(text)
 
 
 def _case_row(case: ReportCase, metric_names: list[str]) -> dict[str, Any]:
@@ -144,6 +175,8 @@ def render(
         f"{totals.prompt_tokens + totals.completion_tokens} tokens"
     )
     verdict = apply_gate(report)
+    with_metadata = any(c.metadata for c in report.cases)
+    case_table, case_data = _case_table(report, metric_names, compared.active, with_metadata)
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     source = resources.files("evaluator").joinpath("templates/report.html.j2").read_text(encoding="utf-8")
     return env.from_string(source).render(
@@ -151,7 +184,7 @@ def render(
         plots=[{"id": div_id, "height": figure.layout.height or 380} for div_id, figure in plots],
         per_variant=per_variant,
         show_deltas=comparison is not None and not per_variant,
-        with_metadata=any(c.metadata for c in report.cases),
+        with_metadata=with_metadata,
         verdict=verdict,
         suite_name=report.suite.name or "suite",
         run_id=report.run_id or "",
@@ -165,7 +198,9 @@ def render(
         failed_shards=compress_ranges(bad),
         rerun=rerun_command(report, bad[0], suite_path, out_dir or "DIR") if bad else "",
         metric_names=metric_names,
-        cases=[_case_row(c, metric_names) for c in report.cases],
+        case_table=case_table,
+        case_data=case_data,
+        case_count=len(report.cases),
         compared=compared,
         variant_names=list(report.variants) if compared.active else [],
         side_by_side=_side_by_side(report, compared),

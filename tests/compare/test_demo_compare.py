@@ -5,13 +5,13 @@ model judging itself): this proves the journey with a real model, not quality.""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.compare.test_profiles import SMOKE
+from tests.helpers import read_report_json
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -22,7 +22,7 @@ def test_demo_compare_runs_three_variants_on_the_built_in_model(tmp_path: Path, 
     done = evaluator_cli("demo", "--compare", "--out", str(out), "--workers", "2", subprocess=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "profile 'smoke': 5 of 300 cases x 3 variant(s) (reference, terse, creative) = 15 units" in done.stderr
-    report = json.loads((out / "report.json").read_text())
+    report = read_report_json(out / "report.json")
     assert report["problems"] == [] and report["shards"]["complete"] == [0, 1]
     assert report["profile"]["name"] == "smoke" and report["totals"]["cases"] == 15
     assert list(report["variants"]) == ["reference", "terse", "creative"]

@@ -17,7 +17,7 @@ import pytest
 
 import evaluator
 from evaluator.selection import allocate
-from tests.helpers import REPO, write_suite
+from tests.helpers import REPO, read_report_json, write_suite
 
 EXAMPLE = REPO / "evaluator" / "examples" / "compare" / "suite.yaml"
 # docs/contract.md documents this selection; the test holds the code and the page to it.
@@ -98,10 +98,10 @@ def _run(evaluator_cli: Any, suite: Path, out: Path, *flags: str, env: dict[str,
 
 def test_run_as_pr_and_nightly_records_the_profile_and_sample(tmp_path: Path, evaluator_cli: Any) -> None:
     suite = _suite(tmp_path)
-    pr = json.loads(_run(evaluator_cli, suite, tmp_path / "pr", "--profile", "pr").read_text())
+    pr = read_report_json(_run(evaluator_cli, suite, tmp_path / "pr", "--profile", "pr"))
     # The profile reaches the run from the environment too (what the pipelines set).
     nightly = json.loads(_run(evaluator_cli, suite, tmp_path / "nightly", env={"EVAL_PROFILE": "nightly"}).read_text())
-    hard = json.loads(_run(evaluator_cli, suite, tmp_path / "hard", "--profile", "hard").read_text())
+    hard = read_report_json(_run(evaluator_cli, suite, tmp_path / "hard", "--profile", "hard"))
     planned = evaluator.plan_run(evaluator.load_suite(suite), profile="pr")
     assert [c["case_id"] for c in pr["cases"]] == [c.id for c in planned.cases]
     assert pr["profile"] == {

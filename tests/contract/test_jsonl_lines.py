@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from evaluator.dataset import load_dataset
-from tests.helpers import write_suite
+from tests.helpers import read_report_json, write_suite
 
 ODD = "a\u2028b\u2029c\u0085d\x1ce\x0bf"
 
@@ -46,7 +46,7 @@ def test_a_run_keeps_them_through_results_and_report(tmp_path: Path, evaluator_c
     assert done.returncode == 0, done.stderr
     report_path = tmp_path / "report.json"
     assert evaluator_cli("aggregate", str(out), "--out", str(report_path), "-q").returncode == 0
-    report = json.loads(report_path.read_text(encoding="utf-8"))
+    report = read_report_json(report_path)
     assert report["problems"] == [] and report["totals"]["passed"] == 3
     assert [c["input"] for c in report["cases"]] == [f"q{i} {ODD}" for i in range(3)]
     history = tmp_path / "history.jsonl"

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import read_report_json
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
@@ -15,7 +17,7 @@ def test_demo_runs_shards_aggregates_and_gates_on_a_real_model(tmp_path: Path, e
     out = tmp_path / "demo-out"
     done = evaluator_cli("demo", "--out", str(out), "--workers", "2", subprocess=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads((out / "report.json").read_text())
+    report = read_report_json(out / "report.json")
     assert report["problems"] == []
     assert report["shards"]["complete"] == [0, 1]
     assert report["totals"]["cases"] == 8 and report["totals"]["errored"] == 0

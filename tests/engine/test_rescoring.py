@@ -7,7 +7,6 @@ threshold calls nobody (the judge's answers come from the shard's response cache
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import yaml
 
 import evaluator
 from openai_stub.server import get_stats, run_stub_in_process
-from tests.helpers import cases, read_records, write_suite
+from tests.helpers import cases, read_records, read_report_json, write_suite
 
 pytestmark = pytest.mark.e2e
 
@@ -67,7 +66,7 @@ def _report(out: Path, evaluator_cli: Any, tmp_path: Path) -> dict[str, Any]:
     path = tmp_path / f"report-{out.name}.json"
     done = evaluator_cli("aggregate", str(out), "--out", str(path), "-q")
     assert done.returncode == 0, done.stderr
-    report: dict[str, Any] = json.loads(path.read_text())
+    report: dict[str, Any] = read_report_json(path)
     return report
 
 

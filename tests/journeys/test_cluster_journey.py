@@ -46,6 +46,7 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
+from tests.helpers import read_report_json
 from tests.journeys import admission, api_limits, argo_dag, kube_pods, scheduler
 from tests.journeys.kube_pods import Manifest, Podman, PodResult
 from tests.journeys.podman_images import REPO, CannotBuild, evaluator_image, heavy_lock, why_not_here
@@ -259,7 +260,7 @@ def run_journey(
 
         (aggregate_pod,) = admitted([kube_pods.job_pod(aggregate_job)], namespace)
         (aggregate,) = podman.run_pods([kube_pods.with_hosts_file(aggregate_pod, hosts)], 1)
-        report = json.loads((results_dir / run_id / "report.json").read_text())
+        report = read_report_json(results_dir / run_id / "report.json")
         stats = json.loads(http_get(podman, standin["metadata"]["name"], f"http://127.0.0.1:{port}/_stats"))
         extra["served"] = served
         if rerun_image is not None:
@@ -565,7 +566,7 @@ def test_the_argo_fan_out_over_variants_runs_as_pods(heavy: str, netns: str, tmp
     run_steps = {metric: entry["evaluation_steps"] for metric, entry in steps["metrics"].items()}
     assert list(run_steps) == ["correct"] and run_steps["correct"]
     for variant in variants:
-        report = json.loads((j.results / f"{variant}.json").read_text())
+        report = read_report_json(j.results / f"{variant}.json")
         assert report["run_id"] == j.run_id and report["problems"] == [], report["problems"]
         assert list(report["variants"]) == [variant]
         assert sorted(c["case_id"] for c in report["cases"]) == sorted(ids)  # every (variant, case) exactly once
@@ -595,7 +596,7 @@ def test_the_argo_path_runs_a_single_variant_suite_as_pods(heavy: str, netns: st
     assert [(c.template, c.arguments.get("variant")) for c in j.walk.calls if c.template.startswith("gate")] == [
         ("gate-alone", "default")
     ]
-    report = json.loads((j.results / "default.json").read_text())
+    report = read_report_json(j.results / "default.json")
     assert report["run_id"] == j.run_id and report["problems"] == []
     assert sorted(c["case_id"] for c in report["cases"]) == sorted(case_ids())
     assert set(j.stats["by_model"]) == {j.served}, j.stats

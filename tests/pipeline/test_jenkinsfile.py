@@ -254,6 +254,8 @@ def test_the_baseline_is_the_last_green_release(pipeline: Call) -> None:
     baseline = stage_named(pipeline, "Baseline")
     (copy,) = [c for c in everything(baseline) if c.name == "copyArtifacts"]
     assert "lastSuccessful(stable: true)" in copy.text and "results/report.json" in copy.text
+    # report v5 (issue 22): its cases are in the sidecar beside it, which the gate's paired comparison reads
+    assert "results/report.cases.jsonl.gz" in copy.text
     assert "optional: true" in copy.text  # the very first release has none
     post = child(pipeline, "post")
     assert "results/**" in post.text  # every build archives its report for the next one

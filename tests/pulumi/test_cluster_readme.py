@@ -130,6 +130,7 @@ def test_the_quickstart_ends_with_the_report_on_the_operators_disk(tmp_path: Pat
     written = tmp_path / "volumes" / "eval-results" / run_id
     written.mkdir(parents=True)
     (written / "report.json").write_text(json.dumps({"run_id": run_id}))
+    (written / "report.cases.jsonl.gz").write_bytes(b"cases")  # report v5's sidecar travels with it
     quickstart = block("cluster-quickstart")
     launch = quickstart[quickstart.index("(cd pulumi && python -m factory.render") :]
     done = subprocess.run(
@@ -137,7 +138,8 @@ def test_the_quickstart_ends_with_the_report_on_the_operators_disk(tmp_path: Pat
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "gate PASSED" in done.stdout
-    assert json.loads((work / f"report-{run_id}.json").read_text()) == {"run_id": run_id}
+    assert json.loads((work / f"report-{run_id}" / "report.json").read_text()) == {"run_id": run_id}
+    assert (work / f"report-{run_id}" / "report.cases.jsonl.gz").read_bytes() == b"cases"
 
 
 @pytest.mark.parametrize(
