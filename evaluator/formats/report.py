@@ -248,6 +248,16 @@ class Report(FileModel):
                 data.pop("cases_file", None)
         return data
 
+    def __eq__(self, other: object) -> bool:
+        """Reports are equal when they say the same: where the cases are stored (`cases_file`) is not part of it,
+        so a report written and loaded again equals the one in memory."""
+        if not isinstance(other, Report):
+            return NotImplemented
+        mine = {k: v for k, v in self.__dict__.items() if k != "cases_file"}
+        return mine == {k: v for k, v in other.__dict__.items() if k != "cases_file"}
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as pydantic's models are
+
     def durations(self) -> dict[str, float]:
         """Per-unit durations (keyed by `unit_key`), for 'balanced' sharding of the next run."""
         return {case.key: case.duration_s for case in self.cases}

@@ -15,11 +15,14 @@ from __future__ import annotations
 import datetime
 import hashlib
 import hmac
+import json
 import os
+import posixpath
 import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 EXIT_INFRASTRUCTURE = 4
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -63,14 +66,17 @@ def object_url(endpoint: str, bucket: str, key: str) -> str:
     return f"{endpoint.rstrip('/')}/{bucket}/{key.lstrip('/')}"
 
 
-def put(path: str, endpoint: str, bucket: str, key: str, region: str, access_key: str, secret_key: str) -> str:
+def put(
+    path: str, endpoint: str, bucket: str, key: str, region: str, access_key: str, secret_key: str,
+    content_type: str = "application/json",
+) -> str:  # fmt: skip
     """PUT the file; returns the object's ETag, or raises OSError with the server's answer."""
     with open(path, "rb") as handle:
         payload = handle.read()
     url = object_url(endpoint, bucket, key)
     now = datetime.datetime.now(datetime.UTC)
     headers = sign("PUT", url, payload, access_key, secret_key, region, now)
-    headers["Content-Type"] = "application/json"
+    headers["Content-Type"] = content_type
     request = urllib.request.Request(url, data=payload, method="PUT", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
@@ -79,25 +85,35 @@ def put(path: str, endpoint: str, bucket: str, key: str, region: str, access_key
         raise OSError(f"{url}: HTTP {exc.code}: {exc.read()[:500].decode(errors='replace')}") from None
 
 
+def cases_file_of(report_path: str) -> str | None:
+    """The cases file a report v5 names (`cases_file.path`, beside it), or None for a report with inline cases."""
+    with open(report_path, encoding="utf-8") as handle:
+        named = (json.load(handle).get("cases_file") or {}).get("path")
+    return str(named) if named else None
+
+
 def main() -> int:
     env = os.environ
     try:
-        etag = put(
-            env["EVAL_UPLOAD_FILE"],
-            env["EVAL_UPLOAD_ENDPOINT"],
-            env["EVAL_UPLOAD_BUCKET"],
-            env["EVAL_UPLOAD_KEY"],
-            env.get("EVAL_UPLOAD_REGION", "us-east-1"),
-            env["AWS_ACCESS_KEY_ID"],
-            env["AWS_SECRET_ACCESS_KEY"],
-        )
+        report, key = env["EVAL_UPLOAD_FILE"], env["EVAL_UPLOAD_KEY"]
+        where = (env["EVAL_UPLOAD_ENDPOINT"], env["EVAL_UPLOAD_BUCKET"])
+        region = env.get("EVAL_UPLOAD_REGION", "us-east-1")
+        credentials = (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
+        # The cases first, then the report that names them: a reader never finds a report without its cases.
+        cases = cases_file_of(report)
+        if cases is not None:
+            cases_key = posixpath.join(posixpath.dirname(key), cases)
+            put(str(Path(report).parent / cases), *where, cases_key, region, *credentials,
+                content_type="application/gzip")  # fmt: skip
+            print(f"upload: {where[1]}/{cases_key} stored", flush=True)
+        etag = put(report, *where, key, region, *credentials)
     except KeyError as exc:
         print(f"upload: {exc.args[0]} is not set (results.upload and its Secret)", file=sys.stderr)
         return EXIT_INFRASTRUCTURE
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         print(f"upload: the report did not reach object storage: {exc}", file=sys.stderr)
         return EXIT_INFRASTRUCTURE
-    print(f"upload: {env['EVAL_UPLOAD_BUCKET']}/{env['EVAL_UPLOAD_KEY']} stored (ETag {etag})", flush=True)
+    print(f"upload: {where[1]}/{key} stored (ETag {etag})", flush=True)
     return 0
 
 

@@ -63,7 +63,9 @@ def test_one_job_per_variant_shares_the_steps_and_gates_against_the_reference(
     # the reference's own branch against itself answers only for its problems and error budget
     assert done.returncode == 0, done.stderr
     assert "ref is the baseline itself (run run1): nothing to compare" in done.stdout
-    other = tmp_path / "copy.json"  # the same answers from another run are a comparison: 30 ties show nothing yet
+    other = (
+        run / "copy.json"
+    )  # beside ref.json and its cases file; the same answers from another run are a comparison: 30 ties show nothing yet
     other.write_text(reports["ref"].read_text().replace('"run_id": "run1"', '"run_id": "run0"'))
     done = evaluator_cli("gate", str(reports["ref"]), "--baseline", str(other))
     assert done.returncode == 1 and "regression:" not in done.stderr, done.stderr

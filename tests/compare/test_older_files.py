@@ -14,7 +14,7 @@ from evaluator.contract import REPORT_SCHEMA, load_report
 from evaluator.errors import InputError
 from evaluator.gate import apply_gate
 from evaluator.reporting import markdown
-from tests.helpers import pre_recorded_run
+from tests.helpers import pre_recorded_run, read_report_json
 
 V3_ONLY = ("variants", "reference", "comparisons", "compare", "judge", "g_eval_steps", "profile")
 METRIC_V3 = ("ci_low", "ci_high", "pass_rate_ci_low", "pass_rate_ci_high")
@@ -23,7 +23,7 @@ V4_ONLY = ("provenance", "notes")
 
 def _as_v3(content: dict[str, Any]) -> dict[str, Any]:
     """What the evaluator of issue 13 wrote: variants, no provenance, no cancelled shards."""
-    old = {k: v for k, v in content.items() if k not in V4_ONLY}
+    old = {k: v for k, v in content.items() if k not in V4_ONLY and k != "cases_file"}  # v5's cases file: inline
     old["schema"] = "evaluator.report/v3"
     old["shards"] = {k: v for k, v in old["shards"].items() if k != "cancelled"}
     old["shards"]["per_shard"] = [
@@ -47,7 +47,7 @@ def test_a_v2_report_loads_as_the_default_variant_and_compares_with_v3(tmp_path:
     assert report.schema_version == REPORT_SCHEMA
     path = tmp_path / "old.json"
     evaluator.write_report(report, tmp_path / "new.json")
-    old_content = _as_v2(json.loads((tmp_path / "new.json").read_text()))
+    old_content = _as_v2(read_report_json(tmp_path / "new.json"))
     old_content["run_id"] = "earlier"  # another run's report (the same report would be nothing to compare)
     path.write_text(json.dumps(old_content))
     old = load_report(path)
@@ -64,7 +64,7 @@ def test_a_v3_report_loads_without_provenance_and_gates_against_v4(tmp_path: Pat
     report = evaluator.aggregate(pre_recorded_run(tmp_path, 6, 2))
     evaluator.write_report(report, tmp_path / "new.json")
     path = tmp_path / "v3.json"
-    path.write_text(json.dumps(_as_v3(json.loads((tmp_path / "new.json").read_text()))))
+    path.write_text(json.dumps(_as_v3(read_report_json(tmp_path / "new.json"))))
     old = load_report(path)
     assert old.schema_version == "evaluator.report/v3" and old.provenance is None and old.notes == []
     assert old.shards.cancelled == [] and all(s.state == "complete" for s in old.shards.per_shard)

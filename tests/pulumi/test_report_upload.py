@@ -79,6 +79,31 @@ def test_the_rendered_upload_puts_the_report_into_the_bucket(s3: str, tmp_path: 
     assert json.loads(stored) == {"run_id": "r1", "totals": {"passed": 3}}
 
 
+def test_a_report_v5_goes_up_with_its_cases_file_first(s3: str, tmp_path: Path) -> None:
+    """Report v5 keeps its cases in a file beside REPORT.json: a report pulled back from the bucket (a baseline)
+    must find them, so the upload stores both under the same prefix, the cases first."""
+    import boto3
+
+    import evaluator
+    from tests.helpers import pre_recorded_run
+
+    client = boto3.client("s3", endpoint_url=s3, region_name="us-east-1", aws_access_key_id=KEYS["AWS_ACCESS_KEY_ID"],
+                          aws_secret_access_key=KEYS["AWS_SECRET_ACCESS_KEY"])  # fmt: skip
+    client.create_bucket(Bucket="eval-reports")
+    report = tmp_path / "report.json"
+    evaluator.write_report(evaluator.aggregate(pre_recorded_run(tmp_path / "run", 6, 2)), report)
+    assert json.loads(report.read_text())["cases_file"]["path"] == "report.cases.jsonl.gz"
+    done = run_upload_container(evaluation.aggregate_job(uploading(s3), "r1", "0123456"), report, {})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "releases/r1/report.cases.jsonl.gz stored" in lines[0] and "releases/r1/report.json stored" in lines[1]
+    back = tmp_path / "back"
+    back.mkdir()
+    for name in ("report.json", "report.cases.jsonl.gz"):
+        client.download_file("eval-reports", f"releases/r1/{name}", str(back / name))
+    assert evaluator.load_report(back / "report.json") == evaluator.load_report(report)
+
+
 def test_an_upload_that_fails_fails_the_step_without_printing_the_credentials(s3: str, tmp_path: Path) -> None:
     report = tmp_path / "report.json"
     report.write_text("{}")
