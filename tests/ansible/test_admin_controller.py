@@ -90,6 +90,15 @@ def test_controller_from_a_bare_debian_rootfs_then_the_preflight_stops_before_in
         source = REPO / name
         (shutil.copytree if source.is_dir() else shutil.copy2)(source, work / name)
     shutil.copy2("/etc/resolv.conf", root / "etc" / "resolv.conf")
+    # The host's trust store and package-index settings: an admin behind a TLS-inspecting proxy has its CA in the
+    # system store, and this machine reaches PyPI only through such a proxy (never a registry host named here).
+    host_ca = Path("/etc/ssl/certs/ca-certificates.crt")
+    if host_ca.exists():
+        shutil.copy2(host_ca, root / "etc" / "ssl" / "certs" / "host-ca-certificates.crt")
+    index_env = {k: v for k, v in os.environ.items() if k.startswith("PIP_INDEX") or k.lower().endswith("_proxy")}
+    if host_ca.exists():
+        ca = "/etc/ssl/certs/host-ca-certificates.crt"
+        index_env |= {"PIP_CERT": ca, "SSL_CERT_FILE": ca, "REQUESTS_CA_BUNDLE": ca}
     mounts = [
         ("proc", root / "proc", ["-t", "proc"]),
         ("/dev", root / "dev", ["--bind"]),
@@ -106,7 +115,7 @@ def test_controller_from_a_bare_debian_rootfs_then_the_preflight_stops_before_in
                 capture_output=True,
                 text=True,
                 timeout=900,
-                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8"},
+                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8", **index_env},
             )
 
         # The README's controller step, then its play command, as written (one shell, as an admin types them).
