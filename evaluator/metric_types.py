@@ -9,7 +9,7 @@ does not import DeepEval.
 from __future__ import annotations
 
 import functools
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -268,9 +268,23 @@ class RoleViolation(MetricOptions):
         return {"role": self.role}
 
 
+class _GEvalOptions(MetricOptions):
+    """What both G-Evals check and declare: steps or criteria to write them from; the case fields they read."""
+
+    @model_validator(mode="after")
+    def _criteria_or_steps(self) -> Self:
+        steps, criteria = getattr(self, "evaluation_steps", None), getattr(self, "criteria", None)
+        if steps is None and not (criteria or "").strip():
+            raise ValueError("give 'evaluation_steps', or 'criteria' for the judge to write steps from")
+        return self
+
+    def declared_params(self) -> tuple[str, ...]:
+        return tuple(getattr(self, "evaluation_params", ()))
+
+
 @metric_type(deepeval=_deepeval("GEval"), needs=None, needs_doc="its `evaluation_params`",
              doc="`criteria` and/or `evaluation_steps`, `evaluation_params`")  # fmt: skip
-class GEval(MetricOptions):
+class GEval(_GEvalOptions):
     type: Literal["g_eval"]
     name: str | None = None
     criteria: str | None = None
@@ -281,15 +295,6 @@ class GEval(MetricOptions):
         "once per run, shared by every shard; they are recorded in the run's results folder.",
     )
     evaluation_params: list[EvalParam] = Field(default_factory=lambda: list(_DEFAULT_EVAL_PARAMS), min_length=1)
-
-    @model_validator(mode="after")
-    def _criteria_or_steps(self) -> GEval:
-        if self.evaluation_steps is None and not (self.criteria or "").strip():
-            raise ValueError("give 'evaluation_steps', or 'criteria' for the judge to write steps from")
-        return self
-
-    def declared_params(self) -> tuple[str, ...]:
-        return tuple(self.evaluation_params)
 
     def deepeval_options(self) -> dict[str, Any]:
         from deepeval.test_case import SingleTurnParams
@@ -389,21 +394,12 @@ class TurnContextualRelevancy(_Windowed):
 @metric_type(deepeval=_deepeval("ConversationalGEval"), needs=None, conversational=True,
              needs_doc="`turns` and its `evaluation_params`",
              doc="`criteria` and/or `evaluation_steps`, `evaluation_params`")  # fmt: skip
-class ConversationalGEval(MetricOptions):
+class ConversationalGEval(_GEvalOptions):
     type: Literal["conversational_g_eval"]
     name: str | None = None
     criteria: str | None = None
     evaluation_steps: list[str] | None = Field(default=None, min_length=1)
     evaluation_params: list[TurnParam] = Field(default_factory=lambda: list(_DEFAULT_TURN_PARAMS), min_length=1)
-
-    @model_validator(mode="after")
-    def _criteria_or_steps(self) -> ConversationalGEval:
-        if self.evaluation_steps is None and not (self.criteria or "").strip():
-            raise ValueError("give 'evaluation_steps', or 'criteria' for the judge to write steps from")
-        return self
-
-    def declared_params(self) -> tuple[str, ...]:
-        return tuple(self.evaluation_params)
 
     def deepeval_options(self) -> dict[str, Any]:
         from deepeval.test_case import MultiTurnParams
