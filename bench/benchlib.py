@@ -1,7 +1,9 @@
-"""Shared helpers of the benchmark scripts: an offline environment, the stub server process, a plain table."""
+"""Shared helpers of the benchmark scripts: an offline environment, the stub server process, the records a run
+wrote, a plain table."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
@@ -85,6 +87,18 @@ def stub_process(**controls: float | int | str) -> Iterator[str]:
         yield base_url
     finally:
         stop()
+
+
+def count_results(out: Path) -> tuple[int, int]:
+    """(records, records with an error) over every shard's results.jsonl."""
+    records = errored = 0
+    for results in out.glob("shard-*/results.jsonl"):
+        with results.open(encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip():
+                    records += 1
+                    errored += json.loads(line).get("error") is not None
+    return records, errored
 
 
 def stub_stats(base_url: str) -> dict[str, object]:
