@@ -14,7 +14,7 @@ from scipy import stats as sp
 
 import evaluator
 from evaluator import stats
-from evaluator.compare import compare_cases, difference
+from evaluator.compare import compare_pair, difference
 from evaluator.contract import ErrorInfo, MetricResult, ReportCase
 from evaluator.suite import CompareSettings
 from tests.helpers import write_suite
@@ -76,7 +76,7 @@ def test_a_case_errored_on_either_side_is_left_out_and_counted() -> None:
                  _case("c3", "r", 0.0), _case("c4", "r", None, error=True)]  # fmt: skip
     candidate = [_case("c0", "k", 1.0), _case("c1", "k", None, error=True), _case("c2", "k", 1.0),
                  _case("c3", "k", 0.0), _case("c4", "k", None, error=True), _case("c9", "k", 1.0)]  # fmt: skip
-    pair = compare_cases(reference, candidate, ["m"], CompareSettings(), reference_name="r", candidate_name="k")
+    pair = compare_pair(reference, candidate, ["m"], CompareSettings(), reference_name="r", candidate_name="k").pair
     assert pair.cases == 5 and pair.errored == 3  # c9 has no reference answer; c1, c2, c4 errored on a side
     m = pair.metrics["m"]
     assert m.n == 2 and (m.wins, m.ties, m.losses) == (0, 2, 0) and m.difference == 0.0
