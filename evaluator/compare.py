@@ -185,7 +185,7 @@ def within_run(cases: Sequence[ReportCase], variants: Sequence[str], reference: 
 
 
 def report_compared(report: Report) -> list[Compared]:
-    """A report's within-run comparisons, computed afresh from its cases (what the gate judges: the intervals of
+    """A report's within-run comparisons, computed afresh from its cases (what the gate decides on: the intervals of
     this evaluator, whatever evaluator wrote the report)."""
     if report.reference is None:
         return []

@@ -61,7 +61,7 @@ def gate(
     min_pass_rate: float | None,
     allow_mixed_versions: bool,
 ) -> None:
-    """Judge REPORT.json against the suite's gate.
+    """Apply the suite's gate to REPORT.json.
 
     Fails closed: a missing, incomplete or corrupt shard, a duplicate case, or errors above the error budget can
     never pass, whatever the scores. Infrastructure errors are reported apart from quality failures.
