@@ -52,6 +52,13 @@ REARM_FACTOR = 1.5  # plain 429s are trusted again when their share exceeds REAR
 REARM_MARGIN = 0.05  # ... plus this
 
 
+def _keep_window(times: collections.deque[float], now: float, window_s: float) -> None:
+    """Records an event at `now` in `times`, which keeps the last `window_s` seconds of them (a rate's window)."""
+    times.append(now)
+    while times and times[0] < now - window_s:
+        times.popleft()
+
+
 @dataclass
 class _Trial:
     """A cut made on a plain 429, under test: did it lower the share of 429s, or at least cost no throughput?"""
@@ -138,9 +145,7 @@ class AdaptiveLimiter:
     def on_success(self) -> None:
         """Additive increase: about +1 slot per `limit` successes; counts the call toward the accepted rate."""
         now = self._clock()
-        self._accepted.append(now)
-        while self._accepted and self._accepted[0] < now - self._window_s:
-            self._accepted.popleft()
+        _keep_window(self._accepted, now, self._window_s)
         self._observe(now, rejected=False)
         if self.limit < self.maximum and self._trial is None:  # a cut under test holds its level
             self.limit = min(float(self.maximum), self.limit + 1.0 / self.limit)
@@ -158,9 +163,7 @@ class AdaptiveLimiter:
     def on_plain_429(self) -> None:
         """A 429 that announces no rate limit: cut as an overload unless cutting was learned not to help."""
         now = self._clock()
-        self._plain_429s.append(now)
-        while self._plain_429s and self._plain_429s[0] < now - self._window_s:
-            self._plain_429s.popleft()
+        _keep_window(self._plain_429s, now, self._window_s)
         self._observe(now, rejected=True)
         if self._plain_429s_harmless or self._trial is not None:
             return
