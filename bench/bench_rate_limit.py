@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 import yaml
-from benchlib import ROOT, int_list, offline_environ, print_table, stub_process, stub_stats
+from benchlib import ROOT, count_results, int_list, offline_environ, print_table, stub_process, stub_stats
 
 from openai_stub.server import reset_stats
 
@@ -90,18 +90,6 @@ def run_row(base_url: str, rate: float, latency: float, cases: int, factor: int)
         "calls needed": cases * CALLS_PER_CASE,
         "note": done.stderr.strip().splitlines()[-1][:80] if done.returncode else "",
     }
-
-
-def count_results(out: Path) -> tuple[int, int]:
-    """(records, records with an error) over every shard's results.jsonl."""
-    records = errored = 0
-    for results in out.glob("shard-*/results.jsonl"):
-        with results.open(encoding="utf-8") as handle:
-            for line in handle:
-                if line.strip():
-                    records += 1
-                    errored += json.loads(line).get("error") is not None
-    return records, errored
 
 
 def storm_row(base_url: str, checkout: Path, cases: int, concurrency: int, latency: float) -> dict[str, object]:

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from benchlib import ROOT, int_list, offline_environ, print_table, stub_process, stub_stats
+from benchlib import ROOT, count_results, int_list, offline_environ, print_table, stub_process, stub_stats
 
 from openai_stub.server import reset_stats
 
@@ -75,18 +75,6 @@ def write_suite(path: Path, dataset: Path, base_url: str, concurrency: int, vari
             {"name": f"v{i}", "model": f"bench-target-{i}", "system_prompt": f"Variant {i}."} for i in range(variants)
         ]
     path.write_text(yaml.safe_dump(suite, sort_keys=False), encoding="utf-8")
-
-
-def count_results(out: Path) -> tuple[int, int]:
-    """(records, records with an error) over every shard's results.jsonl."""
-    records = errored = 0
-    for results in out.glob("shard-*/results.jsonl"):
-        with results.open(encoding="utf-8") as handle:
-            for line in handle:
-                if line.strip():
-                    records += 1
-                    errored += json.loads(line).get("error") is not None
-    return records, errored
 
 
 def evaluator_environ(code: Path | None) -> dict[str, str]:

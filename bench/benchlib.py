@@ -1,19 +1,21 @@
-"""Shared helpers of the benchmark scripts: an offline environment, the stub server process, a plain table."""
+"""Shared helpers of the benchmark scripts: an offline environment, the stub server process, the records a run
+wrote, a plain table."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run from a checkout without installing: `python bench/bench_x.py`
     sys.path.insert(0, str(ROOT))
 
-from openai_stub.server import get_stats, run_stub_in_process  # noqa: E402
+from openai_stub.server import get_stats  # noqa: E402
+from openai_stub.server import stub_process as stub_process  # noqa: E402  (the bench scripts import it from here)
 
 # DeepEval stays on this machine: no telemetry (PostHog), no PyPI update check, no Confident AI upload
 # (that needs CONFIDENT_API_KEY, removed below), no .env loading, no interactive "inspect" prompt.
@@ -77,14 +79,16 @@ class OutboundGuard:
         socket.socket.connect_ex = connect_ex  # type: ignore[method-assign]
 
 
-@contextmanager
-def stub_process(**controls: float | int | str) -> Iterator[str]:
-    """The stub server in its own process (like a real inference server); yields its base URL."""
-    base_url, stop = run_stub_in_process(**controls)
-    try:
-        yield base_url
-    finally:
-        stop()
+def count_results(out: Path) -> tuple[int, int]:
+    """(records, records with an error) over every shard's results.jsonl."""
+    records = errored = 0
+    for results in out.glob("shard-*/results.jsonl"):
+        with results.open(encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip():
+                    records += 1
+                    errored += json.loads(line).get("error") is not None
+    return records, errored
 
 
 def stub_stats(base_url: str) -> dict[str, object]:

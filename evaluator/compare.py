@@ -156,21 +156,6 @@ def compare_pair(
     return Compared(pair, scores, pass_scores)
 
 
-def compare_cases(
-    reference: Sequence[ReportCase],
-    candidate: Sequence[ReportCase],
-    metrics: Sequence[str],
-    settings: CompareSettings,
-    *,
-    reference_name: str,
-    candidate_name: str,
-    baseline_run_id: str | None = None,
-) -> PairComparison:
-    """One candidate against one reference over the case ids both have (`compare_pair` without the scores)."""
-    return compare_pair(reference, candidate, metrics, settings, reference_name=reference_name,
-                        candidate_name=candidate_name, baseline_run_id=baseline_run_id).pair  # fmt: skip
-
-
 def metric_names(cases: Sequence[ReportCase]) -> list[str]:
     return sorted({name for case in cases for name in case.metrics})
 
@@ -200,7 +185,7 @@ def within_run(cases: Sequence[ReportCase], variants: Sequence[str], reference: 
 
 
 def report_compared(report: Report) -> list[Compared]:
-    """A report's within-run comparisons, computed afresh from its cases (what the gate judges: the intervals of
+    """A report's within-run comparisons, computed afresh from its cases (what the gate decides on: the intervals of
     this evaluator, whatever evaluator wrote the report)."""
     if report.reference is None:
         return []

@@ -15,7 +15,7 @@ Two policies (the suite's `gate.policy`, or `--policy`):
 Both: any recorded problem, no case at all, or errors above the error budget fail the gate.
 
 Comparisons are computed afresh from the report's cases by the one engine (evaluator.compare), so a report written
-by an older evaluator is judged with today's intervals; `evaluator report --fail-on-regression` is
+by an older evaluator is decided with today's intervals; `evaluator report --fail-on-regression` is
 `against_baseline_verdict`, the same comparison under the same rule.
 """
 
@@ -274,7 +274,7 @@ def _no_regression(
     if not compared:
         verdict.notes.append(
             "policy no_regression: no reference to compare with (one variant and no usable baseline): "
-            "judged on the absolute thresholds instead"
+            "decided on the absolute thresholds instead"
         )
         _absolute(report, verdict, min_pass_rate)
 

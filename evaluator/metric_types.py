@@ -269,24 +269,9 @@ class RoleViolation(MetricOptions):
 
 
 class _GEvalOptions(MetricOptions):
-    """What both G-Evals check and declare: steps or criteria to write them from; the case fields they read."""
+    """What both G-Evals take: steps, or criteria the judge writes steps from; the case fields they read (each
+    G-Eval declares its own `evaluation_params`: a single-turn case's fields or a conversation's)."""
 
-    @model_validator(mode="after")
-    def _criteria_or_steps(self) -> Self:
-        steps, criteria = getattr(self, "evaluation_steps", None), getattr(self, "criteria", None)
-        if steps is None and not (criteria or "").strip():
-            raise ValueError("give 'evaluation_steps', or 'criteria' for the judge to write steps from")
-        return self
-
-    def declared_params(self) -> tuple[str, ...]:
-        return tuple(getattr(self, "evaluation_params", ()))
-
-
-@metric_type(deepeval=_deepeval("GEval"), needs=None, needs_doc="its `evaluation_params`",
-             doc="`criteria` and/or `evaluation_steps`, `evaluation_params`")  # fmt: skip
-class GEval(_GEvalOptions):
-    type: Literal["g_eval"]
-    name: str | None = None
     criteria: str | None = None
     evaluation_steps: list[str] | None = Field(
         default=None,
@@ -294,13 +279,34 @@ class GEval(_GEvalOptions):
         description="Fixed steps: reproducible scores. Without them the judge writes steps from `criteria` "
         "once per run, shared by every shard; they are recorded in the run's results folder.",
     )
-    evaluation_params: list[EvalParam] = Field(default_factory=lambda: list(_DEFAULT_EVAL_PARAMS), min_length=1)
+
+    @model_validator(mode="after")
+    def _criteria_or_steps(self) -> Self:
+        if self.evaluation_steps is None and not (self.criteria or "").strip():
+            raise ValueError("give 'evaluation_steps', or 'criteria' for the judge to write steps from")
+        return self
+
+    def declared_params(self) -> tuple[str, ...]:
+        return tuple(getattr(self, "evaluation_params", ()))
+
+    def _deepeval_params(self) -> list[Any]:
+        """`evaluation_params` as DeepEval's enum of this G-Eval (imported here, where a metric is built)."""
+        raise NotImplementedError
 
     def deepeval_options(self) -> dict[str, Any]:
+        return {"name": self.key, "criteria": self.criteria, "evaluation_params": self._deepeval_params()}
+
+
+@metric_type(deepeval=_deepeval("GEval"), needs=None, needs_doc="its `evaluation_params`",
+             doc="`criteria` and/or `evaluation_steps`, `evaluation_params`")  # fmt: skip
+class GEval(_GEvalOptions):
+    type: Literal["g_eval"]
+    evaluation_params: list[EvalParam] = Field(default_factory=lambda: list(_DEFAULT_EVAL_PARAMS), min_length=1)
+
+    def _deepeval_params(self) -> list[Any]:
         from deepeval.test_case import SingleTurnParams
 
-        params = [SingleTurnParams(p) for p in self.evaluation_params]
-        return {"name": self.key, "criteria": self.criteria, "evaluation_params": params}
+        return [SingleTurnParams(p) for p in self.evaluation_params]
 
 
 # --- conversational metrics (DeepEval's ConversationalTestCase: a case with recorded `turns`) ----------------
@@ -396,16 +402,12 @@ class TurnContextualRelevancy(_Windowed):
              doc="`criteria` and/or `evaluation_steps`, `evaluation_params`")  # fmt: skip
 class ConversationalGEval(_GEvalOptions):
     type: Literal["conversational_g_eval"]
-    name: str | None = None
-    criteria: str | None = None
-    evaluation_steps: list[str] | None = Field(default=None, min_length=1)
     evaluation_params: list[TurnParam] = Field(default_factory=lambda: list(_DEFAULT_TURN_PARAMS), min_length=1)
 
-    def deepeval_options(self) -> dict[str, Any]:
+    def _deepeval_params(self) -> list[Any]:
         from deepeval.test_case import MultiTurnParams
 
-        params = [MultiTurnParams(p) for p in self.evaluation_params]
-        return {"name": self.key, "criteria": self.criteria, "evaluation_params": params}
+        return [MultiTurnParams(p) for p in self.evaluation_params]
 
 
 @metric_type(deepeval=None, needs=None, judge=False, needs_doc="what the class declares",

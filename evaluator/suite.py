@@ -172,8 +172,11 @@ class Concurrency(_Strict):
         return self
 
 
+ShardingMode = Literal["contiguous", "balanced", "many"]
+
+
 class Sharding(_Strict):
-    mode: Literal["contiguous", "balanced", "many"] = "contiguous"
+    mode: ShardingMode = "contiguous"
     chunk_size: int = Field(default=25, ge=1, description="Cases per shard in 'many' mode.")
 
 

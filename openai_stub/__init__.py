@@ -15,6 +15,7 @@ from openai_stub.server import (
     run_stub_in_process,
     running_stub,
     set_controls,
+    stub_process,
 )
 
 __all__ = [
@@ -27,4 +28,5 @@ __all__ = [
     "run_stub_in_process",
     "running_stub",
     "set_controls",
+    "stub_process",
 ]

@@ -56,7 +56,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -691,6 +691,16 @@ def run_stub_in_process(**controls: Any) -> tuple[str, Callable[[], None]]:
             process.stdout.close()
 
     return line, stop
+
+
+@contextlib.contextmanager
+def stub_process(**controls: Any) -> Iterator[str]:
+    """`run_stub_in_process` for a `with` block or a fixture: yields the base URL, stops the process after."""
+    base_url, stop = run_stub_in_process(**controls)
+    try:
+        yield base_url
+    finally:
+        stop()
 
 
 def _root(base_url: str) -> str:

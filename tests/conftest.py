@@ -35,13 +35,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture
 def stub() -> Iterator[str]:
     """An OpenAI-compatible stub in its own process (own GIL, like a real server); yields its base URL."""
-    from openai_stub.server import run_stub_in_process
+    from openai_stub.server import stub_process
 
-    base_url, stop = run_stub_in_process(latency=0.01)
-    try:
+    with stub_process(latency=0.01) as base_url:
         yield base_url
-    finally:
-        stop()
 
 
 EvaluatorCli = Callable[..., "Completed"]

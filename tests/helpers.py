@@ -1,14 +1,29 @@
-"""Helpers shared by tests: write suites, make cases, read shard records."""
+"""Helpers shared by tests: write suites, make cases, read shard records, load a script as a module."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
+if TYPE_CHECKING:
+    from evaluator.contract import ReportCase
+
 REPO = Path(__file__).resolve().parent.parent
+
+
+def load_module(path: Path, name: str) -> ModuleType:
+    """A Python file that is not an importable module (a hyphenated script, a stand-in, a `__main__.py`), loaded
+    under `name`; code under `if __name__ == "__main__"` does not run."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def write_suite(
@@ -74,3 +89,15 @@ def read_report_json(path: Path) -> dict[str, Any]:
         lines = gzip.decompress((path.parent / report["cases_file"]["path"]).read_bytes()).splitlines()
         report["cases"] = [json.loads(line) for line in lines]
     return report
+
+
+def report_case(case_id: str, variant: str, score: float | None, *, error: bool = False) -> ReportCase:
+    """A report's case `c<N>` of `variant` with one metric `m` (threshold 0.5), or a timeout without metrics."""
+    from evaluator.contract import ErrorInfo, MetricResult, ReportCase
+
+    metrics = {} if error else {"m": MetricResult(score=score, threshold=0.5, success=(score or 0) >= 0.5)}
+    return ReportCase(
+        variant=variant, case_id=case_id, case_index=int(case_id[1:]), input="q", metrics=metrics, calls=[],
+        success=not error and (score or 0) >= 0.5, error=ErrorInfo(kind="timeout", message="t") if error else None,
+        duration_s=0.1, started_at="2026-01-01T00:00:00+00:00", finished_at="2026-01-01T00:00:01+00:00", shard=0,
+    )  # fmt: skip

@@ -1,4 +1,5 @@
-"""What every command shares: error handling that never shows a traceback for a user mistake, and logging."""
+"""What every command shares: error handling that never shows a traceback for a user mistake, logging, and the
+options that mean one thing to several commands."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar, get_args
 
 import click
 
 from evaluator.errors import EvaluatorError
 from evaluator.stopping import Cancelled
+from evaluator.suite import ShardingMode
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -50,6 +52,24 @@ def profile_option(default: str = "every case") -> Callable[[Callable[P, R]], Ca
         help=f"The suite's profile selecting the cases (e.g. pr: a fixed-seed sample; nightly: all). "
         f"[env: EVAL_PROFILE; default: {default}]",
     )
+
+
+def sharding_option(purpose: str = "") -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """`--sharding MODE` (env EVAL_SHARDING): how cases are assigned to shards, the suite's `sharding.mode`
+    overridden. One definition for `run` and `prepare`, so a pipeline's EVAL_SHARDING means the same to each."""
+    return click.option(
+        "--sharding",
+        envvar="EVAL_SHARDING",
+        type=click.Choice(get_args(ShardingMode)),
+        default=None,
+        help=f"Assignment of cases to shards{purpose}. [env: EVAL_SHARDING; default: the suite's]",
+    )
+
+
+def tolerance_option(help_text: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """`--tolerance` of `gate` and `report`: the suite's gate.regression_tolerance overridden, on the 0-1 scale
+    both read it on (each command says what the drop is measured against)."""
+    return click.option("--tolerance", type=click.FloatRange(0.0, 1.0), default=None, help=help_text)
 
 
 def setup_logging(verbose: int = 0, quiet: bool = False) -> None:

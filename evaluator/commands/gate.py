@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from evaluator.commands.common import handle_errors
+from evaluator.commands.common import handle_errors, tolerance_option
 from evaluator.contract import load_report
 from evaluator.errors import EXIT_GATE_FAILED, EXIT_OK
 from evaluator.gate import apply_gate
@@ -35,12 +35,9 @@ from evaluator.gate import apply_gate
     help="Override the suite's gate.policy: absolute thresholds, or no regression against the reference "
     "variant (or --baseline) beyond the tolerance, decided on confidence intervals.",
 )
-@click.option(
-    "--tolerance",
-    type=click.FloatRange(0.0, 1.0),
-    default=None,
-    help="Override the suite's gate.regression_tolerance: the largest drop (0-1 scale) accepted against the "
-    "reference or --baseline.",
+@tolerance_option(
+    "Override the suite's gate.regression_tolerance: the largest drop (0-1 scale) accepted against the "
+    "reference or --baseline."
 )
 @click.option(
     "--min-pass-rate",
@@ -64,7 +61,7 @@ def gate(
     min_pass_rate: float | None,
     allow_mixed_versions: bool,
 ) -> None:
-    """Judge REPORT.json against the suite's gate.
+    """Apply the suite's gate to REPORT.json.
 
     Fails closed: a missing, incomplete or corrupt shard, a duplicate case, or errors above the error budget can
     never pass, whatever the scores. Infrastructure errors are reported apart from quality failures.

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 import evaluator
-from evaluator.commands.common import git_commit, handle_errors, profile_option, setup_logging
+from evaluator.commands.common import git_commit, handle_errors, profile_option, setup_logging, sharding_option
 
 
 @click.command()
@@ -30,13 +30,7 @@ from evaluator.commands.common import git_commit, handle_errors, profile_option,
 )
 @click.option("--run-id", envvar="EVAL_RUN_ID", default=None, help="The run's id. [env: EVAL_RUN_ID]")
 @click.option("--commit", envvar="EVAL_COMMIT", default=None, help="Commit under evaluation. [env: EVAL_COMMIT]")
-@click.option(
-    "--sharding",
-    envvar="EVAL_SHARDING",
-    type=click.Choice(["contiguous", "balanced", "many"]),
-    default=None,
-    help="Assignment of cases to shards, as `run` will use it. [env: EVAL_SHARDING; default: the suite's]",
-)
+@sharding_option(", as `run` will use it")
 @profile_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON object.")
 @handle_errors

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from evaluator.commands.common import handle_errors
+from evaluator.commands.common import handle_errors, tolerance_option
 from evaluator.contract import load_report
 from evaluator.errors import EXIT_GATE_FAILED, InputError
 from evaluator.extras import require_report_extra
@@ -25,12 +25,9 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 @click.command()
 @click.argument("report_file", metavar="REPORT.json", type=_FILE)
 @click.option("--baseline", type=_FILE, help="A previous REPORT.json to compare with, case by case.")
-@click.option(
-    "--tolerance",
-    type=click.FloatRange(0.0, 1.0),
-    default=None,
-    help="Largest drop (0-1 scale) of a metric or the pass rate accepted against --baseline"
-    " [default: the suite's gate.regression_tolerance, else 0].",
+@tolerance_option(
+    "Largest drop (0-1 scale) of a metric or the pass rate accepted against --baseline"
+    " [default: the suite's gate.regression_tolerance, else 0]."
 )
 @click.option(
     "--fail-on-regression",

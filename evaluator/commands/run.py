@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 import evaluator
-from evaluator.commands.common import git_commit, handle_errors, profile_option, setup_logging
+from evaluator.commands.common import git_commit, handle_errors, profile_option, setup_logging, sharding_option
 from evaluator.errors import InputError
 from evaluator.local_workers import (
     EXIT_MEANING,
@@ -71,13 +71,7 @@ log = logging.getLogger("evaluator.run")
     default=None,
     help="Commit under evaluation. [env: EVAL_COMMIT; default: git rev-parse HEAD]",
 )
-@click.option(
-    "--sharding",
-    envvar="EVAL_SHARDING",
-    type=click.Choice(["contiguous", "balanced", "many"]),
-    default=None,
-    help="Assignment of cases to shards. [env: EVAL_SHARDING; default: the suite's]",
-)
+@sharding_option()
 @click.option(
     "--timings",
     envvar="EVAL_TIMINGS",

@@ -13,7 +13,7 @@ Two limits, both learned from the server's answers:
 - plain 429s (no `retry-after-ms` or `x-ratelimit-*`; a `Retry-After` alone does not announce a rate limit):
   a server at its concurrency ceiling sends them, and so do proxies and faults that reject a share of calls
   whatever the load. The limiter cannot tell which from one 429, so it asks the server: the first plain 429
-  cuts concurrency like an overload, and the cut is an experiment judged over the next window of answers. If
+  cuts concurrency like an overload, and the cut is an experiment, tested over the next window of answers. If
   the share of plain 429s fell, or the accepted rate held (the server was full anyway), it was an overload
   and later plain 429s cut again. If neither (the same share of 429s, and fewer answers because fewer were
   asked), cutting does not help: the limit is restored and plain 429s stop cutting (their calls are still
@@ -46,15 +46,22 @@ MAX_RATE = 100_000.0
 CUT_HELPED_SHARE = 0.85  # a cut helped if the share of plain 429s fell below this part of the share before
 # (and by more than two standard errors: a share measured on few answers is noisy) ...
 CUT_KEPT_RATE = 0.85  # ... or the accepted rate stayed above this part of the rate before
-MIN_JUDGED = 100  # answers (and at least one window) before a learned share is re-checked, and accepted
-# answers before a cut is judged: a share or a rate within ~10 %, not noise
+MIN_ANSWERS = 100  # answers (and at least one window) before a learned share is re-checked, and accepted
+# answers before a cut is tested: a share or a rate within ~10 %, not noise
 REARM_FACTOR = 1.5  # plain 429s are trusted again when their share exceeds REARM_FACTOR x the learned share ...
 REARM_MARGIN = 0.05  # ... plus this
 
 
+def _keep_window(times: collections.deque[float], now: float, window_s: float) -> None:
+    """Records an event at `now` in `times`, which keeps the last `window_s` seconds of them (a rate's window)."""
+    times.append(now)
+    while times and times[0] < now - window_s:
+        times.popleft()
+
+
 @dataclass
 class _Trial:
-    """A cut made on a plain 429, being judged: did it lower the share of 429s, or at least cost no throughput?"""
+    """A cut made on a plain 429, under test: did it lower the share of 429s, or at least cost no throughput?"""
 
     restore_to: float  # the limit before the cut
     share_before: float  # plain 429s / answers over the window before the cut
@@ -138,11 +145,9 @@ class AdaptiveLimiter:
     def on_success(self) -> None:
         """Additive increase: about +1 slot per `limit` successes; counts the call toward the accepted rate."""
         now = self._clock()
-        self._accepted.append(now)
-        while self._accepted and self._accepted[0] < now - self._window_s:
-            self._accepted.popleft()
+        _keep_window(self._accepted, now, self._window_s)
         self._observe(now, rejected=False)
-        if self.limit < self.maximum and self._trial is None:  # a cut being judged holds its level
+        if self.limit < self.maximum and self._trial is None:  # a cut under test holds its level
             self.limit = min(float(self.maximum), self.limit + 1.0 / self.limit)
             grown = self.limit - self._recorded_limit
             if self.limit >= self.maximum or grown >= max(1.0, 0.1 * self.maximum):
@@ -158,9 +163,7 @@ class AdaptiveLimiter:
     def on_plain_429(self) -> None:
         """A 429 that announces no rate limit: cut as an overload unless cutting was learned not to help."""
         now = self._clock()
-        self._plain_429s.append(now)
-        while self._plain_429s and self._plain_429s[0] < now - self._window_s:
-            self._plain_429s.popleft()
+        _keep_window(self._plain_429s, now, self._window_s)
         self._observe(now, rejected=True)
         if self._plain_429s_harmless or self._trial is not None:
             return
@@ -199,19 +202,19 @@ class AdaptiveLimiter:
             trial.rejected += rejected
             trial.accepted += not rejected
             elapsed = now - trial.started
-            if elapsed >= self._window_s and trial.accepted >= MIN_JUDGED:
-                self._judge(trial, elapsed)
+            if elapsed >= self._window_s and trial.accepted >= MIN_ANSWERS:
+                self._conclude(trial, elapsed)
         elif self._plain_429s_harmless:
             self._watch_rejected += rejected
             self._watch_accepted += not rejected
             answers = self._watch_accepted + self._watch_rejected
-            if now - self._watch_started >= self._window_s and answers >= MIN_JUDGED:
+            if now - self._watch_started >= self._window_s and answers >= MIN_ANSWERS:
                 share = self._watch_rejected / answers
                 if share > self._harmless_share * REARM_FACTOR + REARM_MARGIN:
                     self._plain_429s_harmless = False  # a new kind of 429: trust it again (and test it again)
                 self._watch_started, self._watch_accepted, self._watch_rejected = now, 0, 0
 
-    def _judge(self, trial: _Trial, elapsed: float) -> None:
+    def _conclude(self, trial: _Trial, elapsed: float) -> None:
         self._trial = None
         answers = trial.accepted + trial.rejected
         share_after = trial.rejected / answers

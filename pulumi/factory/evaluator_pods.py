@@ -14,7 +14,8 @@ from factory.objects import (
     WHY_TAG_NOT_DIGEST,
     Manifest,
     labels,
-    object_meta,
+    network_policy,
+    opaque_secret,
     pod_security,
     restricted_container_security,
 )
@@ -31,25 +32,19 @@ JOB_SKIPS = (
 )
 
 
+_EVALUATOR_PODS = {"matchLabels": labels("evaluator")}
+# A helper container (the run-guard, the wait for the servers, the upload) runs one short script.
+HELPER_RESOURCES = {"cpu": "100m", "memory": "128Mi"}
+
+
 def eval_keys_secret(s: StackSettings, keys: dict[str, Any]) -> Manifest:
     """Built only by `pulumi up` from `pulumi config set --secret evalTargetApiKey/evalJudgeApiKey`."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": object_meta(s.eval_keys_secret, s.namespace, "evaluator"),
-        "type": "Opaque",
-        "stringData": keys,
-    }
+    return opaque_secret(s.eval_keys_secret, s.namespace, "evaluator", keys)
 
 
 def eval_network_policy(s: StackSettings) -> Manifest:
     """Evaluator pods accept no connections; they only call the target and the judge."""
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": object_meta("evaluator-no-ingress", s.namespace, "evaluator"),
-        "spec": {"podSelector": {"matchLabels": labels("evaluator")}, "policyTypes": ["Ingress"]},
-    }
+    return network_policy("evaluator-no-ingress", s.namespace, "evaluator", _EVALUATOR_PODS, ["Ingress"])
 
 
 def eval_egress_policy(s: StackSettings) -> Manifest:
@@ -76,12 +71,7 @@ def eval_egress_policy(s: StackSettings) -> Manifest:
             if rule.pod_labels:
                 peer["podSelector"] = {"matchLabels": dict(rule.pod_labels)}
         rules.append({"to": [peer], "ports": [{"port": port, "protocol": "TCP"} for port in rule.ports]})
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": object_meta("evaluator-egress", s.namespace, "evaluator"),
-        "spec": {"podSelector": {"matchLabels": labels("evaluator")}, "policyTypes": ["Egress"], "egress": rules},
-    }
+    return network_policy("evaluator-egress", s.namespace, "evaluator", _EVALUATOR_PODS, ["Egress"], egress=rules)
 
 
 def out_dir(run_id: str) -> str:
@@ -133,9 +123,17 @@ def evaluator_env(
 
 
 def evaluator_container(
-    s: StackSettings, name: str, command: list[str], env: list[Manifest], suite_volume: bool = True
+    s: StackSettings,
+    name: str,
+    command: list[str],
+    env: list[Manifest],
+    suite_volume: bool = True,
+    helper: bool = False,
 ) -> Manifest:
+    """A container of the evaluator image; a `helper` (one short script before or after the evaluation) gets
+    HELPER_RESOURCES instead of eval.cpu/eval.memory."""
     mounts = [{"name": "suite", "mountPath": SUITE_MOUNT, "readOnly": True}] if suite_volume else []
+    size = HELPER_RESOURCES if helper else {"cpu": s.eval.cpu, "memory": s.eval.memory}
     return {
         "name": name,
         "image": s.eval.image,
@@ -145,10 +143,7 @@ def evaluator_container(
         "workingDir": "/tmp",
         "env": env,
         # CPU and memory only: the evaluator calls models over HTTP and never needs a GPU.
-        "resources": {
-            "requests": {"cpu": s.eval.cpu, "memory": s.eval.memory},
-            "limits": {"cpu": s.eval.cpu, "memory": s.eval.memory},
-        },
+        "resources": {"requests": dict(size), "limits": dict(size)},
         "securityContext": restricted_container_security(),
         "volumeMounts": [
             *mounts,

@@ -11,6 +11,7 @@ from factory.objects import (
     Manifest,
     digest,
     labels,
+    network_policy,
     object_meta,
     restricted_container_security,
     skips,
@@ -127,12 +128,13 @@ def device_plugin(s: StackSettings) -> list[Manifest]:
         },
     }
     # The plugin talks to the kubelet over a unix socket only: it accepts no network connection.
-    no_ingress = {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": object_meta("nvidia-device-plugin-no-ingress", DEVICE_PLUGIN_NAMESPACE, "nvidia-device-plugin"),
-        "spec": {"podSelector": {"matchLabels": dict(pod_labels)}, "policyTypes": ["Ingress"]},
-    }
+    no_ingress = network_policy(
+        "nvidia-device-plugin-no-ingress",
+        DEVICE_PLUGIN_NAMESPACE,
+        "nvidia-device-plugin",
+        {"matchLabels": dict(pod_labels)},
+        ["Ingress"],
+    )
     return [cm, ds, no_ingress]
 
 

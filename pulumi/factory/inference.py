@@ -14,7 +14,9 @@ from factory.objects import (
     WHY_TAG_NOT_DIGEST,
     Manifest,
     labels,
+    network_policy,
     object_meta,
+    opaque_secret,
     pod_security,
     restricted_container_security,
     service_account,
@@ -28,24 +30,12 @@ VLLM_PORT = 8000
 def vllm_api_key_secret(s: StackSettings, key: Any) -> Manifest:
     """Built only by `pulumi up` from `pulumi config set --secret vllmApiKey` (with vllm.apiKeySecret set)."""
     assert s.vllm.api_key_secret is not None
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": object_meta(s.vllm.api_key_secret, s.namespace, "vllm"),
-        "type": "Opaque",
-        "stringData": {VLLM_API_KEY_FIELD: key},
-    }
+    return opaque_secret(s.vllm.api_key_secret, s.namespace, "vllm", {VLLM_API_KEY_FIELD: key})
 
 
 def hf_token_secret(s: StackSettings, token: Any) -> Manifest:
     """Built only by `pulumi up` from `pulumi config set --secret hfToken`; `render` never writes it."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": object_meta(s.hf_token_secret, s.namespace, "vllm"),
-        "type": "Opaque",
-        "stringData": {"HF_TOKEN": token},
-    }
+    return opaque_secret(s.hf_token_secret, s.namespace, "vllm", {"HF_TOKEN": token})
 
 
 def vllm_args(s: StackSettings) -> list[str]:
@@ -224,16 +214,9 @@ def vllm_service(s: StackSettings) -> Manifest:
 
 def vllm_network_policy(s: StackSettings) -> Manifest:
     """Only pods of the factory's namespace may call vLLM."""
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": object_meta("vllm-ingress", s.namespace, "vllm"),
-        "spec": {
-            "podSelector": {"matchLabels": labels("vllm")},
-            "policyTypes": ["Ingress"],
-            "ingress": [{"from": [{"podSelector": {}}], "ports": [{"port": VLLM_PORT, "protocol": "TCP"}]}],
-        },
-    }
+    same_namespace = [{"from": [{"podSelector": {}}], "ports": [{"port": VLLM_PORT, "protocol": "TCP"}]}]
+    vllm_pods = {"matchLabels": labels("vllm")}
+    return network_policy("vllm-ingress", s.namespace, "vllm", vllm_pods, ["Ingress"], ingress=same_namespace)
 
 
 def vllm(s: StackSettings) -> list[Manifest]:

@@ -45,6 +45,30 @@ def object_meta(
     return meta
 
 
+def opaque_secret(name: str, namespace: str, component: str, data: dict[str, Any]) -> Manifest:
+    """A credential Secret: built only by `pulumi up` from a `pulumi config set --secret` value, never rendered."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": object_meta(name, namespace, component),
+        "type": "Opaque",
+        "stringData": data,
+    }
+
+
+def network_policy(
+    name: str, namespace: str, component: str, pod_selector: Manifest, policy_types: list[str], **rules: Any
+) -> Manifest:
+    """A NetworkPolicy over the pods `pod_selector` picks; a policy type without rules (`ingress=`/`egress=`)
+    refuses every connection of that direction."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": object_meta(name, namespace, component),
+        "spec": {"podSelector": pod_selector, "policyTypes": policy_types, **rules},
+    }
+
+
 def restricted_container_security() -> Manifest:
     return {
         "allowPrivilegeEscalation": False,

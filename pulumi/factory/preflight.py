@@ -48,10 +48,8 @@ print(f"{marker}: run {run}, image {image}")
 
 
 def run_guard_container(s: StackSettings, env: list[Manifest]) -> Manifest:
-    container = evaluator_container(s, "run-guard", ["python", "-c", RUN_GUARD_SCRIPT], env, suite_volume=False)
-    small = {"cpu": "100m", "memory": "128Mi"}
-    container["resources"] = {"requests": dict(small), "limits": dict(small)}
-    return container
+    command = ["python", "-c", RUN_GUARD_SCRIPT]
+    return evaluator_container(s, "run-guard", command, env, suite_volume=False, helper=True)
 
 
 # Before a shard starts: the stack's vLLM answers /health (a first rollout downloads and loads the model for many
@@ -93,8 +91,7 @@ def wait_container(s: StackSettings) -> list[Manifest]:
         {"name": "EVAL_WAIT_SECONDS", "value": str(s.eval.health_wait_seconds)},
         {"name": "HOME", "value": "/tmp"},
     ]
-    container = evaluator_container(s, "wait-for-servers", ["python", "-c", WAIT_SCRIPT], env, suite_volume=False)
-    small = {"cpu": "100m", "memory": "128Mi"}
-    container["resources"] = {"requests": dict(small), "limits": dict(small)}
+    command = ["python", "-c", WAIT_SCRIPT]
+    container = evaluator_container(s, "wait-for-servers", command, env, suite_volume=False, helper=True)
     container["volumeMounts"] = [{"name": "tmp", "mountPath": "/tmp"}]
     return [container]

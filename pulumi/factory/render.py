@@ -67,9 +67,10 @@ def with_run_image(settings: StackSettings, image: str) -> StackSettings:
     return dataclasses.replace(settings, eval=dataclasses.replace(settings.eval, image=image))
 
 
-def launch_plan(objs: list[objects.Manifest], files: list[Path], run: RunSettings) -> dict[str, object]:
-    """Facts about a rendered run, taken from its objects (suite ConfigMap, eval Job, aggregate Job) and, for what
-    no object holds, from the evaluator's own plan of the run (variants, units)."""
+def launch_facts(objs: list[objects.Manifest], files: list[Path], run: RunSettings) -> dict[str, object]:
+    """The launch facts (`run/<run-id>.json`): a rendered run's names and numbers, taken from its objects (suite
+    ConfigMap, eval Job, aggregate Job) and, for what no object holds, from the evaluator's own plan of the run
+    (variants, units)."""
     suite, eval_job, aggregate_job, collector = objs
     pod = eval_job["spec"]["template"]["spec"]
     claims = [v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v]
@@ -109,20 +110,20 @@ def launch_plan(objs: list[objects.Manifest], files: list[Path], run: RunSetting
     }
 
 
-def check_run_image(plan_path: Path, image: str) -> None:
+def check_run_image(facts_path: Path, image: str) -> None:
     """A run id is evaluated by one image: refuse to render it again for another (stale shards would be
     resumed and reported as the new image's; the pods refuse too, see preflight.RUN_GUARD_SCRIPT)."""
-    if not plan_path.is_file():
+    if not facts_path.is_file():
         return
     try:
-        previous = json.loads(plan_path.read_text(encoding="utf-8")).get("image")
+        previous = json.loads(facts_path.read_text(encoding="utf-8")).get("image")
     except (OSError, ValueError):
         return
     if previous and previous != image:
         raise SettingsError(
-            f"{plan_path}: image: run {plan_path.stem} was rendered for image {previous!r}, now {image!r}. "
+            f"{facts_path}: image: run {facts_path.stem} was rendered for image {previous!r}, now {image!r}. "
             "A run id belongs to one image: pass a new --run-id (e.g. with the image's digest), or delete "
-            f"{plan_path} and the run's folder on the results volume first"
+            f"{facts_path} and the run's folder on the results volume first"
         )
 
 
@@ -157,12 +158,12 @@ def render(
                 run_settings, eval=dataclasses.replace(run_settings.eval, timings_report=timings_report)
             )
             check_settings(run_settings, "--timings-report")
-        plan_path = out / "run" / f"{run_id}.json"
-        check_run_image(plan_path, run_settings.eval.image)
+        facts_path = out / "run" / f"{run_id}.json"
+        check_run_image(facts_path, run_settings.eval.image)
         objs = evaluation.run_manifests(run_settings, run)
         groups["run"] = write_group(out / "run" / run_id, objs)
-        plan = launch_plan(objs, groups["run"], run)
-        plan_path.write_text(json.dumps(plan, indent=2) + "\n", encoding="utf-8")
+        facts = launch_facts(objs, groups["run"], run)
+        facts_path.write_text(json.dumps(facts, indent=2) + "\n", encoding="utf-8")
     return groups
 
 

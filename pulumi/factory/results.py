@@ -9,7 +9,7 @@ from typing import Any
 
 from factory import upload as upload_script
 from factory.evaluator_pods import JOB_SKIPS, RESULTS_MOUNT, evaluator_container, evaluator_pod
-from factory.objects import Manifest, object_meta, skips
+from factory.objects import Manifest, object_meta, opaque_secret, skips
 from factory.settings import StackSettings
 
 COLLECTOR_DEADLINE_SECONDS = 900
@@ -74,19 +74,11 @@ def upload_containers(s: StackSettings, run_id: str, report: str) -> list[Manife
         *({"name": k, "valueFrom": {"secretKeyRef": {"name": upload.secret, "key": k}}} for k in UPLOAD_KEYS),
     ]
     command = ["python", "-c", Path(upload_script.__file__).read_text(encoding="utf-8")]
-    container = evaluator_container(s, "upload", command, env, suite_volume=False)
-    small = {"cpu": "100m", "memory": "128Mi"}
-    container["resources"] = {"requests": dict(small), "limits": dict(small)}
-    return [container]
+    return [evaluator_container(s, "upload", command, env, suite_volume=False, helper=True)]
 
 
 def upload_secret(s: StackSettings, access_key_id: Any, secret_access_key: Any) -> Manifest:
     """Built only by `pulumi up` from `pulumi config set --secret reportUploadAccessKeyId/...SecretAccessKey`."""
     assert s.eval.upload is not None
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": object_meta(s.eval.upload.secret, s.namespace, "evaluator"),
-        "type": "Opaque",
-        "stringData": dict(zip(UPLOAD_KEYS, (access_key_id, secret_access_key), strict=True)),
-    }
+    keys = dict(zip(UPLOAD_KEYS, (access_key_id, secret_access_key), strict=True))
+    return opaque_secret(s.eval.upload.secret, s.namespace, "evaluator", keys)

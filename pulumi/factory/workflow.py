@@ -20,7 +20,7 @@ from factory.evaluator_pods import (
     evaluator_env,
     evaluator_pod,
 )
-from factory.objects import Manifest, labels, object_meta
+from factory.objects import Manifest, labels, network_policy, object_meta
 from factory.settings import DATASET_KEY, StackSettings
 
 ARGO_RUN_ID = "{{workflow.parameters.run-id}}"
@@ -381,16 +381,11 @@ def argo_executor_egress(s: StackSettings) -> Manifest:
     """The workflow's own pods (labelled by Argo) also run Argo's executor, which reports to the API server: on top of
     the evaluator's egress (NetworkPolicies add up), the API server's ports. The branch Jobs' pods carry no such label:
     they keep the evaluator's egress only."""
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": object_meta("argo-executor-egress", s.namespace, "argo-eval"),
-        "spec": {
-            "podSelector": {"matchExpressions": [{"key": "workflows.argoproj.io/workflow", "operator": "Exists"}]},
-            "policyTypes": ["Egress"],
-            "egress": [{"ports": [{"port": 443, "protocol": "TCP"}, {"port": 6443, "protocol": "TCP"}]}],
-        },
-    }
+    workflow_pods = {"matchExpressions": [{"key": "workflows.argoproj.io/workflow", "operator": "Exists"}]}
+    api_server = [{"ports": [{"port": 443, "protocol": "TCP"}, {"port": 6443, "protocol": "TCP"}]}]
+    return network_policy(
+        "argo-executor-egress", s.namespace, "argo-eval", workflow_pods, ["Egress"], egress=api_server
+    )
 
 
 def argo(s: StackSettings) -> list[Manifest]:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The release itself, reached only after the gate (pass, or warn in warn mode): the evaluated image is
-# promoted as release-pr-<PR>, and pushed when a registry is configured. It is the very image the gate judged
+# promoted as release-pr-<PR>, and pushed when a registry is configured. It is the very image the gate decided on
 # (tagged by the commit), never a rebuild.
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"

@@ -50,8 +50,8 @@ render() {
     --run-id "$rid" --commit "$COMMIT" --suite "$WORKSPACE/$EVAL_SUITE" --image "$image") >&2
 }
 
-# plan KEY: one fact about the rendered run from render's run/<run-id>.json (namespace, completions, ...).
-plan() {
+# fact KEY: one of the rendered run's launch facts, render's run/<run-id>.json (namespace, completions, ...).
+fact() {
   "$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$render_dir/run/$rid.json" "$1"
 }
 
@@ -66,29 +66,29 @@ main() {
   render
   mapfile -t files < <(find "$render_dir/run/$rid" -maxdepth 1 -name '*.yaml' | sort)
   [ "${#files[@]}" -eq 4 ] || die 2 "expected 4 rendered run manifests (suite, eval Job, aggregate Job, collector pod), got ${#files[@]}"
-  if [ -z "$ns" ]; then ns="$(plan namespace)"; fi
+  if [ -z "$ns" ]; then ns="$(fact namespace)"; fi
   echo "$ns" >"$render_dir/namespace"  # for collect-logs.sh
   mkdir -p "$RESULTS_DIR"
   # aggregate.sh expects exactly as many shards as the Job has completions (the stack's eval.shards).
-  plan completions >"$RESULTS_DIR/.expected-shards"
+  fact completions >"$RESULTS_DIR/.expected-shards"
   apply "${files[0]}" "${files[1]}"
   local eval_rc=0 agg_rc=0
-  wait_job "$(plan eval_job)" || eval_rc=$?
+  wait_job "$(fact eval_job)" || eval_rc=$?
   # Aggregate even after a failed Job: the report records which shards are missing and the gate fails.
   apply "${files[2]}"
-  wait_job "$(plan aggregate_job)" || agg_rc=$?
+  wait_job "$(fact aggregate_job)" || agg_rc=$?
   collect "${files[3]}"
   # The run's ConfigMap has no owner that would take it along: it goes once the run is over.
-  "$KUBECTL" --namespace "$ns" delete configmap "$(plan suite_configmap)" --ignore-not-found >/dev/null || true
+  "$KUBECTL" --namespace "$ns" delete configmap "$(fact suite_configmap)" --ignore-not-found >/dev/null || true
   if [ "$eval_rc" -ne 0 ]; then exit "$eval_rc"; fi
-  log "aggregate Job exit verdict: $agg_rc (the pipeline's Gate stage judges the copied report)"
+  log "aggregate Job exit verdict: $agg_rc (the pipeline's Gate stage decides on the copied report)"
 }
 
 # collect FILE: copy <results>/<run-id> off the results volume through the rendered collector pod (restricted
 # security context, the volume read-only), then delete it. The pod's image may still be pulling: wait long enough.
 collect() {
   local pod
-  pod="$(plan collector_pod)"
+  pod="$(fact collector_pod)"
   "$KUBECTL" --namespace "$ns" delete pod "$pod" --ignore-not-found --wait=true >/dev/null
   apply "$1" >/dev/null
   if ! "$KUBECTL" --namespace "$ns" wait --for=condition=Ready "pod/$pod" --timeout="${EVAL_COLLECT_TIMEOUT:-600s}" >/dev/null; then
@@ -96,7 +96,7 @@ collect() {
     return 0
   fi
   mkdir -p "$RESULTS_DIR"
-  "$KUBECTL" --namespace "$ns" cp "$pod:$(plan results_path_in_collector)/." "$RESULTS_DIR/" || log "copying results failed"
+  "$KUBECTL" --namespace "$ns" cp "$pod:$(fact results_path_in_collector)/." "$RESULTS_DIR/" || log "copying results failed"
   "$KUBECTL" --namespace "$ns" delete pod "$pod" --wait=false >/dev/null || true
 }
 

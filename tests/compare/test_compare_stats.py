@@ -14,10 +14,9 @@ from scipy import stats as sp
 
 import evaluator
 from evaluator import stats
-from evaluator.compare import compare_cases, difference
-from evaluator.contract import ErrorInfo, MetricResult, ReportCase
+from evaluator.compare import compare_pair, difference
 from evaluator.suite import CompareSettings
-from tests.helpers import write_suite
+from tests.helpers import report_case, write_suite
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -62,21 +61,13 @@ def test_a_paired_difference_by_hand() -> None:
     assert empty.n == 0 and empty.difference is None and empty.p_value is None
 
 
-def _case(case_id: str, variant: str, score: float | None, *, error: bool = False) -> ReportCase:
-    metrics = {} if error else {"m": MetricResult(score=score, threshold=0.5, success=(score or 0) >= 0.5)}
-    return ReportCase(
-        variant=variant, case_id=case_id, case_index=int(case_id[1:]), input="q", metrics=metrics, calls=[],
-        success=not error and (score or 0) >= 0.5, error=ErrorInfo(kind="timeout", message="t") if error else None,
-        duration_s=0.1, started_at="2026-01-01T00:00:00+00:00", finished_at="2026-01-01T00:00:01+00:00", shard=0,
-    )  # fmt: skip
-
-
 def test_a_case_errored_on_either_side_is_left_out_and_counted() -> None:
-    reference = [_case("c0", "r", 1.0), _case("c1", "r", 1.0), _case("c2", "r", None, error=True),
-                 _case("c3", "r", 0.0), _case("c4", "r", None, error=True)]  # fmt: skip
-    candidate = [_case("c0", "k", 1.0), _case("c1", "k", None, error=True), _case("c2", "k", 1.0),
-                 _case("c3", "k", 0.0), _case("c4", "k", None, error=True), _case("c9", "k", 1.0)]  # fmt: skip
-    pair = compare_cases(reference, candidate, ["m"], CompareSettings(), reference_name="r", candidate_name="k")
+    case = report_case
+    reference = [case("c0", "r", 1.0), case("c1", "r", 1.0), case("c2", "r", None, error=True),
+                 case("c3", "r", 0.0), case("c4", "r", None, error=True)]  # fmt: skip
+    candidate = [case("c0", "k", 1.0), case("c1", "k", None, error=True), case("c2", "k", 1.0),
+                 case("c3", "k", 0.0), case("c4", "k", None, error=True), case("c9", "k", 1.0)]  # fmt: skip
+    pair = compare_pair(reference, candidate, ["m"], CompareSettings(), reference_name="r", candidate_name="k").pair
     assert pair.cases == 5 and pair.errored == 3  # c9 has no reference answer; c1, c2, c4 errored on a side
     m = pair.metrics["m"]
     assert m.n == 2 and (m.wins, m.ties, m.losses) == (0, 2, 0) and m.difference == 0.0

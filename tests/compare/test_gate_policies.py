@@ -103,7 +103,7 @@ def test_no_regression_without_a_reference_falls_back_to_the_absolute_thresholds
                         gate={"policy": "no_regression", "regression_tolerance": 0.05, "min_pass_rate": 0.8})  # fmt: skip
     assert evaluator_cli("run", str(suite), "--out", str(tmp_path / "out")).returncode == 0
     verdict = apply_gate(evaluator.aggregate(tmp_path / "out"))  # one variant, no comparison, no baseline
-    assert any("judged on the absolute thresholds instead" in n for n in verdict.notes)
+    assert any("decided on the absolute thresholds instead" in n for n in verdict.notes)
     assert verdict.status == "fail" and "quality: pass rate 75.0% is below the minimum 80.0%" in verdict.reasons
 
 

@@ -4,6 +4,7 @@ variant `default`, and compare with files of this version; a report from a newer
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,25 @@ def _as_v2(content: dict[str, Any]) -> dict[str, Any]:
     return old
 
 
+def _as_older_shard(
+    out: Path, record_edit: Callable[[dict[str, Any]], None], manifest_edit: Callable[[dict[str, Any]], None]
+) -> None:
+    """Shard 0 of `out` as an older evaluator wrote it: each record and the manifest edited in place, and the
+    manifest's results_sha256 that of the edited records (the aggregate checks it)."""
+    from evaluator.results import file_sha256
+
+    folder = out / "shard-00000"
+    results = folder / "results.jsonl"
+    records = [json.loads(line) for line in results.read_text().splitlines()]
+    for record in records:
+        record_edit(record)
+    results.write_text("".join(json.dumps(record) + "\n" for record in records))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest_edit(manifest)
+    manifest["results_sha256"] = file_sha256(results)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
 def test_a_v2_report_loads_as_the_default_variant_and_compares_with_v3(tmp_path: Path) -> None:
     # 100 cases: enough ties to rule out a drop of 0.05 (Tango: +-0.037); 6 would be INCONCLUSIVE, not PASS
     report = evaluator.aggregate(pre_recorded_run(tmp_path, 100, 2))
@@ -75,27 +95,21 @@ def test_v2_records_and_a_v3_manifest_aggregate(tmp_path: Path) -> None:
     """A folder of the evaluator before the life cycle fields still aggregates (it no longer resumes: its suite
     hash covered the metrics)."""
     out = pre_recorded_run(tmp_path, 4, 1)
-    results = out / "shard-00000" / "results.jsonl"
-    lines = []
-    for line in results.read_text().splitlines():
-        record = json.loads(line)
+
+    def record_v2(record: dict[str, Any]) -> None:
         record["schema"] = "evaluator.result/v2"
         for key in ("scored_with", "rescored"):
             del record[key]
         for call in record["calls"]:
             del call["cached"]
-        lines.append(json.dumps(record))
-    results.write_text("\n".join(lines) + "\n")
-    manifest_path = out / "shard-00000" / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    for key in ("state", "stop", "scoring", "cache", "provenance"):
-        del manifest[key]
-    del manifest["profile"]["limit"]
-    manifest["schema"] = "evaluator.manifest/v3"
-    from evaluator.results import file_sha256
 
-    manifest["results_sha256"] = file_sha256(results)
-    manifest_path.write_text(json.dumps(manifest))
+    def manifest_v3(manifest: dict[str, Any]) -> None:
+        for key in ("state", "stop", "scoring", "cache", "provenance"):
+            del manifest[key]
+        del manifest["profile"]["limit"]
+        manifest["schema"] = "evaluator.manifest/v3"
+
+    _as_older_shard(out, record_v2, manifest_v3)
     report = evaluator.aggregate(out)
     assert report.problems == [] and report.totals.cases == 4 and report.shards.complete == [0]
     assert report.provenance is None and report.notes == []
@@ -103,24 +117,18 @@ def test_v2_records_and_a_v3_manifest_aggregate(tmp_path: Path) -> None:
 
 def test_a_v1_record_and_a_v2_manifest_aggregate(tmp_path: Path) -> None:
     out = pre_recorded_run(tmp_path, 4, 1)
-    results = out / "shard-00000" / "results.jsonl"
-    lines = []
-    for line in results.read_text().splitlines():
-        record = json.loads(line)
+
+    def record_v1(record: dict[str, Any]) -> None:
         record["schema"] = "evaluator.result/v1"
         del record["variant"]
-        lines.append(json.dumps(record))
-    results.write_text("\n".join(lines) + "\n")
-    manifest_path = out / "shard-00000" / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    for key in ("case_variants", "targets", "judge", "g_eval_steps", "profile", "compare", "state", "stop", "scoring",
-                "cache", "provenance"):  # fmt: skip
-        del manifest[key]
-    manifest["schema"] = "evaluator.manifest/v2"
-    from evaluator.results import file_sha256
 
-    manifest["results_sha256"] = file_sha256(results)
-    manifest_path.write_text(json.dumps(manifest))
+    def manifest_v2(manifest: dict[str, Any]) -> None:
+        for key in ("case_variants", "targets", "judge", "g_eval_steps", "profile", "compare", "state", "stop",
+                    "scoring", "cache", "provenance"):  # fmt: skip
+            del manifest[key]
+        manifest["schema"] = "evaluator.manifest/v2"
+
+    _as_older_shard(out, record_v1, manifest_v2)
     report = evaluator.aggregate(out)
     assert report.problems == [] and report.totals.cases == 4
     assert list(report.variants) == ["default"] and {c.variant for c in report.cases} == {"default"}

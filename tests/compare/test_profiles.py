@@ -137,7 +137,7 @@ def test_a_pr_report_against_a_nightly_baseline_compares_the_shared_cases_said_p
     foreign = _run(evaluator_cli, other, tmp_path / "other" / "out")
     done = evaluator_cli("gate", str(pr), "--baseline", str(foreign), "--policy", "no_regression")
     assert "the baseline shares no case with this run: nothing was compared" in done.stdout
-    assert "no reference to compare with" in done.stdout  # judged on the absolute thresholds instead
+    assert "no reference to compare with" in done.stdout  # decided on the absolute thresholds instead
 
 
 def test_an_unknown_profile_or_variant_is_exit_2(tmp_path: Path, evaluator_cli: Any) -> None:

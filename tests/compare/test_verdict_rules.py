@@ -22,10 +22,10 @@ from evaluator import stats
 from evaluator.baseline import compare as baseline_compare
 from evaluator.cli import main
 from evaluator.compare import against_baseline, difference, within_run
-from evaluator.contract import ErrorInfo, MetricResult, Report, ReportCase, to_json
+from evaluator.contract import Report, to_json
 from evaluator.gate import apply_gate, classify
 from evaluator.suite import CompareSettings, Gate
-from tests.helpers import pre_recorded_run, write_suite
+from tests.helpers import pre_recorded_run, report_case, write_suite
 from tests.reporting.real_runs import make_report, set_score
 
 MORE = re.compile(r"(\d+) more cases would decide it")
@@ -41,20 +41,11 @@ def test_more_cases_for_the_lopsided_interval_of_the_issue() -> None:
     assert stats.cases_to_decide(mirrored, 0.03) == 10  # 10 * (0.6/0.43)^2 = 19.5 cases
 
 
-def _case(case_id: str, variant: str, score: float | None, *, error: bool = False) -> ReportCase:
-    metrics = {} if error else {"m": MetricResult(score=score, threshold=0.5, success=(score or 0) >= 0.5)}
-    return ReportCase(
-        variant=variant, case_id=case_id, case_index=int(case_id[1:]), input="q", metrics=metrics, calls=[],
-        success=not error and (score or 0) >= 0.5, error=ErrorInfo(kind="timeout", message="t") if error else None,
-        duration_s=0.1, started_at="2026-01-01T00:00:00+00:00", finished_at="2026-01-01T00:00:01+00:00", shard=0,
-    )  # fmt: skip
-
-
 def _paired_report(tmp_path: Path, reference: list[float], candidate: list[float], tolerance: float) -> Report:
     """A real aggregate whose cases are replaced by two variants' scores, compared by the engine."""
     base = evaluator.aggregate(pre_recorded_run(tmp_path / f"r{len(reference)}", 2, 1))
-    cases = [_case(f"c{i:05d}", "ref", r) for i, r in enumerate(reference)]
-    cases += [_case(f"c{i:05d}", "cand", c) for i, c in enumerate(candidate)]
+    cases = [report_case(f"c{i:05d}", "ref", r) for i, r in enumerate(reference)]
+    cases += [report_case(f"c{i:05d}", "cand", c) for i, c in enumerate(candidate)]
     settings = CompareSettings()
     return base.model_copy(
         update={
@@ -120,10 +111,10 @@ def test_a_difference_interval_stays_within_minus_1_and_1(seed: int) -> None:
 def test_errored_cases_are_left_out_of_comparisons_as_of_the_pass_rate() -> None:
     """c1 errored in the candidate, c2 in the reference, c4 in both: the pass rate leaves errored cases out
     (passed / (cases - errored)), and so does every comparison: only c0 and c3 pair up."""
-    reference = [_case("c0", "r", 1.0), _case("c1", "r", 1.0), _case("c2", "r", None, error=True),
-                 _case("c3", "r", 0.0), _case("c4", "r", None, error=True)]  # fmt: skip
-    candidate = [_case("c0", "k", 1.0), _case("c1", "k", None, error=True), _case("c2", "k", 1.0),
-                 _case("c3", "k", 0.0), _case("c4", "k", None, error=True)]  # fmt: skip
+    reference = [report_case("c0", "r", 1.0), report_case("c1", "r", 1.0), report_case("c2", "r", None, error=True),
+                 report_case("c3", "r", 0.0), report_case("c4", "r", None, error=True)]  # fmt: skip
+    candidate = [report_case("c0", "k", 1.0), report_case("c1", "k", None, error=True), report_case("c2", "k", 1.0),
+                 report_case("c3", "k", 0.0), report_case("c4", "k", None, error=True)]  # fmt: skip
     (pair,) = within_run([*reference, *candidate], ["r", "k"], "r", CompareSettings())
     assert pair.metrics["m"].n == 2 and pair.pass_rate.n == 2
     assert (pair.metrics["m"].wins, pair.metrics["m"].losses) == (0, 0)

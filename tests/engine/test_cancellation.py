@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from openai_stub.server import run_stub_in_process, set_controls
+from openai_stub.server import set_controls, stub_process
 from tests.helpers import cases, read_records, write_suite
 
 pytestmark = pytest.mark.e2e
@@ -31,11 +31,8 @@ RESUME_LINE = re.compile(r"^(\d+) of (\d+) done; re-run the same command to resu
 @pytest.fixture
 def slow_stub() -> Iterator[str]:
     """A server slow enough (0.15 s a call, 4 calls a case, 4 calls in flight) that a run is mid-flight for seconds."""
-    base_url, stop = run_stub_in_process(latency=0.15)
-    try:
+    with stub_process(latency=0.15) as base_url:
         yield base_url
-    finally:
-        stop()
 
 
 def _suite(tmp_path: Path, base_url: str, count: int = 60) -> Path:

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 import evaluator
-from openai_stub.server import get_stats, run_stub_in_process
+from openai_stub.server import get_stats, stub_process
 from tests.helpers import cases, read_records, read_report_json, write_suite
 
 pytestmark = pytest.mark.e2e
@@ -33,11 +33,8 @@ CORRECTNESS = {
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    base_url, stop = run_stub_in_process(latency=0.005)
-    try:
+    with stub_process(latency=0.005) as base_url:
         yield base_url
-    finally:
-        stop()
 
 
 def _suite(folder: Path, base_url: str, count: int = 8, **overrides: Any) -> Path:

@@ -44,10 +44,7 @@ def conversation_case(case_id: str = "conversation", **changes: Any) -> dict[str
 def module_stub() -> Iterator[str]:
     """One stub server process per test module: starting one costs about a second, and these tests only read
     results, never the server's counters."""
-    from openai_stub.server import run_stub_in_process
+    from openai_stub.server import stub_process
 
-    base_url, stop = run_stub_in_process(latency=0.005)
-    try:
+    with stub_process(latency=0.005) as base_url:
         yield base_url
-    finally:
-        stop()

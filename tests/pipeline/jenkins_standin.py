@@ -5,20 +5,10 @@ static tests use the same functions the stand-in runs in the Molecule container,
 
 from __future__ import annotations
 
-import importlib.util
-from types import ModuleType
-
+from tests.helpers import load_module
 from tests.pipeline.conftest import REPO
 
 PATH = REPO / "ansible" / "molecule" / "default" / "standins.jenkins.py"
 
 
-def load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("jenkins_standin", PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-JENKINS = load()
+JENKINS = load_module(PATH, "jenkins_standin")

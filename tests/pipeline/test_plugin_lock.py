@@ -7,31 +7,21 @@ No update center is reachable here: the data was read from each plugin's pom.xml
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from tests.helpers import load_module
 from tests.pipeline.conftest import REPO
 
 LOCK = REPO / "jenkins" / "plugin-lock.json"
 PLUGINS = REPO / "jenkins" / "plugins.txt"
 
 
-def load_tool() -> ModuleType:
-    path = REPO / "scripts" / "ci-pipeline" / "plugin-lock.py"
-    spec = importlib.util.spec_from_file_location("plugin_lock", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-TOOL = load_tool()
+TOOL = load_module(REPO / "scripts" / "ci-pipeline" / "plugin-lock.py", "plugin_lock")
 
 
 @pytest.fixture(scope="module")

@@ -5,26 +5,15 @@ library jars left out. Fixtures are real git repositories laid out as the mirror
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from tests.helpers import load_module
 from tests.pipeline.conftest import REPO
 
-
-def load_tool() -> ModuleType:
-    path = REPO / "scripts" / "ci-pipeline" / "plugin-pom-deps.py"
-    spec = importlib.util.spec_from_file_location("plugin_pom_deps", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-TOOL = load_tool()
+TOOL = load_module(REPO / "scripts" / "ci-pipeline" / "plugin-pom-deps.py", "plugin_pom_deps")
 
 HEAD = '<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>'
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +13,9 @@ from factory.settings import RunSettings, load_stack
 from pulumi_harness import PULUMI_DIR
 from pulumi_policy import PolicyCustomTimeouts, PolicyResourceOptions, ResourceValidationArgs
 
+from tests.helpers import load_module
 
-def load_pack() -> Any:
-    spec = importlib.util.spec_from_file_location("policy_main", PULUMI_DIR / "policy" / "__main__.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # the PolicyPack itself starts only under `if __name__ == "__main__"`
-    return module
-
-
-PACK = load_pack()
+PACK: Any = load_module(PULUMI_DIR / "policy" / "__main__.py", "policy_main")  # the PolicyPack starts only as __main__
 POLICIES = {p.name: p for p in PACK.policies()}
 
 

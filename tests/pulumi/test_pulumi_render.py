@@ -219,7 +219,7 @@ def test_render_rejects_bad_run_arguments(tmp_path: Path, extra: list[str], mess
     assert "Traceback" not in result.output
 
 
-def test_a_run_image_overrides_the_stack_and_the_launch_plan_reads_the_rendered_run(tmp_path: Path) -> None:
+def test_a_run_image_overrides_the_stack_and_the_launch_facts_read_the_rendered_run(tmp_path: Path) -> None:
     suite = write_suite(tmp_path)
     image = f"registry.example:5000/ai-eval-factory/evaluator:{COMMIT}"
     args = ["--stack", "prod", "--out", str(tmp_path / "out"), "--run-id", RUN_ID, "--commit", COMMIT]

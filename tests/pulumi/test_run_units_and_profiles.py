@@ -3,7 +3,7 @@
 The unit of work is (variant, case): with `many` sharding the Indexed Job needs ceil(units / chunk_size)
 completions, and the aggregate must expect exactly that many shards, or every pod exits 2 (the evaluator checks
 EVAL_TOTAL_SHARDS against its own count). The profile selects the cases: it reaches the pods as EVAL_PROFILE and the
-launch plan records it with the variants, next to the keys the release pipeline already reads.
+launch facts record it with the variants, next to the keys the release pipeline already reads.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import evaluator
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 # What scripts/ci-pipeline/run-cluster-eval.sh and the README read from run/<run-id>.json: never removed.
-LAUNCH_PLAN_KEYS = {
+LAUNCH_FACTS_KEYS = {
     "namespace", "suite_configmap", "eval_job", "aggregate_job", "completions", "results_claim", "image", "files",
     "results_dir", "report", "suite_path", "target_base_url", "target_model", "judge_base_url", "judge_model",
     "sharding", "timings", "job_deadline_seconds",
@@ -97,7 +97,7 @@ def test_other_sharding_keeps_the_stacks_shards(tmp_path: Path) -> None:
     )
 
 
-def test_the_profile_reaches_the_pods_and_the_launch_plan_with_the_variants(tmp_path: Path) -> None:
+def test_the_profile_reaches_the_pods_and_the_launch_facts_with_the_variants(tmp_path: Path) -> None:
     result = render_run(tmp_path, write_variants_suite(tmp_path / "suite"), "--profile", "pr")
     assert result.exit_code == 0, result.output
     eval_job, aggregate_job, plan = rendered(tmp_path)
@@ -106,7 +106,7 @@ def test_the_profile_reaches_the_pods_and_the_launch_plan_with_the_variants(tmp_
     assert plan["profile"] == "pr"
     assert plan["variants"] == ["cand", "ref"] and plan["reference"] == "ref"
     assert plan["units"] == 2 * VARIANTS_PR_CASES
-    assert set(plan) >= LAUNCH_PLAN_KEYS
+    assert set(plan) >= LAUNCH_FACTS_KEYS
 
 
 def test_no_profile_is_every_case_and_no_eval_profile_in_the_pods(tmp_path: Path) -> None:
@@ -114,7 +114,7 @@ def test_no_profile_is_every_case_and_no_eval_profile_in_the_pods(tmp_path: Path
     eval_job, _, plan = rendered(tmp_path)
     assert "EVAL_PROFILE" not in env_of(eval_job["spec"]["template"]["spec"]["containers"][0])
     assert plan["profile"] is None and plan["variants"] == ["default"] and plan["units"] == 1
-    assert set(plan) >= LAUNCH_PLAN_KEYS
+    assert set(plan) >= LAUNCH_FACTS_KEYS
 
 
 def test_the_pipelines_eval_profile_reaches_a_rendered_run(tmp_path: Path) -> None:
