@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from typing import Unpack
 
     from evaluator.contract import Report
-    from evaluator.engine.runner import ShardOutcome
+    from evaluator.engine.outcome import ShardOutcome
     from evaluator.gate import Verdict
     from evaluator.options import RunSettings
     from evaluator.planning import RunPlan

@@ -6,13 +6,16 @@ under one concurrency limit per server, so no shard's tail leaves the server idl
 files a pod of the Indexed Job writes for that index (its manifest's endpoint figures: the calls it made, the
 limit's changes while it ran, the most calls the worker had in flight then).
 
-The protocol is one line per message. A worker prints `ready` (`progress.worker_message`) on its stdout when it
-can take a shard; the parent answers with the shard's index on the worker's stdin, or closes it when no shard is
-left. While a shard runs the worker prints its progress, then its outcome (state, counts, and the exit code a
-process running that shard alone would have had), so the parent draws one progress bar across all workers and
-says what the run did. A shard that fails (a bad shard folder, the error budget exceeded) is that shard's code;
-the worker goes on with the next. The run's exit code is 0 when every shard finished (quality failures are
-results, the gate is `evaluator gate`'s job), else the worst shard code (2, then 3, else 4).
+The protocol is one line per message. The parent's first line to a worker is what it planned and a worker's flags
+cannot say before it did (run id, shard count, sharding mode: `run_settings_line`), so the workers start, and import
+DeepEval, while the parent still plans (`start_worker`, then `LocalWorkers(warm=...)`). A worker prints `ready`
+(`progress.worker_message`) on its stdout when it can take a shard; the parent answers with the shard's index on
+its stdin, or closes it when no shard is left. While a shard runs the worker prints its progress, then its outcome
+(state, counts, and the exit code a process running that shard alone would have had), so the parent draws one
+progress bar across all workers and says what the run did. A shard that fails (a bad shard folder, the error
+budget exceeded) is that shard's code; the worker goes on with the next. The run's exit code is 0 when every
+shard finished (quality failures are results, the gate is `evaluator gate`'s job), else the worst shard code (2,
+then 3, else 4).
 
 A SIGINT or SIGTERM is forwarded to every worker (each in its own process group, so a terminal's Ctrl-C reaches
 them once, through the parent); no further shard is handed out; each worker stops its shard cleanly (the grace,
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -118,10 +122,15 @@ class LocalWorkers:
 
     def __init__(
         self, command: list[str], total: int, workers: int, stop: Stop,
-        on_update: Callable[[dict[int, ShardStatus]], None] | None = None,
+        on_update: Callable[[dict[int, ShardStatus]], None] | None = None, *, settings: str,
+        warm: list[subprocess.Popen[str]] | None = None,
     ) -> None:  # fmt: skip
+        """`settings` is each worker's first line (`run_settings_line`); `warm` are workers of `command` started
+        already (`start_worker`), used before any new one is started."""
         self.command, self.total, self.workers, self.stop = command, total, workers, stop
         self.on_update = on_update
+        self.settings = settings
+        self.warm = list(warm or [])
         self.shards = {index: ShardStatus(index) for index in range(total)}
         self.started_processes = 0
         self._lock = threading.Lock()
@@ -163,6 +172,8 @@ class LocalWorkers:
             self._notify()
             time.sleep(0.02)
         self._notify()
+        release_workers(self.warm)
+        self.warm = []
         failed = {
             i: s.code for i, s in self.shards.items()
             if s.code is not None and s.code != 0 and not (self.stop.requested and s.code == self.stop.exit_code)
@@ -170,12 +181,12 @@ class LocalWorkers:
         return WorkersResult(dict(self.shards), self.stop, time.monotonic() - started, failed)
 
     def _start(self) -> None:
-        """A new worker process (caller holds the lock). Its own process group: a terminal's Ctrl-C reaches the
-        parent only, which forwards it once."""
-        env = {k: v for k, v in os.environ.items() if k not in ("JOB_COMPLETION_INDEX", "EVAL_TOTAL_SHARDS")}
-        process = subprocess.Popen(
-            self.command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, process_group=0
-        )
+        """A worker (caller holds the lock): a warm one, else a new process; either is sent the run's settings."""
+        process = self.warm.pop(0) if self.warm else start_worker(self.command)
+        assert process.stdin is not None
+        with contextlib.suppress(OSError):  # it died meanwhile: _reap finds it
+            process.stdin.write(self.settings + "\n")
+            process.stdin.flush()
         worker = _Worker(process)
         worker.reader = threading.Thread(target=self._read, args=(worker,), name="worker-out", daemon=True)
         self._live.append(worker)
@@ -257,6 +268,44 @@ class LocalWorkers:
             with self._lock:
                 snapshot = {i: ShardStatus(**vars(s)) for i, s in self.shards.items()}
             self.on_update(snapshot)
+
+
+def start_worker(command: list[str]) -> subprocess.Popen[str]:
+    """A worker process of `command`, waiting for the run's settings on its stdin. Its own process group: a
+    terminal's Ctrl-C reaches the parent only, which forwards it once."""
+    env = {k: v for k, v in os.environ.items() if k not in ("JOB_COMPLETION_INDEX", "EVAL_TOTAL_SHARDS")}
+    return subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, process_group=0)
+
+
+def release_workers(processes: list[subprocess.Popen[str]]) -> None:
+    """Workers started but never given the run's settings: their stdin closed, they exit (0) at once."""
+    for process in processes:
+        if process.stdin is not None:
+            with contextlib.suppress(OSError):
+                process.stdin.close()
+    for process in processes:
+        try:
+            process.wait(KILL_AFTER_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+SETTINGS = ("run_id", "total_shards", "sharding")  # what the parent decides when it plans, for every worker
+
+
+def run_settings_line(prepared: PreparedRun) -> str:
+    """The worker's first line: what the parent planned and a worker's flags cannot say before it did."""
+    return json.dumps({"run_id": prepared.run_id, "total_shards": prepared.total, "sharding": prepared.mode})
+
+
+def read_run_settings(lines: TextIO) -> dict[str, object] | None:
+    """A worker's first line as `RunOptions` fields; None when the parent closed stdin first (nothing to run)."""
+    line = lines.readline()
+    if not line.strip():
+        return None
+    settings = json.loads(line)
+    return {name: settings[name] for name in SETTINGS}
 
 
 def serve_shards(

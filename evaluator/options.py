@@ -115,12 +115,16 @@ class PreparedRun:
         return self._shards[index]
 
 
-def prepare_run(loaded: LoadedSuite, options: RunOptions, *, workers: int | None = None) -> PreparedRun:
-    """Plans the run and checks its sharding before any shard starts (InputError on a bad flag or case)."""
+def prepare_run(
+    loaded: LoadedSuite, options: RunOptions, *, workers: int | None = None, planned: RunPlan | None = None
+) -> PreparedRun:
+    """Plans the run (unless `planned` already is, with the same options) and checks its sharding before any
+    shard starts (InputError on a bad flag or case)."""
     from evaluator import default_run_id
     from evaluator.planning import plan_run
 
-    planned = plan_run(loaded, profile=options.profile, variant=options.variant, limit=options.limit)
+    if planned is None:
+        planned = plan_run(loaded, profile=options.profile, variant=options.variant, limit=options.limit)
     mode = options.sharding or loaded.suite.sharding.mode
     total = options.total_shards if options.total_shards is not None else planned.shard_count(mode, workers)
     durations = _durations(options.timings) if mode == "balanced" and options.timings is not None else None

@@ -28,3 +28,11 @@ if [ ! -f "$stamp" ]; then
     "${uv_args[@]}" -c constraints.txt -e ".[${EXTRAS}]" -e ./receiver
   touch "$stamp"
 fi
+# Bytecode for every installed module, written once here: with PYTHONDONTWRITEBYTECODE set (as in the image, and
+# on many CI hosts) Python never writes it itself, and every `evaluator` process (each `run --workers` worker too)
+# would compile DeepEval's ~700 modules again, seconds per start. The image gets the same from pip's install.
+bytecode="$VENV/.bytecode-$(basename "$stamp")"
+if [ ! -f "$bytecode" ]; then
+  "$VENV/bin/python" -m compileall -q -j 0 "$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" >/dev/null || true
+  touch "$bytecode"
+fi

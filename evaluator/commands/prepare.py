@@ -87,9 +87,9 @@ def _sharding_line(mode: str, origin: str, chunk_size: int, facts: dict[str, Any
 
 async def _steps(loaded: Any, out: Path, run_id: str) -> dict[str, list[str]]:
     """The run's G-Eval steps, written to OUT/g_eval_steps.json (or read from it) exactly as a shard would."""
+    from evaluator.engine.clients import new_client
     from evaluator.engine.judge import ChatJudge, NoJudge
     from evaluator.engine.metrics import MetricFactory
-    from evaluator.engine.runner import new_client
 
     suite = loaded.suite
     client = new_client(suite.judge, suite.concurrency) if suite.judge is not None else None

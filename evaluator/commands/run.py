@@ -3,28 +3,38 @@
 from __future__ import annotations
 
 import logging
+import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 import evaluator
 from evaluator.commands.common import git_commit, handle_errors, profile_option, setup_logging, sharding_option
-from evaluator.errors import InputError
+from evaluator.errors import EvaluatorError, InputError
 from evaluator.local_workers import (
     EXIT_MEANING,
     LocalWorkers,
     ShardStatus,
     WorkersResult,
     fill_from_manifests,
+    read_run_settings,
+    release_workers,
+    run_settings_line,
     serve_shards,
+    start_worker,
     units_on_disk,
 )
 from evaluator.options import PreparedRun, RunOptions, prepare_run
 from evaluator.progress import ProgressMeter
 from evaluator.sharding import index_from_environment
 from evaluator.stopping import DEFAULT_GRACE_S, Stop, resume_line, stop_on_signals
+
+if TYPE_CHECKING:
+    from evaluator.planning import RunPlan
+    from evaluator.suite import LoadedSuite
 
 log = logging.getLogger("evaluator.run")
 
@@ -173,20 +183,30 @@ def run(
     with stop_on_signals(Stop(stop_grace)) as stop:
         if workers is not None and shard_index is not None:
             raise InputError("--workers runs every shard; do not combine it with --shard-index")
-        loaded = evaluator.load_suite(suite_file)
-        if (sharding or loaded.suite.sharding.mode) == "balanced" and timings is None:
-            raise InputError("'balanced' sharding needs --timings PREVIOUS_REPORT.json (or EVAL_TIMINGS)")
         options = RunOptions(
             profile=profile, variant=variant, limit=limit, sharding=sharding, total_shards=total_shards,
             timings=timings, run_id=run_id, commit=commit or git_commit(suite_file.resolve().parent),
             retry_errors=retry_errors, steps_dir=steps_dir, use_cache=use_cache, stop_grace=stop_grace,
         )  # fmt: skip
-        prepared = prepare_run(loaded, options, workers=workers)  # the one plan of this process's shards
+        if worker:
+            sys.exit(_serve_as_worker(suite_file, out, options, stop))
+        # The workers start now: each imports DeepEval while this process loads and plans the run.
+        command = worker_command(suite_file, out, options, verbose=verbose, quiet=quiet)
+        count = min(workers, total_shards) if workers is not None and total_shards else workers or 0
+        warm = [start_worker(command) for _ in range(count)]
+        try:
+            loaded = evaluator.load_suite(suite_file)
+            if (sharding or loaded.suite.sharding.mode) == "balanced" and timings is None:
+                raise InputError("'balanced' sharding needs --timings PREVIOUS_REPORT.json (or EVAL_TIMINGS)")
+            prepared = prepare_run(loaded, options, workers=workers)  # the one plan of this process's shards
+        except BaseException:
+            release_workers(warm)
+            raise
         if workers is not None:
             log.info("%s", prepared.plan.describe())
-            sys.exit(run_local_workers(suite_file, out, prepared, workers, stop=stop, verbose=verbose, quiet=quiet))
-        if worker:
-            sys.exit(serve_shards(prepared, out, stop))
+            code = run_local_workers(suite_file, out, prepared, workers, stop=stop, verbose=verbose, quiet=quiet,
+                                     warm=warm)  # fmt: skip
+            sys.exit(code)
         index = index_from_environment(shard_index)
         if index is None:
             if prepared.total > 1:
@@ -199,22 +219,63 @@ def run(
         run_prepared(prepared, out, index, stop=stop)
 
 
-def run_local_workers(
-    suite_file: Path, out: Path, prepared: PreparedRun, workers: int, *, stop: Stop | None = None,
-    verbose: int = 0, quiet: bool = False,
-) -> int:  # fmt: skip
-    """Completions = the prepared run's shards, parallelism = `workers` long-lived processes, each taking the next
-    index when it is free, like the Job controller hands indices to pods. Prints the run's outcome (or, stopped,
-    the resume line) and returns the run's exit code."""
-    options = replace(prepared.options, total_shards=prepared.total, run_id=prepared.run_id, sharding=prepared.mode)
-    live = sys.stderr.isatty() and not quiet and not verbose
+def _serve_as_worker(suite_file: Path, out: Path, options: RunOptions, stop: Stop) -> int:
+    """A `--workers` child: imports the engine and plans the run while the parent plans it too, then takes the
+    parent's run settings (its first stdin line) and serves shards. When the parent closes stdin first (it found
+    the suite or a flag wrong, and said so), the worker ends quietly: its own failure would only repeat it."""
+    import evaluator.engine.runner  # the worker's start-up (DeepEval's import) overlaps the parent's
+
+    loaded: LoadedSuite | None = None
+    planned: RunPlan | None = None
+    failure: EvaluatorError | None = None
+    try:
+        loaded = evaluator.load_suite(suite_file)
+        planned = evaluator.plan_run(loaded, profile=options.profile, variant=options.variant, limit=options.limit)
+    except EvaluatorError as exc:
+        failure = exc
+    settings = read_run_settings(sys.stdin)
+    if settings is None:
+        return 0
+    if failure is not None:
+        raise failure
+    assert loaded is not None
+    prepared = prepare_run(loaded, replace(options, **settings), planned=planned)  # type: ignore[arg-type]
+    return serve_shards(prepared, out, stop)
+
+
+def worker_command(
+    suite_file: Path, out: Path, options: RunOptions, *, verbose: int = 0, quiet: bool = False
+) -> list[str]:
+    """How a `--workers` parent starts each worker process: the run's options as flags (the settings the parent
+    plans come on the worker's stdin)."""
     command = [sys.executable, "-m", "evaluator", "run", str(suite_file), "--out", str(out), "--worker",
                *options.worker_arguments()]  # fmt: skip
     if verbose:
         command.append("-" + "v" * verbose)
-    elif quiet or live:  # on a terminal the progress bar stands for the workers' log lines
+    elif quiet or _live(quiet, verbose):  # on a terminal the progress bar stands for the workers' log lines
         command.append("-q")
+    return command
+
+
+def _live(quiet: bool, verbose: int) -> bool:
+    return sys.stderr.isatty() and not quiet and not verbose
+
+
+def run_local_workers(
+    suite_file: Path, out: Path, prepared: PreparedRun, workers: int, *, stop: Stop | None = None,
+    verbose: int = 0, quiet: bool = False, warm: list[subprocess.Popen[str]] | None = None,
+) -> int:  # fmt: skip
+    """Completions = the prepared run's shards, parallelism = `workers` long-lived processes, each taking the next
+    index when it is free, like the Job controller hands indices to pods. `warm`: workers started already (of
+    `worker_command` with the same options). Prints the run's outcome (or, stopped, the resume line) and returns
+    the run's exit code."""
+    command = worker_command(suite_file, out, prepared.options, verbose=verbose, quiet=quiet)
+    live = _live(quiet, verbose)
     run_id, total, units = prepared.run_id, prepared.total, len(prepared.plan.units)
+    settings = run_settings_line(prepared)
+    warm = list(warm or [])
+    release_workers(warm[min(workers, total) :])  # started for a shard count the plan did not need
+    del warm[min(workers, total) :]
     log.info("run %s: %d shards, %d worker processes, into %s", run_id, total, min(workers, total), out)
     meter = ProgressMeter(f"run {run_id}", units, live=live) if units else None
 
@@ -223,10 +284,10 @@ def run_local_workers(
             meter.update(sum(s.done for s in shards.values()))
 
     if stop is None:
-        with stop_on_signals(Stop(options.stop_grace)) as own:
-            result = LocalWorkers(command, total, workers, own, update).run()
+        with stop_on_signals(Stop(prepared.options.stop_grace)) as own:
+            result = LocalWorkers(command, total, workers, own, update, settings=settings, warm=warm).run()
     else:
-        result = LocalWorkers(command, total, workers, stop, update).run()
+        result = LocalWorkers(command, total, workers, stop, update, settings=settings, warm=warm).run()
     if meter is not None:
         meter.close()
     fill_from_manifests(result.shards, out, run_id)

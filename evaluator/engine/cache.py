@@ -27,10 +27,14 @@ log = logging.getLogger("evaluator.run")
 CACHE_FILE = "responses.jsonl"
 
 
+# One encoder for every call: `json.dumps` with options builds a new one each time.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(body: dict[str, Any]) -> bytes:
     """A request body as canonical JSON (sorted keys, no whitespace, UTF-8): what the client sends, and what the
     cache key hashes, so each call serialises its body once."""
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _CANONICAL.encode(body).encode()
 
 
 def key_of(canonical: bytes) -> str:
@@ -81,16 +85,20 @@ class ResponseCache:
 
     def put(self, key: str, raw: bytes, response: Any = None) -> None:
         """Records a successful response (the server's JSON body; `response`: already parsed) under its request's
-        key, for later runs."""
+        key, for later runs. A body already parsed as one JSON object on one line is written as the server sent it
+        (serialising it again cost more per call than the rest of the cache); anything else is re-serialised."""
         if key in self._responses or key in self._written or self._handle is None:
             return
-        if response is None:
-            try:
-                response = json.loads(raw)
-            except ValueError:
-                return
+        line = _raw_line(key, raw) if isinstance(response, dict) else None
+        if line is None:
+            if response is None:
+                try:
+                    response = json.loads(raw)
+                except ValueError:
+                    return
+            line = json.dumps({"key": key, "response": response}, ensure_ascii=False) + "\n"
         self._written.add(key)
-        self._handle.write(json.dumps({"key": key, "response": response}, ensure_ascii=False) + "\n")
+        self._handle.write(line)
         self._handle.flush()
         self.stored += 1
 
@@ -113,3 +121,15 @@ class ResponseCache:
             log.warning("%s: cutting a torn last line left by a killed run", self.path)
             with self.path.open("r+b") as handle:
                 handle.truncate(valid)
+
+
+def _raw_line(key: str, raw: bytes) -> str | None:
+    """The cache line of a response body parsed as a JSON object, with the body as the server sent it; None when
+    it is not UTF-8 on one line (then it is serialised again)."""
+    if b"\n" in raw or b"\r" in raw:
+        return None
+    try:
+        text = raw.decode("utf-8").strip().lstrip("\ufeff")
+    except UnicodeDecodeError:
+        return None
+    return f'{{"key": "{key}", "response": {text}}}\n'

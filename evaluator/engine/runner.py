@@ -13,45 +13,35 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from evaluator.contract import (
-    CacheStats,
-    Call,
-    Counts,
     EndpointSummary,
-    ErrorInfo,
-    JudgeInfo,
     Manifest,
-    MetricResult,
     ModelProvenance,
     ProfileInfo,
     Provenance,
     ResultRecord,
     StopInfo,
-    TargetInfo,
     unit_key,
 )
-from evaluator.dataset import Case
 from evaluator.engine.cache import CACHE_FILE, ResponseCache
-from evaluator.engine.http import CallError, CallRecord, ChatClient, RetryPolicy, current_calls, redact_url
+from evaluator.engine.clients import ShardClients
 from evaluator.engine.judge import ChatJudge, NoJudge
 from evaluator.engine.limiter import AdaptiveLimiter
-from evaluator.engine.metrics import MetricFactory, score
-from evaluator.engine.testcase import build_test_case
+from evaluator.engine.metrics import MetricFactory
+from evaluator.engine.outcome import RunIdentity, ShardFacts, ShardOutcome, count_outcome, now_iso
+from evaluator.engine.shard_progress import ShardProgress
+from evaluator.engine.unit import UnitEvaluator
 from evaluator.errors import BadShardError, InfrastructureError
 from evaluator.identity import metric_fingerprints
 from evaluator.options import PreparedRun
-from evaluator.progress import eta
 from evaluator.provenance import local_provenance, served_model
 from evaluator.results import (
     MANIFEST_FILE,
     RESULTS_FILE,
     ResultWriter,
-    file_sha256,
     read_manifest,
     read_results,
     shard_dir,
@@ -61,82 +51,10 @@ from evaluator.results import (
 from evaluator.selection import Unit
 from evaluator.sharding import ShardPlan
 from evaluator.stopping import Cancelled, Stop
-from evaluator.suite import Concurrency, Endpoint, Judge, LoadedSuite, Target
+from evaluator.suite import Endpoint, LoadedSuite
 
 log = logging.getLogger("evaluator.run")
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class RunIdentity:
-    """What ties the shards of one run together."""
-
-    run_id: str
-    commit: str
-    suite_hash: str
-    suite_name: str
-
-
-@dataclass
-class ShardOutcome:
-    index: int
-    assigned: int
-    resumed: int
-    evaluated: int
-    passed: int
-    failed: int
-    errored: int
-    wall_time_s: float
-    endpoint_stats: dict[str, EndpointSummary] = field(default_factory=dict)
-
-    @property
-    def error_rate(self) -> float:
-        return self.errored / self.assigned if self.assigned else 0.0
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-def _sampling(endpoint: Endpoint) -> dict[str, Any]:
-    """What shapes an endpoint's answers (its model and sampling settings), never its key."""
-    return {
-        "model": endpoint.model,
-        "endpoint": redact_url(endpoint.base_url),
-        "max_tokens": endpoint.max_tokens,
-        "temperature": endpoint.temperature,
-        "seed": endpoint.seed,
-        "extra_body": dict(endpoint.extra_body),
-    }
-
-
-def target_info(target: Target) -> TargetInfo:
-    """A variant's target as the manifest records it."""
-    return TargetInfo(**_sampling(target), system_prompt=target.system_prompt, prompt_template=target.prompt_template)
-
-
-def judge_info(judge: Judge) -> JudgeInfo:
-    return JudgeInfo(**_sampling(judge), structured_output=judge.structured_output)
-
-
-def retry_policy(concurrency: Concurrency) -> RetryPolicy:
-    return RetryPolicy(
-        max_attempts=concurrency.max_attempts,
-        backoff_base_s=concurrency.backoff_base_s,
-        backoff_max_s=concurrency.backoff_max_s,
-        timeout_s=concurrency.request_timeout_s,
-    )
-
-
-def new_limiter(concurrency: Concurrency) -> AdaptiveLimiter:
-    return AdaptiveLimiter(concurrency.max_calls_per_endpoint, concurrency.min_calls_per_endpoint)
-
-
-def new_client(endpoint: Endpoint, concurrency: Concurrency, limiter: AdaptiveLimiter | None = None) -> ChatClient:
-    """A keep-alive client with an adaptive limit (its own, or one shared by the shards of one worker process),
-    for one server (share it across endpoints there)."""
-    limiter = limiter or new_limiter(concurrency)
-    return ChatClient(endpoint.base_url, api_key=endpoint.api_key(), limiter=limiter, retry=retry_policy(concurrency))
 
 
 class ShardRunner:
@@ -172,7 +90,6 @@ class ShardRunner:
         self.identity = identity
         self.out = out
         self.steps_dir = steps_dir or out  # where the run's G-Eval steps live: the run's results folder
-        self.profile = profile
         everything = self.suite.targets()  # the run's variants (all, or the one of a fan-out's branch), in order
         self.targets = {name: everything[name] for name in (variants or list(everything))}
         self.folder = shard_dir(out, plan.index)
@@ -186,6 +103,7 @@ class ShardRunner:
         self.limiters = limiters  # one limit per server for every shard of a worker process (None: this shard's)
         self.fingerprints: dict[str, str] = {}
         self.provenance: Provenance | None = None
+        self.facts = ShardFacts(identity, plan, loaded, dict(self.targets), profile)
 
     # --- resume -------------------------------------------------------------------------------------------
     def _finished_on_disk(self) -> dict[str, ResultRecord]:
@@ -281,7 +199,7 @@ class ShardRunner:
         try:
             endpoints: list[Endpoint] = [t for t in self.targets.values() if t is not None]
             endpoints += [self.suite.judge] if self.suite.judge is not None else []
-            async with _Clients(self.suite.concurrency, self.cache, endpoints, self.limiters) as clients:
+            async with ShardClients(self.suite.concurrency, self.cache, endpoints, self.limiters) as clients:
                 judge_client = clients.get(self.suite.judge)
                 judge = ChatJudge(judge_client, self.suite.judge) if judge_client and self.suite.judge else NoJudge()
                 factory = MetricFactory(self.suite.metrics, judge)
@@ -311,7 +229,7 @@ class ShardRunner:
                 self.cache.close()
         if self.stop.requested and self._work(latest, retry_errors):
             return self._cancelled(latest, retry_errors, started_wall, started_at, stats, abandoned)
-        outcome = self._outcome(latest, len(self.plan.units) - len(work), len(work), started_wall, stats)
+        outcome = count_outcome(self.plan, latest, len(self.plan.units) - len(work), len(work), started_wall, stats)
         self._write_manifest(outcome, started_at)
         log.info(
             "shard %d: done in %.1fs: %d passed, %d failed, %d errored",
@@ -330,25 +248,6 @@ class ShardRunner:
         wait_s = 300.0 + len(factory.criteria_only()) * concurrency.request_timeout_s * concurrency.max_attempts
         return await factory.prepare(
             self.steps_dir, run_id=self.identity.run_id, suite_hash=self.identity.suite_hash, wait_s=wait_s
-        )
-
-    def _outcome(
-        self, latest: dict[str, ResultRecord], resumed: int, evaluated: int, started_wall: float,
-        stats: dict[str, EndpointSummary],
-    ) -> ShardOutcome:  # fmt: skip
-        final = [latest[u.key] for u in self.plan.units if u.key in latest]
-        errored = sum(1 for r in final if r.error is not None)
-        passed = sum(1 for r in final if r.success and r.error is None)
-        return ShardOutcome(
-            index=self.plan.index,
-            assigned=len(self.plan.units),
-            resumed=resumed,
-            evaluated=evaluated,
-            passed=passed,
-            failed=len(final) - passed - errored,
-            errored=errored,
-            wall_time_s=time.monotonic() - started_wall,
-            endpoint_stats=stats,
         )
 
     def _already_complete(self, manifest: Manifest) -> ShardOutcome:
@@ -377,7 +276,7 @@ class ShardRunner:
         else:
             remaining = {u.key for u in self.plan.units if u.key not in latest}
         current = {u.key: latest[u.key] for u in self.plan.units if u.key in latest and u.key not in remaining}
-        outcome = self._outcome(current, len(current), 0, started_wall, stats)
+        outcome = count_outcome(self.plan, current, len(current), 0, started_wall, stats)
         info = StopInfo(signal=self.stop.signal_name, grace_s=self.stop.grace_s, abandoned=abandoned)
         if untouched is None:
             self._write_manifest(outcome, started_at, stop=info)
@@ -394,45 +293,13 @@ class ShardRunner:
         if not self.results_path.exists():
             self.folder.mkdir(parents=True, exist_ok=True)
             self.results_path.touch()
-        manifest = Manifest(
-            run_id=self.identity.run_id,
-            suite_hash=self.identity.suite_hash,
-            suite_name=self.identity.suite_name,
-            commit=self.identity.commit,
-            shard_index=self.plan.index,
-            total_shards=self.plan.total,
-            sharding=self.plan.mode,
-            gate=self.suite.gate,
-            suite_path=str(self.loaded.path),
-            max_calls_per_endpoint=self.suite.concurrency.max_calls_per_endpoint,
-            case_ids=[u.case.id for u in self.plan.units],
-            case_variants=[u.variant for u in self.plan.units],
-            targets={name: target_info(t) if t is not None else None for name, t in self.targets.items()},
-            judge=judge_info(self.suite.judge) if self.suite.judge is not None else None,
-            g_eval_steps=self.g_eval_steps,
-            profile=self.profile,
-            compare=self.suite.compare,
-            counts=Counts(
-                cases=outcome.assigned, passed=outcome.passed, failed=outcome.failed, errored=outcome.errored
-            ),
-            results_sha256=file_sha256(self.results_path),
-            started_at=started_at,
-            finished_at=now_iso(),
-            wall_time_s=round(outcome.wall_time_s, 3),
-            endpoints=outcome.endpoint_stats,
-            state="complete" if stop is None else "cancelled",
-            stop=stop,
-            scoring=self.fingerprints,
-            cache=CacheStats(
-                enabled=self.cache is not None,
-                hits=self.cache.hits if self.cache is not None else 0,
-                stored=self.cache.stored if self.cache is not None else 0,
-            ),
-            provenance=self.provenance or local_provenance(),
-        )
+        manifest = self.facts.manifest(
+            outcome, self.results_path, started_at=started_at, g_eval_steps=self.g_eval_steps,
+            fingerprints=self.fingerprints, cache=self.cache, provenance=self.provenance, stop=stop,
+        )  # fmt: skip
         write_manifest(self.manifest_path, manifest)
 
-    async def _provenance(self, clients: _Clients, variants: set[str]) -> Provenance:
+    async def _provenance(self, clients: ShardClients, variants: set[str]) -> Provenance:
         """The versions, the image, and each model in use as its server lists it (GET /models, once per model)."""
         asked: dict[tuple[str, str], asyncio.Task[ModelProvenance]] = {}
 
@@ -457,7 +324,7 @@ class ShardRunner:
             self.on_progress(done, len(self.plan.units))
 
     async def _evaluate(
-        self, work: list[tuple[Unit, ResultRecord | None]], latest: dict[str, ResultRecord], clients: _Clients,
+        self, work: list[tuple[Unit, ResultRecord | None]], latest: dict[str, ResultRecord], clients: ShardClients,
         factory: MetricFactory, stopped: asyncio.Event, hurry: asyncio.Event,
     ) -> int:  # fmt: skip
         """Evaluates `work` until done or stopped; returns how many units in flight were abandoned."""
@@ -470,7 +337,10 @@ class ShardRunner:
         }
         in_flight = concurrency.max_cases_in_flight or 2 * clients.capacity()
         done_before = len(self.plan.units) - len(work)
-        progress = _Progress(self.plan.index, len(work))
+        progress = ShardProgress(self.plan.index, len(work))
+        evaluate_unit = UnitEvaluator(
+            self.identity, self.plan.index, self.plan.total, self.suite.metrics, self.fingerprints, factory
+        )
         self._report_progress(done_before)
         pending = self._units(work)
         running = 0
@@ -483,7 +353,7 @@ class ShardRunner:
                         return
                     running += 1
                     try:
-                        record = await self._evaluate_case(unit, previous, targets.get(unit.variant), factory)
+                        record = await evaluate_unit(unit, previous, targets.get(unit.variant))
                     finally:
                         running -= 1
                     writer.write(record)
@@ -532,94 +402,6 @@ class ShardRunner:
             await everything
         return abandoned
 
-    async def _evaluate_case(
-        self,
-        unit: Unit,
-        previous: ResultRecord | None,
-        target: tuple[Target, ChatClient | None] | None,
-        factory: MetricFactory,
-    ) -> ResultRecord:
-        case = unit.case
-        calls: list[CallRecord] = []
-        token = current_calls.set(calls)
-        started_at, started = now_iso(), time.perf_counter()
-        error: ErrorInfo | None = None
-        metrics: dict[str, MetricResult] = {}
-        actual = case.actual_output
-        if actual is None and previous is not None:
-            actual = previous.actual_output  # the recorded answer: re-scoring never asks the target again
-        continues = previous is not None and previous.actual_output is not None and previous.actual_output == actual
-        try:
-            if actual is None:
-                client = target[1] if target is not None else None
-                if target is None or client is None:
-                    error = ErrorInfo(kind="config", message="case has no actual_output and the suite no target")
-                else:
-                    settings = target[0]
-                    try:
-                        actual = (await client.chat("target", _target_body(settings, case))).text
-                    except CallError as exc:
-                        error = ErrorInfo(kind=exc.kind, message=exc.message)
-            if error is None and actual is not None:
-                test_case = build_test_case(case, actual)
-                specs = self.suite.metrics
-                carried = _carried_over(previous, self.fingerprints) if continues else {}
-                fresh = [spec for spec in specs if spec.key not in carried]
-                outcomes = await asyncio.gather(*(score(factory.build(spec), spec, test_case) for spec in fresh))
-                scored = dict(zip((spec.key for spec in fresh), outcomes, strict=True))
-                for spec in specs:
-                    if spec.key in carried:
-                        metrics[spec.key] = carried[spec.key]
-                        continue
-                    outcome = scored[spec.key]
-                    metrics[spec.key] = MetricResult(
-                        score=outcome.score,
-                        threshold=outcome.threshold,
-                        success=outcome.success,
-                        reason=None if outcome.reason is None else str(outcome.reason),
-                        error=outcome.error,
-                        scoring=outcome.scoring,
-                    )
-                    if outcome.error and error is None:
-                        error = ErrorInfo(kind=outcome.error_kind or "metric", message=f"{spec.key}: {outcome.error}")
-        finally:
-            current_calls.reset(token)
-        earlier = previous if continues and previous is not None else None
-        return ResultRecord(
-            run_id=self.identity.run_id,
-            suite_hash=self.identity.suite_hash,
-            commit=self.identity.commit,
-            shard_index=self.plan.index,
-            total_shards=self.plan.total,
-            variant=unit.variant,
-            case_id=case.id,
-            case_index=case.index,
-            input=case.input,
-            expected_output=case.expected_output,
-            actual_output=actual,
-            metrics=metrics,
-            calls=[*(earlier.calls if earlier is not None else []), *(Call(**c.as_dict()) for c in calls)],
-            success=error is None and all(m.success for m in metrics.values()),
-            error=error,
-            duration_s=round(time.perf_counter() - started + (earlier.duration_s if earlier is not None else 0.0), 6),
-            started_at=earlier.started_at if earlier is not None else started_at,
-            finished_at=now_iso(),
-            scored_with=dict(self.fingerprints),
-            rescored=previous is not None and previous.error is None,
-            metadata=case.metadata,
-        )
-
-
-def _carried_over(previous: ResultRecord | None, fingerprints: dict[str, str]) -> dict[str, MetricResult]:
-    """The previous record's metric results that still hold: scored with today's fingerprint, without error."""
-    if previous is None:
-        return {}
-    return {
-        key: result
-        for key, result in previous.metrics.items()
-        if key in fingerprints and previous.scored_with.get(key) == fingerprints[key] and result.error is None
-    }
-
 
 async def _unless_stopped(work: Awaitable[T], stopped: asyncio.Event) -> T | None:
     """`work`'s result, or None (and `work` cancelled) when a stop comes first."""
@@ -637,113 +419,9 @@ async def _unless_stopped(work: Awaitable[T], stopped: asyncio.Event) -> T | Non
     return None
 
 
-class _Clients:
-    """The shard's clients: one pool and one adaptive limit per server (base_url), one client (with its own key)
-    per endpoint, every one answering from the shard's response cache when it has one. Opened on entry."""
-
-    def __init__(
-        self, concurrency: Concurrency, cache: ResponseCache | None, endpoints: list[Endpoint],
-        limiters: dict[str, AdaptiveLimiter] | None = None,
-    ) -> None:  # fmt: skip
-        self._servers: dict[str, ChatClient] = {}
-        self._since: dict[str, tuple[int, int]] = {}  # a shared limiter's changes and cuts before this shard
-        for endpoint in endpoints:
-            url = endpoint.base_url
-            if url not in self._servers:
-                limiter = None
-                if limiters is not None:
-                    limiter = limiters.setdefault(url, new_limiter(concurrency))
-                client = self._servers[url] = new_client(endpoint, concurrency, limiter)
-                client.use_cache(cache)
-                self._since[url] = (len(client.limiter.changes), client.limiter.decreases)
-
-    def get(self, endpoint: Endpoint | None) -> ChatClient | None:
-        """The client of an endpoint given at construction (its server's pool, its own key)."""
-        if endpoint is None:
-            return None
-        return self._servers[endpoint.base_url].for_key(endpoint.api_key())
-
-    def all(self) -> dict[str, ChatClient]:
-        return self._servers
-
-    def capacity(self) -> int:
-        return sum(c.limiter.maximum for c in self._servers.values())
-
-    async def __aenter__(self) -> _Clients:
-        for client in self._servers.values():
-            await client.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        for client in self._servers.values():
-            await client.__aexit__()
-
-    def summary(self) -> dict[str, EndpointSummary]:
-        return {
-            redact_url(url): EndpointSummary(
-                calls=c.stats.calls,
-                attempts=c.stats.attempts,
-                by_status=dict(c.stats.by_status),
-                peak_in_flight=c.limiter.peak_in_flight,
-                final_limit=round(c.limiter.limit, 1),
-                limit_decreases=c.limiter.decreases - self._since[url][1],
-                limit_changes=list(c.limiter.changes[self._since[url][0] :]),
-            )
-            for url, c in self._servers.items()
-        }
-
-
 def record_key(record: ResultRecord) -> str:
     """The unit a record answers (see `contract.unit_key`)."""
     return unit_key(record.variant, record.case_id)
-
-
-def _target_body(target: Target, case: Case) -> dict[str, Any]:
-    prompt = target.prompt_template.format(
-        input=case.input,
-        context="\n".join(case.context or ()),
-        retrieval_context="\n".join(case.retrieval_context or ()),
-    )
-    messages = [{"role": "user", "content": prompt}]
-    if target.system_prompt:
-        messages.insert(0, {"role": "system", "content": target.system_prompt})
-    body: dict[str, Any] = {
-        "model": target.model,
-        "messages": messages,
-        "max_tokens": target.max_tokens,
-        "temperature": target.temperature,
-        **target.extra_body,
-    }
-    if target.seed is not None:
-        body["seed"] = target.seed
-    return body
-
-
-class _Progress:
-    """A log line every ~10% or 15 s: done, rate, time remaining, errors, current limits."""
-
-    def __init__(self, index: int, total: int) -> None:
-        self.index, self.total = index, total
-        self.done = self.errors = 0
-        self.started = self.last = time.monotonic()
-        self.step = max(1, total // 10)
-
-    def tick(self, record: ResultRecord, clients: dict[str, ChatClient]) -> None:
-        self.done += 1
-        self.errors += 1 if record.error is not None else 0
-        now = time.monotonic()
-        if self.done % self.step and now - self.last < 15 and self.done != self.total:
-            return
-        self.last = now
-        rate = self.done / max(now - self.started, 1e-9)
-        limits = ", ".join(
-            f"{c.limiter.limit:.0f}" + (f" paced at {c.limiter.rate:.1f}/s" if c.limiter.rate else "")
-            for c in clients.values()
-        )
-        log.info(
-            "shard %d: %d/%d units, %.1f units/s, ETA %s, %d errored, concurrency limit %s",
-            self.index, self.done, self.total, rate, eta(self.total - self.done, rate), self.errors, limits,
-        )  # fmt: skip
 
 
 async def evaluate_prepared(

@@ -170,3 +170,30 @@ def test_planning_a_run_of_built_in_metrics_does_not_import_deepeval(tmp_path: P
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_workers_started_before_planning_end_quietly_when_the_plan_fails(tmp_path: Path) -> None:
+    """The workers start (and import DeepEval) while the parent plans; a case the parent refuses is said once, by
+    the parent, with exit 2: the workers it started end without a word of their own and leave no process behind."""
+    bad = [*cases(3), {"id": "c9999", "expected_output": "ok"}]  # no input: refused when the run is planned
+    suite = write_suite(tmp_path / "suite", bad)
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    starts = tmp_path / "starts.txt"
+    env = {**os.environ, "EVAL_TEST_STARTS": str(starts),
+           "PYTHONPATH": os.pathsep.join(filter(None, (str(hook), os.environ.get("PYTHONPATH"))))}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "evaluator", "run", str(suite), "--out", str(tmp_path / "out"), "--workers", "2",
+         "--total-shards", "4", "--commit", "c0ffee"],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr[-3000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, done.stderr[-3000:]
+    workers = [pid for pid, argv in (eval(line) for line in starts.read_text().splitlines()) if "--worker" in argv]
+    assert len(workers) == 2  # started early, as they are for a good run
+    for pid in workers:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert not list((tmp_path / "out").glob("shard-*"))
