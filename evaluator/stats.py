@@ -34,6 +34,7 @@ import math
 import operator
 import random
 import statistics
+from array import array
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, count, islice, repeat
@@ -205,7 +206,7 @@ _SECANT_STEPS = 30  # a bound takes about 6 (tests/metrics/test_betting_search.p
 _GRID = 1 << _BISECTIONS  # each bound is a multiple of 1/_GRID of the range: where 40 bisections of [0, 1] land
 
 
-def _bets(ys: Sequence[float], alpha_one_sided: float) -> list[float]:
+def _bets(ys: Sequence[float], alpha_one_sided: float) -> array[float]:
     """The predictable plug-in bets: lambda_t = sqrt(2 log(1/a) / (n sigma^2_{t-1})), where sigma^2 and the mean
     it is taken around are running estimates started at 1/4 and 1/2 (WSR 2024, eqs. 26-27), so each bet uses only
     the scores before it (that is what makes the capital a test martingale). In C-level iterators, each step the
@@ -214,7 +215,7 @@ def _bets(ys: Sequence[float], alpha_one_sided: float) -> list[float]:
     means = map(operator.truediv, map(operator.add, repeat(0.5), accumulate(ys)), count(2))  # (0.5 + total)/(t+1)
     squares = accumulate(map(operator.pow, map(operator.sub, ys, means), repeat(2)), initial=0.25)
     variances = map(operator.truediv, squares, count(1))  # sigma^2_{t-1} = squares / t
-    return list(islice(map(math.sqrt, map(operator.truediv, repeat(numerator), variances)), len(ys)))
+    return array("d", islice(map(math.sqrt, map(operator.truediv, repeat(numerator), variances)), len(ys)))
 
 
 def _rejects(ys: Sequence[float], bets: Sequence[float], m: float, sign: int, log_threshold: float) -> bool:
@@ -251,7 +252,7 @@ def betting_interval(
     if not _within(values, low, high):
         raise ValueError(f"values must lie within [{low}, {high}]")
     span = high - low
-    ys = [(v - low) / span for v in values]
+    ys = array("d", map(operator.truediv, map(operator.sub, values, repeat(low)), repeat(span)))  # 8 bytes a value
     random.Random(seed).shuffle(ys)
     alpha = (1.0 - confidence) / 2.0
     bets = _bets(ys, alpha)
@@ -544,11 +545,16 @@ def _z(confidence: float) -> float:
     return statistics.NormalDist().inv_cdf(0.5 + confidence / 2.0)
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    """Linear-interpolated percentile (q in 0..100, numpy's default method); None for no data."""
+def percentile(values: Sequence[float], q: float, *, ordered: bool = False) -> float | None:
+    """Linear-interpolated percentile (q in 0..100, numpy's default method); None for no data. `ordered`: the
+    values are sorted already (several percentiles of many values, one sort)."""
     if not values:
         return None
-    ordered = sorted(values)
+    ordered_values = values if ordered else sorted(values)
+    return _interpolated(ordered_values, q)
+
+
+def _interpolated(ordered: Sequence[float], q: float) -> float:
     rank = (len(ordered) - 1) * q / 100
     low, high = math.floor(rank), math.ceil(rank)
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)

@@ -19,7 +19,6 @@ MAX_LINES = 600
 # A file leaves this list when it shrinks (the test below fails while it is listed but small).
 OVERSIZED: dict[str, str] = {
     "evaluator/engine/runner.py": "the shard runner and the worker's run path: not split yet (issue 21 open)",
-    "evaluator/aggregation.py": "the streaming aggregate's two passes: not split yet (issue 21 open)",
 }
 
 
