@@ -1,0 +1,200 @@
+"""Running summaries of a run's merged cases: the totals, metric summaries, latencies and slowest units that
+REPORT.json carries for the run and for each variant.
+
+Apart from the aggregate (aggregation.py) because this is the report's arithmetic, not the reading of shards: a
+tally is fed one case at a time, in report order (the order the intervals' seeded betting order starts from), and
+keeps of each case only what the percentiles and confidence intervals need, 8 bytes a score or latency.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from array import array
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from evaluator.contract import LatencySummary, MetricSummary, ReportCase, SlowCase, Totals, unit_key
+from evaluator.stats import percentile, score_interval, wilson_interval
+
+
+def latency_summary(values: Sequence[float]) -> LatencySummary:
+    ordered = sorted(values)
+    return LatencySummary(
+        count=len(values),
+        mean=sum(values) / len(values) if values else None,
+        p50=percentile(ordered, 50, ordered=True),
+        p95=percentile(ordered, 95, ordered=True),
+        max=ordered[-1] if ordered else None,
+    )
+
+
+class Summary:
+    """Totals, metric summaries (with confidence intervals), latency and errors of a set of cases."""
+
+    def __init__(
+        self,
+        totals: Totals,
+        pass_rate_ci: tuple[float | None, float | None],
+        metrics: dict[str, MetricSummary],
+        latency: dict[str, LatencySummary],
+        errors_by_kind: dict[str, int],
+    ) -> None:
+        self.totals = totals
+        self.pass_rate_ci = pass_rate_ci
+        self.metrics = metrics
+        self.latency = latency
+        self.errors_by_kind = errors_by_kind
+
+
+class Tally:
+    """Running totals of a set of cases, fed one case (a ReportCase's JSON) at a time: counts, tokens, and the
+    scores and latencies the percentiles and intervals need, kept as 8-byte floats."""
+
+    def __init__(self) -> None:
+        self.cases = self.passed = self.errored = 0
+        self.prompt_tokens = self.completion_tokens = self.calls = 0
+        self.metric_scores: dict[str, array[float]] = {}
+        self.metric_pass: Counter[str] = Counter()
+        self.metric_count: Counter[str] = Counter()
+        self.metric_errors: Counter[str] = Counter()
+        self.thresholds: dict[str, float] = {}
+        self.latency: dict[str, array[float]] = {}
+        self.errors_by_kind: Counter[str] = Counter()
+
+    def add(self, case: dict[str, Any]) -> None:
+        error = case.get("error")
+        self.cases += 1
+        if error is not None:
+            self.errored += 1
+            self.errors_by_kind[error["kind"]] += 1
+        elif case["success"]:
+            self.passed += 1
+        thresholds, scores, counts = self.thresholds, self.metric_scores, self.metric_count
+        for name, outcome in case["metrics"].items():
+            threshold = outcome.get("threshold")
+            if threshold is not None and name not in thresholds:
+                thresholds[name] = threshold
+            if outcome.get("error"):
+                self.metric_errors[name] += 1
+                continue
+            if error is not None:  # an errored case is left out of every quality number (compare.pair_up)
+                continue
+            counts[name] += 1
+            score = outcome.get("score")
+            if score is not None:
+                kept = scores.get(name)
+                if kept is None:
+                    kept = scores[name] = array("d")
+                kept.append(score)
+            if outcome["success"]:
+                self.metric_pass[name] += 1
+        calls = case["calls"]
+        self.calls += len(calls)
+        for call in calls:
+            self.prompt_tokens += call.get("prompt_tokens", 0)
+            self.completion_tokens += call.get("completion_tokens", 0)
+            if not call.get("error"):
+                latencies = self.latency.get(call["type"])
+                if latencies is None:
+                    latencies = self.latency[call["type"]] = array("d")
+                latencies.append(call["latency_s"])
+
+    def summary(self, confidence: float) -> Summary:
+        metrics = {}
+        for name in sorted(set(self.metric_count) | set(self.metric_errors)):
+            scores = self.metric_scores.get(name, array("d"))
+            count = self.metric_count[name]
+            mean = score_interval(scores, confidence) if scores else None
+            rate = wilson_interval(self.metric_pass[name], count, confidence) if count else None
+            ordered = sorted(scores)
+            metrics[name] = MetricSummary(
+                count=count,
+                errors=self.metric_errors[name],
+                mean=sum(scores) / len(scores) if scores else None,
+                p50=percentile(ordered, 50, ordered=True),
+                p95=percentile(ordered, 95, ordered=True),
+                pass_rate=self.metric_pass[name] / count if count else None,
+                threshold=self.thresholds.get(name),
+                ci_low=mean.low if mean is not None and math.isfinite(mean.low) else None,
+                ci_high=mean.high if mean is not None and math.isfinite(mean.high) else None,
+                pass_rate_ci_low=rate.low if rate is not None else None,
+                pass_rate_ci_high=rate.high if rate is not None else None,
+            )
+        judged = self.cases - self.errored
+        rate = wilson_interval(self.passed, judged, confidence) if judged else None
+        return Summary(
+            totals=Totals(
+                cases=self.cases,
+                passed=self.passed,
+                failed=self.cases - self.passed - self.errored,
+                errored=self.errored,
+                pass_rate=self.passed / judged if judged else None,
+                error_rate=self.errored / self.cases if self.cases else None,
+                wall_time_s=None,
+                prompt_tokens=self.prompt_tokens,
+                completion_tokens=self.completion_tokens,
+                calls=self.calls,
+            ),
+            pass_rate_ci=(rate.low, rate.high) if rate is not None else (None, None),
+            metrics=metrics,
+            latency={kind: latency_summary(values) for kind, values in sorted(self.latency.items())},
+            errors_by_kind=dict(self.errors_by_kind.most_common()),
+        )
+
+
+class Summaries:
+    """The run's tallies (overall and per variant), its ten slowest units, and, with variants, the cases the
+    paired comparisons need (those pair each case's scores across variants, so they hold every case; each is kept
+    without its texts, calls and reasons, which no comparison reads).
+
+    A run of one variant, whose every case is of that variant (`shared`), has one tally: the variant's numbers
+    are the run's."""
+
+    SLOWEST = 10
+
+    def __init__(self, variants: list[str], *, keep_cases: bool, shared: bool = False) -> None:
+        self.overall = Tally()
+        self.by_variant = {name: self.overall if shared else Tally() for name in variants}
+        self.compared: list[ReportCase] = []
+        self._keep = keep_cases
+        self._slow: list[tuple[float, int, SlowCase]] = []
+        self._seen = 0
+
+    def add(self, case: dict[str, Any]) -> None:
+        self.overall.add(case)
+        tally = self.by_variant.get(case["variant"])
+        if tally is not None and tally is not self.overall:
+            tally.add(case)
+        self._seen += 1
+        duration = case["duration_s"]
+        # a later case of equal duration never displaces an earlier one (the heap's second key is -seen)
+        if len(self._slow) < self.SLOWEST or duration > self._slow[0][0]:
+            slow = SlowCase(case_id=unit_key(case["variant"], case["case_id"]), shard=case["shard"],
+                            duration_s=duration)  # fmt: skip
+            item = (duration, -self._seen, slow)
+            if len(self._slow) < self.SLOWEST:
+                heapq.heappush(self._slow, item)
+            else:
+                heapq.heapreplace(self._slow, item)
+        if self._keep:
+            self.compared.append(ReportCase.model_validate(_scored_part(case)))
+
+    def slowest(self) -> list[SlowCase]:
+        """Longest first; among equal durations, the earlier in report order (a stable sort's order)."""
+        return [slow for _, _, slow in sorted(self._slow, key=lambda item: (-item[0], -item[1]))]
+
+
+def _scored_part(case: dict[str, Any]) -> dict[str, Any]:
+    """What the paired comparisons read of a case (its identity, error, success and metric outcomes), without the
+    texts, calls and reasons that make a case large."""
+    return {
+        **case,
+        "input": "",
+        "expected_output": None,
+        "actual_output": None,
+        "calls": [],
+        "metadata": {},
+        "metrics": {name: {**outcome, "reason": None} for name, outcome in case["metrics"].items()},
+    }
