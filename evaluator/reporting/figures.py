@@ -15,6 +15,7 @@ cannot fetch JSON), the same one library.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,7 @@ def bins(values: Sequence[float], start: float, size: float, count: int) -> tupl
     """(bin centres, counts) of `values` over `count` bins of `size` from `start` (the last bin takes the rest):
     a histogram whose size on the page does not depend on how many values it counts."""
     counts = [0] * count
-    for value in values:
-        index = int((value - start) // size) if size > 0 else 0
-        counts[min(max(index, 0), count - 1)] += 1
+    indexes = Counter([int((value - start) // size) for value in values]) if size > 0 else {0: len(values)}
+    for index, n in indexes.items():  # a few distinct indexes, each clamped once
+        counts[min(max(index, 0), count - 1)] += n
     return [start + size * (i + 0.5) for i in range(count)], counts

@@ -42,51 +42,45 @@ def _case_table(report: Report, metric_names: list[str], with_variants: bool, wi
     columns = ["case", *(["variant"] if with_variants else []), "shard", "status", *metric_names, "duration s",
                *(["metadata"] if with_metadata else []), "input", "actual output", "reasons / error"]  # fmt: skip
     numeric = [columns.index("shard"), *range(columns.index("status") + 1, columns.index("duration s") + 1)]
-    rows = []
-    for case in report.cases:
-        row = _case_row(case, metric_names)
-        rows.append(
-            [row["status"], row["case_id"], *([row["variant"]] if with_variants else []), str(row["shard"]),
-             row["status"], *row["scores"], row["duration"], *([row["metadata"]] if with_metadata else []),
-             row["input"], row["output"], row["reason"]]
-        )  # fmt: skip
-    data = {
+    head = {
         "page_size": CASE_PAGE_SIZE,
         "numeric": numeric,
         "status": columns.index("status"),
         "metadata": columns.index("metadata") if with_metadata else -1,
-        "rows": rows,
     }
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    # Each row becomes JSON as it is made (the same text as one json.dumps of the whole document, without holding
+    # a hundred thousand lists of cells at once).
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    rows = ",".join(encode(_case_row(case, metric_names, with_variants, with_metadata)) for case in report.cases)
+    text = f'{encode(head)[:-1]},"rows":[{rows}]}}'
     return {"columns": columns, "page_size": CASE_PAGE_SIZE}, figures.safe_json(text)
 
 
-def _case_row(case: ReportCase, metric_names: list[str]) -> dict[str, Any]:
-    scores = []
+def _case_row(case: ReportCase, metric_names: list[str], with_variants: bool, with_metadata: bool) -> list[str]:
+    """One row of the case table: its status (the row's class), then its cells in the header's order."""
+    row_status = status(case)
+    row = [row_status, case.case_id]
+    if with_variants:
+        row.append(case.variant)
+    row += (str(case.shard), row_status)
     reasons = []
+    metrics = case.metrics
     for name in metric_names:
-        entry = case.metrics.get(name)
+        entry = metrics.get(name)
         if entry is not None:
-            scores.append(fmt(entry.score))
+            row.append(fmt(entry.score))
             text = entry.error or (entry.reason if not entry.success else None)
             if text:
                 reasons.append(f"{name}: {excerpt(text, 300)}")
         else:
-            scores.append("–")
+            row.append("–")
     if case.error is not None:
         reasons.insert(0, f"{case.error.kind}: {excerpt(case.error.message, 300)}")
-    return {
-        "metadata": metadata_text(case.metadata, 300),
-        "case_id": case.case_id,
-        "variant": case.variant,
-        "shard": case.shard,
-        "status": status(case),
-        "scores": scores,
-        "duration": fmt(case.duration_s, ".2f"),
-        "input": excerpt(case.input, 300),
-        "output": excerpt(case.actual_output, 300),
-        "reason": " · ".join(reasons),
-    }
+    row.append(fmt(case.duration_s, ".2f"))
+    if with_metadata:
+        row.append(metadata_text(case.metadata, 300))
+    row += (excerpt(case.input, 300), excerpt(case.actual_output, 300), " · ".join(reasons))
+    return row
 
 
 def _side_by_side(report: Report, compared: VariantsView) -> list[dict[str, Any]]:
