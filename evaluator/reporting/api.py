@@ -77,6 +77,7 @@ def _write_reports(
             price_per_1k_tokens=price_per_1k_tokens,
         )  # fmt: skip
         out.files.append(("html", html_path))
+        out.files.append(("case rows", html.case_data_path(html_path)))
         out.files.append(("plotting code", asset))
     if history_path is not None:
         out.history_appended = history.append(history_path, history.summarize(report, price_per_1k_tokens)).appended
