@@ -201,7 +201,7 @@ def main() -> None:
     if done.returncode != 0:
         print(done.stderr, file=sys.stderr)
         raise SystemExit(f"aggregate exited {done.returncode}")
-    sidecars = sorted(p for p in report.parent.iterdir() if p != report)
+    sidecars = sorted(p for p in report.parent.glob(f"{report.stem}.*") if p != report)  # its cases file
     sizes = ", ".join(f"{p.name} {size_mb(p)}" for p in [report, *sidecars])
     rows.append(("aggregate", f"{wall:.2f}", f"{cpu:.2f}", f"{peak:.0f}", sizes))
     if not args.skip_report:

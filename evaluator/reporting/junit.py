@@ -76,11 +76,6 @@ def _classname(suite: str, metric: str) -> str:
     return f"evaluator.{safe}.{metric}"
 
 
-def _time(case: ReportCase, first: bool) -> str:
-    """The case's time on its first metric's testcase, 0 on the others (see the module doc)."""
-    return f"{case.duration_s:.3f}" if first else "0.000"
-
-
 class _Suite:
     """One <testsuite>: its testcases are written as they come, its counts go into its opening tag at the end."""
 
@@ -102,7 +97,8 @@ class _Suite:
                 metric_class = classnames.get(metric)
                 if metric_class is None:
                     metric_class = classnames[metric] = _attr(f"{classname}.{metric}")
-                head = f'  <testcase name="{name}" classname="{metric_class}" time="{_time(case, position == 0)}"'
+                seconds = f"{case.duration_s:.3f}" if position == 0 else "0.000"  # see the module doc
+                head = f'  <testcase name="{name}" classname="{metric_class}" time="{seconds}"'
                 counts["tests"] += 1
                 entry = case.metrics.get(metric)
                 if case.error is None and entry is not None and not entry.error and entry.success:
