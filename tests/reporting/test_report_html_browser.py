@@ -89,6 +89,8 @@ def test_the_rows_live_beside_the_page_and_inline_when_rendered_alone(tmp_path: 
     100,000 cases open as fast as a few), `render` alone keeps them inline; both draw the same first page, and a
     page copied without its rows file says which file is missing instead of an empty table."""
     report = make_report(150, total_shards=2, seed=3)
+    report.cases[0].case_id = "odd\u2028id"  # a line separator: JSON allows it in a string, old JavaScript did not
+    report.cases[0].actual_output = "ends </script><!-- here"
     written = tmp_path / "written" / "report.html"
     html.write(written, report)
     rows_file = html.case_data_path(written)
@@ -101,6 +103,7 @@ def test_the_rows_live_beside_the_page_and_inline_when_rendered_alone(tmp_path: 
         dom = dump_dom(page)
         drawn[page.name] = ROW.findall(dom)
         assert len(drawn[page.name]) == html.CASE_PAGE_SIZE and "150 of 150 cases" in dom
+        assert "<td>odd\u2028id</td>" in dom and "ends &lt;/script&gt;&lt;!-- here" in dom
     assert drawn["report.html"] == drawn["alone.html"]
     rows_file.unlink()
     dom = dump_dom(written)
