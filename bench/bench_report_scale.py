@@ -8,6 +8,11 @@ No inference server is involved: the shard folders are written directly (the sam
     .venv/bin/python bench/bench_report_scale.py --cases 1000000 --skip-report
     PYTHONPATH=/tmp/stream-base .venv/bin/python bench/bench_report_scale.py   # another tree's evaluator
 
+Imports are timed as an installed package pays them: pip byte-compiles what it installs, so the children run
+with Python's bytecode cache on (PYTHONDONTWRITEBYTECODE removed) after an unmeasured warm-up on 200 cases has
+written it; without it the report command compiled some 1,600 modules (~1.2 s CPU) on every run.
+`--cold-imports` keeps the environment's setting (and skips the warm-up) to measure that case.
+
 Each row runs `python -m evaluator ...` as its own process and reads its peak RSS from
 `resource.getrusage(RUSAGE_CHILDREN)` (the high-water mark of the children waited for so far, so each command
 runs in a fresh helper process and reports its own). `open` is Chromium's wall time from start to a dumped DOM
@@ -137,6 +142,22 @@ def chromium_open(page: Path, budget_ms: int, timeout_s: float = 600) -> tuple[f
     return wall, ok, f"{len(set(plots))} plots, {drawn} svg layers, {rows} table rows in the DOM"
 
 
+def warm_up(folder: Path, evaluator: list[str], env: dict[str, str]) -> None:
+    """Aggregate and report 200 cases, unmeasured: the modules both commands import are byte-compiled once."""
+    if not (folder / "shards").exists():
+        write_shards(folder / "shards", 200, 2)
+    out = folder / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    report = out / "report.json"
+    outside = tempfile.gettempdir()
+    for command in (
+        [*evaluator, "aggregate", str(folder / "shards"), "--out", str(report), "-q"],
+        [*evaluator, "report", str(report), "--junit", str(out / "junit.xml"), "--markdown", str(out / "summary.md"),
+         "--html", str(out / "html" / "report.html"), "-q"],
+    ):  # fmt: skip
+        subprocess.run(command, env=env, capture_output=True, check=False, cwd=outside)
+
+
 def size_mb(path: Path) -> str:
     return f"{path.stat().st_size / 1e6:.1f} MB" if path.exists() else "-"
 
@@ -149,16 +170,25 @@ def main() -> None:
     parser.add_argument("--skip-report", action="store_true", help="only aggregate")
     parser.add_argument("--budget-ms", type=int, default=5000, help="Chromium's virtual-time budget")
     parser.add_argument("--label", default="", help="printed on each row (e.g. before/after)")
+    parser.add_argument(
+        "--cold-imports", action="store_true", help="keep PYTHONDONTWRITEBYTECODE as set and skip the warm-up"
+    )
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-report-scale-"))
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "DEEPEVAL_TELEMETRY_OPT_OUT": "1", "DEEPEVAL_DISABLE_DOTENV": "1", "NO_COLOR": "1"}
+    if not args.cold_imports:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
     evaluator = [sys.executable, "-m", "evaluator"]
     print(f"{os.cpu_count()} CPUs, load {os.getloadavg()}, {args.cases} cases in {args.shards} shards; in {work}")
     where = [sys.executable, "-c", "import evaluator; print(evaluator.__file__)"]
     outside = tempfile.gettempdir()
     which = subprocess.run(where, env=env, capture_output=True, text=True, check=True, cwd=outside).stdout.strip()
     print(f"evaluator from {which}")
+    bytecode = "off (--cold-imports)" if env.get("PYTHONDONTWRITEBYTECODE") else "on"
+    print(f"bytecode cache: {bytecode}")
+    if not args.cold_imports:
+        warm_up(work / "warm-up", evaluator, env)
     shards = work / "shards"
     if not shards.exists():
         start = time.perf_counter()
@@ -171,7 +201,7 @@ def main() -> None:
     if done.returncode != 0:
         print(done.stderr, file=sys.stderr)
         raise SystemExit(f"aggregate exited {done.returncode}")
-    sidecars = sorted(p for p in report.parent.iterdir() if p != report)
+    sidecars = sorted(p for p in report.parent.glob(f"{report.stem}.*") if p != report)  # its cases file
     sizes = ", ".join(f"{p.name} {size_mb(p)}" for p in [report, *sidecars])
     rows.append(("aggregate", f"{wall:.2f}", f"{cpu:.2f}", f"{peak:.0f}", sizes))
     if not args.skip_report:
@@ -183,7 +213,9 @@ def main() -> None:
         if done.returncode not in (0, 1):
             print(done.stderr, file=sys.stderr)
             raise SystemExit(f"report exited {done.returncode}")
+        rows_js = html.with_name(f"{html.stem}.cases.js")
         sizes = f"junit {size_mb(junit)}, markdown {size_mb(markdown)}, html {size_mb(html)}"
+        sizes += f" + rows {size_mb(rows_js)}" if rows_js.exists() else " (rows inline)"
         rows.append(("report (JUnit + Markdown + HTML)", f"{wall:.2f}", f"{cpu:.2f}", f"{peak:.0f}", sizes))
         opened, ok, detail = chromium_open(html, args.budget_ms)
         note = f"{'drawn' if ok else 'NOT DRAWN'}: {detail}"

@@ -10,6 +10,7 @@ from evaluator.baseline import BaselineChanges, compare, tolerance_of
 from evaluator.contract import Report
 from evaluator.errors import InputError
 from evaluator.extras import require_report_extra
+from evaluator.gcpause import paused_gc
 from evaluator.reporting import history, junit, markdown
 
 
@@ -34,6 +35,27 @@ def write_reports(
     out_dir: str | None = None,
 ) -> Written:
     """Write each report whose path is given; compare with baseline first when there is one."""
+    with paused_gc():  # the writers make hundreds of thousands of short-lived objects, freed by refcounting
+        return _write_reports(
+            report, baseline=baseline, tolerance=tolerance, junit_path=junit_path, markdown_path=markdown_path,
+            html_path=html_path, history_path=history_path, price_per_1k_tokens=price_per_1k_tokens,
+            suite_path=suite_path, out_dir=out_dir,
+        )  # fmt: skip
+
+
+def _write_reports(
+    report: Report,
+    *,
+    baseline: Report | None,
+    tolerance: float | None,
+    junit_path: Path | None,
+    markdown_path: Path | None,
+    html_path: Path | None,
+    history_path: Path | None,
+    price_per_1k_tokens: float,
+    suite_path: str | None,
+    out_dir: str | None,
+) -> Written:
     out = Written()
     if baseline is not None:
         out.comparison = compare(report, baseline, tolerance if tolerance is not None else tolerance_of(report))
@@ -55,6 +77,7 @@ def write_reports(
             price_per_1k_tokens=price_per_1k_tokens,
         )  # fmt: skip
         out.files.append(("html", html_path))
+        out.files.append(("case rows", html.case_data_path(html_path)))
         out.files.append(("plotting code", asset))
     if history_path is not None:
         out.history_appended = history.append(history_path, history.summarize(report, price_per_1k_tokens)).appended

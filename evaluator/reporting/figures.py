@@ -9,12 +9,13 @@ written into the same folder share that one file; a page written by another plot
 A page carries its figures as one JSON object, `{div id: {data, layout}}`, with the shared layout template once
 (plotly.py repeats the whole template inside every figure), and one small script draws them all. So a page grows
 with what it plots, and histograms are binned here, in Python, so that they do not grow with the cases at all.
-Issue 22's paged case table extends the same way: more data files beside the page (scripts, since file:// pages
-cannot fetch JSON), the same one library.
+Issue 22's paged case table extends the same way: its rows are a script beside the page (`<page>.cases.js`;
+file:// pages cannot fetch JSON), see html.write.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -84,11 +85,17 @@ def safe_json(text: str) -> str:
     return text.replace("<", "\\u003c")
 
 
+def script_json(text: str) -> str:
+    """A JSON document as a JavaScript expression in a script file: `safe_json`, and the two line separators JSON
+    allows in strings escaped too (older JavaScript engines end a line at them)."""
+    return safe_json(text).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
 def bins(values: Sequence[float], start: float, size: float, count: int) -> tuple[list[float], list[int]]:
     """(bin centres, counts) of `values` over `count` bins of `size` from `start` (the last bin takes the rest):
     a histogram whose size on the page does not depend on how many values it counts."""
     counts = [0] * count
-    for value in values:
-        index = int((value - start) // size) if size > 0 else 0
-        counts[min(max(index, 0), count - 1)] += 1
+    indexes = Counter([int((value - start) // size) for value in values]) if size > 0 else {0: len(values)}
+    for index, n in indexes.items():  # a few distinct indexes, each clamped once
+        counts[min(max(index, 0), count - 1)] += n
     return [start + size * (i + 0.5) for i in range(count)], counts

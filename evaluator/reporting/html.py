@@ -5,6 +5,7 @@ answers side by side.
 No network is needed to open it: the plotting library is one file beside the page (`plotly-<version>.min.js`,
 see figures.py), nothing is fetched from a CDN, so the folder can be archived by Jenkins and opened years later on
 an air-gapped laptop. The page itself grows with the cases, not with the library: 20 cases are tens of kilobytes.
+The case table's rows are data drawn a page at a time, in a script beside the page (`case_data_path`).
 """
 
 from __future__ import annotations
@@ -42,51 +43,45 @@ def _case_table(report: Report, metric_names: list[str], with_variants: bool, wi
     columns = ["case", *(["variant"] if with_variants else []), "shard", "status", *metric_names, "duration s",
                *(["metadata"] if with_metadata else []), "input", "actual output", "reasons / error"]  # fmt: skip
     numeric = [columns.index("shard"), *range(columns.index("status") + 1, columns.index("duration s") + 1)]
-    rows = []
-    for case in report.cases:
-        row = _case_row(case, metric_names)
-        rows.append(
-            [row["status"], row["case_id"], *([row["variant"]] if with_variants else []), str(row["shard"]),
-             row["status"], *row["scores"], row["duration"], *([row["metadata"]] if with_metadata else []),
-             row["input"], row["output"], row["reason"]]
-        )  # fmt: skip
-    data = {
+    head = {
         "page_size": CASE_PAGE_SIZE,
         "numeric": numeric,
         "status": columns.index("status"),
         "metadata": columns.index("metadata") if with_metadata else -1,
-        "rows": rows,
     }
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    # Each row becomes JSON as it is made (the same text as one json.dumps of the whole document, without holding
+    # a hundred thousand lists of cells at once).
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    rows = ",".join(encode(_case_row(case, metric_names, with_variants, with_metadata)) for case in report.cases)
+    text = f'{encode(head)[:-1]},"rows":[{rows}]}}'
     return {"columns": columns, "page_size": CASE_PAGE_SIZE}, figures.safe_json(text)
 
 
-def _case_row(case: ReportCase, metric_names: list[str]) -> dict[str, Any]:
-    scores = []
+def _case_row(case: ReportCase, metric_names: list[str], with_variants: bool, with_metadata: bool) -> list[str]:
+    """One row of the case table: its status (the row's class), then its cells in the header's order."""
+    row_status = status(case)
+    row = [row_status, case.case_id]
+    if with_variants:
+        row.append(case.variant)
+    row += (str(case.shard), row_status)
     reasons = []
+    metrics = case.metrics
     for name in metric_names:
-        entry = case.metrics.get(name)
+        entry = metrics.get(name)
         if entry is not None:
-            scores.append(fmt(entry.score))
+            row.append(fmt(entry.score))
             text = entry.error or (entry.reason if not entry.success else None)
             if text:
                 reasons.append(f"{name}: {excerpt(text, 300)}")
         else:
-            scores.append("–")
+            row.append("–")
     if case.error is not None:
         reasons.insert(0, f"{case.error.kind}: {excerpt(case.error.message, 300)}")
-    return {
-        "metadata": metadata_text(case.metadata, 300),
-        "case_id": case.case_id,
-        "variant": case.variant,
-        "shard": case.shard,
-        "status": status(case),
-        "scores": scores,
-        "duration": fmt(case.duration_s, ".2f"),
-        "input": excerpt(case.input, 300),
-        "output": excerpt(case.actual_output, 300),
-        "reason": " · ".join(reasons),
-    }
+    row.append(fmt(case.duration_s, ".2f"))
+    if with_metadata:
+        row.append(metadata_text(case.metadata, 300))
+    row += (excerpt(case.input, 300), excerpt(case.actual_output, 300), " · ".join(reasons))
+    return row
 
 
 def _side_by_side(report: Report, compared: VariantsView) -> list[dict[str, Any]]:
@@ -135,7 +130,23 @@ def render(
     out_dir: str | None = None,
     price_per_1k_tokens: float = 0.0,
 ) -> str:
-    """The complete HTML document."""
+    """The complete HTML document, its case table's rows inline (`write` puts them in a file beside it)."""
+    page, _ = _render(report, baseline, comparison, suite_path=suite_path, out_dir=out_dir,
+                      price_per_1k_tokens=price_per_1k_tokens, case_data_file=None)  # fmt: skip
+    return page
+
+
+def _render(
+    report: Report,
+    baseline: Report | None,
+    comparison: BaselineChanges | None,
+    *,
+    suite_path: str | None,
+    out_dir: str | None,
+    price_per_1k_tokens: float,
+    case_data_file: str | None,
+) -> tuple[str, str]:
+    """(the page, its case table's rows as JSON): inline in the page, or loaded from `case_data_file` beside it."""
     totals = report.totals
     compared = view(report, flips_limit=TOP_FLIPS, price_per_1k_tokens=price_per_1k_tokens)
     deltas = {m.name: m for m in comparison.metrics} if comparison else {}
@@ -179,7 +190,7 @@ def render(
     case_table, case_data = _case_table(report, metric_names, compared.active, with_metadata)
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     source = resources.files("evaluator").joinpath("templates/report.html.j2").read_text(encoding="utf-8")
-    return env.from_string(source).render(
+    page = env.from_string(source).render(
         plot_scripts=figures.script_tags(plots),
         plots=[{"id": div_id, "height": figure.layout.height or 380} for div_id, figure in plots],
         per_variant=per_variant,
@@ -199,7 +210,8 @@ def render(
         rerun=rerun_command(report, bad[0], suite_path, out_dir or "DIR") if bad else "",
         metric_names=metric_names,
         case_table=case_table,
-        case_data=case_data,
+        case_data="" if case_data_file else case_data,
+        case_data_file=case_data_file or "",
         case_count=len(report.cases),
         compared=compared,
         variant_names=list(report.variants) if compared.active else [],
@@ -212,6 +224,12 @@ def render(
         ],
         provenance=provenance_rows(report.provenance),
     )
+    return page, case_data
+
+
+def case_data_path(page: Path) -> Path:
+    """The script beside a page that holds its case table's rows: `report.html` -> `report.cases.js`."""
+    return page.with_name(f"{page.stem}.cases.js")
 
 
 def _metric_cells(m: MetricSummary | None) -> list[str]:
@@ -233,9 +251,19 @@ def write(
     comparison: BaselineChanges | None = None,
     **options: Any,
 ) -> Path:
-    """Writes the page at `path` and the plotting library beside it (once per folder); returns the library's
-    path. `options` are `render`'s."""
+    """Writes the page at `path`, its case table's rows beside it (`case_data_path`) and the plotting library
+    (once per folder); returns the library's path. `options` are `render`'s.
+
+    The rows are a script beside the page, not a JSON element inside it: at 100,000 cases (12 MB) the inline
+    element kept headless Chromium twice as long before the page was drawn (bench/bench_report_scale.py), and a
+    script is what a file:// page may load (it cannot fetch JSON)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     asset = figures.write_asset(path.parent)
-    write_text_atomic(path, render(report, baseline, comparison, **options))
+    data = case_data_path(path)
+    page, rows = _render(report, baseline, comparison, case_data_file=data.name, **{**_DEFAULTS, **options})
+    write_text_atomic(data, f"window.evaluatorCaseTable = {figures.script_json(rows)};\n")
+    write_text_atomic(path, page)
     return asset
+
+
+_DEFAULTS: dict[str, Any] = {"suite_path": None, "out_dir": None, "price_per_1k_tokens": 0.0}

@@ -40,7 +40,11 @@ SCORE_BIN = 0.05
 def score_distribution(report: Report) -> go.Figure | None:
     """One histogram of scores per metric (bins of 0.05; 1.0 in the last), threshold marked; None without a score."""
     names = _metric_names(report)
-    scores = {name: [s for c in report.cases if (s := metric_score(c, name)) is not None] for name in names}
+    scores: dict[str, list[float]] = {name: [] for name in names}
+    for case in report.cases:  # one pass over the cases, every metric's scores at once
+        for name, result in case.metrics.items():
+            if result.score is not None:
+                scores[name].append(result.score)
     if not any(scores.values()):
         return None
     fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, shared_yaxes=True)

@@ -82,3 +82,29 @@ def test_case_table_pages_and_searches_every_case(tmp_path: Path) -> None:
     assert last not in re.sub(r"<script.*?</script>", "", dom, flags=re.S), "the last case is not on page 1"
     found = dump_dom(page, fragment=f"q={last}")
     assert len(ROW.findall(found)) == 1 and f"<td>{last}</td>" in found and "1 of 450 cases" in found
+
+
+def test_the_rows_live_beside_the_page_and_inline_when_rendered_alone(tmp_path: Path) -> None:
+    """Issue 22: `write` puts the case rows in `<page>.cases.js` beside the page (the page's DOM stays small, so
+    100,000 cases open as fast as a few), `render` alone keeps them inline; both draw the same first page, and a
+    page copied without its rows file says which file is missing instead of an empty table."""
+    report = make_report(150, total_shards=2, seed=3)
+    report.cases[0].case_id = "odd\u2028id"  # a line separator: JSON allows it in a string, old JavaScript did not
+    report.cases[0].actual_output = "ends </script><!-- here"
+    written = tmp_path / "written" / "report.html"
+    html.write(written, report)
+    rows_file = html.case_data_path(written)
+    assert rows_file.name == "report.cases.js" and report.cases[-1].case_id in rows_file.read_text(encoding="utf-8")
+    assert report.cases[-1].case_id not in written.read_text(encoding="utf-8")
+    alone = written.with_name("alone.html")
+    alone.write_text(html.render(report), encoding="utf-8")
+    drawn = {}
+    for page in (written, alone):
+        dom = dump_dom(page)
+        drawn[page.name] = ROW.findall(dom)
+        assert len(drawn[page.name]) == html.CASE_PAGE_SIZE and "150 of 150 cases" in dom
+        assert "<td>odd\u2028id</td>" in dom and "ends &lt;/script&gt;&lt;!-- here" in dom
+    assert drawn["report.html"] == drawn["alone.html"]
+    rows_file.unlink()
+    dom = dump_dom(written)
+    assert not ROW.findall(dom) and "the case rows are missing: copy report.cases.js with this page" in dom

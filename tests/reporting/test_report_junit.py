@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import xmlschema
 
+from evaluator.contract import Report, TargetInfo, VariantSummary
 from evaluator.reporting import junit
+from tests.reporting import junit_reference
 from tests.reporting.real_runs import make_report
 
 SCHEMA = xmlschema.XMLSchema(Path(__file__).parent / "schemas" / "jenkins-junit-4.xsd")
@@ -93,3 +96,57 @@ def test_control_characters_from_a_model_do_not_break_the_xml() -> None:
     text = junit.render(report)
     SCHEMA.validate(text)
     assert "<tags>" in (ET.fromstring(text).find(".//failure").text or "")  # type: ignore[union-attr]
+
+
+def _variant_report() -> Report:
+    """Two variants with cases, a third without any, the reference first."""
+    report = make_report(12, total_shards=2, errored_every=4)
+    half = len(report.cases) // 2
+    for index, case in enumerate(report.cases):
+        case.variant = "base" if index < half else "cand"
+    report.variants = {
+        name: VariantSummary(
+            totals=report.totals, metrics=report.metrics,
+            target=TargetInfo(model=f"model-{name}", endpoint="http://127.0.0.1:1/v1", max_tokens=8, temperature=0.0),
+        )
+        for name in ("base", "cand", "empty")
+    }  # fmt: skip
+    report.reference = "base"
+    return report
+
+
+def _hostile_report() -> Report:
+    """Text that XML must escape or cannot hold, in every place a case puts text; a case missing a metric."""
+    report = make_report(3, total_shards=1)
+    first = report.cases[0]
+    first.case_id = 'id "quoted" <&> tab\there\nline'
+    first.input = 'bell \x07 null \x00 esc \x1b and <tags> & ]]> "q" \t\r\n end \ud800 \ufffe'
+    first.metadata = {"note": "a\nb <c>", "list": [1, "<2>"]}
+    for entry in first.metrics.values():
+        entry.success = False
+        entry.reason = "judge said \x0c no <b>&amp;</b>"
+    first.success = False
+    report.cases[1].metrics.pop(sorted(report.cases[1].metrics)[0])
+    next(iter(report.cases[2].metrics.values())).error = "judge timed out\r\n<again>"
+    return report
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: make_report(40, total_shards=4),
+        lambda: make_report(40, total_shards=4, missing_shards=(1,), incomplete_shards=(2,), errored_every=3),
+        lambda: make_report(1, total_shards=1),
+        lambda: make_report(0, total_shards=1),
+        _variant_report,
+        _hostile_report,
+    ],
+    ids=["plain", "problems", "one-case", "no-case", "variants", "hostile-text"],
+)
+def test_the_streaming_writer_writes_what_elementtree_wrote(build: Callable[[], Report]) -> None:
+    """`render` writes text directly (issue 22: no tree of 200,000 elements); the document must stay the one the
+    ElementTree writer produced, byte for byte, so Jenkins reads exactly what it read before."""
+    report = build()
+    text = junit.render(report)
+    assert text == junit_reference.render(report)
+    ET.fromstring(text)

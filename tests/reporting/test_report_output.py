@@ -141,11 +141,15 @@ def test_html_grows_with_the_cases_not_the_plotting_library(tmp_path: Path) -> N
     small, large = make_report(20), make_report(400)
     write_reports(small, html_path=tmp_path / "small.html")
     write_reports(large, html_path=tmp_path / "large.html")
-    size_small, size_large = (tmp_path / "small.html").stat().st_size, (tmp_path / "large.html").stat().st_size
+    size_small, size_large = (
+        sum((tmp_path / name).stat().st_size for name in (f"{stem}.html", f"{stem}.cases.js"))
+        for stem in ("small", "large")
+    )  # the page and its case rows beside it
     assert size_small < 150_000, f"20 cases in {size_small} bytes"
     assert size_large < 20 * size_small
-    scripts = sorted(p.name for p in tmp_path.glob("*.js"))
-    assert len(scripts) == 1 and scripts[0].startswith("plotly-"), "one copy of the plotting code per folder"
+    scripts = sorted(p.name for p in tmp_path.glob("plotly-*.js"))
+    assert len(scripts) == 1, "one copy of the plotting code per folder"
+    assert sorted(p.name for p in tmp_path.glob("*.cases.js")) == ["large.cases.js", "small.cases.js"]
     for page in ("small.html", "large.html"):
         assert f'<script src="{scripts[0]}"></script>' in (tmp_path / page).read_text()
 
