@@ -3,7 +3,7 @@
 Fail closed: a missing, incomplete, corrupt or foreign shard, a damaged record or manifest, or a case counted
 twice, is recorded in `problems` (with the file, line and field) and the gate refuses any report that has one.
 Damage never stops the aggregate: a report that names what is wrong is more useful than a traceback. The
-report is the single input of the gate, the reports (JUnit, Markdown, HTML), the baseline diff and `plan`.
+report is the single input of the gate, the reports (JUnit, Markdown, HTML), the baseline diff and `capacity`.
 
 This module reads the shards (two passes, below); the checks of the manifests are in `run_checks`, the running
 numbers in `tallies`, the report's summary in `report_assembly`.

@@ -122,15 +122,15 @@ class Tally:
                 pass_rate_ci_low=rate.low if rate is not None else None,
                 pass_rate_ci_high=rate.high if rate is not None else None,
             )
-        judged = self.cases - self.errored
-        rate = wilson_interval(self.passed, judged, confidence) if judged else None
+        scored = self.cases - self.errored
+        rate = wilson_interval(self.passed, scored, confidence) if scored else None
         return Summary(
             totals=Totals(
                 cases=self.cases,
                 passed=self.passed,
                 failed=self.cases - self.passed - self.errored,
                 errored=self.errored,
-                pass_rate=self.passed / judged if judged else None,
+                pass_rate=self.passed / scored if scored else None,
                 error_rate=self.errored / self.cases if self.cases else None,
                 wall_time_s=None,
                 prompt_tokens=self.prompt_tokens,
