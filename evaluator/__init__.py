@@ -22,7 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from evaluator.options import RunOptions
+from evaluator.options import RunOptions, default_run_id
 from evaluator.version import __version__ as __version__
 
 if TYPE_CHECKING:
@@ -71,17 +71,6 @@ def plan_run(
     return make(loaded, profile=profile, variant=variant, limit=limit)
 
 
-def default_run_id(suite: LoadedSuite, commit: str, profile: str | None = None, limit: int | None = None) -> str:
-    """`<suite-hash[:12]>-<commit[:12]>`, plus `-<profile>` for a profile's run (a `pr` and a `nightly` run of one
-    commit are different runs) and `-first<N>` for a `--limit N` smoke run. The suite hash covers what decides
-    the answers (dataset, variants' targets), not the metrics, the judge or the gate: re-scoring is the same run."""
-    return (
-        f"{suite.suite_hash[:12]}-{commit[:12]}"
-        + (f"-{profile}" if profile else "")
-        + (f"-first{limit}" if limit is not None else "")
-    )
-
-
 def run_shard(
     suite: str | Path | LoadedSuite,
     out: str | Path,
@@ -111,8 +100,8 @@ def run_shard(
     (bad suite or dataset), BadShardError (the folder holds another run), InfrastructureError (error budget
     exceeded, or no G-Eval steps) or `evaluator.stopping.Cancelled` (exit code 130 or 143).
     """
-    from evaluator.engine.runner import run_prepared
     from evaluator.options import options_from, prepare_run
+    from evaluator.prepared_shard import run_prepared
     from evaluator.stopping import Stop as NewStop
     from evaluator.stopping import stop_on_signals
     from evaluator.suite import LoadedSuite as Loaded

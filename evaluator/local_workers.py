@@ -344,7 +344,7 @@ async def _shard(
     drained: Callable[[], None], limiters: dict[str, AdaptiveLimiter],
 ) -> None:  # fmt: skip
     """One shard of a worker; its outcome (and the exit code its own process would have had) goes to the parent."""
-    from evaluator.engine.runner import evaluate_prepared
+    from evaluator.prepared_shard import evaluate_prepared
 
     report = _ShardReport(index, say)
     try:

@@ -120,7 +120,6 @@ def prepare_run(
 ) -> PreparedRun:
     """Plans the run (unless `planned` already is, with the same options) and checks its sharding before any
     shard starts (InputError on a bad flag or case)."""
-    from evaluator import default_run_id
     from evaluator.planning import plan_run
 
     if planned is None:
@@ -149,3 +148,14 @@ def _durations(timings: Path | Report) -> dict[str, float] | None:
 
         return load_report(timings).durations()
     return timings.durations()
+
+
+def default_run_id(suite: LoadedSuite, commit: str, profile: str | None = None, limit: int | None = None) -> str:
+    """`<suite-hash[:12]>-<commit[:12]>`, plus `-<profile>` for a profile's run (a `pr` and a `nightly` run of one
+    commit are different runs) and `-first<N>` for a `--limit N` smoke run. The suite hash covers what decides
+    the answers (dataset, variants' targets), not the metrics, the judge or the gate: re-scoring is the same run."""
+    return (
+        f"{suite.suite_hash[:12]}-{commit[:12]}"
+        + (f"-{profile}" if profile else "")
+        + (f"-first{limit}" if limit is not None else "")
+    )

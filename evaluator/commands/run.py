@@ -214,7 +214,7 @@ def run(
                     f"which shard of {prepared.total}? pass --shard-index, set JOB_COMPLETION_INDEX, or use --workers"
                 )
             index = 0
-        from evaluator.engine.runner import run_prepared
+        from evaluator.prepared_shard import run_prepared
 
         run_prepared(prepared, out, index, stop=stop)
 

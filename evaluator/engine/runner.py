@@ -36,7 +36,6 @@ from evaluator.engine.shard_progress import ShardProgress
 from evaluator.engine.unit import UnitEvaluator
 from evaluator.errors import BadShardError, InfrastructureError
 from evaluator.identity import metric_fingerprints
-from evaluator.options import PreparedRun
 from evaluator.provenance import local_provenance, served_model
 from evaluator.results import (
     MANIFEST_FILE,
@@ -422,35 +421,3 @@ async def _unless_stopped(work: Awaitable[T], stopped: asyncio.Event) -> T | Non
 def record_key(record: ResultRecord) -> str:
     """The unit a record answers (see `contract.unit_key`)."""
     return unit_key(record.variant, record.case_id)
-
-
-async def evaluate_prepared(
-    prepared: PreparedRun, out: Path, index: int, *, stop: Stop,
-    on_progress: Callable[[int, int], None] | None = None, on_drained: Callable[[], None] | None = None,
-    limiters: dict[str, AdaptiveLimiter] | None = None,
-) -> ShardOutcome:  # fmt: skip
-    """Shard `index` of a run planned once (`options.prepare_run`): what one pod does, and what a `run --workers`
-    worker does for each shard it takes (`on_drained` says when it may take the next one; `limiters` keep the
-    worker at one concurrency limit per server however many of its shards overlap)."""
-    options = prepared.options
-    plan = prepared.shard(index)  # a bad index is an input error before anything is logged or touched
-    identity = RunIdentity(
-        run_id=prepared.run_id, commit=options.commit, suite_hash=prepared.loaded.suite_hash,
-        suite_name=prepared.loaded.suite.name,
-    )  # fmt: skip
-    log.info("run %s, suite %s, commit %s, %s", identity.run_id, identity.suite_name, identity.commit[:12],
-             prepared.plan.describe())  # fmt: skip
-    runner = ShardRunner(
-        prepared.loaded, plan, identity, out, profile=prepared.plan.selection.info,
-        steps_dir=options.steps_dir, variants=prepared.plan.variants, stop=stop, use_cache=options.use_cache,
-        on_progress=on_progress, on_drained=on_drained, limiters=limiters,
-    )  # fmt: skip
-    return await runner.run(retry_errors=options.retry_errors)
-
-
-def run_prepared(
-    prepared: PreparedRun, out: Path, index: int, *, stop: Stop,
-    on_progress: Callable[[int, int], None] | None = None,
-) -> ShardOutcome:  # fmt: skip
-    """`evaluate_prepared` in its own event loop: what one pod does."""
-    return asyncio.run(evaluate_prepared(prepared, out, index, stop=stop, on_progress=on_progress))
