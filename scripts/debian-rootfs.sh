@@ -28,6 +28,17 @@ done
 
 log() { echo "debian-rootfs: $*" >&2; }
 
+# A build folder goes with whatever is mounted inside it (debootstrap mounts the target's /proc and /sys, and a
+# build killed mid-way never unmounts them); --one-file-system never follows a mount that would not let go.
+release_build() {
+  local dir="$1" mounts
+  mounts="$(findmnt -rn -o TARGET | awk -v d="$dir/" 'index($0, d) == 1' | sort -r)" || true
+  if [ -n "$mounts" ]; then
+    while read -r target; do umount -l "$target" || log "could not unmount $target"; done <<<"$mounts"
+  fi
+  rm -rf --one-file-system "$dir"
+}
+
 # The mirror comes from this machine's own apt configuration, never from a host written here.
 debian_mirror() {
   local f uri
@@ -54,13 +65,19 @@ mkdir -p "$cache"
 
 exec 9>"$cache/debian-rootfs.lock"
 flock 9
+# Under the lock no other build runs: a rootfs-build.* folder here is what a killed build left behind.
+for stale in "$cache"/rootfs-build.*; do
+  [ -d "$stale" ] || continue
+  log "removing $stale, left by a build that did not finish"
+  release_build "$stale"
+done
 
 if [ ! -s "$tarball" ]; then
   command -v debootstrap >/dev/null || { log "debootstrap is missing: apt-get install debootstrap"; exit 3; }
   [ "$(id -u)" = 0 ] || { log "debootstrap needs root"; exit 3; }
   mirror="$(debian_mirror)" || { log "no Debian '$suite' mirror found in /etc/apt/sources.list(.d)"; exit 3; }
   work="$(mktemp -d "$cache/rootfs-build.XXXXXX")"
-  trap 'rm -rf "$work"' EXIT
+  trap 'release_build "$work"' EXIT
   log "debootstrap $suite from $mirror into $work (a few minutes, once)"
   keyring=()
   [ -r /usr/share/keyrings/debian-archive-keyring.gpg ] &&
