@@ -46,14 +46,21 @@ def _manifest_facts(out: Path) -> dict[str, tuple[Any, ...]]:
     return facts
 
 
-def test_w_workers_are_w_processes_and_write_what_the_shards_write_one_by_one(tmp_path: Path, stub: str) -> None:
-    suite = write_suite(tmp_path / "suite", cases(48), base_url=stub)
+def _counting_starts(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """An environment whose every Python process of the run appends a line to the returned file as it starts
+    (a sitecustomize hook), so a test counts the processes a command started."""
     hook = tmp_path / "hook"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(SITECUSTOMIZE)
     starts = tmp_path / "starts.txt"
     env = {**os.environ, "EVAL_TEST_STARTS": str(starts),
            "PYTHONPATH": os.pathsep.join(filter(None, (str(hook), os.environ.get("PYTHONPATH"))))}  # fmt: skip
+    return starts, env
+
+
+def test_w_workers_are_w_processes_and_write_what_the_shards_write_one_by_one(tmp_path: Path, stub: str) -> None:
+    suite = write_suite(tmp_path / "suite", cases(48), base_url=stub)
+    starts, env = _counting_starts(tmp_path)
     parallel, serial = tmp_path / "parallel", tmp_path / "serial"
     done = subprocess.run(
         [sys.executable, "-m", "evaluator", "run", str(suite), "--out", str(parallel), "--workers", "2",
@@ -177,12 +184,7 @@ def test_workers_started_before_planning_end_quietly_when_the_plan_fails(tmp_pat
     the parent, with exit 2: the workers it started end without a word of their own and leave no process behind."""
     bad = [*cases(3), {"id": "c9999", "expected_output": "ok"}]  # no input: refused when the run is planned
     suite = write_suite(tmp_path / "suite", bad)
-    hook = tmp_path / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    starts = tmp_path / "starts.txt"
-    env = {**os.environ, "EVAL_TEST_STARTS": str(starts),
-           "PYTHONPATH": os.pathsep.join(filter(None, (str(hook), os.environ.get("PYTHONPATH"))))}  # fmt: skip
+    starts, env = _counting_starts(tmp_path)
     done = subprocess.run(
         [sys.executable, "-m", "evaluator", "run", str(suite), "--out", str(tmp_path / "out"), "--workers", "2",
          "--total-shards", "4", "--commit", "c0ffee"],

@@ -23,9 +23,11 @@ from pathlib import Path
 import pytest
 
 from tests.pipeline.conftest import REPO
-from tests.pipeline.test_ci_scripts import run
+from tests.pipeline.test_ci_scripts import real_report, run
 
 JENKINSFILE = (REPO / "Jenkinsfile").read_text()
+# The suite gates a regression against a baseline (without a tolerance the gate would not read the baseline at all).
+REGRESSION_GATE: dict[str, object] = {"min_pass_rate": 0.5, "regression_tolerance": 0.05}
 
 
 def _ant_regex(pattern: str) -> re.Pattern[str]:
@@ -76,30 +78,6 @@ def _jenkinsfile(pattern: str) -> str:
     return found.group(1)
 
 
-def _real_report(folder: Path, passing: int, failing: int) -> Path:
-    """A real aggregate (`evaluator run` + `aggregate`, pre-recorded answers, exact_match) whose suite gates on a
-    regression against a baseline (tolerance 0.05), `failing` of its cases answering wrongly."""
-    from click.testing import CliRunner
-
-    from evaluator.cli import main
-    from tests.helpers import write_suite
-
-    data = [{"id": f"c{i}", "input": f"q{i}", "expected_output": "a", "actual_output": "a" if i < passing else "b"}
-            for i in range(passing + failing)]  # fmt: skip
-    gate = {"min_pass_rate": 0.5, "regression_tolerance": 0.05}
-    suite = write_suite(folder / "suite", data, metrics=[{"type": "exact_match"}], target=None, judge=None, gate=gate)
-    results = folder / "results"
-    ran = CliRunner().invoke(main, ["run", str(suite), "--out", str(results), "--run-id", folder.name])
-    assert ran.exit_code == 0, ran.output
-    aggregated = subprocess.run(
-        [str(Path(sys.executable).parent / "evaluator"), "aggregate", str(results), "--out", str(results / "report.json")],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert aggregated.returncode in (0, 1), aggregated.stderr
-    assert (results / "report.cases.jsonl.gz").is_file(), "report v5 writes its cases beside the report"
-    return results
-
-
 def _walk(tmp_path: Path, copy_filter: str) -> subprocess.CompletedProcess[str]:
     """Build N-1 (a green release, every case passing) archives; build N (a regression) copies its baseline back
     and runs gate.sh in block mode."""
@@ -108,13 +86,14 @@ def _walk(tmp_path: Path, copy_filter: str) -> subprocess.CompletedProcess[str]:
     baseline = _jenkinsfile(r'BASELINE_REPORT = "\$\{WORKSPACE\}/([^"]+)"')
 
     previous = tmp_path / "build-41"
-    previous_results = _real_report(previous, passing=40, failing=0)
+    previous_results = real_report(previous, passing=40, failing=0, run_id=previous.name, gate=REGRESSION_GATE)
     assert previous_results == previous / "results"
     archive = tmp_path / "archive-41"
     assert copy_selected(previous, archived, archive), "build 41 archived nothing"
 
     workspace = tmp_path / "workspace"
-    current = _real_report(workspace, passing=25, failing=15)
+    current = real_report(workspace, passing=25, failing=15, run_id=workspace.name, gate=REGRESSION_GATE)
+    assert (current / "report.cases.jsonl.gz").is_file(), "report v5 writes its cases beside the report"
     copied = copy_selected(archive, copy_filter, workspace / target)
     assert copied, f"copyArtifacts copied nothing of {sorted(ant_select(archive, '**'))}"
     assert (workspace / baseline).is_file(), f"BASELINE_REPORT points at {baseline}, the copy made {copied}"

@@ -510,7 +510,9 @@ def test_the_evaluation_container_gets_its_own_network_and_no_privileges(tmp_pat
         assert refused.returncode == 2 and needle in refused.stderr, refused.stderr
 
 
-def _real_report(tmp_path: Path, passing: int, failing: int) -> Path:
+def real_report(
+    tmp_path: Path, passing: int, failing: int, *, run_id: str = "r7", gate: dict[str, object] | None = None
+) -> Path:
     """A real aggregate (the real `evaluator run` and `aggregate`, pre-recorded answers, exact_match), `failing` of
     whose cases answer wrongly; the suite's gate: min_pass_rate 0.5."""
     import sys
@@ -522,9 +524,10 @@ def _real_report(tmp_path: Path, passing: int, failing: int) -> Path:
 
     data = [{"id": f"c{i}", "input": f"q{i}", "expected_output": "a", "actual_output": "a" if i < passing else "b"}
             for i in range(passing + failing)]  # fmt: skip
-    suite = write_suite(tmp_path / "suite", data, metrics=[{"type": "exact_match"}], target=None, judge=None)
+    suite = write_suite(tmp_path / "suite", data, metrics=[{"type": "exact_match"}], target=None, judge=None,
+                        **({"gate": gate} if gate else {}))  # fmt: skip
     results = tmp_path / "results"
-    ran = CliRunner().invoke(main, ["run", str(suite), "--out", str(results), "--run-id", "r7"])
+    ran = CliRunner().invoke(main, ["run", str(suite), "--out", str(results), "--run-id", run_id])
     assert ran.exit_code == 0, ran.output
     aggregated = subprocess.run(
         [str(Path(sys.executable).parent / "evaluator"), "aggregate", str(results), "--out", str(results / "report.json")],
@@ -540,7 +543,7 @@ def test_the_gate_reason_is_the_real_gates_first_reason(tmp_path: Path, mode: st
     shows is the gate's first reason line, never its settings line or a note."""
     import sys
 
-    results = _real_report(tmp_path, passing=2, failing=8)
+    results = real_report(tmp_path, passing=2, failing=8)
     env = {"VENV": str(Path(sys.executable).parent.parent), "RESULTS_DIR": str(results), "GATE_MODE": mode}
     done = run("gate.sh", env=env)
     assert done.returncode == code, done.stdout + done.stderr
@@ -571,7 +574,7 @@ def test_the_gate_reason_is_the_real_gates_first_reason(tmp_path: Path, mode: st
 def test_a_passing_real_gate_leaves_no_reason(tmp_path: Path) -> None:
     import sys
 
-    results = _real_report(tmp_path, passing=10, failing=0)
+    results = real_report(tmp_path, passing=10, failing=0)
     (results / "gate-reason").write_text("stale reason of an earlier gate\n")
     env = {"VENV": str(Path(sys.executable).parent.parent), "RESULTS_DIR": str(results), "GATE_MODE": "block"}
     done = run("gate.sh", env=env)
