@@ -13,6 +13,7 @@ import click
 
 import evaluator
 from evaluator.commands.common import git_commit, handle_errors, profile_option, setup_logging, sharding_option
+from evaluator.engine.scorer import start_import
 from evaluator.errors import EvaluatorError, InputError
 from evaluator.local_workers import (
     EXIT_MEANING,
@@ -190,6 +191,8 @@ def run(
         )  # fmt: skip
         if worker:
             sys.exit(_serve_as_worker(suite_file, out, options, stop))
+        if workers is None:  # this process evaluates: DeepEval imports on a thread while it loads and plans
+            start_import()
         # The workers start now: each imports DeepEval while this process loads and plans the run.
         command = worker_command(suite_file, out, options, verbose=verbose, quiet=quiet)
         count = min(workers, total_shards) if workers is not None and total_shards else workers or 0
@@ -223,7 +226,7 @@ def _serve_as_worker(suite_file: Path, out: Path, options: RunOptions, stop: Sto
     """A `--workers` child: imports the engine and plans the run while the parent plans it too, then takes the
     parent's run settings (its first stdin line) and serves shards. When the parent closes stdin first (it found
     the suite or a flag wrong, and said so), the worker ends quietly: its own failure would only repeat it."""
-    import evaluator.engine.runner  # the worker's start-up (DeepEval's import) overlaps the parent's
+    start_import()  # DeepEval imports on a thread while this worker (and the parent) plan, and its first calls run
 
     loaded: LoadedSuite | None = None
     planned: RunPlan | None = None

@@ -9,6 +9,7 @@ and adaptive limit (and the judge's, when the judge lives there too); each still
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -28,14 +29,12 @@ from evaluator.contract import (
 )
 from evaluator.engine.cache import CACHE_FILE, ResponseCache
 from evaluator.engine.clients import ShardClients
-from evaluator.engine.judge import ChatJudge, NoJudge
 from evaluator.engine.limiter import AdaptiveLimiter
-from evaluator.engine.metrics import MetricFactory
 from evaluator.engine.outcome import RunIdentity, ShardFacts, ShardOutcome, count_outcome, now_iso
+from evaluator.engine.scorer import Scorer, prepare_scorer
 from evaluator.engine.shard_progress import ShardProgress
-from evaluator.engine.unit import UnitEvaluator
+from evaluator.engine.unit import Answered, UnitEvaluator
 from evaluator.errors import BadShardError, InfrastructureError
-from evaluator.identity import metric_fingerprints
 from evaluator.provenance import local_provenance, served_model
 from evaluator.results import (
     MANIFEST_FILE,
@@ -54,6 +53,7 @@ from evaluator.suite import Endpoint, LoadedSuite
 
 log = logging.getLogger("evaluator.run")
 T = TypeVar("T")
+PARKED_PER_SLOT = 8  # answers parked per coroutine while the scorer is not ready (a bound on memory)
 
 
 class ShardRunner:
@@ -199,29 +199,34 @@ class ShardRunner:
             endpoints: list[Endpoint] = [t for t in self.targets.values() if t is not None]
             endpoints += [self.suite.judge] if self.suite.judge is not None else []
             async with ShardClients(self.suite.concurrency, self.cache, endpoints, self.limiters) as clients:
-                judge_client = clients.get(self.suite.judge)
-                judge = ChatJudge(judge_client, self.suite.judge) if judge_client and self.suite.judge else NoJudge()
-                factory = MetricFactory(self.suite.metrics, judge)
-                steps = await _unless_stopped(self._steps(factory), stopped)
-                if steps is None:  # stopped while the G-Eval steps were written or awaited: nothing was done
-                    return self._cancelled(latest, retry_errors, started_wall, started_at, {}, 0, previous)
-                self.g_eval_steps = steps
-                self.fingerprints = metric_fingerprints(self.suite, steps)
-                work = self._work(latest, retry_errors)
-                if not work and previous is not None and previous.state == "complete":
-                    return self._already_complete(previous)
-                if stopped.is_set():  # before the first unit: what is on disk stands as it is
-                    return self._cancelled(latest, retry_errors, started_wall, started_at, {}, 0, previous)
-                self.manifest_path.unlink(missing_ok=True)  # it must never vouch for a file still growing
-                fresh = sum(1 for _, record in work if record is None)
-                if len(work) > fresh:
-                    log.info(
-                        "shard %d: resuming: %d units finished, %d to evaluate, %d to retry or re-score",
-                        self.plan.index, len(self.plan.units) - len(work), fresh, len(work) - fresh,
-                    )  # fmt: skip
-                self.provenance = await self._provenance(clients, {u.variant for u, _ in work})
-                abandoned = await self._evaluate(work, latest, clients, factory, stopped, hurry)
-                stats = clients.summary()
+                scorer = asyncio.ensure_future(self._scorer(clients))
+                try:
+                    if latest or not self.plan.units:  # what needs work depends on how the suite now scores
+                        ready = await _unless_stopped(scorer, stopped)
+                        if ready is None:  # stopped while the G-Eval steps were written or awaited: nothing was done
+                            return self._cancelled(latest, retry_errors, started_wall, started_at, {}, 0, previous)
+                        work = self._work(latest, retry_errors)
+                        if not work and previous is not None and previous.state == "complete":
+                            return self._already_complete(previous)
+                    else:  # a fresh shard: every unit needs work, so its first calls need not wait for the scorer
+                        work = [(unit, None) for unit in self.plan.units]
+                    if stopped.is_set():  # before the first unit: what is on disk stands as it is
+                        return self._cancelled(latest, retry_errors, started_wall, started_at, {}, 0, previous)
+                    self.manifest_path.unlink(missing_ok=True)  # it must never vouch for a file still growing
+                    fresh = sum(1 for _, record in work if record is None)
+                    if len(work) > fresh:
+                        log.info(
+                            "shard %d: resuming: %d units finished, %d to evaluate, %d to retry or re-score",
+                            self.plan.index, len(self.plan.units) - len(work), fresh, len(work) - fresh,
+                        )  # fmt: skip
+                    self.provenance = await self._provenance(clients, {u.variant for u, _ in work})
+                    abandoned = await self._evaluate(work, latest, clients, scorer, stopped, hurry)
+                    stats = clients.summary()
+                finally:
+                    if not scorer.done():
+                        scorer.cancel()
+                    with contextlib.suppress(BaseException):
+                        await scorer
         finally:
             unlisten()
             if self.cache is not None:
@@ -242,12 +247,14 @@ class ShardRunner:
             )
         return outcome
 
-    async def _steps(self, factory: MetricFactory) -> dict[str, list[str]]:
-        concurrency = self.suite.concurrency
-        wait_s = 300.0 + len(factory.criteria_only()) * concurrency.request_timeout_s * concurrency.max_attempts
-        return await factory.prepare(
-            self.steps_dir, run_id=self.identity.run_id, suite_hash=self.identity.suite_hash, wait_s=wait_s
+    async def _scorer(self, clients: ShardClients) -> Scorer:
+        """The shard's scorer (engine/scorer.py); its G-Eval steps and fingerprints are the shard's from then on."""
+        judge_client = clients.get(self.suite.judge) if self.suite.judge is not None else None
+        scorer = await prepare_scorer(
+            self.suite, judge_client, self.steps_dir, run_id=self.identity.run_id, suite_hash=self.identity.suite_hash
         )
+        self.g_eval_steps, self.fingerprints = scorer.steps, scorer.fingerprints
+        return scorer
 
     def _already_complete(self, manifest: Manifest) -> ShardOutcome:
         """Nothing to evaluate: the manifest stands, with the suite's current gate and comparison settings (they
@@ -324,9 +331,16 @@ class ShardRunner:
 
     async def _evaluate(
         self, work: list[tuple[Unit, ResultRecord | None]], latest: dict[str, ResultRecord], clients: ShardClients,
-        factory: MetricFactory, stopped: asyncio.Event, hurry: asyncio.Event,
+        scorer: asyncio.Future[Scorer], stopped: asyncio.Event, hurry: asyncio.Event,
     ) -> int:  # fmt: skip
-        """Evaluates `work` until done or stopped; returns how many units in flight were abandoned."""
+        """Evaluates `work` until done or stopped; returns how many units in flight were abandoned.
+
+        Each coroutine asks a unit's target, then scores the answer. An answer that comes back before the scorer is
+        ready (DeepEval still importing, the G-Eval steps still being written) is parked, up to `PARKED_PER_SLOT`
+        per coroutine, and the coroutine asks the next unit's target meanwhile, so the server is kept busy from
+        the first call; parked answers are scored first once the scorer is ready. A stop abandons the parked
+        answers at once (they are no more than target answers; a resume asks again) and gives the units being
+        asked or scored the grace, so a stop takes no longer than before parking."""
         concurrency = self.suite.concurrency
         variants_in_use = {u.variant for u, _ in work}
         targets = {
@@ -337,45 +351,65 @@ class ShardRunner:
         in_flight = concurrency.max_cases_in_flight or 2 * clients.capacity()
         done_before = len(self.plan.units) - len(work)
         progress = ShardProgress(self.plan.index, len(work))
-        evaluate_unit = UnitEvaluator(
-            self.identity, self.plan.index, self.plan.total, self.suite.metrics, self.fingerprints, factory
-        )
+        evaluate_unit = UnitEvaluator(self.identity, self.plan.index, self.plan.total, self.suite.metrics)
         self._report_progress(done_before)
         pending = self._units(work)
+        parked: collections.deque[Answered] = collections.deque()
+        coroutines = max(1, min(in_flight, len(work)))
+        park_limit = PARKED_PER_SLOT * coroutines
         running = 0
         with ResultWriter(self.results_path) as writer:
 
             async def worker() -> None:
                 nonlocal running
-                for unit, previous in pending:
-                    if stopped.is_set():
-                        return
+                while not stopped.is_set():  # a stop abandons the parked answers: a resume asks them again
+                    if parked and scorer.done():
+                        answered = parked.popleft()
+                    else:
+                        item = next(pending, None) if len(parked) < park_limit else None
+                        if item is None:
+                            if not parked:
+                                return
+                            await asyncio.wait({scorer, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+                            continue
+                        unit, previous = item
+                        running += 1
+                        try:
+                            answered = await evaluate_unit.ask(unit, previous, targets.get(unit.variant))
+                        finally:
+                            running -= 1
+                        if not scorer.done():
+                            answered.park()
+                            parked.append(answered)
+                            continue
                     running += 1
                     try:
-                        record = await evaluate_unit(unit, previous, targets.get(unit.variant))
+                        record = await evaluate_unit.finish(answered, scorer.result())  # raises the scorer's failure
                     finally:
                         running -= 1
                     writer.write(record)
-                    latest[unit.key] = record
+                    latest[answered.unit.key] = record
                     progress.tick(record, clients.all())
                     self._report_progress(done_before + progress.done)
 
             if not work:
                 return 0
-            everything: asyncio.Future[Any] = asyncio.gather(
-                *(worker() for _ in range(max(1, min(in_flight, len(work)))))
-            )
             stop_wait: asyncio.Future[Any] = asyncio.ensure_future(stopped.wait())
+            tasks = [asyncio.ensure_future(worker()) for _ in range(coroutines)]
+            everything: asyncio.Future[Any] = asyncio.gather(*tasks)
             try:
                 await asyncio.wait({everything, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
                 abandoned = 0
                 if not everything.done():
                     abandoned = await self._wind_down(everything, lambda: running, hurry)
                 elif not everything.cancelled():
-                    everything.result()  # a worker's exception is a bug: let it surface
-                return abandoned
+                    everything.result()  # the scorer's failure, or a worker's exception (a bug): let it surface
+                return abandoned + len(parked)
             finally:
                 stop_wait.cancel()
+                for task in tasks:  # one coroutine failed: the others stop before the writer and clients close
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _wind_down(
         self, everything: asyncio.Future[Any], running: Callable[[], int], hurry: asyncio.Event
