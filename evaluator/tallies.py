@@ -101,6 +101,26 @@ class Tally:
                     latencies = self.latency[call["type"]] = array("d")
                 latencies.append(call["latency_s"])
 
+    def extend(self, later: Tally) -> None:
+        """Adds a tally of the cases that follow this one's in report order: what adding them one by one here
+        would give (scores and latencies in the same order, first thresholds and error kinds first seen kept)."""
+        self.cases += later.cases
+        self.passed += later.passed
+        self.errored += later.errored
+        self.prompt_tokens += later.prompt_tokens
+        self.completion_tokens += later.completion_tokens
+        self.calls += later.calls
+        for name, scores in later.metric_scores.items():
+            self.metric_scores.setdefault(name, array("d")).extend(scores)
+        for name, latencies in later.latency.items():
+            self.latency.setdefault(name, array("d")).extend(latencies)
+        for name, threshold in later.thresholds.items():
+            self.thresholds.setdefault(name, threshold)
+        self.metric_pass.update(later.metric_pass)
+        self.metric_count.update(later.metric_count)
+        self.metric_errors.update(later.metric_errors)
+        self.errors_by_kind.update(later.errors_by_kind)
+
     def summary(self, confidence: float) -> Summary:
         metrics = {}
         for name in sorted(set(self.metric_count) | set(self.metric_errors)):
@@ -158,7 +178,7 @@ class Summaries:
         self.overall = Tally()
         self.by_variant = {name: self.overall if shared else Tally() for name in variants}
         self.compared: list[ReportCase] = []
-        self._keep = keep_cases
+        self.keep_cases, self.shared = keep_cases, shared
         self._slow: list[tuple[float, int, SlowCase]] = []
         self._seen = 0
 
@@ -178,8 +198,22 @@ class Summaries:
                 heapq.heappush(self._slow, item)
             else:
                 heapq.heapreplace(self._slow, item)
-        if self._keep:
+        if self.keep_cases:
             self.compared.append(ReportCase.model_validate(_scored_part(case)))
+
+    def extend(self, later: Summaries) -> None:
+        """Adds the summaries of the cases that follow this one's in report order (the same variants): what adding
+        them one by one here would give. The slowest units are the top ten of both, the later's counted after."""
+        self.overall.extend(later.overall)
+        for name, tally in self.by_variant.items():
+            if tally is not self.overall:
+                tally.extend(later.by_variant[name])
+        # each keeps the top ten by (duration, -seen) of its cases (`add`): the top ten of both lists is the run's
+        shifted = [(duration, seen - self._seen, slow) for duration, seen, slow in later._slow]
+        self._slow = sorted([*self._slow, *shifted], reverse=True)[: self.SLOWEST]
+        heapq.heapify(self._slow)
+        self._seen += later._seen
+        self.compared.extend(later.compared)
 
     def slowest(self) -> list[SlowCase]:
         """Longest first; among equal durations, the earlier in report order (a stable sort's order)."""

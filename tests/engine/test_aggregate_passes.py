@@ -1,6 +1,7 @@
-"""Issue 22: the aggregate's first pass runs in forked processes when there are CPUs and shards to share it; the
-report must be exactly the one a single process builds, damage and all (problems in shard order, variants in the
-order first seen, the same cases file)."""
+"""Issue 22: the aggregate's first pass runs in forked processes when there are CPUs and shards to share it, and
+so does its second (ranges of units merged apart, written and summed in report order); the report must be exactly
+the one a single process builds, damage and all (problems in shard order, variants in the order first seen, the
+same cases file, byte for byte)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 
 from evaluator import aggregation
 from evaluator.contract import to_dict
+from evaluator.tallies import Summaries
 from tests.helpers import pre_recorded_run
 
 
@@ -43,12 +45,26 @@ def _aggregate(out: Path, folder: Path) -> tuple[dict[str, Any], bytes]:
     return content, (folder / "report.cases.jsonl.gz").read_bytes()
 
 
-def test_forked_first_pass_builds_the_same_report(
-    damaged_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(aggregation, "_MAX_SCAN_PROCESSES", 1)
-    alone = _aggregate(damaged_run, tmp_path / "alone")
+@pytest.fixture(scope="module")
+def stale_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two shards of 60 cases, the first's manifest naming another scoring: 60 stale records in one shard, of
+    which the report names the first 20, and a duplicate in each shard."""
+    out = pre_recorded_run(tmp_path_factory.mktemp("stale"), 120, 2)
+    manifest_path = out / "shard-00000" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["scoring"] = {name: "another scoring" for name in manifest["scoring"]}
+    manifest_path.write_text(json.dumps(manifest))
+    for shard in ("shard-00000", "shard-00001"):
+        results = out / shard / "results.jsonl"
+        with results.open("ab") as handle:
+            handle.write(results.read_bytes().splitlines(keepends=True)[30])
+    return out
+
+
+def _forked(monkeypatch: pytest.MonkeyPatch, part: int = 10_000) -> list[str]:
+    """Two CPUs, no other thread and ranges of `part` records: both passes fork (the contexts asked are listed)."""
     monkeypatch.setattr(aggregation, "_MAX_SCAN_PROCESSES", 4)
+    monkeypatch.setattr(aggregation, "_MERGE_PART", part)
     monkeypatch.setattr(aggregation.os, "sched_getaffinity", lambda _pid: {0, 1})
     monkeypatch.setattr(aggregation.threading, "active_count", lambda: 1)
     contexts: list[str] = []
@@ -59,11 +75,64 @@ def test_forked_first_pass_builds_the_same_report(
         return real(method)
 
     monkeypatch.setattr(aggregation.multiprocessing, "get_context", spied)
+    return contexts
+
+
+def test_forked_first_pass_builds_the_same_report(
+    damaged_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(aggregation, "_MAX_SCAN_PROCESSES", 1)
+    alone = _aggregate(damaged_run, tmp_path / "alone")
+    contexts = _forked(monkeypatch)
     forked = _aggregate(damaged_run, tmp_path / "forked")
-    assert contexts == ["fork"]  # the forked path ran
+    assert contexts == ["fork"]  # the forked first pass ran (one range of units: the second stays in-process)
     kinds = {problem["kind"] for problem in alone[0]["problems"]}
     assert {"duplicate_case", "corrupt_line", "misplaced_record", "incomplete_shard"} <= kinds
     assert forked == alone
+
+
+@pytest.mark.parametrize("part", [1, 7, 25])
+def test_forked_second_pass_builds_the_same_report(
+    damaged_run: Path, stale_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, part: int
+) -> None:
+    """Units split into ranges of `part` records, a unit's duplicates never apart; the 20 stale-scoring problems
+    a shard names are its first 20 whichever ranges they fall in."""
+    monkeypatch.setattr(aggregation, "_MAX_SCAN_PROCESSES", 1)
+    alone = [_aggregate(run, tmp_path / f"alone-{run.parent.name}") for run in (damaged_run, stale_run)]
+    contexts = _forked(monkeypatch, part)
+    forked = [_aggregate(run, tmp_path / f"forked-{run.parent.name}") for run in (damaged_run, stale_run)]
+    assert contexts == ["fork"] * 4  # both passes forked, for each run
+    stale = [problem for problem in alone[1][0]["problems"] if problem["kind"] == "stale_scoring"]
+    assert len(stale) == 20
+    assert alone[1][0]["shards"]["per_shard"][0]["cases"] == 60
+    assert forked == alone
+
+
+def test_summaries_extended_are_summaries_added() -> None:
+    """`Summaries.extend` of the later cases' summaries is what adding them one by one gives: scores in order,
+    the first threshold and error kind first seen, the ten slowest with ties to the earlier case."""
+    cases = [
+        {"variant": "default", "case_id": f"c{i}", "shard": i % 3, "duration_s": float(i % 4),
+         "error": {"kind": ("timeout", "http")[i % 2]} if i % 5 == 0 else None, "success": i % 3 == 0,
+         "metrics": {"m": {"score": i / 40, "threshold": 0.5 + i / 100, "success": i % 2 == 0},
+                     **({"n": {"error": "judge failed", "success": False}} if i % 7 == 0 else {})},
+         "calls": [{"type": "target", "latency_s": i / 9, "prompt_tokens": i, "completion_tokens": 1}]}
+        for i in range(37)
+    ]  # fmt: skip
+    whole = Summaries(["default"], keep_cases=False, shared=True)
+    for case in cases:
+        whole.add(case)
+    joined = Summaries(["default"], keep_cases=False, shared=True)
+    for start, stop in ((0, 5), (5, 6), (6, 30), (30, 37)):
+        part = Summaries(["default"], keep_cases=False, shared=True)
+        for case in cases[start:stop]:
+            part.add(case)
+        joined.extend(part)
+    assert vars(joined.overall) == vars(whole.overall)
+    assert list(joined.overall.errors_by_kind) == list(whole.overall.errors_by_kind)
+    assert joined.slowest() == whole.slowest()
+    assert [case.case_id for case in whole.slowest()] == ["c3", "c7", "c11", "c15", "c19", "c23", "c27", "c31",
+                                                          "c35", "c2"]  # fmt: skip
 
 
 def test_a_process_with_other_threads_scans_alone(damaged_run: Path, tmp_path: Path,
