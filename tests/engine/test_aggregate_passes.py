@@ -5,6 +5,7 @@ same cases file, byte for byte)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import shutil
@@ -61,6 +62,24 @@ def stale_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def scored_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two shards of 150 cases whose two metrics score in 0..1 (betting intervals), the manifests kept true."""
+    out = pre_recorded_run(tmp_path_factory.mktemp("scored"), 300, 2)
+    for shard in ("shard-00000", "shard-00001"):
+        results, manifest_path = out / shard / "results.jsonl", out / shard / "manifest.json"
+        records = [json.loads(line) for line in results.read_text().splitlines()]
+        for record in records:
+            ((name, outcome),) = record["metrics"].items()
+            outcome["score"] = (record["case_index"] * 37 % 101) / 100
+            record["metrics"]["second"] = {**outcome, "score": (record["case_index"] * 11 % 53) / 52}
+        results.write_text("".join(json.dumps(record) + "\n" for record in records))
+        manifest = json.loads(manifest_path.read_text())
+        manifest["results_sha256"] = hashlib.sha256(results.read_bytes()).hexdigest()
+        manifest_path.write_text(json.dumps(manifest))
+    return out
+
+
 def _forked(monkeypatch: pytest.MonkeyPatch, part: int = 10_000) -> list[str]:
     """Two CPUs, no other thread and ranges of `part` records: both passes fork (the contexts asked are listed)."""
     monkeypatch.setattr(aggregation, "_MAX_SCAN_PROCESSES", 4)
@@ -105,6 +124,20 @@ def test_forked_second_pass_builds_the_same_report(
     stale = [problem for problem in alone[1][0]["problems"] if problem["kind"] == "stale_scoring"]
     assert len(stale) == 20
     assert alone[1][0]["shards"]["per_shard"][0]["cases"] == 60
+    assert forked == alone
+
+
+def test_forked_intervals_are_the_same(scored_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each metric's betting interval computed in a forked process is the one the summary computes itself."""
+    monkeypatch.setattr(aggregation, "_MAX_SCAN_PROCESSES", 1)
+    alone = _aggregate(scored_run, tmp_path / "alone")
+    contexts = _forked(monkeypatch, part=40)
+    monkeypatch.setattr(aggregation, "_FORKED_INTERVALS_FROM", 0)
+    forked = _aggregate(scored_run, tmp_path / "forked")
+    assert contexts == ["fork"] * 3  # both passes and the intervals forked
+    assert not alone[0]["problems"]
+    metrics = alone[0]["metrics"]
+    assert metrics["exact_match"]["ci_low"] != metrics["second"]["ci_low"]
     assert forked == alone
 
 
