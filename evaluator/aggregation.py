@@ -31,6 +31,7 @@ import pydantic_core
 from evaluator.contract import CasesWriter, Manifest, Report, ReportCase, Shards, ShardTiming, SuiteInfo, unit_key
 from evaluator.errors import InputError
 from evaluator.formats.shard import _RecordHead
+from evaluator.policy import DEFAULT_VARIANT, Gate
 from evaluator.report_assembly import build_report, compare_settings
 from evaluator.results import MANIFEST_FILE, RESULTS_FILE, ShardFile, read_manifest, scan_results, shard_dirs
 from evaluator.run_checks import (
@@ -42,7 +43,6 @@ from evaluator.run_checks import (
     run_settings_agree,
     shard_count_problems,
 )
-from evaluator.suite import DEFAULT_VARIANT, Gate
 from evaluator.tallies import Summaries
 
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from evaluator.compare import within_run
 from evaluator.contract import CasesFile, Manifest, Problem, Report, ReportCase, Shards, SuiteInfo, VariantSummary
-from evaluator.suite import DEFAULT_VARIANT, CompareSettings, Gate
+from evaluator.policy import DEFAULT_VARIANT, CompareSettings, Gate
 from evaluator.tallies import Summaries
 
 

@@ -9,6 +9,8 @@ import hashlib
 import json
 import multiprocessing
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -177,3 +179,23 @@ def test_a_process_with_other_threads_scans_alone(damaged_run: Path, tmp_path: P
     content, _ = _aggregate(damaged_run, tmp_path / "alone")
     assert content["totals"]["cases"] >= 40
     shutil.rmtree(tmp_path / "alone")
+
+
+def test_the_quiet_aggregate_loads_only_what_it_merges_with(damaged_run: Path, tmp_path: Path) -> None:
+    """Start-up is part of the aggregate's time (issue 22): `evaluator aggregate -q` reads no suite (YAML, the
+    metric types), prints with no rich, starts no event loop and loads no DeepEval or HTTP client."""
+    probe = (
+        "import runpy, sys\n"
+        "sys.argv = ['evaluator', 'aggregate', sys.argv[1], '--out', sys.argv[2], '-q']\n"
+        "try:\n"
+        "    runpy.run_module('evaluator', run_name='__main__')\n"
+        "except SystemExit as exit:\n"
+        "    assert not exit.code, exit.code\n"
+        "heavy = ('evaluator.suite', 'evaluator.baseline', 'yaml', 'rich', 'asyncio', 'deepeval', 'httpx', 'aiohttp')\n"
+        "print(sorted(name for name in heavy if name in sys.modules))\n"
+    )
+    report = tmp_path / "report.json"
+    done = subprocess.run([sys.executable, "-c", probe, str(damaged_run), str(report)], capture_output=True,
+                          text=True, check=True, cwd=tmp_path)  # fmt: skip
+    assert done.stdout.splitlines()[-1] == "[]"
+    assert report.exists()
