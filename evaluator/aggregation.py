@@ -18,7 +18,7 @@ import os
 import threading
 from array import array
 from bisect import bisect_left
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import groupby, islice
@@ -65,9 +65,6 @@ class _CaseFile:
 
     def add(self, case: dict[str, Any]) -> None:
         self.writer.write_bytes(pydantic_core.to_json(case))
-
-    def add_json(self, line: bytes) -> None:
-        self.writer.write_bytes(line)
 
 
 @dataclass
@@ -298,7 +295,8 @@ class _Part:
     """What a forked process merged of one range of units: the cases' JSON lines, their summaries, the problems
     found, and the (cases, errored, stale) it counted for each shard."""
 
-    lines: list[bytes]
+    block: bytes  # the cases' JSON lines, each followed by a newline
+    lengths: array[int]  # each line's, without it
     summaries: Summaries
     problems: Problems
     counts: list[tuple[int, int, int]]
@@ -312,6 +310,10 @@ class _CaseLines:
 
     def add(self, case: dict[str, Any]) -> None:
         self.lines.append(pydantic_core.to_json(case))
+
+    def block(self) -> bytes:
+        """The lines as one block, each followed by a newline (one object to send, and to free, not one a line)."""
+        return b"\n".join([*self.lines, b""])
 
 
 _Sink = _CaseList | _CaseFile | _CaseLines
@@ -354,8 +356,12 @@ def _merge(
     _merging = _Merging(scans, variants, summaries.keep_cases, summaries.shared)
     try:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
-            ranges = list(zip([None, *bounds], [*bounds, None], strict=True))
-            for part in pool.imap(_merge_part, ranges):
+            ranges = iter(zip([None, *bounds], [*bounds, None], strict=True))
+            # two ranges a process in flight: the parent holds a few ranges' lines, however far behind it falls
+            pending = deque(pool.apply_async(_merge_part, (keys,)) for keys in islice(ranges, 2 * workers))
+            while pending:
+                part = pending.popleft().get()
+                pending.extend(pool.apply_async(_merge_part, (keys,)) for keys in islice(ranges, 1))
                 assert isinstance(sink, _CaseFile)
                 _add_part(part, scans, problems, sink, summaries)
     finally:
@@ -384,7 +390,7 @@ def _merge_part(keys: tuple[int | None, int | None]) -> _Part:
     summaries = Summaries(state.variants, keep_cases=state.keep_cases, shared=state.shared)
     _merge_range(state.scans, state.variants, problems, sink, summaries, *keys)
     counts = [(scan.cases, scan.errored, scan.stale) for scan in state.scans]
-    return _Part(sink.lines, summaries, problems, counts)
+    return _Part(sink.block(), array("q", map(len, sink.lines)), summaries, problems, counts)
 
 
 def _add_part(part: _Part, scans: list[_ShardScan], problems: Problems, sink: _CaseFile,
@@ -403,8 +409,7 @@ def _add_part(part: _Part, scans: list[_ShardScan], problems: Problems, sink: _C
             if stale_before.get(problem.shard, 0) + stale_seen[problem.shard] > _STALE_SHOWN:
                 continue
         problems.append(problem)
-    for line in part.lines:
-        sink.add_json(line)
+    sink.writer.write_block(part.block, part.lengths)
     summaries.extend(part.summaries)
 
 

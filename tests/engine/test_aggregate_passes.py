@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import random
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 from evaluator import aggregation
-from evaluator.contract import to_dict
+from evaluator.contract import CasesWriter, to_dict
 from evaluator.tallies import Summaries
 from tests.helpers import pre_recorded_run
 
@@ -199,3 +200,28 @@ def test_the_quiet_aggregate_loads_only_what_it_merges_with(damaged_run: Path, t
                           text=True, check=True, cwd=tmp_path)  # fmt: skip
     assert done.stdout.splitlines()[-1] == "[]"
     assert report.exists()
+
+
+def test_a_block_of_lines_writes_the_same_cases_file(tmp_path: Path) -> None:
+    """`CasesWriter.write_block` (a forked merge's lines, joined) hands gzip the same pieces, so writes the same
+    bytes, as `write_bytes` of each line, whatever the blocks and lines around them."""
+    rng = random.Random(3)
+    lines = [b'{"case_id":"c%d","pad":"%s"}' % (i, b"x" * rng.randrange(0, 3000)) for i in range(400)]
+    one_by_one = CasesWriter(tmp_path / "lines.jsonl.gz")
+    for line in lines:
+        one_by_one.write_bytes(line)
+    blocks = CasesWriter(tmp_path / "blocks.jsonl.gz")
+    start = 0
+    while start < len(lines):
+        stop = min(len(lines), start + rng.randrange(0, 60))
+        if rng.random() < 0.2:
+            for line in lines[start:stop]:
+                blocks.write_bytes(line)
+        else:
+            piece = lines[start:stop]
+            blocks.write_block(b"".join(line + b"\n" for line in piece), [len(line) for line in piece])
+        start = stop
+    assert blocks.close().sha256 == one_by_one.close().sha256
+    assert (tmp_path / "blocks.jsonl.gz").read_bytes() == (tmp_path / "lines.jsonl.gz").read_bytes()
+    with pytest.raises(ValueError, match="do not add up"):
+        CasesWriter(tmp_path / "bad.jsonl.gz").write_block(b"ab\n", [3])
