@@ -349,7 +349,7 @@ def _merge(
         scan.case_indexes, scan.variant_ids = array("q"), array("l")
     bounds = _part_bounds(scans) if isinstance(sink, _CaseFile) else []
     workers = _fork_workers(len(bounds) + 1) if bounds else 0
-    if workers < 2:
+    if workers < 2 or not isinstance(sink, _CaseFile):
         _merge_range(scans, variants, problems, sink, summaries, None, None)
         return
     global _merging
@@ -362,7 +362,6 @@ def _merge(
             while pending:
                 part = pending.popleft().get()
                 pending.extend(pool.apply_async(_merge_part, (keys,)) for keys in islice(ranges, 1))
-                assert isinstance(sink, _CaseFile)
                 _add_part(part, scans, problems, sink, summaries)
     finally:
         _merging = None
@@ -428,9 +427,10 @@ def _merge_range(
 
         def keyed(position_: int, scan: _ShardScan) -> Iterator[tuple[int, int, int]]:
             order = scan.order
-            start = 0 if low is None else bisect_left(order, low << 32)
-            stop = len(order) if high is None else bisect_left(order, high << 32)
-            for packed in islice(order, start, stop):
+            if low is not None or high is not None:  # a copy of the range (8 bytes a record), not a walk to it
+                start = 0 if low is None else bisect_left(order, low << 32)
+                order = order[start : len(order) if high is None else bisect_left(order, high << 32)]
+            for packed in order:
                 yield packed >> 32, position_, packed & 0xFFFFFFFF
 
         def read(where: int, i: int) -> _Entry:
