@@ -20,7 +20,7 @@ import pytest
 from evaluator import aggregation
 from evaluator.contract import CasesWriter, to_dict
 from evaluator.tallies import Summaries
-from tests.helpers import pre_recorded_run
+from tests.helpers import pre_recorded_run, write_suite
 
 
 @pytest.fixture(scope="module")
@@ -225,3 +225,36 @@ def test_a_block_of_lines_writes_the_same_cases_file(tmp_path: Path) -> None:
     assert (tmp_path / "blocks.jsonl.gz").read_bytes() == (tmp_path / "lines.jsonl.gz").read_bytes()
     with pytest.raises(ValueError, match="do not add up"):
         CasesWriter(tmp_path / "bad.jsonl.gz").write_block(b"ab\n", [3])
+
+
+@pytest.fixture(scope="module")
+def two_variant_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two variants of 30 cases over two shards, answered by the stub: the paired comparisons' cases are kept."""
+    from click.testing import CliRunner
+
+    from evaluator.cli import main
+    from openai_stub.server import stub_process
+
+    folder = tmp_path_factory.mktemp("variants")
+    cases = [{"id": f"c{i:02d}", "input": f"Question {i}?", "expected_output": "ok"} for i in range(30)]
+    with stub_process(latency=0.001) as base_url:
+        suite = write_suite(folder, cases, base_url=base_url, metrics=[{"type": "exact_match"}], judge=None,
+                            variants=[{"name": "ref", "model": "m-ref"}, {"name": "cand", "model": "m-cand"}])  # fmt: skip
+        for index in (0, 1):
+            args = ["run", str(suite), "--out", str(folder / "out"), "--shard-index", str(index)]
+            done = CliRunner().invoke(main, [*args, "--total-shards", "2", "--run-id", "variants"])
+            assert done.exit_code == 0, done.output
+    return folder / "out"
+
+
+def test_forked_second_pass_of_variants_is_the_same(two_variant_run: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """With variants the summaries keep every case for the paired comparisons: the ranges' come back in order."""
+    monkeypatch.setattr(aggregation, "_MAX_SCAN_PROCESSES", 1)
+    alone = _aggregate(two_variant_run, tmp_path / "alone")
+    contexts = _forked(monkeypatch, part=7)
+    forked = _aggregate(two_variant_run, tmp_path / "forked")
+    assert contexts == ["fork"] * 2
+    assert list(alone[0]["variants"]) == ["ref", "cand"] and alone[0]["totals"]["cases"] == 60
+    assert alone[0]["comparisons"]
+    assert forked == alone
