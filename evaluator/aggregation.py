@@ -17,10 +17,11 @@ import multiprocessing
 import os
 import threading
 from array import array
-from collections import Counter
+from bisect import bisect_left
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import groupby
+from itertools import groupby, islice
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,8 @@ import pydantic_core
 from evaluator.contract import CasesWriter, Manifest, Report, ReportCase, Shards, ShardTiming, SuiteInfo, unit_key
 from evaluator.errors import InputError
 from evaluator.formats.shard import _RecordHead
-from evaluator.report_assembly import build_report
+from evaluator.policy import DEFAULT_VARIANT, Gate
+from evaluator.report_assembly import build_report, compare_settings
 from evaluator.results import MANIFEST_FILE, RESULTS_FILE, ShardFile, read_manifest, scan_results, shard_dirs
 from evaluator.run_checks import (
     Problems,
@@ -41,7 +43,6 @@ from evaluator.run_checks import (
     run_settings_agree,
     shard_count_problems,
 )
-from evaluator.suite import DEFAULT_VARIANT, Gate
 from evaluator.tallies import Summaries
 
 
@@ -131,6 +132,8 @@ def aggregate(
             sink.writer.abandon()
         raise
 
+    _intervals_ahead(summaries, compare_settings(first).confidence)
+
     per_shard = [
         ShardTiming(
             index=scan.index,
@@ -180,13 +183,28 @@ def aggregate(
     )
 
 
+def _intervals_ahead(summaries: Summaries, confidence: float) -> None:
+    """The metric means' intervals, each in a forked process of its own when there are CPUs and enough scores to
+    share (a betting interval is a dozen passes over its scores): the report's numbers are the same either way."""
+    jobs = summaries.interval_jobs()
+    if sum(len(tally.metric_scores[name]) for tally, name in jobs) < _FORKED_INTERVALS_FROM:
+        return
+    workers = _fork_workers(len(jobs))
+    if workers >= 2:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            summaries.compute_intervals(confidence, pool.map)
+
+
+_FORKED_INTERVALS_FROM = 20_000  # scores: fewer take less time than forking
+
+
 def _scan_all(folders: list[tuple[int, Path]], seen: _Seen, problems: Problems) -> list[_ShardScan]:
     """The first pass over every shard, in shard order. Validating every line is most of the aggregate's work and
     each shard's is its own: with several CPUs and shards, forked processes share it (only from a process with no
     other thread, which a fork could leave holding a lock); what they find is merged in shard order, so the
     report is the same either way."""
-    workers = min(len(folders), len(os.sched_getaffinity(0)), _MAX_SCAN_PROCESSES)
-    if workers < 2 or threading.active_count() > 1 or "fork" not in multiprocessing.get_all_start_methods():
+    workers = _fork_workers(len(folders))
+    if workers < 2:
         return [_scan(index, folder, seen, problems) for index, folder in folders]
     with multiprocessing.get_context("fork").Pool(workers) as pool:
         found = pool.starmap(_scan_alone, folders, chunksize=1)
@@ -203,6 +221,15 @@ def _scan_all(folders: list[tuple[int, Path]], seen: _Seen, problems: Problems) 
 
 
 _MAX_SCAN_PROCESSES = 4
+
+
+def _fork_workers(jobs: int) -> int:
+    """How many forked processes may share `jobs` pieces of work: at most one a CPU, and none (0) from a process
+    with another thread (a fork copies one thread and every lock as it was) or where fork does not exist."""
+    workers = min(jobs, len(os.sched_getaffinity(0)), _MAX_SCAN_PROCESSES)
+    if workers < 2 or threading.active_count() > 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return 0
+    return workers
 
 
 def _scan_alone(index: int, folder: Path) -> tuple[_ShardScan, _Seen, Problems]:
@@ -253,6 +280,47 @@ _HEAD_FIELDS = frozenset(_RecordHead.model_fields) | {"schema", "scored_with", "
 _Entry = tuple[int, int, dict[str, Any]]  # (position of the shard's scan, line, record)
 
 
+@dataclass
+class _Merging:
+    """What the second pass reads, set before its processes fork (they inherit it: nothing is sent to them)."""
+
+    scans: list[_ShardScan]
+    variants: list[str]
+    keep_cases: bool
+    shared: bool
+
+
+@dataclass
+class _Part:
+    """What a forked process merged of one range of units: the cases' JSON lines, their summaries, the problems
+    found, and the (cases, errored, stale) it counted for each shard."""
+
+    block: bytes  # the cases' JSON lines, each followed by a newline
+    lengths: array[int]  # each line's, without it
+    summaries: Summaries
+    problems: Problems
+    counts: list[tuple[int, int, int]]
+
+
+class _CaseLines:
+    """The sink of a forked process: the cases' JSON lines, for the parent to write in report order."""
+
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+
+    def add(self, case: dict[str, Any]) -> None:
+        self.lines.append(pydantic_core.to_json(case))
+
+    def block(self) -> bytes:
+        """The lines as one block, each followed by a newline (one object to send, and to free, not one a line)."""
+        return b"\n".join([*self.lines, b""])
+
+
+_Sink = _CaseList | _CaseFile | _CaseLines
+_MERGE_PART = 10_000  # records a forked process merges at a time (~5 MB of case lines)
+_merging: _Merging | None = None
+
+
 def _merge(
     scans: list[_ShardScan],
     variants: list[str],
@@ -263,7 +331,11 @@ def _merge(
 ) -> None:
     """The second pass: every unit's records in report order (case index, then the suite's variant order), the
     duplicate rules applied (within a shard the last record wins; across shards the first shard's), each winner
-    summarised and handed to `sink` as a ReportCase's JSON."""
+    summarised and handed to `sink` as a ReportCase's JSON.
+
+    Into a cases file, with CPUs to share it, forked processes merge consecutive ranges of units (a unit's records
+    are all in one range) and the parent writes their lines and adds their summaries range by range, in report
+    order: the same file, summaries and problems as one process merging them all."""
     position = {name: i for i, name in enumerate(variants)}
     rank = [0] * len(variant_ids)
     for name, vid in variant_ids.items():
@@ -275,11 +347,90 @@ def _merge(
             for i, (ci, vid) in enumerate(zip(scan.case_indexes, scan.variant_ids, strict=True))
         ))  # fmt: skip
         scan.case_indexes, scan.variant_ids = array("q"), array("l")
+    bounds = _part_bounds(scans) if isinstance(sink, _CaseFile) else []
+    workers = _fork_workers(len(bounds) + 1) if bounds else 0
+    if workers < 2 or not isinstance(sink, _CaseFile):
+        _merge_range(scans, variants, problems, sink, summaries, None, None)
+        return
+    global _merging
+    _merging = _Merging(scans, variants, summaries.keep_cases, summaries.shared)
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            ranges = iter(zip([None, *bounds], [*bounds, None], strict=True))
+            # two ranges a process in flight: the parent holds a few ranges' lines, however far behind it falls
+            pending = deque(pool.apply_async(_merge_part, (keys,)) for keys in islice(ranges, 2 * workers))
+            while pending:
+                part = pending.popleft().get()
+                pending.extend(pool.apply_async(_merge_part, (keys,)) for keys in islice(ranges, 1))
+                _add_part(part, scans, problems, sink, summaries)
+    finally:
+        _merging = None
+
+
+def _part_bounds(scans: list[_ShardScan]) -> list[int]:
+    """The unit keys where the ranges of about `_MERGE_PART` records a forked process merges start (none: one
+    range), from a sample of every shard's sorted keys."""
+    total = sum(len(scan.order) for scan in scans)
+    parts = -(-total // _MERGE_PART)
+    if parts < 2:
+        return []
+    step = max(1, total // (parts * 64))
+    sample = sorted(packed >> 32 for scan in scans for packed in scan.order[::step])
+    return sorted({sample[len(sample) * j // parts] for j in range(1, parts)} - {sample[0]})
+
+
+def _merge_part(keys: tuple[int | None, int | None]) -> _Part:
+    """One range of units merged in a forked process, counted from zero (the parent adds the counts up)."""
+    state = _merging
+    assert state is not None
+    for scan in state.scans:
+        scan.cases = scan.errored = scan.stale = 0
+    sink, problems = _CaseLines(), Problems()
+    summaries = Summaries(state.variants, keep_cases=state.keep_cases, shared=state.shared)
+    _merge_range(state.scans, state.variants, problems, sink, summaries, *keys)
+    counts = [(scan.cases, scan.errored, scan.stale) for scan in state.scans]
+    return _Part(sink.block(), array("q", map(len, sink.lines)), summaries, problems, counts)
+
+
+def _add_part(part: _Part, scans: list[_ShardScan], problems: Problems, sink: _CaseFile,
+              summaries: Summaries) -> None:  # fmt: skip
+    """A forked process's range, after the ranges before it: its lines written, its summaries and counts added,
+    and its stale-scoring problems kept while its shard has had no more than 20 (what `_decide_one` keeps)."""
+    stale_before: dict[int | None, int] = {scan.index: scan.stale for scan in scans}
+    for scan, (cases, errored, stale) in zip(scans, part.counts, strict=True):
+        scan.cases += cases
+        scan.errored += errored
+        scan.stale += stale
+    stale_seen: Counter[int | None] = Counter()
+    for problem in part.problems:
+        if problem.kind == "stale_scoring":
+            stale_seen[problem.shard] += 1
+            if stale_before.get(problem.shard, 0) + stale_seen[problem.shard] > _STALE_SHOWN:
+                continue
+        problems.append(problem)
+    sink.writer.write_block(part.block, part.lengths)
+    summaries.extend(part.summaries)
+
+
+def _merge_range(
+    scans: list[_ShardScan],
+    variants: list[str],
+    problems: Problems,
+    sink: _Sink,
+    summaries: Summaries,
+    low: int | None,
+    high: int | None,
+) -> None:
+    """The units whose keys are from `low` up to (not including) `high` (None: no limit), merged in report order."""
     handles = [scan.results_path.open("rb") if scan.order else None for scan in scans]
     try:
 
         def keyed(position_: int, scan: _ShardScan) -> Iterator[tuple[int, int, int]]:
-            for packed in scan.order:
+            order = scan.order
+            if low is not None or high is not None:  # a copy of the range (8 bytes a record), not a walk to it
+                start = 0 if low is None else bisect_left(order, low << 32)
+                order = order[start : len(order) if high is None else bisect_left(order, high << 32)]
+            for packed in order:
                 yield packed >> 32, position_, packed & 0xFFFFFFFF
 
         def read(where: int, i: int) -> _Entry:
@@ -317,7 +468,7 @@ def _parse(line: bytes) -> dict[str, Any]:
     return record
 
 
-def _hand_on(variant: str, winner: _Entry, scans: list[_ShardScan], sink: _CaseList | _CaseFile,
+def _hand_on(variant: str, winner: _Entry, scans: list[_ShardScan], sink: _Sink,
              summaries: Summaries) -> None:  # fmt: skip
     """The winning record as a ReportCase's JSON (the record without its run, suite and shard fields, with the
     shard it came from), into the summaries and the sink."""
@@ -371,7 +522,9 @@ def _decide_one(variant: str, entry: _Entry, scans: list[_ShardScan], problems: 
     scoring = scan.manifest.scoring if scan.manifest is not None else {}
     if scoring and record.get("scored_with", {}) != scoring:
         scan.stale += 1
-        if scan.stale <= 20:  # an errored record kept by --keep-errors is counted as an error, whatever its scoring
+        if (
+            scan.stale <= _STALE_SHOWN
+        ):  # an errored record kept by --keep-errors is counted as an error, whatever its scoring
             problems.add(
                 "stale_scoring",
                 f"shard {scan.index}: {_unit(variant, record['case_id'])} was scored otherwise than its manifest "
@@ -379,6 +532,9 @@ def _decide_one(variant: str, entry: _Entry, scans: list[_ShardScan], problems: 
                 scan.index, scan.results_path, entry[1],
             )  # fmt: skip
     return entry
+
+
+_STALE_SHOWN = 20  # stale-scoring problems a shard names (the count is in its per-shard numbers)
 
 
 def _unit(variant: str, case_id: str) -> str:

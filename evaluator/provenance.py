@@ -15,7 +15,6 @@ refused.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import platform
 import re
@@ -23,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from evaluator.contract import ModelProvenance, Provenance, Report
-from evaluator.identity import deepeval_version
 from evaluator.version import __version__
 
 _SNAPSHOT = re.compile(r"/snapshots/([0-9a-f]{40})(?:/|$)")
@@ -33,6 +31,8 @@ def local_provenance(
     targets: dict[str, ModelProvenance | None] | None = None, judge: ModelProvenance | None = None
 ) -> Provenance:
     """This process's versions and image, with the models its servers described."""
+    from evaluator.identity import deepeval_version  # here: the aggregate, which compares provenance, loads no suite
+
     return Provenance(
         evaluator_version=__version__,
         deepeval_version=deepeval_version(),
@@ -73,6 +73,8 @@ def _snapshot(path: str | None) -> str | None:
 async def served_model(client: Any, model: str, timeout_s: float = 10.0) -> ModelProvenance:
     """`GET {base_url}/models` on an open `ChatClient`'s session, with its endpoint's key; no answer (a server
     without the route, a timeout) records the model as not listed: provenance never fails a shard."""
+    import asyncio  # here: the aggregate, which only compares provenance, starts no event loop
+
     session = client.session
     if session is None:
         return ModelProvenance(model=model, listed=False)

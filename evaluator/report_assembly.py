@@ -11,8 +11,13 @@ from datetime import UTC, datetime
 
 from evaluator.compare import within_run
 from evaluator.contract import CasesFile, Manifest, Problem, Report, ReportCase, Shards, SuiteInfo, VariantSummary
-from evaluator.suite import DEFAULT_VARIANT, CompareSettings, Gate
+from evaluator.policy import DEFAULT_VARIANT, CompareSettings, Gate
 from evaluator.tallies import Summaries
+
+
+def compare_settings(first: Manifest | None) -> CompareSettings:
+    """The run's comparison settings (its confidence level among them): the first manifest's, else the defaults."""
+    return first.compare if first is not None else CompareSettings()
 
 
 def build_report(
@@ -32,7 +37,7 @@ def build_report(
     notes: list[str] | None = None,
 ) -> Report:
     variants = variants or [DEFAULT_VARIANT]
-    settings = first.compare if first is not None else CompareSettings()
+    settings = compare_settings(first)
     starts = [p.started_at for p in shards.per_shard if p.started_at]
     ends = [p.finished_at for p in shards.per_shard if p.finished_at]
     wall = None

@@ -12,9 +12,9 @@ from collections import Counter
 from pathlib import Path
 
 from evaluator.contract import Manifest, Problem, ShardTiming
+from evaluator.policy import Gate
 from evaluator.provenance import differences
 from evaluator.results import ManifestRead, file_sha256
-from evaluator.suite import Gate
 
 
 class Problems(list[Problem]):

@@ -12,11 +12,11 @@ import heapq
 import math
 from array import array
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from evaluator.contract import LatencySummary, MetricSummary, ReportCase, SlowCase, Totals, unit_key
-from evaluator.stats import percentile, score_interval, wilson_interval
+from evaluator.stats import Interval, percentile, score_interval, wilson_interval
 
 
 def latency_summary(values: Sequence[float]) -> LatencySummary:
@@ -62,6 +62,7 @@ class Tally:
         self.thresholds: dict[str, float] = {}
         self.latency: dict[str, array[float]] = {}
         self.errors_by_kind: Counter[str] = Counter()
+        self.intervals: dict[tuple[str, float], Interval] = {}  # computed ahead (`Summaries.compute_intervals`)
 
     def add(self, case: dict[str, Any]) -> None:
         error = case.get("error")
@@ -101,12 +102,32 @@ class Tally:
                     latencies = self.latency[call["type"]] = array("d")
                 latencies.append(call["latency_s"])
 
+    def extend(self, later: Tally) -> None:
+        """Adds a tally of the cases that follow this one's in report order: what adding them one by one here
+        would give (scores and latencies in the same order, first thresholds and error kinds first seen kept)."""
+        self.cases += later.cases
+        self.passed += later.passed
+        self.errored += later.errored
+        self.prompt_tokens += later.prompt_tokens
+        self.completion_tokens += later.completion_tokens
+        self.calls += later.calls
+        for name, scores in later.metric_scores.items():
+            self.metric_scores.setdefault(name, array("d")).extend(scores)
+        for name, latencies in later.latency.items():
+            self.latency.setdefault(name, array("d")).extend(latencies)
+        for name, threshold in later.thresholds.items():
+            self.thresholds.setdefault(name, threshold)
+        self.metric_pass.update(later.metric_pass)
+        self.metric_count.update(later.metric_count)
+        self.metric_errors.update(later.metric_errors)
+        self.errors_by_kind.update(later.errors_by_kind)
+
     def summary(self, confidence: float) -> Summary:
         metrics = {}
         for name in sorted(set(self.metric_count) | set(self.metric_errors)):
             scores = self.metric_scores.get(name, array("d"))
             count = self.metric_count[name]
-            mean = score_interval(scores, confidence) if scores else None
+            mean = (self.intervals.get((name, confidence)) or score_interval(scores, confidence)) if scores else None
             rate = wilson_interval(self.metric_pass[name], count, confidence) if count else None
             ordered = sorted(scores)
             metrics[name] = MetricSummary(
@@ -158,7 +179,7 @@ class Summaries:
         self.overall = Tally()
         self.by_variant = {name: self.overall if shared else Tally() for name in variants}
         self.compared: list[ReportCase] = []
-        self._keep = keep_cases
+        self.keep_cases, self.shared = keep_cases, shared
         self._slow: list[tuple[float, int, SlowCase]] = []
         self._seen = 0
 
@@ -178,12 +199,54 @@ class Summaries:
                 heapq.heappush(self._slow, item)
             else:
                 heapq.heapreplace(self._slow, item)
-        if self._keep:
+        if self.keep_cases:
             self.compared.append(ReportCase.model_validate(_scored_part(case)))
+
+    def extend(self, later: Summaries) -> None:
+        """Adds the summaries of the cases that follow this one's in report order (the same variants): what adding
+        them one by one here would give. The slowest units are the top ten of both, the later's counted after."""
+        self.overall.extend(later.overall)
+        for name, tally in self.by_variant.items():
+            if tally is not self.overall:
+                tally.extend(later.by_variant[name])
+        # each keeps the top ten by (duration, -seen) of its cases (`add`): the top ten of both lists is the run's
+        shifted = [(duration, seen - self._seen, slow) for duration, seen, slow in later._slow]
+        self._slow = sorted([*self._slow, *shifted], reverse=True)[: self.SLOWEST]
+        heapq.heapify(self._slow)
+        self._seen += later._seen
+        self.compared.extend(later.compared)
+
+    def reported(self) -> list[Tally]:
+        """The tallies whose summaries the report takes: the run's, and each variant's that is not all of the run
+        (`build_report` gives such a variant the run's numbers)."""
+        parts = [tally for tally in self.by_variant.values() if tally.cases != self.overall.cases]
+        return [self.overall, *{id(tally): tally for tally in parts}.values()]
+
+    def interval_jobs(self) -> list[tuple[Tally, str]]:
+        """The metric means' intervals the reported tallies' summaries take: (tally, metric) pairs."""
+        return [(tally, name) for tally in self.reported() for name, scores in tally.metric_scores.items() if scores]
+
+    def compute_intervals(self, confidence: float, mapper: Mapper = map) -> None:
+        """Computes the `interval_jobs` ahead, with `mapper` (a process pool's `map` shares them across CPUs): the
+        same numbers the summaries would compute, most of the report's arithmetic on scores in 0..1 (a dozen
+        passes over each metric's scores)."""
+        jobs = self.interval_jobs()
+        found = mapper(_score_interval, [(tally.metric_scores[name], confidence) for tally, name in jobs])
+        for (tally, name), interval in zip(jobs, found, strict=True):
+            tally.intervals[(name, confidence)] = interval
 
     def slowest(self) -> list[SlowCase]:
         """Longest first; among equal durations, the earlier in report order (a stable sort's order)."""
         return [slow for _, _, slow in sorted(self._slow, key=lambda item: (-item[0], -item[1]))]
+
+
+_IntervalJob = tuple["array[float]", float]  # a metric's scores and the confidence
+Mapper = Callable[[Callable[[_IntervalJob], Interval], list[_IntervalJob]], Iterable[Interval]]
+
+
+def _score_interval(job: _IntervalJob) -> Interval:
+    """`score_interval` of one metric's scores at a confidence (a function of one argument, for a pool's map)."""
+    return score_interval(*job)
 
 
 def _scored_part(case: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,6 @@ import click
 
 import evaluator
 from evaluator.commands.common import handle_errors, setup_logging
-from evaluator.reporting.terminal import make_console, print_merged
 
 
 @click.command()
@@ -42,6 +41,8 @@ def aggregate(directory: Path, out: Path, expect_shards: int | None, quiet: bool
 
     report = evaluator.aggregate(directory, expect_shards=expect_shards, cases_to=cases_path(out))
     evaluator.write_report(report, out)
-    if not quiet:
+    if not quiet:  # rich, the baseline and the gate are loaded for these lines only
+        from evaluator.reporting.terminal import make_console, print_merged
+
         print_merged(report, str(out), make_console(stderr=True))
     click.echo(str(out))
