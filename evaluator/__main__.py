@@ -1,5 +1,5 @@
 """`python -m evaluator` is the `evaluator` command (the --workers children start this way)."""
 
-from evaluator.cli import main
+from evaluator.cli import run_process
 
-main()
+run_process()

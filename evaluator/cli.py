@@ -88,5 +88,19 @@ def main() -> None:
     """
 
 
+def run_process() -> None:
+    """The `evaluator` program (its console script and `python -m evaluator`): `main`, then the process ends
+    (without the interpreter's teardown after a command that evaluated: evaluator/process_end.py)."""
+    from evaluator import process_end
+
+    try:
+        main()
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            process_end.end(exc.code or 0)
+        raise
+    process_end.end(0)
+
+
 if __name__ == "__main__":
-    main()
+    run_process()

@@ -43,7 +43,6 @@ from typing import TYPE_CHECKING, TextIO
 from evaluator.errors import EXIT_BAD_SHARD, EXIT_INFRASTRUCTURE, EXIT_INPUT_ERROR, EvaluatorError
 from evaluator.options import PreparedRun
 from evaluator.progress import read_worker_message, worker_message
-from evaluator.results import MANIFEST_FILE, RESULTS_FILE, read_manifest, read_results, shard_dir
 from evaluator.stopping import Cancelled, Stop
 
 if TYPE_CHECKING:
@@ -334,6 +333,9 @@ async def _serve(prepared: PreparedRun, out: Path, stop: Stop, lines: TextIO, sa
         running.add(task)
         task.add_done_callback(running.discard)
         await drained.wait()  # set when the shard's last unit started, or when it ended
+        failure = task.exception() if task.done() and not task.cancelled() else None
+        if failure is not None:
+            raise failure  # a bug, not a shard's failure: the worker ends loudly (no further shard)
     if running:
         await asyncio.gather(*running)
     return stop.exit_code if stop.requested else 0
@@ -344,10 +346,10 @@ async def _shard(
     drained: Callable[[], None], limiters: dict[str, AdaptiveLimiter],
 ) -> None:  # fmt: skip
     """One shard of a worker; its outcome (and the exit code its own process would have had) goes to the parent."""
-    from evaluator.prepared_shard import evaluate_prepared
-
     report = _ShardReport(index, say)
     try:
+        from evaluator.prepared_shard import evaluate_prepared  # inside: its failure must still end the shard
+
         outcome = await evaluate_prepared(
             prepared, out, index, stop=stop, on_progress=report.progress, on_drained=drained, limiters=limiters
         )
@@ -392,6 +394,9 @@ class _ShardReport:
 
 def units_on_disk(out: Path, index: int, run_id: str) -> int:
     """Units with a result of run `run_id` in a shard's folder (for a shard that did not start this time)."""
+    from evaluator.results import RESULTS_FILE, read_results, shard_dir  # the contract's models: not on the way to
+
+    # starting the workers
     path = shard_dir(out, index) / RESULTS_FILE
     content = read_results(path)
     return len({(r.variant, r.case_id) for r in content.records if r.run_id == run_id})
@@ -400,6 +405,8 @@ def units_on_disk(out: Path, index: int, run_id: str) -> int:
 def fill_from_manifests(shards: dict[int, ShardStatus], out: Path, run_id: str) -> None:
     """A worker that wrote its manifest but exited before its outcome message (the error budget exceeded, exit 4)
     is known from the manifest: its counts, and whether it completed."""
+    from evaluator.results import MANIFEST_FILE, read_manifest, shard_dir
+
     for status in shards.values():
         if not status.started or status.state is not None:
             continue

@@ -123,14 +123,21 @@ def scan_results(path: Path, shard: ShardFile) -> Iterator[tuple[int, int, Resul
 class ResultWriter:
     """Appends records to a shard's results file, one flushed line each."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, lazily: bool = False) -> None:
+        """`lazily`: the file is opened (created) by the first record, so a shard that fails before any unit ended
+        touches no file."""
         self.path = path
+        self.lazily = lazily
         self._handle: TextIO | None = None
 
     def __enter__(self) -> ResultWriter:
+        if not self.lazily:
+            self._open()
+        return self
+
+    def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._handle = self.path.open("a", encoding="utf-8")
-        return self
 
     def __exit__(self, *exc: object) -> None:
         if self._handle is not None:
@@ -140,6 +147,8 @@ class ResultWriter:
             self._handle = None
 
     def write(self, record: ResultRecord) -> None:
+        if self._handle is None:
+            self._open()
         assert self._handle is not None
         # JSON escapes \n inside strings, so a record is always exactly one line.
         self._handle.write(to_json(record, indent=None) + "\n")

@@ -18,9 +18,11 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Literal, Protocol, TypeVar
 
 from evaluator.errors import InputError
+
+ShardingMode = Literal["contiguous", "balanced", "many"]  # how units are assigned to shards (a suite's `sharding.mode`)
 
 
 class Work(Protocol):

@@ -22,6 +22,7 @@ from evaluator.metric_registry import REGISTRY, MetricOptions, RegisteredMetric
 from evaluator.policy import DEFAULT_VARIANT as DEFAULT_VARIANT
 from evaluator.policy import CompareSettings as CompareSettings
 from evaluator.policy import Gate as Gate
+from evaluator.sharding import ShardingMode as ShardingMode
 
 
 class _Strict(BaseModel):
@@ -170,9 +171,6 @@ class Concurrency(_Strict):
         if self.min_calls_per_endpoint > self.max_calls_per_endpoint:
             raise ValueError("min_calls_per_endpoint is above max_calls_per_endpoint")
         return self
-
-
-ShardingMode = Literal["contiguous", "balanced", "many"]
 
 
 class Sharding(_Strict):

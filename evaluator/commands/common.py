@@ -14,6 +14,7 @@ from typing import ParamSpec, TypeVar, get_args
 import click
 
 from evaluator.errors import EvaluatorError
+from evaluator.sharding import ShardingMode
 from evaluator.stopping import Cancelled
 
 P = ParamSpec("P")
@@ -56,8 +57,6 @@ def profile_option(default: str = "every case") -> Callable[[Callable[P, R]], Ca
 def sharding_option(purpose: str = "") -> Callable[[Callable[P, R]], Callable[P, R]]:
     """`--sharding MODE` (env EVAL_SHARDING): how cases are assigned to shards, the suite's `sharding.mode`
     overridden. One definition for `run` and `prepare`, so a pipeline's EVAL_SHARDING means the same to each."""
-    from evaluator.suite import ShardingMode  # here: `aggregate` and `gate` load no suite model
-
     return click.option(
         "--sharding",
         envvar="EVAL_SHARDING",

@@ -13,7 +13,6 @@ import click
 
 import evaluator
 from evaluator.commands.common import git_commit, handle_errors, profile_option, setup_logging, sharding_option
-from evaluator.engine.scorer import start_import
 from evaluator.errors import EvaluatorError, InputError
 from evaluator.local_workers import (
     EXIT_MEANING,
@@ -29,6 +28,7 @@ from evaluator.local_workers import (
     units_on_disk,
 )
 from evaluator.options import PreparedRun, RunOptions, prepare_run
+from evaluator.process_end import skip_teardown
 from evaluator.progress import ProgressMeter
 from evaluator.sharding import index_from_environment
 from evaluator.stopping import DEFAULT_GRACE_S, Stop, resume_line, stop_on_signals
@@ -191,9 +191,9 @@ def run(
         )  # fmt: skip
         if worker:
             sys.exit(_serve_as_worker(suite_file, out, options, stop))
-        if workers is None:  # this process evaluates: DeepEval imports on a thread while it loads and plans
-            start_import()
-        # The workers start now: each imports DeepEval while this process loads and plans the run.
+        if workers is None:  # this process evaluates
+            skip_teardown()
+        # The workers start now: each imports the engine while this process loads and plans the run.
         command = worker_command(suite_file, out, options, verbose=verbose, quiet=quiet)
         count = min(workers, total_shards) if workers is not None and total_shards else workers or 0
         warm = [start_worker(command) for _ in range(count)]
@@ -223,10 +223,10 @@ def run(
 
 
 def _serve_as_worker(suite_file: Path, out: Path, options: RunOptions, stop: Stop) -> int:
-    """A `--workers` child: imports the engine and plans the run while the parent plans it too, then takes the
+    """A `--workers` child: plans the run while the parent plans it too, then takes the
     parent's run settings (its first stdin line) and serves shards. When the parent closes stdin first (it found
     the suite or a flag wrong, and said so), the worker ends quietly: its own failure would only repeat it."""
-    start_import()  # DeepEval imports on a thread while this worker (and the parent) plan, and its first calls run
+    skip_teardown()
 
     loaded: LoadedSuite | None = None
     planned: RunPlan | None = None

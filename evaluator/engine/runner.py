@@ -358,7 +358,7 @@ class ShardRunner:
         coroutines = max(1, min(in_flight, len(work)))
         park_limit = PARKED_PER_SLOT * coroutines
         running = 0
-        with ResultWriter(self.results_path) as writer:
+        with ResultWriter(self.results_path, lazily=True) as writer:  # scored or nothing: see the scorer's failure
 
             async def worker() -> None:
                 nonlocal running

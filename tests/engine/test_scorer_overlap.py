@@ -40,6 +40,28 @@ def test_the_engines_call_side_does_not_import_deepeval() -> None:
     assert done.stdout.strip() == "False"
 
 
+RACE = """
+import sys, time
+from evaluator.engine import scorer
+scorer.start_import()
+time.sleep(float(sys.argv[1]))
+from deepeval.test_case import ToolCall, Turn  # what dataset.py and metric_types.py import on the main thread
+from deepeval.metrics import GEval, AnswerRelevancyMetric
+import evaluator.engine.custom
+scorer._imported.result()
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("after_s", [0.0, 0.05, 0.2])
+def test_another_threads_deepeval_import_waits_for_the_scorers(after_s: float) -> None:
+    """Two threads entering DeepEval's import cycles at different modules get each other's half-initialized
+    modules ("cannot import name 'ArenaTestCase' from partially initialized module 'deepeval.test_case'"): seen on
+    every one of these delays without `scorer._guarded_import`."""
+    done = subprocess.run([sys.executable, "-c", RACE, str(after_s)], cwd=REPO, capture_output=True, text=True)
+    assert (done.returncode, done.stdout.strip()) == (0, "ok"), done.stderr[-2000:]
+
+
 def _held_import(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
     """`imported()` waits until the returned event is set."""
     release = asyncio.Event()
@@ -86,7 +108,7 @@ def test_a_fresh_shard_asks_every_target_before_the_scorer_is_ready(
         shard = asyncio.ensure_future(evaluate_prepared(_prepared(suite), out, 0, stop=Stop()))
         await _calls_reach(server, UNITS)  # every target call went out while DeepEval was "importing"
         await asyncio.sleep(hold_s)
-        assert server.stats.total == UNITS and not (out / "shard-00000" / "results.jsonl").stat().st_size
+        assert server.stats.total == UNITS and not (out / "shard-00000" / "results.jsonl").exists()
         release.set()
         outcome = await shard
         assert (outcome.passed + outcome.failed, outcome.errored) == (UNITS, 0)
@@ -147,6 +169,6 @@ def test_a_scorer_that_cannot_be_made_fails_the_shard_with_its_own_error(
         assert server.stats.total == UNITS
         left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and "worker" in repr(t)]
         assert left == []
-        assert not (out / "shard-00000" / "results.jsonl").stat().st_size
+        assert not (out / "shard-00000" / "results.jsonl").exists()
 
     _run(tmp_path, body)
