@@ -13,6 +13,7 @@ when a shard resumes, and listed in every shard's manifest.
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -221,6 +222,8 @@ async def score(metric: AnyMetric, spec: s.MetricSpec, test_case: TestCase) -> M
     raw_score = metric.score
     if raw_score is None and isinstance(spec, s.Custom):
         return MetricOutcome(None, threshold, False, None, "the metric set no score", "metric")
+    if raw_score is not None and not math.isfinite(float(raw_score)):  # a mean or an interval over it is no number
+        return MetricOutcome(None, threshold, False, None, f"score {raw_score} is not a number", "metric")
     if raw_score is not None and not isinstance(spec, s.Custom) and not 0.0 <= float(raw_score) <= 1.0:
         message = f"score {raw_score} is outside 0..1 (the judge did not answer on the metric's scale)"
         return MetricOutcome(None, threshold, False, None, message, "metric")

@@ -172,3 +172,19 @@ def test_synchronous_metrics_keep_many_judge_calls_in_flight(tmp_path: Path, eva
     (endpoint,) = manifest["endpoints"].values()
     assert endpoint["calls"] == 48
     assert endpoint["peak_in_flight"] >= 12, endpoint
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_a_score_that_is_no_number_is_an_error_outcome_never_a_pass(
+    tmp_path: Path, stub: str, evaluator_cli, value: str
+) -> None:
+    """A custom metric's NaN or infinite score (with `success` set) would make every mean and interval of the
+    report NaN: the case is a metric error instead, as a built-in's score outside 0..1 is."""
+    metrics = [{"type": "custom", "name": "fixed", "class": f"{PKG}:FixedScoreMetric", "args": {"value": value}}]
+    suite = write_suite(tmp_path, [single_turn_case()], base_url=stub, metrics=metrics, gate={"error_budget": 1.0})
+    done = evaluator_cli("run", str(suite), "--out", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    (record,) = read_records(tmp_path / "out" / "shard-00000" / "results.jsonl")
+    outcome = record["metrics"]["fixed"]
+    assert (outcome["score"], outcome["success"], record["success"]) == (None, False, False)
+    assert record["error"]["kind"] == "metric" and "is not a number" in record["error"]["message"]
