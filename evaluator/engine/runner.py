@@ -223,10 +223,8 @@ class ShardRunner:
                     abandoned = await self._evaluate(work, latest, clients, scorer, stopped, hurry)
                     stats = clients.summary()
                 finally:
-                    if not scorer.done():
-                        scorer.cancel()
-                    with contextlib.suppress(BaseException):
-                        await scorer
+                    scorer.cancel()  # no-op once done; its outcome was read where it mattered
+                    await asyncio.gather(scorer, return_exceptions=True)  # a cancel of this shard still propagates
         finally:
             unlisten()
             if self.cache is not None:
